@@ -1,0 +1,47 @@
+//! # hanko (判子): approval-gated containment for AWS security findings
+//!
+//! The flow, one sentence a stage:
+//!
+//! ```text
+//! finding ──> request (with a plan) ──> votes ──> steps ──> audit
+//! ```
+//!
+//! 1. **Ingest** reads GuardDuty findings (API polling, EventBridge events through SQS) and
+//!    Security Hub findings; [`finding`] normalizes all three shapes into one [`finding::Finding`].
+//!    The store deduplicates by finding id.
+//! 2. **Plan**: [`plan`] turns a finding into an ordered list of steps with the exact AWS
+//!    calls, following the routing table of `docs/containment.md` and `config/playbooks.toml`.
+//!    The plan has a content hash.
+//! 3. **Request**: a plan becomes a [`approval::Request`], posted to Discord as a card.
+//! 4. **Votes**: responders vote; [`approval::decide`] applies the policy (roles, distinct
+//!    approvers per risk class, no self-approval, time to live, stale plan hash). The store
+//!    records a vote, its transition and its audit event in one transaction.
+//! 5. **Steps**: the engine runs an approved plan exactly once: check, capture, apply, verify,
+//!    each persisted ([`execution::StepRecord`]); a revert is another approved request.
+//! 6. **Audit**: every change of state is an [`audit::AuditEvent`] in a SHA-256 hash chain.
+//!
+//! ## Module map
+//!
+//! | module | owns | may use |
+//! |---|---|---|
+//! | [`finding`] | normalized findings, parsers for API JSON, EventBridge, ASFF | serde_json |
+//! | [`plan`] | steps, risk classes, plan hash | finding |
+//! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
+//! | [`approval`] | request states, policy, `decide` | plan, audit |
+//! | [`audit`] | events, hash chain, query filter | — |
+//! | [`execution`] | step records and outcomes | plan |
+//! | [`config`] | the TOML config, validated into settings | approval, plan |
+//! | [`store`] | sled: the only module that knows key layouts | core modules |
+//!
+//! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
+//! AWS SDK or sled.
+
+pub mod approval;
+pub mod audit;
+pub mod config;
+pub mod execution;
+pub mod finding;
+pub mod plan;
+pub mod playbooks;
+pub mod store;
+pub mod util;
