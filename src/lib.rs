@@ -38,6 +38,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod aws;
 pub mod config;
 pub mod execution;
 pub mod finding;

@@ -1,0 +1,155 @@
+//! AWS adapters: clients per account and region, containment steps, error classification.
+//!
+//! This module translates between plan steps and AWS calls; it holds no policy. It may use the
+//! AWS SDK and the core types ([`crate::plan`], [`crate::execution`]); it never imports sled or
+//! serenity, and it never decides whether a step may run: the engine calls it only for requests
+//! the store has recorded as approved.
+//!
+//! ## The step contract
+//!
+//! Every [`Action`] is implemented by four functions in its service module (`iam`, `ec2`, `s3`),
+//! reached through the dispatchers below:
+//!
+//! 1. [`capture`]: read the current state of exactly the step's target. Returns what the step is
+//!    about to replace (persisted by the engine *before* `apply`) and whether the target is already
+//!    in the desired state (then the engine records a no-op and does not call `apply`).
+//! 2. [`apply`]: the one mutating call (or, for isolation, the documented sequence). Idempotent
+//!    where AWS is not: e.g. snapshots are tagged with the request and step id and looked up by
+//!    tag before creating. Returns what it left behind (snapshot ids, the policy document...).
+//! 3. [`verify`]: read back; `Ok` only if the target state is observed.
+//! 4. [`revert`]: restore the captured state if the resource is still as hanko left it;
+//!    otherwise report the drift and change nothing.
+//!
+//! With `ctx.dry_run`, `capture` still reads, and `apply` makes no mutating call: EC2 calls that
+//! accept `DryRun=true` are sent that way to prove the permissions; others are only described.
+
+pub mod clients;
+pub mod ec2;
+pub mod error;
+pub mod iam;
+pub mod s3;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use clients::{AwsClients, ClientFactory};
+pub use error::{ErrorClass, StepError};
+
+use crate::plan::{Action, Step};
+
+/// Name prefix of the inline policies hanko puts on users and roles.
+pub const SESSION_REVOKE_POLICY: &str = "hanko-revoke-older-sessions";
+/// Name of the inline deny-all policy of the opt-in "quarantine user" step.
+pub const QUARANTINE_USER_POLICY: &str = "hanko-quarantine";
+/// Tag key hanko puts on what it quarantines and on the evidence it creates.
+pub const TAG_QUARANTINE: &str = "hanko:quarantine";
+/// Tag keys on snapshots: which request and which step made them (for idempotent retries).
+pub const TAG_REQUEST: &str = "hanko:request";
+pub const TAG_STEP: &str = "hanko:step";
+
+/// What a step runs with.
+#[derive(Debug, Clone)]
+pub struct StepCtx {
+    pub request_id: Uuid,
+    pub step_index: usize,
+    /// When the step runs: the session-revocation cut-off (`aws:TokenIssueTime`).
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+}
+
+/// The result of [`capture`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Captured {
+    /// The state the step would replace; what revert restores.
+    pub prior: serde_json::Value,
+    /// The target is already in the step's desired state: nothing to apply.
+    pub already_in_target_state: bool,
+}
+
+/// The result of [`revert`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RevertOutcome {
+    /// The captured state is back.
+    Restored,
+    /// The resource changed since hanko left it; nothing was done. `reason` says what differs.
+    Drifted { reason: String },
+    /// There is nothing to revert (evidence such as snapshots is kept, or the step was a no-op).
+    NothingToRevert { reason: String },
+}
+
+/// Reads the target's current state. See the module docs.
+pub async fn capture(clients: &AwsClients, step: &Step, ctx: &StepCtx) -> Result<Captured, StepError> {
+    match step.action.service() {
+        "iam" => iam::capture(&clients.iam, step, ctx).await,
+        "s3" => s3::capture(&clients.s3, step, ctx).await,
+        _ => ec2::capture(&clients.ec2, step, ctx).await,
+    }
+}
+
+/// Makes the mutating call(s). Returns what the step left behind.
+pub async fn apply(
+    clients: &AwsClients,
+    step: &Step,
+    captured: &Captured,
+    ctx: &StepCtx,
+) -> Result<serde_json::Value, StepError> {
+    match step.action.service() {
+        "iam" => iam::apply(&clients.iam, step, captured, ctx).await,
+        "s3" => s3::apply(&clients.s3, step, captured, ctx).await,
+        _ => ec2::apply(&clients.ec2, step, captured, ctx).await,
+    }
+}
+
+/// Reads back; `Ok(())` only when the target state is observed.
+pub async fn verify(
+    clients: &AwsClients,
+    step: &Step,
+    result: &serde_json::Value,
+    ctx: &StepCtx,
+) -> Result<(), StepError> {
+    match step.action.service() {
+        "iam" => iam::verify(&clients.iam, step, result, ctx).await,
+        "s3" => s3::verify(&clients.s3, step, result, ctx).await,
+        _ => ec2::verify(&clients.ec2, step, result, ctx).await,
+    }
+}
+
+/// Restores the captured state if nothing drifted.
+pub async fn revert(
+    clients: &AwsClients,
+    step: &Step,
+    captured: &serde_json::Value,
+    result: &serde_json::Value,
+    ctx: &StepCtx,
+) -> Result<RevertOutcome, StepError> {
+    match step.action.service() {
+        "iam" => iam::revert(&clients.iam, step, captured, result, ctx).await,
+        "s3" => s3::revert(&clients.s3, step, captured, result, ctx).await,
+        _ => ec2::revert(&clients.ec2, step, captured, result, ctx).await,
+    }
+}
+
+/// The read-only calls a step makes, for the least-privilege policy and dry-run reports.
+pub fn reads_of(action: Action) -> &'static [&'static str] {
+    match action {
+        Action::DeactivateAccessKey => &["iam:ListAccessKeys"],
+        Action::RevokeUserSessions | Action::QuarantineUser => &["iam:GetUserPolicy"],
+        Action::RevokeRoleSessions => &["iam:GetRolePolicy"],
+        Action::SnapshotVolumes => &["ec2:DescribeInstances", "ec2:DescribeSnapshots"],
+        Action::EnableTerminationProtection
+        | Action::SetShutdownBehaviorStop
+        | Action::PreserveVolumes => &["ec2:DescribeInstanceAttribute", "ec2:DescribeInstances"],
+        Action::IsolateInstance => &[
+            "ec2:DescribeInstances",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSecurityGroups",
+        ],
+        Action::TagInstance => &["ec2:DescribeTags"],
+        Action::DetachInstanceProfile => &["ec2:DescribeIamInstanceProfileAssociations"],
+        Action::StopInstance => &["ec2:DescribeInstances"],
+        Action::BlockBucketPublicAccess => &["s3:GetBucketPublicAccessBlock"],
+        Action::EnforceBucketOwnership => &["s3:GetBucketOwnershipControls"],
+    }
+}

@@ -1,0 +1,113 @@
+//! Starts a moto server on 127.0.0.1 for the integration tests, and builds real aws-sdk
+//! clients pointed at it. The server is killed when the handle is dropped.
+//!
+//! moto is required: when `moto_server` is missing the test fails with the install command,
+//! it never skips.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts `moto_server` on a free port and waits until it answers.
+    pub fn start() -> Moto {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts moto with extra environment variables (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        let port = free_port();
+        let bin = std::env::var("HANKO_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "could not start `{bin}` ({e}). The AWS integration tests need moto: \
+                 run `pip install 'moto[server]'` (or set HANKO_MOTO_SERVER to its path)"
+            ),
+        };
+        let mut moto = Moto { child, port };
+        moto.wait_ready();
+        moto
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("moto_server exited early with {status}; is `pip install 'moto[server]'` complete?");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("moto_server did not listen on 127.0.0.1:{} within 30 s", self.port);
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An SDK config pointing every service at this moto server, with static test credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.sdk_config_with_keys("testing", "testing").await
+    }
+
+    /// Like [`Moto::sdk_config`], with the given access key (moto can enforce IAM policies).
+    pub async fn sdk_config_with_keys(&self, key: &str, secret: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                key, secret, None, None, "hanko-tests",
+            ))
+            .load()
+            .await
+    }
+
+    /// An S3 client with path-style addressing (moto needs it on 127.0.0.1).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    pub async fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.sdk_config().await)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
+}
