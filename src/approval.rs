@@ -287,7 +287,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Refusal {
-    #[error("you are not a responder: approving needs one of the configured approver roles or user ids")]
+    #[error(
+        "you are not a responder: approving needs one of the configured approver roles or user ids"
+    )]
     NotAuthorized,
     #[error("you proposed this request, and the policy forbids approving your own request")]
     SelfApproval,
@@ -429,4 +431,324 @@ pub fn can_transition(from: RequestState, to: RequestState) -> bool {
             | (Executing, PartiallyFailed)
             | (Executing, Failed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Step, Target};
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
+    }
+
+    fn plan_with(risks: &[RiskClass]) -> Plan {
+        let steps = risks
+            .iter()
+            .map(|r| {
+                let mut s = Step::new(
+                    Action::DeactivateAccessKey,
+                    Target::User {
+                        user_name: "u".into(),
+                    },
+                    serde_json::json!({}),
+                );
+                s.risk = *r;
+                s
+            })
+            .collect();
+        Plan::new("f".into(), "1".into(), "r".into(), false, steps, vec![])
+    }
+
+    fn discord(id: &str) -> Actor {
+        Actor::Discord {
+            id: id.into(),
+            name: format!("user{id}"),
+        }
+    }
+
+    fn voter(id: &str, roles: &[&str]) -> Voter {
+        Voter {
+            actor: discord(id),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    fn approve(v: Voter, hash: &str) -> VoteInput {
+        VoteInput {
+            voter: v,
+            decision: Decision::Approve,
+            plan_hash: hash.into(),
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            approver_roles: ["responders".to_string()].into(),
+            approver_users: ["42".to_string()].into(),
+            ..Policy::default()
+        }
+    }
+
+    fn request(risks: &[RiskClass], proposer: Actor) -> Request {
+        Request::new(
+            RequestKind::Contain,
+            plan_with(risks),
+            proposer,
+            t0(),
+            Duration::hours(4),
+        )
+    }
+
+    #[test]
+    fn decide_table() {
+        let contain = request(&[RiskClass::Contain], Actor::System);
+        let hash = contain.plan.plan_hash.clone();
+        let disrupt = request(&[RiskClass::Evidence, RiskClass::Disrupt], Actor::System);
+        let dhash = disrupt.plan.plan_hash.clone();
+        let mut half = disrupt.clone();
+        half.votes.push(Vote {
+            voter: discord("1"),
+            decision: Decision::Approve,
+            plan_hash: dhash.clone(),
+            at: t0(),
+        });
+        let mut old_vote = disrupt.clone();
+        old_vote.votes.push(Vote {
+            voter: discord("1"),
+            decision: Decision::Approve,
+            plan_hash: "stale".into(),
+            at: t0(),
+        });
+        let proposed_by_2 = request(&[RiskClass::Contain], discord("2"));
+        let mut approved = contain.clone();
+        approved.state = RequestState::Approved;
+        let cli = Voter {
+            actor: Actor::Cli { name: "ops".into() },
+            roles: vec![],
+        };
+        let reject = |v: Voter, reason: &str| VoteInput {
+            voter: v,
+            decision: Decision::Reject {
+                reason: reason.into(),
+            },
+            plan_hash: hash.clone(),
+        };
+        let later = t0() + Duration::hours(5);
+        let now = t0() + Duration::minutes(1);
+
+        type Want = Result<Outcome, Refusal>;
+        let table: Vec<(&str, &Request, VoteInput, DateTime<Utc>, Want)> = vec![
+            (
+                "role approves",
+                &contain,
+                approve(voter("1", &["responders"]), &hash),
+                now,
+                Ok(Outcome::Approved { approvals: 1 }),
+            ),
+            (
+                "user id approves",
+                &contain,
+                approve(voter("42", &[]), &hash),
+                now,
+                Ok(Outcome::Approved { approvals: 1 }),
+            ),
+            (
+                "cli operator approves",
+                &contain,
+                approve(cli.clone(), &hash),
+                now,
+                Ok(Outcome::Approved { approvals: 1 }),
+            ),
+            (
+                "no role",
+                &contain,
+                approve(voter("7", &["visitors"]), &hash),
+                now,
+                Err(Refusal::NotAuthorized),
+            ),
+            (
+                "system never votes",
+                &contain,
+                approve(
+                    Voter {
+                        actor: Actor::System,
+                        roles: vec![],
+                    },
+                    &hash,
+                ),
+                now,
+                Err(Refusal::NotAuthorized),
+            ),
+            (
+                "stale plan",
+                &contain,
+                approve(voter("1", &["responders"]), "deadbeef"),
+                now,
+                Err(Refusal::StalePlan),
+            ),
+            (
+                "expired",
+                &contain,
+                approve(voter("1", &["responders"]), &hash),
+                later,
+                Err(Refusal::Expired),
+            ),
+            (
+                "not pending",
+                &approved,
+                approve(voter("1", &["responders"]), &hash),
+                now,
+                Err(Refusal::NotPending(RequestState::Approved)),
+            ),
+            (
+                "first of two",
+                &disrupt,
+                approve(voter("1", &["responders"]), &dhash),
+                now,
+                Ok(Outcome::Recorded {
+                    approvals: 1,
+                    needed: 2,
+                }),
+            ),
+            (
+                "second of two",
+                &half,
+                approve(voter("2", &["responders"]), &dhash),
+                now,
+                Ok(Outcome::Approved { approvals: 2 }),
+            ),
+            (
+                "same person twice",
+                &half,
+                approve(voter("1", &["responders"]), &dhash),
+                now,
+                Err(Refusal::AlreadyVoted),
+            ),
+            (
+                "a vote for an old plan does not count",
+                &old_vote,
+                approve(voter("2", &["responders"]), &dhash),
+                now,
+                Ok(Outcome::Recorded {
+                    approvals: 1,
+                    needed: 2,
+                }),
+            ),
+            (
+                "self approval",
+                &proposed_by_2,
+                approve(voter("2", &["responders"]), &proposed_by_2.plan.plan_hash),
+                now,
+                Err(Refusal::SelfApproval),
+            ),
+            (
+                "reject",
+                &contain,
+                reject(voter("1", &["responders"]), "false positive: pentest"),
+                now,
+                Ok(Outcome::Rejected),
+            ),
+            (
+                "reject needs reason",
+                &contain,
+                reject(voter("1", &["responders"]), "  "),
+                now,
+                Err(Refusal::ReasonRequired),
+            ),
+            (
+                "reject needs a responder",
+                &contain,
+                reject(voter("9", &[]), "no"),
+                now,
+                Err(Refusal::NotAuthorized),
+            ),
+        ];
+        for (name, req, vote, at, want) in table {
+            let got = decide(&policy(), req, &vote, at).map(|d| d.outcome);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn transitions_update_the_request() {
+        let req = request(&[RiskClass::Contain], Actor::System);
+        let d = decide(
+            &policy(),
+            &req,
+            &approve(voter("1", &["responders"]), &req.plan.plan_hash),
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(d.request.state, RequestState::Approved);
+        assert_eq!(d.request.decided_at, Some(t0()));
+        assert_eq!(d.request.votes.len(), 1);
+        assert_eq!(d.request.approvers(), vec![&discord("1")]);
+        // The input request is untouched (pure function).
+        assert_eq!(req.state, RequestState::Pending);
+
+        let r = decide(
+            &policy(),
+            &req,
+            &VoteInput {
+                voter: voter("1", &["responders"]),
+                decision: Decision::Reject {
+                    reason: "pentest".into(),
+                },
+                plan_hash: req.plan.plan_hash.clone(),
+            },
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(r.request.state, RequestState::Rejected);
+        assert_eq!(r.request.reject_reason(), Some("pentest"));
+    }
+
+    #[test]
+    fn self_approval_allowed_by_policy_and_notify_only() {
+        let req = request(&[RiskClass::Contain], discord("2"));
+        let p = Policy {
+            allow_self_approval: true,
+            ..policy()
+        };
+        let d = decide(
+            &p,
+            &req,
+            &approve(voter("2", &["responders"]), &req.plan.plan_hash),
+            t0(),
+        );
+        assert!(d.is_ok());
+
+        let notify = request(&[], Actor::System);
+        assert_eq!(
+            decide(
+                &policy(),
+                &notify,
+                &approve(voter("1", &["responders"]), &notify.plan.plan_hash),
+                t0()
+            )
+            .map(|d| d.outcome),
+            Err(Refusal::NotifyOnly)
+        );
+    }
+
+    #[test]
+    fn expiry_and_transitions() {
+        let req = request(&[RiskClass::Contain], Actor::System);
+        assert!(expire(&req, t0() + Duration::hours(3)).is_none());
+        let e = expire(&req, t0() + Duration::hours(4)).unwrap();
+        assert_eq!(e.state, RequestState::Expired);
+        assert!(expire(&e, t0() + Duration::hours(9)).is_none());
+
+        use RequestState::*;
+        assert!(can_transition(Approved, Executing));
+        assert!(can_transition(Executing, PartiallyFailed));
+        assert!(!can_transition(Rejected, Approved));
+        assert!(!can_transition(Succeeded, Executing));
+        assert!(!can_transition(Pending, Executing));
+        for s in RequestState::ALL {
+            assert!(!can_transition(s, Pending), "{s} -> Pending");
+        }
+    }
 }
