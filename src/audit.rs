@@ -271,7 +271,9 @@ impl AuditEvent {
 /// Why a chain does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
-    #[error("audit event {seq}: its hash does not match its contents (edited after it was written)")]
+    #[error(
+        "audit event {seq}: its hash does not match its contents (edited after it was written)"
+    )]
     HashMismatch { seq: u64 },
     #[error("audit event {seq}: prev_hash does not match the hash of event {prev}")]
     BrokenLink { seq: u64, prev: u64 },
@@ -347,7 +349,9 @@ impl ChainVerifier {
 }
 
 /// Verifies a whole chain; returns how many events were checked.
-pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Result<u64, ChainError> {
+pub fn verify_chain<'a>(
+    events: impl IntoIterator<Item = &'a AuditEvent>,
+) -> Result<u64, ChainError> {
     let mut verifier = ChainVerifier::default();
     for event in events {
         verifier.check(event)?;
@@ -415,7 +419,8 @@ mod tests {
 
     fn ev(seq: u64, prev: &str) -> AuditEvent {
         NewEvent::new(
-            Utc.with_ymd_and_hms(2026, 11, 28, 16, 0, seq as u32).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 28, 16, 0, seq as u32)
+                .unwrap(),
             Actor::Cli { name: "ops".into() },
             EventKind::VoteRecorded,
         )
@@ -468,6 +473,9 @@ mod tests {
             ..Default::default()
         };
         assert!(!q.matches(&a));
-        assert_eq!(EventKind::parse("approvalgranted"), Some(EventKind::ApprovalGranted));
+        assert_eq!(
+            EventKind::parse("approvalgranted"),
+            Some(EventKind::ApprovalGranted)
+        );
     }
 }

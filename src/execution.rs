@@ -37,7 +37,10 @@ impl StepOutcome {
 
     /// The step left its target contained (applied now or already so).
     pub fn is_success(self) -> bool {
-        matches!(self, StepOutcome::Applied | StepOutcome::AlreadyInTargetState)
+        matches!(
+            self,
+            StepOutcome::Applied | StepOutcome::AlreadyInTargetState
+        )
     }
 }
 

@@ -40,6 +40,7 @@ pub mod approval;
 pub mod audit;
 pub mod aws;
 pub mod config;
+pub mod engine;
 pub mod execution;
 pub mod finding;
 pub mod plan;

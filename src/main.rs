@@ -1,1 +1,572 @@
-fn main() {}
+//! The `hanko` binary: CLI parsing, config loading, wiring. Nothing else.
+//!
+//! The commands are a contract other tools script against: exit 0 on success, 1 when the
+//! answer is "no" (bad config, malformed finding, broken audit chain), 2 when the command
+//! could not run (missing file, store locked by a running hanko).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use hanko::audit::{AuditQuery, EventKind};
+use hanko::finding;
+use hanko::plan;
+use hanko::playbooks::Playbooks;
+use hanko::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "hanko",
+    version,
+    about = "Approval-gated containment for AWS security findings"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a config file: prints OK, or one line per problem naming the key and the fix.
+    CheckConfig { file: PathBuf },
+    /// Work with finding documents.
+    #[command(subcommand)]
+    Finding(FindingCmd),
+    /// Print the containment plan for a finding as JSON.
+    Plan {
+        finding_file: PathBuf,
+        /// Playbook overrides (default: the built-in routing).
+        #[arg(long)]
+        playbooks: Option<PathBuf>,
+    },
+    /// Query, verify and export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Game day or break-glass: the whole life of one request without chat (plan, request,
+    /// approval by the named operators, execution, verification), against whatever AWS
+    /// endpoint and credentials the environment gives.
+    Drill(DrillArgs),
+    /// Propose, approve (as the named operators) and run the revert of an executed request.
+    Revert(RevertArgs),
+}
+
+#[derive(Args)]
+struct DrillArgs {
+    finding_file: PathBuf,
+    #[arg(long)]
+    db: PathBuf,
+    #[arg(long)]
+    playbooks: Option<PathBuf>,
+    /// Approve as this operator (audited as a CLI operator); repeat for plans that need
+    /// several distinct approvers. Default: $USER.
+    #[arg(long = "approve-as")]
+    approve_as: Vec<String>,
+    /// Make no mutating call: print every call with its parameters (EC2 calls are sent with
+    /// DryRun=true to prove the permissions). Nothing is written to the store.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run destructive steps even if an evidence step (snapshot) fails.
+    #[arg(long)]
+    override_evidence: bool,
+    /// Assume this role in member accounts, e.g. arn:aws:iam::{account}:role/HankoResponder.
+    #[arg(long)]
+    role_arn_template: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RevertArgs {
+    request_id: uuid::Uuid,
+    #[arg(long)]
+    db: PathBuf,
+    #[arg(long = "approve-as")]
+    approve_as: Vec<String>,
+    #[arg(long)]
+    role_arn_template: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum FindingCmd {
+    /// Parse a GuardDuty API document, EventBridge event or ASFF document; print the
+    /// normalized finding(s) as JSON.
+    Parse { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Events matching every filter given, newest first.
+    Query(QueryArgs),
+    /// Verify the hash chain: exit 0 when intact, 1 naming the first bad event.
+    Verify {
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Export every event, oldest first.
+    Export {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    #[arg(long)]
+    db: PathBuf,
+    #[arg(long)]
+    finding: Option<String>,
+    #[arg(long)]
+    request: Option<uuid::Uuid>,
+    /// A Discord user id or name, a CLI operator name, or `system`.
+    #[arg(long)]
+    actor: Option<String>,
+    /// An event kind, e.g. ApprovalGranted.
+    #[arg(long)]
+    kind: Option<String>,
+    /// RFC 3339 time or an age such as 7d, 12h.
+    #[arg(long)]
+    since: Option<String>,
+    /// RFC 3339 time or an age such as 7d, 12h.
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// JSON output (an array of events).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // The chain of causes, one sentence each; no secrets travel in these errors.
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Finding(FindingCmd::Parse { file }) => parse_findings(&file),
+        Command::Plan {
+            finding_file,
+            playbooks,
+        } => plan_cmd(&finding_file, playbooks.as_deref()),
+        Command::Audit(cmd) => audit(cmd),
+        Command::Drill(args) => runtime()?.block_on(drill(args)),
+        Command::Revert(args) => runtime()?.block_on(revert(args)),
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    let problems = hanko::config::check(file);
+    if problems.is_empty() {
+        println!("OK");
+        ExitCode::SUCCESS
+    } else {
+        for p in problems {
+            println!("{p}");
+        }
+        ExitCode::from(1)
+    }
+}
+
+fn read(file: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+fn parse_findings(file: &Path) -> anyhow::Result<ExitCode> {
+    let text = read(file)?;
+    match finding::parse_document(&text) {
+        Ok(findings) => {
+            print_json(&findings)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Reads and validates a playbook file, or the defaults.
+fn load_playbooks(file: Option<&Path>) -> anyhow::Result<Result<Playbooks, ExitCode>> {
+    let Some(file) = file else {
+        return Ok(Ok(Playbooks::defaults()));
+    };
+    let text = read(file)?;
+    match Playbooks::parse(&text) {
+        Ok(p) => Ok(Ok(p)),
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{}: {p}", file.display());
+            }
+            Ok(Err(ExitCode::from(1)))
+        }
+    }
+}
+
+fn plan_cmd(finding_file: &Path, playbooks: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let playbooks = match load_playbooks(playbooks)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let text = read(finding_file)?;
+    let findings = match finding::parse_document(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{}: {e}", finding_file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let plans: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| plan_json(&plan::plan(f, &playbooks)))
+        .collect();
+    // One finding: the plan object; several (a GetFindings response): an array of plans.
+    match plans.as_slice() {
+        [one] => print_json(one)?,
+        _ => print_json(&plans)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The documented plan shape: `{"finding_id", "plan_hash", "steps": [...], "notes"}`.
+fn plan_json(p: &plan::Plan) -> serde_json::Value {
+    serde_json::json!({
+        "finding_id": p.finding_id,
+        "account_id": p.account_id,
+        "region": p.region,
+        "sample": p.sample,
+        "plan_hash": p.plan_hash,
+        "steps": p.steps.iter().map(|s| serde_json::json!({
+            "action": s.action,
+            "service": s.service,
+            "operation": s.operation,
+            "target": s.target,
+            "parameters": s.parameters,
+            "risk": s.risk,
+        })).collect::<Vec<_>>(),
+        "notes": p.notes,
+    })
+}
+
+fn open_store(db: &Path) -> anyhow::Result<Store> {
+    // StoreError's Display is already the one sentence a person needs (e.g. "in use by
+    // another hanko process").
+    Store::open(db).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCmd::Query(args) => {
+            let now = Utc::now();
+            let time = |s: &Option<String>, what: &str| -> anyhow::Result<_> {
+                s.as_deref()
+                    .map(|s| hanko::util::parse_time(s, now))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+            };
+            let kind = match args.kind.as_deref() {
+                None => None,
+                Some(k) => Some(EventKind::parse(k).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--kind: unknown event kind `{k}`; known kinds: {}",
+                        EventKind::ALL.map(|k| k.as_str()).join(", ")
+                    )
+                })?),
+            };
+            let query = AuditQuery {
+                finding_id: args.finding,
+                request_id: args.request,
+                actor: args.actor,
+                kind,
+                since: time(&args.since, "since")?,
+                until: time(&args.until, "until")?,
+                limit: Some(args.limit),
+            };
+            let store = open_store(&args.db)?;
+            let events = store
+                .query_audit(&query)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if args.json {
+                print_json(&events)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                for e in &events {
+                    writeln!(
+                        out,
+                        "{:>8}  {}  {:<18}  {:<28}  finding={}  request={}",
+                        e.seq,
+                        e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        e.kind.as_str(),
+                        e.actor.to_string(),
+                        e.finding_id.as_deref().unwrap_or("-"),
+                        e.request_id
+                            .map(|r| r.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCmd::Verify { db } => {
+            let store = open_store(&db)?;
+            match store.verify_audit() {
+                Ok(n) => {
+                    println!("OK: {n} audit events, hash chain intact");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("BROKEN: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        AuditCmd::Export { db, format } => {
+            let store = open_store(&db)?;
+            let stdout = std::io::stdout().lock();
+            let mut out = std::io::BufWriter::new(stdout);
+            match format {
+                ExportFormat::Jsonl => {
+                    for e in store.audit_events() {
+                        let e = e.map_err(|e| anyhow::anyhow!("{e}"))?;
+                        serde_json::to_writer(&mut out, &e)?;
+                        out.write_all(b"\n")?;
+                    }
+                }
+                ExportFormat::Csv => {
+                    let mut w = csv::Writer::from_writer(out);
+                    w.write_record([
+                        "seq",
+                        "at",
+                        "actor",
+                        "kind",
+                        "finding_id",
+                        "request_id",
+                        "detail",
+                        "prev_hash",
+                        "hash",
+                    ])?;
+                    for e in store.audit_events() {
+                        let e = e.map_err(|e| anyhow::anyhow!("{e}"))?;
+                        w.write_record([
+                            e.seq.to_string(),
+                            e.at.to_rfc3339(),
+                            e.actor.key(),
+                            e.kind.as_str().to_string(),
+                            e.finding_id.clone().unwrap_or_default(),
+                            e.request_id.map(|r| r.to_string()).unwrap_or_default(),
+                            e.detail.to_string(),
+                            e.prev_hash.clone(),
+                            e.hash.clone(),
+                        ])?;
+                    }
+                    w.flush()?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HANKO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn operators(names: &[String]) -> Vec<String> {
+    if names.is_empty() {
+        vec![std::env::var("USER").unwrap_or_else(|_| "operator".into())]
+    } else {
+        names.to_vec()
+    }
+}
+
+/// Records each operator's approval; returns the outcome of the last vote.
+fn approve_as(
+    store: &Store,
+    policy: &hanko::approval::Policy,
+    request: &hanko::approval::Request,
+    names: &[String],
+) -> anyhow::Result<Result<(), String>> {
+    use hanko::approval::{Decision, Outcome, VoteInput, Voter};
+    let mut last = None;
+    for name in operators(names) {
+        let vote = VoteInput {
+            voter: Voter {
+                actor: hanko::audit::Actor::Cli { name: name.clone() },
+                roles: vec![],
+            },
+            decision: Decision::Approve,
+            plan_hash: request.plan.plan_hash.clone(),
+        };
+        match store
+            .vote(policy, request.id, &vote, Utc::now())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            Ok(d) => last = Some(d.outcome),
+            Err(refusal) => return Ok(Err(format!("{name}: {refusal}"))),
+        }
+    }
+    match last {
+        Some(Outcome::Approved { .. }) => Ok(Ok(())),
+        Some(Outcome::Recorded { approvals, needed }) => Ok(Err(format!(
+            "{approvals}/{needed} approvals: this plan needs {needed} distinct approvers; repeat --approve-as"
+        ))),
+        _ => Ok(Err("not approved".into())),
+    }
+}
+
+async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
+    use hanko::approval::{Policy, Request, RequestKind};
+    init_tracing();
+    let playbooks = match load_playbooks(args.playbooks.as_deref())? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let text = read(&args.finding_file)?;
+    let findings = match finding::parse_document(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{}: {e}", args.finding_file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let factory = hanko::aws::ClientFactory::from_env(None, args.role_arn_template.clone()).await;
+    let policy = Policy::default();
+    let mut reports = Vec::new();
+    let mut ok = true;
+    let store = if args.dry_run { None } else { Some(open_store(&args.db)?) };
+    for f in &findings {
+        let plan = plan::plan(f, &playbooks);
+        if plan.is_notify_only() {
+            reports.push(serde_json::json!({
+                "finding_id": f.id, "state": "NotifyOnly", "notes": plan.notes, "steps": [],
+            }));
+            continue;
+        }
+        let Some(store) = &store else {
+            let steps = hanko::engine::dry_run(&factory, &plan).await;
+            ok &= steps.iter().all(|s| s.outcome != hanko::execution::StepOutcome::Failed);
+            reports.push(serde_json::json!({
+                "finding_id": f.id, "state": "DryRun", "plan_hash": plan.plan_hash, "steps": steps,
+            }));
+            continue;
+        };
+        let now = Utc::now();
+        store
+            .upsert_finding(f, &hanko::audit::Actor::System, now)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut request = Request::new(RequestKind::Contain, plan, hanko::audit::Actor::System, now, policy.ttl);
+        request.override_evidence = args.override_evidence;
+        store.create_request(&request, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Err(why) = approve_as(store, &policy, &request, &args.approve_as)? {
+            ok = false;
+            reports.push(serde_json::json!({
+                "request_id": request.id, "finding_id": f.id, "state": "Pending", "error": why,
+            }));
+            continue;
+        }
+        let engine = hanko::engine::Engine::new(store.clone(), factory.clone());
+        let report = engine.execute(request.id).await?;
+        ok &= report.state == hanko::approval::RequestState::Succeeded;
+        reports.push(serde_json::to_value(&report)?);
+    }
+    print_reports(&reports, args.json)?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
+    use hanko::approval::Policy;
+    init_tracing();
+    let store = open_store(&args.db)?;
+    let factory = hanko::aws::ClientFactory::from_env(None, args.role_arn_template.clone()).await;
+    let policy = Policy::default();
+    let engine = hanko::engine::Engine::new(store.clone(), factory);
+    let now = Utc::now();
+    let request = engine.revert_request(args.request_id, hanko::audit::Actor::System, now, policy.ttl)?;
+    store.create_request(&request, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Err(why) = approve_as(&store, &policy, &request, &args.approve_as)? {
+        print_reports(&[serde_json::json!({"request_id": request.id, "state": "Pending", "error": why})], args.json)?;
+        return Ok(ExitCode::from(1));
+    }
+    let report = engine.execute(request.id).await?;
+    let ok = report.state == hanko::approval::RequestState::Succeeded;
+    print_reports(&[serde_json::to_value(&report)?], args.json)?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Prints drill/revert reports as JSON, or as a short table per request.
+fn print_reports(reports: &[serde_json::Value], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&reports);
+    }
+    let mut out = std::io::stdout().lock();
+    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("-").to_string();
+    for r in reports {
+        writeln!(out, "request {}  finding {}  state {}", s(r, "request_id"), s(r, "finding_id"), s(r, "state"))?;
+        if let Some(e) = r.get("error").and_then(|e| e.as_str()) {
+            writeln!(out, "  {e}")?;
+        }
+        for n in r.get("notes").and_then(|n| n.as_array()).into_iter().flatten() {
+            writeln!(out, "  note: {}", n.as_str().unwrap_or_default())?;
+        }
+        for st in r.get("steps").and_then(|n| n.as_array()).into_iter().flatten() {
+            writeln!(
+                out,
+                "  {:>2}. {:<30} {:<45} {:<24} {}{}",
+                st.get("index").and_then(|i| i.as_u64()).unwrap_or(0) + 1,
+                s(st, "action"),
+                s(st, "target"),
+                s(st, "outcome"),
+                st.get("error_code").and_then(|c| c.as_str()).map(|c| format!("[{c}] ")).unwrap_or_default(),
+                s(st, "message"),
+            )?;
+            let captured = st.get("captured").cloned().unwrap_or_default();
+            if !captured.is_null() {
+                writeln!(out, "      captured: {captured}")?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -11,7 +11,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}` has no unit: write it like 60s, 15m, 4h or 7d"))?;
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
-        return Err(format!("`{s}` does not start with a number: write it like 60s, 15m, 4h or 7d"));
+        return Err(format!(
+            "`{s}` does not start with a number: write it like 60s, 15m, 4h or 7d"
+        ));
     }
     let n: i64 = num
         .parse()

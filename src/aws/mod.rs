@@ -80,7 +80,11 @@ pub enum RevertOutcome {
 }
 
 /// Reads the target's current state. See the module docs.
-pub async fn capture(clients: &AwsClients, step: &Step, ctx: &StepCtx) -> Result<Captured, StepError> {
+pub async fn capture(
+    clients: &AwsClients,
+    step: &Step,
+    ctx: &StepCtx,
+) -> Result<Captured, StepError> {
     match step.action.service() {
         "iam" => iam::capture(&clients.iam, step, ctx).await,
         "s3" => s3::capture(&clients.s3, step, ctx).await,

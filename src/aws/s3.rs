@@ -14,7 +14,11 @@ fn unimplemented_step(step: &Step) -> StepError {
     }
 }
 
-pub async fn capture(_client: &aws_sdk_s3::Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, StepError> {
+pub async fn capture(
+    _client: &aws_sdk_s3::Client,
+    step: &Step,
+    _ctx: &StepCtx,
+) -> Result<Captured, StepError> {
     Err(unimplemented_step(step))
 }
 

@@ -1,0 +1,751 @@
+//! The engine: the one loop that moves approved requests through execution, exactly once.
+//!
+//! For each step of an approved plan, in order: **capture** (read the state the step would
+//! replace; persisted with a `StepCaptured` audit event *before* any mutating call), **apply**
+//! (the mutating call, skipped when the target is already in the desired state), **verify**
+//! (read back), then the outcome is persisted with its audit event. A request ends
+//! `Succeeded`, `PartiallyFailed` or `Failed`.
+//!
+//! Exactly once, even across a crash: a step whose record is `Done` is never run again; a step
+//! left `Captured` (the process died between capture and verify) keeps its *original* captured
+//! state and is re-checked: if the target is already in the desired state it is verified and
+//! recorded as applied, otherwise applied then. EC2 snapshots are tagged with the request and
+//! step and found by tag, so a resumed snapshot step never snapshots twice.
+//!
+//! Evidence first: when an evidence step (snapshot) fails, the steps after it do not run unless
+//! the request carries `override_evidence`.
+//!
+//! Security: the engine only executes requests the store holds as `Approved` (or `Executing`,
+//! on resume); it never decides approval itself.
+//!
+//! Test failpoints: `HANKO_FAILPOINT=after-capture:<action>` or `after-apply:<action>` aborts
+//! the process at that point (used by the crash test); unset in production.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::approval::{Request, RequestKind, RequestState};
+use crate::audit::{Actor, EventKind, NewEvent};
+use crate::aws::{self, AwsClients, Captured, ClientFactory, ErrorClass, RevertOutcome, StepCtx, StepError};
+use crate::execution::{StepOutcome, StepPhase, StepRecord};
+use crate::plan::{Plan, Step};
+use crate::store::{Store, StoreError};
+
+/// Why the engine could not run a request (as opposed to a step failing, which is recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("request {0} does not exist")]
+    NoSuchRequest(Uuid),
+    #[error("request {id} is {state}; only approved requests run")]
+    NotApproved { id: Uuid, state: RequestState },
+    #[error("request {id} cannot be reverted: {reason}")]
+    NotRevertible { id: Uuid, reason: String },
+    #[error("execution is paused; /resume (or `hanko` with the store) starts it again")]
+    Paused,
+}
+
+/// The per-step lines of an execution report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub index: usize,
+    pub action: String,
+    pub operation: String,
+    pub target: String,
+    pub outcome: StepOutcome,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub captured: serde_json::Value,
+    pub result: serde_json::Value,
+}
+
+/// What a request's execution did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionReport {
+    pub request_id: Uuid,
+    pub finding_id: String,
+    pub kind: RequestKind,
+    pub state: RequestState,
+    pub steps: Vec<StepReport>,
+}
+
+/// Retry settings for AWS calls that fail with a retryable error.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: StdDuration,
+    pub cap: StdDuration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base: StdDuration::from_millis(200),
+            cap: StdDuration::from_secs(5),
+        }
+    }
+}
+
+/// Meta key of the pause flag in the store.
+pub const META_PAUSED: &str = "engine.paused";
+
+/// Runs approved requests.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    clients: ClientFactory,
+    retry: RetryPolicy,
+}
+
+impl Engine {
+    pub fn new(store: Store, clients: ClientFactory) -> Self {
+        Engine {
+            store,
+            clients,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Is execution paused (`/pause`)?
+    pub fn is_paused(&self) -> Result<bool, EngineError> {
+        Ok(self.store.get_meta(META_PAUSED)?.as_deref() == Some("true"))
+    }
+
+    /// Pauses or resumes execution of approved requests, audited.
+    pub fn set_paused(&self, paused: bool, actor: Actor, reason: Option<&str>) -> Result<(), EngineError> {
+        self.store
+            .put_meta(META_PAUSED, if paused { "true" } else { "false" })?;
+        let kind = if paused {
+            EventKind::ExecutionPaused
+        } else {
+            EventKind::ExecutionResumed
+        };
+        self.store.append_audit(
+            NewEvent::new(Utc::now(), actor, kind)
+                .detail(serde_json::json!({ "reason": reason })),
+        )?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Resumes every request left Approved or Executing (on start-up). Requests that cannot
+    /// run are logged and skipped; the others' reports are returned.
+    pub async fn resume_all(&self) -> Result<Vec<ExecutionReport>, EngineError> {
+        let pending = self
+            .store
+            .requests_in_states(&[RequestState::Executing, RequestState::Approved])?;
+        let mut reports = Vec::new();
+        for req in pending {
+            // An Executing request was interrupted mid-way: finish it even when paused, so no
+            // resource is left half-contained. Approved ones wait while paused.
+            if req.state == RequestState::Approved && self.is_paused()? {
+                continue;
+            }
+            match self.execute(req.id).await {
+                Ok(r) => reports.push(r),
+                Err(e) => tracing::error!(request_id = %req.id, error = %e, "resume failed"),
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Executes one approved request (or finishes an interrupted one).
+    #[tracing::instrument(skip(self), fields(finding_id))]
+    pub async fn execute(&self, request_id: Uuid) -> Result<ExecutionReport, EngineError> {
+        let req = self
+            .store
+            .get_request(request_id)?
+            .ok_or(EngineError::NoSuchRequest(request_id))?;
+        tracing::Span::current().record("finding_id", req.finding_id.as_str());
+        let req = match req.state {
+            RequestState::Approved => {
+                if self.is_paused()? {
+                    return Err(EngineError::Paused);
+                }
+                self.store.transition(
+                    req.id,
+                    RequestState::Approved,
+                    RequestState::Executing,
+                    NewEvent::new(Utc::now(), Actor::System, EventKind::ExecutionStarted)
+                        .finding(req.finding_id.clone())
+                        .request(req.id)
+                        .detail(serde_json::json!({
+                            "plan_hash": req.plan.plan_hash,
+                            "steps": req.plan.steps.len(),
+                        })),
+                )?
+            }
+            RequestState::Executing => req,
+            state if state.is_final() => return Ok(self.report(&req)?),
+            state => {
+                return Err(EngineError::NotApproved {
+                    id: req.id,
+                    state,
+                })
+            }
+        };
+        match req.kind {
+            RequestKind::Contain => self.run_contain(&req).await?,
+            RequestKind::Revert { of } => self.run_revert(&req, of).await?,
+        }
+        let records = self.store.step_records(req.id)?;
+        let final_state = final_state(&records, req.plan.steps.len());
+        let finished = self.store.transition(
+            req.id,
+            RequestState::Executing,
+            final_state,
+            NewEvent::new(Utc::now(), Actor::System, EventKind::ExecutionFinished)
+                .finding(req.finding_id.clone())
+                .request(req.id)
+                .detail(serde_json::json!({
+                    "state": final_state.as_str(),
+                    "outcomes": records.iter().map(|r| r.outcome.map(|o| o.as_str())).collect::<Vec<_>>(),
+                })),
+        )?;
+        self.store.flush()?;
+        self.report(&finished)
+    }
+
+    async fn clients_for(&self, plan: &Plan) -> Result<AwsClients, StepError> {
+        self.clients.clients(&plan.account_id, &plan.region).await
+    }
+
+    async fn run_contain(&self, req: &Request) -> Result<(), EngineError> {
+        let existing = self.store.step_records(req.id)?;
+        let clients = self.clients_for(&req.plan).await;
+        let mut evidence_failed = existing
+            .iter()
+            .any(|r| r.action.is_evidence() && r.outcome == Some(StepOutcome::Failed));
+        for (index, step) in req.plan.steps.iter().enumerate() {
+            let prior = existing.iter().find(|r| r.index == index);
+            if let Some(r) = prior {
+                if r.phase == StepPhase::Done {
+                    continue;
+                }
+            }
+            let started = prior.map(|r| r.started_at).unwrap_or_else(Utc::now);
+            if evidence_failed && !req.override_evidence {
+                self.finish(
+                    req,
+                    index,
+                    step,
+                    started,
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
+                    StepOutcome::Skipped,
+                    None,
+                    Some("not run: an evidence step before it failed and the approval carried no override".into()),
+                )?;
+                continue;
+            }
+            let clients = match &clients {
+                Ok(c) => c,
+                Err(e) => {
+                    self.fail(req, index, step, started, serde_json::Value::Null, e)?;
+                    continue;
+                }
+            };
+            let ctx = StepCtx {
+                request_id: req.id,
+                step_index: index,
+                now: Utc::now(),
+                dry_run: false,
+            };
+            let outcome = self.run_step(req, index, step, prior, started, clients, &ctx).await?;
+            if step.action.is_evidence() && outcome == StepOutcome::Failed {
+                evidence_failed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// One step: capture (persisted), apply, verify, persist the outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_step(
+        &self,
+        req: &Request,
+        index: usize,
+        step: &Step,
+        prior: Option<&StepRecord>,
+        started: DateTime<Utc>,
+        clients: &AwsClients,
+        ctx: &StepCtx,
+    ) -> Result<StepOutcome, EngineError> {
+        let span = tracing::info_span!("step", request_id = %req.id, step = index, action = %step.action);
+        let _enter = span.enter();
+        // Capture the current state. On resume, the record already holds the original capture.
+        let current = match self.retrying(|| aws::capture(clients, step, ctx)).await {
+            Ok(c) => c,
+            Err(e) => {
+                let captured = prior.map(|r| r.captured.clone()).unwrap_or_default();
+                self.fail(req, index, step, started, captured, &e)?;
+                return Ok(StepOutcome::Failed);
+            }
+        };
+        let resumed = prior.is_some();
+        let captured = match prior {
+            Some(r) => serde_json::from_value::<Captured>(r.captured.clone()).unwrap_or(Captured {
+                prior: r.captured.clone(),
+                already_in_target_state: false,
+            }),
+            None => current.clone(),
+        };
+        let captured_json = serde_json::to_value(&captured).unwrap_or_default();
+        if !resumed {
+            let rec = StepRecord {
+                index,
+                action: step.action,
+                target: step.target.clone(),
+                phase: StepPhase::Captured,
+                captured: captured_json.clone(),
+                result: serde_json::Value::Null,
+                outcome: None,
+                error_code: None,
+                message: None,
+                started_at: started,
+                finished_at: None,
+            };
+            self.store.put_step_record(
+                req.id,
+                &rec,
+                Some(
+                    NewEvent::new(Utc::now(), Actor::System, EventKind::StepCaptured)
+                        .finding(req.finding_id.clone())
+                        .request(req.id)
+                        .detail(serde_json::json!({
+                            "step": index,
+                            "action": step.action,
+                            "target": step.target,
+                            "captured": captured.prior,
+                        })),
+                ),
+            )?;
+            failpoint("after-capture", step);
+        }
+
+        if current.already_in_target_state {
+            // Nothing to change now. If hanko captured a different state before a restart, the
+            // change was hanko's own (applied before the crash): verify and call it applied.
+            let (outcome, message) = if resumed && !captured.already_in_target_state {
+                (
+                    StepOutcome::Applied,
+                    "applied before a restart; verified after resume".to_string(),
+                )
+            } else {
+                (
+                    StepOutcome::AlreadyInTargetState,
+                    "already in the target state; nothing changed".to_string(),
+                )
+            };
+            // Capture just read the target state, which is the verification.
+            let result = serde_json::json!({ "already_in_target_state": true, "observed": current.prior });
+            self.finish(req, index, step, started, captured_json, result, outcome, None, Some(message))?;
+            return Ok(outcome);
+        }
+
+        let result = match self.retrying(|| aws::apply(clients, step, &captured, ctx)).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(req, index, step, started, captured_json, &e)?;
+                return Ok(StepOutcome::Failed);
+            }
+        };
+        failpoint("after-apply", step);
+        match self.verify_with_patience(clients, step, &result, ctx).await {
+            Ok(()) => {
+                let message = result
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string);
+                self.finish(req, index, step, started, captured_json, result, StepOutcome::Applied, None, message)?;
+                Ok(StepOutcome::Applied)
+            }
+            Err(e) => {
+                self.fail(req, index, step, started, captured_json, &e)?;
+                Ok(StepOutcome::Failed)
+            }
+        }
+    }
+
+    /// Verification may race eventual consistency (IAM in particular): a failed read-back is
+    /// retried a few times before the step fails.
+    async fn verify_with_patience(
+        &self,
+        clients: &AwsClients,
+        step: &Step,
+        result: &serde_json::Value,
+        ctx: &StepCtx,
+    ) -> Result<(), StepError> {
+        let mut last = None;
+        for attempt in 0..3u32 {
+            match self.retrying(|| aws::verify(clients, step, result, ctx)).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.class == ErrorClass::Forbidden => return Err(e),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(self.retry.base * (attempt + 1)).await;
+        }
+        Err(last.unwrap_or_else(|| StepError {
+            class: ErrorClass::Other,
+            operation: step.operation.clone(),
+            resource: step.target.to_string(),
+            code: None,
+            aws_request_id: None,
+            message: "verification did not observe the target state".into(),
+        }))
+    }
+
+    /// Runs `op`, retrying retryable failures with exponential backoff and full jitter.
+    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StepError>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.class == ErrorClass::Retryable && attempt < self.retry.max_attempts => {
+                    let exp = self.retry.base.saturating_mul(1 << attempt.min(16)).min(self.retry.cap);
+                    let jitter = exp.mul_f64(fastrand::f64());
+                    tracing::warn!(attempt, code = ?e.code, "retryable AWS error; backing off {:?}", jitter);
+                    tokio::time::sleep(jitter).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        req: &Request,
+        index: usize,
+        step: &Step,
+        started: DateTime<Utc>,
+        captured: serde_json::Value,
+        result: serde_json::Value,
+        outcome: StepOutcome,
+        error_code: Option<String>,
+        message: Option<String>,
+    ) -> Result<(), EngineError> {
+        let kind = match outcome {
+            StepOutcome::Applied | StepOutcome::AlreadyInTargetState => EventKind::StepApplied,
+            StepOutcome::Skipped => EventKind::StepSkipped,
+            StepOutcome::Failed => EventKind::StepFailed,
+        };
+        let rec = StepRecord {
+            index,
+            action: step.action,
+            target: step.target.clone(),
+            phase: StepPhase::Done,
+            captured,
+            result: result.clone(),
+            outcome: Some(outcome),
+            error_code: error_code.clone(),
+            message: message.clone(),
+            started_at: started,
+            finished_at: Some(Utc::now()),
+        };
+        tracing::info!(outcome = outcome.as_str(), error_code = ?error_code, "step finished");
+        self.store.put_step_record(
+            req.id,
+            &rec,
+            Some(
+                NewEvent::new(Utc::now(), Actor::System, kind)
+                    .finding(req.finding_id.clone())
+                    .request(req.id)
+                    .detail(serde_json::json!({
+                        "step": index,
+                        "action": step.action,
+                        "operation": step.operation,
+                        "target": step.target,
+                        "outcome": outcome.as_str(),
+                        "error_code": error_code,
+                        "message": message,
+                        "result": result,
+                    })),
+            ),
+        )?;
+        Ok(())
+    }
+
+    fn fail(
+        &self,
+        req: &Request,
+        index: usize,
+        step: &Step,
+        started: DateTime<Utc>,
+        captured: serde_json::Value,
+        e: &StepError,
+    ) -> Result<(), EngineError> {
+        tracing::warn!(request_id = %req.id, step = index, code = ?e.code, aws_request_id = ?e.aws_request_id, "step failed: {e}");
+        self.finish(
+            req,
+            index,
+            step,
+            started,
+            captured,
+            serde_json::json!({ "error_class": e.class, "aws_request_id": e.aws_request_id }),
+            StepOutcome::Failed,
+            Some(e.code.clone().unwrap_or_else(|| format!("{:?}", e.class))),
+            Some(e.message.clone()),
+        )
+    }
+
+    async fn run_revert(&self, req: &Request, of: Uuid) -> Result<(), EngineError> {
+        let original = self.store.step_records(of)?;
+        let existing = self.store.step_records(req.id)?;
+        let clients = self.clients_for(&req.plan).await;
+        for (index, step) in req.plan.steps.iter().enumerate() {
+            if existing
+                .iter()
+                .any(|r| r.index == index && r.phase == StepPhase::Done)
+            {
+                continue;
+            }
+            let started = Utc::now();
+            let Some(orig) = revert_source(step, &original) else {
+                self.finish(req, index, step, started, serde_json::Value::Null, serde_json::Value::Null, StepOutcome::Skipped, None, Some("the original step has no record to revert from".into()))?;
+                continue;
+            };
+            let clients = match &clients {
+                Ok(c) => c,
+                Err(e) => {
+                    self.fail(req, index, step, started, serde_json::Value::Null, e)?;
+                    continue;
+                }
+            };
+            let ctx = StepCtx {
+                request_id: req.id,
+                step_index: index,
+                now: Utc::now(),
+                dry_run: false,
+            };
+            let prior = orig
+                .captured
+                .get("prior")
+                .cloned()
+                .unwrap_or_else(|| orig.captured.clone());
+            match self
+                .retrying(|| aws::revert(clients, step, &prior, &orig.result, &ctx))
+                .await
+            {
+                Ok(RevertOutcome::Restored) => self.finish(req, index, step, started, orig.result.clone(), prior.clone(), StepOutcome::Applied, None, Some("restored the state captured before containment".into()))?,
+                Ok(RevertOutcome::NothingToRevert { reason }) => self.finish(req, index, step, started, orig.result.clone(), serde_json::Value::Null, StepOutcome::AlreadyInTargetState, None, Some(reason))?,
+                Ok(RevertOutcome::Drifted { reason }) => self.finish(req, index, step, started, orig.result.clone(), serde_json::Value::Null, StepOutcome::Failed, Some("Drifted".into()), Some(format!("not reverted: the resource changed since hanko contained it ({reason})")))?,
+                Err(e) => self.fail(req, index, step, started, orig.result.clone(), &e)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the revert request for an executed containment request: the steps that changed
+    /// something, in reverse order. The caller stores it; it needs approval like any request.
+    pub fn revert_request(
+        &self,
+        of: Uuid,
+        proposer: Actor,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Request, EngineError> {
+        let original = self
+            .store
+            .get_request(of)?
+            .ok_or(EngineError::NoSuchRequest(of))?;
+        if original.kind != RequestKind::Contain {
+            return Err(EngineError::NotRevertible {
+                id: of,
+                reason: "it is itself a revert".into(),
+            });
+        }
+        if !matches!(
+            original.state,
+            RequestState::Succeeded | RequestState::PartiallyFailed | RequestState::Failed
+        ) {
+            return Err(EngineError::NotRevertible {
+                id: of,
+                reason: format!("it is {}, not executed", original.state),
+            });
+        }
+        let records = self.store.step_records(of)?;
+        let plan = revert_plan(&original, &records);
+        if plan.steps.is_empty() {
+            return Err(EngineError::NotRevertible {
+                id: of,
+                reason: "none of its steps changed anything".into(),
+            });
+        }
+        Ok(Request::new(RequestKind::Revert { of }, plan, proposer, now, ttl))
+    }
+
+    /// The report of a request from its stored records.
+    pub fn report(&self, req: &Request) -> Result<ExecutionReport, EngineError> {
+        let records = self.store.step_records(req.id)?;
+        Ok(build_report(req, &records))
+    }
+}
+
+/// The plan of a revert: the original's applied steps, newest first, each pointing back at the
+/// original step (`RevertOfStep`).
+pub fn revert_plan(original: &Request, records: &[StepRecord]) -> Plan {
+    let mut steps = Vec::new();
+    let mut notes = vec![format!(
+        "revert of request {}: restores what each step captured, unless the resource changed since",
+        original.id
+    )];
+    for rec in records.iter().rev() {
+        if rec.outcome != Some(StepOutcome::Applied) {
+            continue;
+        }
+        let Some(step) = original.plan.steps.get(rec.index) else {
+            continue;
+        };
+        let mut step = step.clone();
+        if let Some(obj) = step.parameters.as_object_mut() {
+            obj.insert("RevertOfStep".into(), serde_json::json!(rec.index));
+        }
+        if step.action == crate::plan::Action::DeactivateAccessKey {
+            notes.push("WARNING: this re-enables an access key that a finding reported as misused".into());
+        }
+        steps.push(step);
+    }
+    Plan::new(
+        original.plan.finding_id.clone(),
+        original.plan.account_id.clone(),
+        original.plan.region.clone(),
+        original.plan.sample,
+        steps,
+        notes,
+    )
+}
+
+fn revert_source<'a>(step: &Step, original: &'a [StepRecord]) -> Option<&'a StepRecord> {
+    let idx = step.parameters.get("RevertOfStep")?.as_u64()? as usize;
+    original
+        .iter()
+        .find(|r| r.index == idx && r.action == step.action)
+}
+
+/// Succeeded when every step succeeded, Failed when none did, PartiallyFailed otherwise.
+pub fn final_state(records: &[StepRecord], steps: usize) -> RequestState {
+    let ok = records
+        .iter()
+        .filter(|r| r.outcome.is_some_and(|o| o.is_success()))
+        .count();
+    if steps > 0 && ok == steps {
+        RequestState::Succeeded
+    } else if ok == 0 {
+        RequestState::Failed
+    } else {
+        RequestState::PartiallyFailed
+    }
+}
+
+fn build_report(req: &Request, records: &[StepRecord]) -> ExecutionReport {
+    let steps = req
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let rec = records.iter().find(|r| r.index == i);
+            StepReport {
+                index: i,
+                action: s.action.as_str().to_string(),
+                operation: s.operation.clone(),
+                target: s.target.to_string(),
+                outcome: rec.and_then(|r| r.outcome).unwrap_or(StepOutcome::Skipped),
+                error_code: rec.and_then(|r| r.error_code.clone()),
+                message: rec.and_then(|r| r.message.clone()),
+                captured: rec.map(|r| r.captured.clone()).unwrap_or_default(),
+                result: rec.map(|r| r.result.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    ExecutionReport {
+        request_id: req.id,
+        finding_id: req.finding_id.clone(),
+        kind: req.kind,
+        state: req.state,
+        steps,
+    }
+}
+
+/// Aborts the process when `HANKO_FAILPOINT` names this point and step (crash tests only).
+fn failpoint(point: &str, step: &Step) {
+    if let Ok(spec) = std::env::var("HANKO_FAILPOINT") {
+        if spec == format!("{point}:{}", step.action.as_str()) {
+            tracing::error!("failpoint {spec} reached: aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// Dry run: every step's capture and a DryRun apply, no store writes and no mutating call.
+pub async fn dry_run(
+    clients: &ClientFactory,
+    plan: &Plan,
+) -> Vec<StepReport> {
+    let request_id = Uuid::nil();
+    let mut out = Vec::new();
+    let clients = clients.clients(&plan.account_id, &plan.region).await;
+    for (index, step) in plan.steps.iter().enumerate() {
+        let ctx = StepCtx {
+            request_id,
+            step_index: index,
+            now: Utc::now(),
+            dry_run: true,
+        };
+        let line = |outcome, code: Option<String>, message: Option<String>, captured, result| StepReport {
+            index,
+            action: step.action.as_str().into(),
+            operation: step.operation.clone(),
+            target: step.target.to_string(),
+            outcome,
+            error_code: code,
+            message,
+            captured,
+            result,
+        };
+        let clients = match &clients {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(line(StepOutcome::Failed, e.code.clone(), Some(e.message.clone()), serde_json::Value::Null, serde_json::Value::Null));
+                continue;
+            }
+        };
+        let captured = match aws::capture(clients, step, &ctx).await {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(line(StepOutcome::Failed, e.code.clone(), Some(e.message.clone()), serde_json::Value::Null, serde_json::Value::Null));
+                continue;
+            }
+        };
+        let cap_json = serde_json::to_value(&captured).unwrap_or_default();
+        if captured.already_in_target_state {
+            out.push(line(StepOutcome::AlreadyInTargetState, None, Some("already in the target state".into()), cap_json, serde_json::Value::Null));
+            continue;
+        }
+        match aws::apply(clients, step, &captured, &ctx).await {
+            Ok(result) => out.push(line(StepOutcome::Skipped, None, Some(format!("dry run: would call {} with {}", step.operation, step.parameters)), cap_json, result)),
+            Err(e) => out.push(line(StepOutcome::Failed, e.code.clone(), Some(e.message.clone()), cap_json, serde_json::Value::Null)),
+        }
+    }
+    out
+}
