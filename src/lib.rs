@@ -30,7 +30,8 @@
 //! | [`approval`] | request states, policy, `decide` | plan, audit |
 //! | [`audit`] | events, hash chain, query filter | — |
 //! | [`execution`] | step records and outcomes | plan |
-//! | [`config`] | the TOML config, validated into settings | approval, plan |
+//! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, util |
+//! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
 //!
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
@@ -39,6 +40,7 @@
 pub mod approval;
 pub mod audit;
 pub mod aws;
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod execution;
