@@ -32,6 +32,7 @@
 //! | [`execution`] | step records and outcomes | plan |
 //! | [`config`] | the TOML config, validated into settings | approval, plan |
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
+//! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`) | core modules, serenity |
 //!
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
 //! AWS SDK or sled.
@@ -40,6 +41,7 @@ pub mod approval;
 pub mod audit;
 pub mod aws;
 pub mod config;
+pub mod discord;
 pub mod execution;
 pub mod finding;
 pub mod plan;
