@@ -33,6 +33,9 @@
 //! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, util |
 //! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
+//! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
+//! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
+//! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`) | core modules, serenity |
 //!
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
 //! AWS SDK or sled.
@@ -42,6 +45,7 @@ pub mod audit;
 pub mod aws;
 pub mod commands;
 pub mod config;
+pub mod discord;
 pub mod engine;
 pub mod execution;
 pub mod finding;
