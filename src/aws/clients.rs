@@ -1,6 +1,32 @@
-//! AWS clients per account and region (to be written): the standard credential chain, a role
-//! assumed in member accounts from the configured ARN template (cached until expiry), and the
-//! endpoint override (config or `AWS_ENDPOINT_URL*`), with path-style S3 when an endpoint is set.
+//! AWS clients per account and region.
+//!
+//! Owns [`ClientFactory`]: the standard credential chain (`aws-config`), a role assumed in
+//! member accounts from the configured ARN template (`arn:aws:iam::{account}:role/...`) with its
+//! credentials cached per account until five minutes before they expire, and the endpoint
+//! override. It may use aws-config and the service SDKs; it never imports sled or serenity.
+//!
+//! Endpoints: an explicit override (from the config) applies to every client. Without one,
+//! aws-config itself honours `AWS_ENDPOINT_URL` and the service-specific
+//! `AWS_ENDPOINT_URL_<SERVICE>` variables; hanko does not force anything. S3 uses path-style
+//! addressing whenever an endpoint is set (moto, LocalStack and MinIO need it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use tokio::sync::{Mutex as AsyncMutex, OnceCell};
+
+use super::error::{classify, ErrorClass, StepError};
+
+/// The placeholder of the role ARN template that is replaced by the account id.
+pub const ACCOUNT_PLACEHOLDER: &str = "{account}";
+/// Assumed-role credentials are renewed this long before they expire.
+pub const CREDENTIALS_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Name of the credentials provider of assumed-role credentials (shows in SDK logs).
+const ASSUMED_PROVIDER_NAME: &str = "hanko-assume-role";
 
 /// The clients one step needs, for one account and region.
 #[derive(Debug, Clone)]
@@ -10,6 +36,226 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
 }
 
-/// Builds [`AwsClients`] per account and region.
-#[derive(Debug, Clone, Default)]
-pub struct ClientFactory {}
+impl AwsClients {
+    /// Clients from one SDK config; `path_style_s3` for S3 behind a custom endpoint.
+    pub fn from_sdk_config(conf: &SdkConfig, path_style_s3: bool) -> AwsClients {
+        let s3 = aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(path_style_s3)
+            .build();
+        AwsClients {
+            iam: aws_sdk_iam::Client::new(conf),
+            ec2: aws_sdk_ec2::Client::new(conf),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+}
+
+/// One account's assumed-role credentials; the async lock makes concurrent callers for the
+/// same account share one `AssumeRole` call.
+type CredentialSlot = Arc<AsyncMutex<Option<Credentials>>>;
+
+/// Builds [`AwsClients`] per account and region. Cheap to clone: clones share the caches.
+#[derive(Debug, Clone)]
+pub struct ClientFactory {
+    /// The standard chain's config: credentials, retry and timeout settings, endpoint.
+    base: SdkConfig,
+    /// `arn:aws:iam::{account}:role/HankoResponder`; `None`: every account uses `base`'s
+    /// credentials.
+    role_arn_template: Option<String>,
+    /// The account of `base`'s credentials (`sts:GetCallerIdentity`), asked once.
+    own_account: Arc<OnceCell<String>>,
+    /// Assumed-role credentials by account id.
+    assumed: Arc<Mutex<HashMap<String, CredentialSlot>>>,
+}
+
+impl ClientFactory {
+    /// Loads the standard AWS chain (environment, profile, SSO, IMDS, ...). `endpoint_url`
+    /// overrides the endpoint of every service.
+    pub async fn from_env(
+        endpoint_url: Option<String>,
+        role_arn_template: Option<String>,
+    ) -> ClientFactory {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        ClientFactory::from_sdk_config(loader.load().await, role_arn_template)
+    }
+
+    /// A factory over an already loaded SDK config (tests, or a config built by the caller).
+    pub fn from_sdk_config(conf: SdkConfig, role_arn_template: Option<String>) -> ClientFactory {
+        ClientFactory {
+            base: conf,
+            role_arn_template: role_arn_template.filter(|t| !t.trim().is_empty()),
+            own_account: Arc::new(OnceCell::new()),
+            assumed: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The role hanko assumes in `account_id`, when a template is configured.
+    pub fn role_arn(&self, account_id: &str) -> Option<String> {
+        self.role_arn_template
+            .as_ref()
+            .map(|t| t.replace(ACCOUNT_PLACEHOLDER, account_id))
+    }
+
+    /// Whether S3 needs path-style addressing: an endpoint is set, globally or for S3.
+    fn path_style_s3(&self) -> bool {
+        self.base.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+    }
+
+    /// The base config with `region`.
+    fn config_in(&self, region: &str) -> aws_types::sdk_config::Builder {
+        self.base
+            .to_builder()
+            .region(Region::new(region.to_string()))
+    }
+
+    /// The account the base credentials belong to (asked once, then cached).
+    pub async fn own_account(&self, region: &str) -> Result<String, StepError> {
+        self.own_account
+            .get_or_try_init(|| async {
+                let sts = aws_sdk_sts::Client::new(&self.config_in(region).build());
+                let out =
+                    sts.get_caller_identity().send().await.map_err(|e| {
+                        classify(&e, "sts:GetCallerIdentity", "hanko's credentials")
+                    })?;
+                out.account().map(str::to_string).ok_or_else(|| {
+                    StepError::local(
+                        ErrorClass::Other,
+                        "sts:GetCallerIdentity",
+                        "hanko's credentials",
+                        "GetCallerIdentity returned no account id",
+                    )
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// The clients for `account_id` in `region`: hanko's own credentials in its own account (or
+    /// when no role template is set), otherwise the role assumed in that account.
+    pub async fn clients(&self, account_id: &str, region: &str) -> Result<AwsClients, StepError> {
+        let mut conf = self.config_in(region);
+        if let Some(role_arn) = self.role_arn(account_id) {
+            if self.own_account(region).await? != account_id {
+                let creds = self
+                    .assumed_credentials(account_id, &role_arn, region)
+                    .await?;
+                conf = conf.credentials_provider(SharedCredentialsProvider::new(creds));
+            }
+        }
+        Ok(AwsClients::from_sdk_config(
+            &conf.build(),
+            self.path_style_s3(),
+        ))
+    }
+
+    /// Cached credentials of the role in `account_id`, renewed when they expire within
+    /// [`CREDENTIALS_REFRESH_MARGIN`].
+    async fn assumed_credentials(
+        &self,
+        account_id: &str,
+        role_arn: &str,
+        region: &str,
+    ) -> Result<Credentials, StepError> {
+        let slot = {
+            // A std lock, never held across an await.
+            let mut map = self.assumed.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(account_id.to_string()).or_default().clone()
+        };
+        let mut cached = slot.lock().await;
+        if let Some(creds) = cached.as_ref() {
+            if still_fresh(creds, SystemTime::now()) {
+                return Ok(creds.clone());
+            }
+        }
+        let creds = self.assume_role(role_arn, region).await?;
+        tracing::info!(account_id, role_arn, "assumed the responder role");
+        *cached = Some(creds.clone());
+        Ok(creds)
+    }
+
+    async fn assume_role(&self, role_arn: &str, region: &str) -> Result<Credentials, StepError> {
+        let sts = aws_sdk_sts::Client::new(&self.config_in(region).build());
+        let session_name = format!("hanko-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let out = sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name(&session_name)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sts:AssumeRole", role_arn))?;
+        let missing = || {
+            StepError::local(
+                ErrorClass::Other,
+                "sts:AssumeRole",
+                role_arn,
+                "AssumeRole returned no credentials",
+            )
+        };
+        let c = out.credentials().ok_or_else(missing)?;
+        let expires = SystemTime::try_from(*c.expiration()).map_err(|_| missing())?;
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            Some(expires),
+            ASSUMED_PROVIDER_NAME,
+        ))
+    }
+}
+
+/// Credentials without an expiry, or expiring more than the margin after `now`.
+fn still_fresh(creds: &Credentials, now: SystemTime) -> bool {
+    match creds.expiry() {
+        None => true,
+        Some(exp) => exp
+            .duration_since(now)
+            .map(|left| left > CREDENTIALS_REFRESH_MARGIN)
+            .unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds_expiring_in(secs: u64, now: SystemTime) -> Credentials {
+        Credentials::new("a", "b", None, Some(now + Duration::from_secs(secs)), "t")
+    }
+
+    #[test]
+    fn credentials_are_renewed_five_minutes_before_expiry() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert!(still_fresh(&creds_expiring_in(3600, now), now));
+        assert!(still_fresh(&creds_expiring_in(301, now), now));
+        assert!(!still_fresh(&creds_expiring_in(300, now), now));
+        assert!(!still_fresh(&creds_expiring_in(10, now), now));
+        let expired = Credentials::new("a", "b", None, Some(now - Duration::from_secs(1)), "t");
+        assert!(!still_fresh(&expired, now));
+        assert!(still_fresh(
+            &Credentials::new("a", "b", None, None, "t"),
+            now
+        ));
+    }
+
+    #[test]
+    fn role_arn_from_template() {
+        let conf = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let f = ClientFactory::from_sdk_config(
+            conf.clone(),
+            Some("arn:aws:iam::{account}:role/HankoResponder".into()),
+        );
+        assert_eq!(
+            f.role_arn("111111111111").as_deref(),
+            Some("arn:aws:iam::111111111111:role/HankoResponder")
+        );
+        assert_eq!(
+            ClientFactory::from_sdk_config(conf, Some(" ".into())).role_arn("1"),
+            None
+        );
+    }
+}

@@ -1,51 +1,413 @@
-//! S3 containment steps (to be written): capture, apply, verify, revert.
+//! S3 containment steps: block public access on one bucket (all four flags) and, opt-in,
+//! enforce bucket ownership (ACLs off). Each has capture, apply, verify and revert (see the step
+//! contract in [`crate::aws`]).
+//!
+//! Scope: only the bucket named in the parameters (`{"Bucket"}`, falling back on the target);
+//! never the account-level setting (that needs the S3 Control API).
+//!
+//! May use `aws-sdk-s3` and the core plan types; never imports sled or serenity.
+//!
+//! Operations are named as IAM policies name them: `PutPublicAccessBlock` and
+//! `DeletePublicAccessBlock` need `s3:PutBucketPublicAccessBlock`, `GetPublicAccessBlock`
+//! needs `s3:GetBucketPublicAccessBlock`; `Put/DeleteBucketOwnershipControls` need
+//! `s3:PutBucketOwnershipControls`.
 
+use aws_sdk_s3::types::{
+    ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
+};
+use aws_sdk_s3::Client;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde_json::{json, Value};
+
+use super::error::classify;
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
-use crate::plan::Step;
+use crate::plan::{Action, Step, Target};
 
-fn unimplemented_step(step: &Step) -> StepError {
-    StepError {
-        class: ErrorClass::Other,
-        operation: step.operation.clone(),
-        resource: step.target.to_string(),
-        code: None,
-        aws_request_id: None,
-        message: "this step is not implemented yet".into(),
+const GET_PAB: &str = "s3:GetBucketPublicAccessBlock";
+const PUT_PAB: &str = "s3:PutBucketPublicAccessBlock";
+const GET_OWNERSHIP: &str = "s3:GetBucketOwnershipControls";
+const PUT_OWNERSHIP: &str = "s3:PutBucketOwnershipControls";
+/// The error code of `GetPublicAccessBlock` on a bucket without a configuration.
+const NO_PAB: &str = "NoSuchPublicAccessBlockConfiguration";
+/// The error code of `GetBucketOwnershipControls` on a bucket without ownership controls.
+const NO_OWNERSHIP: &str = "OwnershipControlsNotFoundError";
+/// The four public-access-block flags, as the API and the JSON records name them.
+const FLAGS: [&str; 4] = [
+    "BlockPublicAcls",
+    "IgnorePublicAcls",
+    "BlockPublicPolicy",
+    "RestrictPublicBuckets",
+];
+const ENFORCED: &str = "BucketOwnerEnforced";
+
+/// A bucket's public access block: `None` when it has none.
+type Pab = Option<[bool; 4]>;
+
+pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, StepError> {
+    let bucket = bucket_of(step)?;
+    match step.action {
+        Action::BlockBucketPublicAccess => {
+            let pab = get_pab(client, &bucket).await?;
+            Ok(Captured {
+                already_in_target_state: pab == Some([true; 4]),
+                prior: pab_json(pab),
+            })
+        }
+        Action::EnforceBucketOwnership => {
+            let rules = get_ownership(client, &bucket).await?;
+            Ok(Captured {
+                already_in_target_state: rules.as_deref() == Some(&[ENFORCED.to_string()][..]),
+                prior: ownership_json(rules.as_deref()),
+            })
+        }
+        other => Err(not_s3(step, other)),
     }
 }
 
-pub async fn capture(
-    _client: &aws_sdk_s3::Client,
-    step: &Step,
-    _ctx: &StepCtx,
-) -> Result<Captured, StepError> {
-    Err(unimplemented_step(step))
-}
-
 pub async fn apply(
-    _client: &aws_sdk_s3::Client,
+    client: &Client,
     step: &Step,
-    _captured: &Captured,
-    _ctx: &StepCtx,
-) -> Result<serde_json::Value, StepError> {
-    Err(unimplemented_step(step))
+    captured: &Captured,
+    ctx: &StepCtx,
+) -> Result<Value, StepError> {
+    let bucket = bucket_of(step)?;
+    match step.action {
+        Action::BlockBucketPublicAccess => {
+            if ctx.dry_run {
+                let mut parameters = json!({"Bucket": bucket});
+                parameters["PublicAccessBlockConfiguration"] = pab_json(Some([true; 4]));
+                return Ok(dry_run_result(PUT_PAB, parameters));
+            }
+            put_pab(client, &bucket, [true; 4]).await?;
+            let mut result = pab_json(Some([true; 4]));
+            result["Bucket"] = Value::String(bucket);
+            result["prior"] = captured.prior.clone();
+            Ok(result)
+        }
+        Action::EnforceBucketOwnership => {
+            if ctx.dry_run {
+                let parameters = json!({
+                    "Bucket": bucket,
+                    "OwnershipControls": {"Rules": [{"ObjectOwnership": ENFORCED}]},
+                });
+                return Ok(dry_run_result(PUT_OWNERSHIP, parameters));
+            }
+            put_ownership(client, &bucket, &[ENFORCED.to_string()]).await?;
+            let mut result = ownership_json(Some(&[ENFORCED.to_string()]));
+            result["Bucket"] = Value::String(bucket);
+            result["prior"] = captured.prior.clone();
+            Ok(result)
+        }
+        other => Err(not_s3(step, other)),
+    }
 }
 
 pub async fn verify(
-    _client: &aws_sdk_s3::Client,
+    client: &Client,
     step: &Step,
-    _result: &serde_json::Value,
-    _ctx: &StepCtx,
+    result: &Value,
+    ctx: &StepCtx,
 ) -> Result<(), StepError> {
-    Err(unimplemented_step(step))
+    if ctx.dry_run || is_dry_run(result) {
+        return Ok(());
+    }
+    let bucket = bucket_of(step)?;
+    match step.action {
+        Action::BlockBucketPublicAccess => match get_pab(client, &bucket).await? {
+            Some(flags) if flags == [true; 4] => Ok(()),
+            _ => Err(StepError::local(
+                ErrorClass::Retryable,
+                GET_PAB,
+                format!("bucket {bucket}"),
+                "the public access block does not read back with all four flags true",
+            )),
+        },
+        Action::EnforceBucketOwnership => match get_ownership(client, &bucket).await?.as_deref() {
+            Some([only]) if only == ENFORCED => Ok(()),
+            _ => Err(StepError::local(
+                ErrorClass::Retryable,
+                GET_OWNERSHIP,
+                format!("bucket {bucket}"),
+                "ownership controls do not read back as BucketOwnerEnforced",
+            )),
+        },
+        other => Err(not_s3(step, other)),
+    }
 }
 
 pub async fn revert(
-    _client: &aws_sdk_s3::Client,
+    client: &Client,
     step: &Step,
-    _captured: &serde_json::Value,
-    _result: &serde_json::Value,
-    _ctx: &StepCtx,
+    captured: &Value,
+    result: &Value,
+    ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
-    Err(unimplemented_step(step))
+    if is_dry_run(result) {
+        return Ok(nothing("the step ran as a dry run and changed nothing"));
+    }
+    if result.get("Bucket").is_none() {
+        return Ok(nothing(
+            "the step changed nothing (the bucket was already so)",
+        ));
+    }
+    let bucket = bucket_of(step)?;
+    let prior = prior_of(result, captured);
+    let configured = prior.get("configured").and_then(Value::as_bool);
+    match step.action {
+        Action::BlockBucketPublicAccess => {
+            let Some(configured) = configured else {
+                return Ok(nothing("the step recorded no prior configuration"));
+            };
+            if get_pab(client, &bucket).await? != Some([true; 4]) {
+                return Ok(RevertOutcome::Drifted {
+                    reason: format!(
+                        "the public access block of bucket {bucket} was changed since hanko set \
+                         all four flags; left alone"
+                    ),
+                });
+            }
+            if ctx.dry_run {
+                return Ok(nothing(
+                    "dry run: would restore the prior public access block",
+                ));
+            }
+            if configured {
+                put_pab(client, &bucket, flags_of(prior)).await?;
+            } else {
+                client
+                    .delete_public_access_block()
+                    .bucket(&bucket)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e, PUT_PAB, &format!("bucket {bucket}")))?;
+            }
+            Ok(RevertOutcome::Restored)
+        }
+        Action::EnforceBucketOwnership => {
+            let Some(configured) = configured else {
+                return Ok(nothing("the step recorded no prior ownership controls"));
+            };
+            match get_ownership(client, &bucket).await?.as_deref() {
+                Some([only]) if only == ENFORCED => {}
+                _ => {
+                    return Ok(RevertOutcome::Drifted {
+                        reason: format!(
+                            "the ownership controls of bucket {bucket} were changed since hanko \
+                             set BucketOwnerEnforced; left alone"
+                        ),
+                    })
+                }
+            }
+            if ctx.dry_run {
+                return Ok(nothing(
+                    "dry run: would restore the prior ownership controls",
+                ));
+            }
+            if configured {
+                let rules: Vec<String> = prior
+                    .get("Rules")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| r.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                put_ownership(client, &bucket, &rules).await?;
+            } else {
+                client
+                    .delete_bucket_ownership_controls()
+                    .bucket(&bucket)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e, PUT_OWNERSHIP, &format!("bucket {bucket}")))?;
+            }
+            Ok(RevertOutcome::Restored)
+        }
+        other => Err(not_s3(step, other)),
+    }
+}
+
+async fn get_pab(client: &Client, bucket: &str) -> Result<Pab, StepError> {
+    match client.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => {
+            let c = out.public_access_block_configuration();
+            let flag = |f: Option<bool>| f.unwrap_or(false);
+            Ok(Some(c.map_or([false; 4], |c| {
+                [
+                    flag(c.block_public_acls()),
+                    flag(c.ignore_public_acls()),
+                    flag(c.block_public_policy()),
+                    flag(c.restrict_public_buckets()),
+                ]
+            })))
+        }
+        Err(e) if e.code() == Some(NO_PAB) => Ok(None),
+        Err(e) => Err(classify(&e, GET_PAB, &format!("bucket {bucket}"))),
+    }
+}
+
+async fn put_pab(client: &Client, bucket: &str, flags: [bool; 4]) -> Result<(), StepError> {
+    let conf = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(flags[0])
+        .ignore_public_acls(flags[1])
+        .block_public_policy(flags[2])
+        .restrict_public_buckets(flags[3])
+        .build();
+    client
+        .put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(conf)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| classify(&e, PUT_PAB, &format!("bucket {bucket}")))
+}
+
+/// The bucket's ownership rules (`["BucketOwnerEnforced"]`), `None` when it has none.
+async fn get_ownership(client: &Client, bucket: &str) -> Result<Option<Vec<String>>, StepError> {
+    match client
+        .get_bucket_ownership_controls()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Some(
+            out.ownership_controls()
+                .map(|c| {
+                    c.rules()
+                        .iter()
+                        .map(|r| r.object_ownership().as_str().to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )),
+        Err(e) if e.code() == Some(NO_OWNERSHIP) => Ok(None),
+        Err(e) => Err(classify(&e, GET_OWNERSHIP, &format!("bucket {bucket}"))),
+    }
+}
+
+async fn put_ownership(client: &Client, bucket: &str, rules: &[String]) -> Result<(), StepError> {
+    let resource = format!("bucket {bucket}");
+    let invalid =
+        |what: String| StepError::local(ErrorClass::Other, PUT_OWNERSHIP, resource.clone(), what);
+    let mut controls = OwnershipControls::builder();
+    for r in rules {
+        let rule = OwnershipControlsRule::builder()
+            .object_ownership(ObjectOwnership::from(r.as_str()))
+            .build()
+            .map_err(|e| invalid(format!("invalid ownership rule {r}: {e}")))?;
+        controls = controls.rules(rule);
+    }
+    let controls = controls
+        .build()
+        .map_err(|e| invalid(format!("invalid ownership controls: {e}")))?;
+    client
+        .put_bucket_ownership_controls()
+        .bucket(bucket)
+        .ownership_controls(controls)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| classify(&e, PUT_OWNERSHIP, &resource))
+}
+
+/// `{"configured": false}` or `{"configured": true, "BlockPublicAcls": .., ...}`.
+fn pab_json(pab: Pab) -> Value {
+    let mut v = json!({"configured": pab.is_some()});
+    if let Some(flags) = pab {
+        for (name, on) in FLAGS.iter().zip(flags) {
+            v[*name] = Value::Bool(on);
+        }
+    }
+    v
+}
+
+fn flags_of(v: &Value) -> [bool; 4] {
+    FLAGS.map(|name| v.get(name).and_then(Value::as_bool).unwrap_or(false))
+}
+
+/// `{"configured": false}` or `{"configured": true, "Rules": ["BucketOwnerPreferred"]}`.
+fn ownership_json(rules: Option<&[String]>) -> Value {
+    match rules {
+        None => json!({"configured": false}),
+        Some(r) => json!({"configured": true, "Rules": r}),
+    }
+}
+
+#[allow(clippy::result_large_err)] // StepError is the step contract's error type; boxing it only here buys nothing
+fn bucket_of(step: &Step) -> Result<String, StepError> {
+    let fallback = match &step.target {
+        Target::Bucket { bucket } => Some(bucket.as_str()),
+        _ => None,
+    };
+    step.parameters
+        .get("Bucket")
+        .and_then(Value::as_str)
+        .or(fallback)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            StepError::local(
+                ErrorClass::Other,
+                step.operation.clone(),
+                step.target.to_string(),
+                "the step's parameters lack Bucket",
+            )
+        })
+}
+
+fn not_s3(step: &Step, action: Action) -> StepError {
+    StepError::local(
+        ErrorClass::Other,
+        step.operation.clone(),
+        step.target.to_string(),
+        format!("{action} is not an S3 step"),
+    )
+}
+
+/// What a dry-run `apply` returns instead of calling AWS.
+fn dry_run_result(operation: &str, parameters: Value) -> Value {
+    json!({"dry_run": true, "would_call": operation, "parameters": parameters})
+}
+
+fn is_dry_run(result: &Value) -> bool {
+    result
+        .get("dry_run")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The prior state: from the result (where `apply` copies it), else from what capture stored
+/// (either a whole [`Captured`] or its `prior`).
+fn prior_of<'a>(result: &'a Value, captured: &'a Value) -> &'a Value {
+    if let Some(p) = result.get("prior").filter(|p| p.is_object()) {
+        return p;
+    }
+    match captured.get("prior") {
+        Some(p) if captured.get("already_in_target_state").is_some() => p,
+        _ => captured,
+    }
+}
+
+fn nothing(reason: &str) -> RevertOutcome {
+    RevertOutcome::NothingToRevert {
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pab_json_round_trips_the_flags() {
+        let v = pab_json(Some([true, false, true, false]));
+        assert_eq!(
+            v,
+            json!({"configured": true, "BlockPublicAcls": true, "IgnorePublicAcls": false,
+                   "BlockPublicPolicy": true, "RestrictPublicBuckets": false})
+        );
+        assert_eq!(flags_of(&v), [true, false, true, false]);
+        assert_eq!(pab_json(None), json!({"configured": false}));
+    }
 }

@@ -56,7 +56,10 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("moto_server did not listen on 127.0.0.1:{} within 30 s", self.port);
+        panic!(
+            "moto_server did not listen on 127.0.0.1:{} within 30 s",
+            self.port
+        );
     }
 
     pub fn endpoint(&self) -> String {
@@ -74,7 +77,11 @@ impl Moto {
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
             .credentials_provider(aws_credential_types::Credentials::new(
-                key, secret, None, None, "hanko-tests",
+                key,
+                secret,
+                None,
+                None,
+                "hanko-tests",
             ))
             .load()
             .await
@@ -86,6 +93,27 @@ impl Moto {
             .force_path_style(true)
             .build();
         aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// A JSON document from moto's own API (e.g. `/moto-api/data.json`, every backend's state).
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .unwrap_or_else(|e| panic!("moto on port {}: {e}", self.port));
+        conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("GET {path}: no HTTP body in {raw:?}"));
+        assert!(
+            head.starts_with("HTTP/1.") && head.contains(" 200 "),
+            "GET {path}: {head}"
+        );
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
     pub async fn iam(&self) -> aws_sdk_iam::Client {
