@@ -29,7 +29,10 @@ use uuid::Uuid;
 
 use crate::approval::{Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
-use crate::aws::{self, AwsClients, Captured, ClientFactory, ErrorClass, RevertOutcome, StepCtx, StepError};
+use crate::aws::error::{with_retry_policy, RetryPolicy};
+use crate::aws::{
+    self, AwsClients, Captured, ClientFactory, ErrorClass, RevertOutcome, StepCtx, StepError,
+};
 use crate::execution::{StepOutcome, StepPhase, StepRecord};
 use crate::plan::{Plan, Step};
 use crate::store::{Store, StoreError};
@@ -71,24 +74,6 @@ pub struct ExecutionReport {
     pub kind: RequestKind,
     pub state: RequestState,
     pub steps: Vec<StepReport>,
-}
-
-/// Retry settings for AWS calls that fail with a retryable error.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base: StdDuration,
-    pub cap: StdDuration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            base: StdDuration::from_millis(200),
-            cap: StdDuration::from_secs(5),
-        }
-    }
 }
 
 /// Meta key of the pause flag in the store.
@@ -409,26 +394,13 @@ impl Engine {
         }))
     }
 
-    /// Runs `op`, retrying retryable failures with exponential backoff and full jitter.
-    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, StepError>
+    /// Runs `op` under the engine's retry policy (retryable failures only).
+    async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, StepError>>,
     {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.class == ErrorClass::Retryable && attempt < self.retry.max_attempts => {
-                    let exp = self.retry.base.saturating_mul(1 << attempt.min(16)).min(self.retry.cap);
-                    let jitter = exp.mul_f64(fastrand::f64());
-                    tracing::warn!(attempt, code = ?e.code, "retryable AWS error; backing off {:?}", jitter);
-                    tokio::time::sleep(jitter).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        with_retry_policy(self.retry, op).await
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -35,6 +35,7 @@
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
+//! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
 //! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`) | core modules, serenity |
 //!
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
@@ -50,6 +51,7 @@ pub mod engine;
 pub mod execution;
 pub mod finding;
 pub mod plan;
+pub mod pipeline;
 pub mod playbooks;
 pub mod store;
 pub mod util;

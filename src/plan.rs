@@ -125,7 +125,7 @@ impl Action {
             Action::DeactivateAccessKey => "iam:UpdateAccessKey",
             Action::RevokeUserSessions | Action::QuarantineUser => "iam:PutUserPolicy",
             Action::RevokeRoleSessions => "iam:PutRolePolicy",
-            Action::SnapshotVolumes => "ec2:CreateSnapshots",
+            Action::SnapshotVolumes => "ec2:CreateSnapshot",
             Action::EnableTerminationProtection
             | Action::SetShutdownBehaviorStop
             | Action::PreserveVolumes => "ec2:ModifyInstanceAttribute",
@@ -133,7 +133,7 @@ impl Action {
             Action::TagInstance => "ec2:CreateTags",
             Action::DetachInstanceProfile => "ec2:DisassociateIamInstanceProfile",
             Action::StopInstance => "ec2:StopInstances",
-            Action::BlockBucketPublicAccess => "s3:PutPublicAccessBlock",
+            Action::BlockBucketPublicAccess => "s3:PutBucketPublicAccessBlock",
             Action::EnforceBucketOwnership => "s3:PutBucketOwnershipControls",
         }
     }
@@ -958,7 +958,7 @@ mod tests {
                 bucket: "exposed".into()
             }
         );
-        assert_eq!(p.steps[0].operation, "s3:PutPublicAccessBlock");
+        assert_eq!(p.steps[0].operation, "s3:PutBucketPublicAccessBlock");
     }
 
     #[test]

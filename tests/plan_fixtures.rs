@@ -278,7 +278,7 @@ fn cli_plan_prints_the_documented_json() {
         assert!(step.get(key).is_some(), "step lacks {key}: {step}");
     }
     assert_eq!(step["action"], "block_bucket_public_access");
-    assert_eq!(step["operation"], "s3:PutPublicAccessBlock");
+    assert_eq!(step["operation"], "s3:PutBucketPublicAccessBlock");
     assert_eq!(step["target"]["bucket"], "bucketName");
     assert_eq!(step["risk"], "contain");
     assert!(v["notes"].is_array());

@@ -38,12 +38,8 @@ pub use error::{ErrorClass, StepError};
 
 use crate::plan::{Action, Step};
 
-/// Name prefix of the inline policies hanko puts on users and roles.
-pub const SESSION_REVOKE_POLICY: &str = "hanko-revoke-older-sessions";
-/// Name of the inline deny-all policy of the opt-in "quarantine user" step.
-pub const QUARANTINE_USER_POLICY: &str = "hanko-quarantine";
-/// Tag key hanko puts on what it quarantines and on the evidence it creates.
-pub const TAG_QUARANTINE: &str = "hanko:quarantine";
+/// Names shared with the planner, which owns them.
+pub use crate::plan::{QUARANTINE_USER_POLICY, SESSION_REVOKE_POLICY, TAG_QUARANTINE};
 /// Tag keys on snapshots: which request and which step made them (for idempotent retries).
 pub const TAG_REQUEST: &str = "hanko:request";
 pub const TAG_STEP: &str = "hanko:step";
