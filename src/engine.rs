@@ -21,7 +21,6 @@
 //! Test failpoints: `HANKO_FAILPOINT=after-capture:<action>` or `after-apply:<action>` aborts
 //! the process at that point (used by the crash test); unset in production.
 
-use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

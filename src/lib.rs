@@ -41,6 +41,7 @@
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
 //! AWS SDK or sled.
 
+pub mod app;
 pub mod approval;
 pub mod audit;
 pub mod aws;

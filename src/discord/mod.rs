@@ -12,5 +12,6 @@
 //! Nothing here imports the AWS SDK or sled.
 
 pub mod cards;
+pub mod commands;
 pub mod convert;
 pub mod custom_id;

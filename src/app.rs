@@ -1,0 +1,45 @@
+//! The running application's shared parts, built once by `hanko run` (and by tests) and
+//! handed to the chat adapter, the ingest loops and the HTTP server.
+//!
+//! Holds no logic of its own: it is the wiring diagram in one struct.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::approval::Policy;
+use crate::aws::ClientFactory;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::pipeline::Notices;
+use crate::playbooks::Playbooks;
+use crate::store::Store;
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub policy: Arc<Policy>,
+    pub playbooks: Arc<Playbooks>,
+    pub store: Store,
+    pub engine: Engine,
+    pub clients: ClientFactory,
+    pub notices: Notices,
+    pub started_at: DateTime<Utc>,
+}
+
+impl App {
+    pub fn new(settings: Settings, playbooks: Playbooks, store: Store, clients: ClientFactory) -> Self {
+        let engine = Engine::new(store.clone(), clients.clone());
+        App {
+            policy: Arc::new(settings.policy.clone()),
+            settings: Arc::new(settings),
+            playbooks: Arc::new(playbooks),
+            store,
+            engine,
+            clients,
+            notices: Notices::default(),
+            started_at: Utc::now(),
+        }
+    }
+}
