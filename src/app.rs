@@ -29,7 +29,12 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(settings: Settings, playbooks: Playbooks, store: Store, clients: ClientFactory) -> Self {
+    pub fn new(
+        settings: Settings,
+        playbooks: Playbooks,
+        store: Store,
+        clients: ClientFactory,
+    ) -> Self {
         let engine = Engine::new(store.clone(), clients.clone());
         App {
             policy: Arc::new(settings.policy.clone()),

@@ -21,7 +21,6 @@
 //! Test failpoints: `HANKO_FAILPOINT=after-capture:<action>` or `after-apply:<action>` aborts
 //! the process at that point (used by the crash test); unset in production.
 
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -110,7 +109,12 @@ impl Engine {
     }
 
     /// Pauses or resumes execution of approved requests, audited.
-    pub fn set_paused(&self, paused: bool, actor: Actor, reason: Option<&str>) -> Result<(), EngineError> {
+    pub fn set_paused(
+        &self,
+        paused: bool,
+        actor: Actor,
+        reason: Option<&str>,
+    ) -> Result<(), EngineError> {
         self.store
             .put_meta(META_PAUSED, if paused { "true" } else { "false" })?;
         let kind = if paused {
@@ -119,8 +123,7 @@ impl Engine {
             EventKind::ExecutionResumed
         };
         self.store.append_audit(
-            NewEvent::new(Utc::now(), actor, kind)
-                .detail(serde_json::json!({ "reason": reason })),
+            NewEvent::new(Utc::now(), actor, kind).detail(serde_json::json!({ "reason": reason })),
         )?;
         self.store.flush()?;
         Ok(())
@@ -175,12 +178,7 @@ impl Engine {
             }
             RequestState::Executing => req,
             state if state.is_final() => return Ok(self.report(&req)?),
-            state => {
-                return Err(EngineError::NotApproved {
-                    id: req.id,
-                    state,
-                })
-            }
+            state => return Err(EngineError::NotApproved { id: req.id, state }),
         };
         match req.kind {
             RequestKind::Contain => self.run_contain(&req).await?,
@@ -249,7 +247,9 @@ impl Engine {
                 now: Utc::now(),
                 dry_run: false,
             };
-            let outcome = self.run_step(req, index, step, prior, started, clients, &ctx).await?;
+            let outcome = self
+                .run_step(req, index, step, prior, started, clients, &ctx)
+                .await?;
             if step.action.is_evidence() && outcome == StepOutcome::Failed {
                 evidence_failed = true;
             }
@@ -269,7 +269,8 @@ impl Engine {
         clients: &AwsClients,
         ctx: &StepCtx,
     ) -> Result<StepOutcome, EngineError> {
-        let span = tracing::info_span!("step", request_id = %req.id, step = index, action = %step.action);
+        let span =
+            tracing::info_span!("step", request_id = %req.id, step = index, action = %step.action);
         let _enter = span.enter();
         // Capture the current state. On resume, the record already holds the original capture.
         let current = match self.retrying(|| aws::capture(clients, step, ctx)).await {
@@ -336,12 +337,26 @@ impl Engine {
                 )
             };
             // Capture just read the target state, which is the verification.
-            let result = serde_json::json!({ "already_in_target_state": true, "observed": current.prior });
-            self.finish(req, index, step, started, captured_json, result, outcome, None, Some(message))?;
+            let result =
+                serde_json::json!({ "already_in_target_state": true, "observed": current.prior });
+            self.finish(
+                req,
+                index,
+                step,
+                started,
+                captured_json,
+                result,
+                outcome,
+                None,
+                Some(message),
+            )?;
             return Ok(outcome);
         }
 
-        let result = match self.retrying(|| aws::apply(clients, step, &captured, ctx)).await {
+        let result = match self
+            .retrying(|| aws::apply(clients, step, &captured, ctx))
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 self.fail(req, index, step, started, captured_json, &e)?;
@@ -355,7 +370,17 @@ impl Engine {
                     .get("message")
                     .and_then(|m| m.as_str())
                     .map(str::to_string);
-                self.finish(req, index, step, started, captured_json, result, StepOutcome::Applied, None, message)?;
+                self.finish(
+                    req,
+                    index,
+                    step,
+                    started,
+                    captured_json,
+                    result,
+                    StepOutcome::Applied,
+                    None,
+                    message,
+                )?;
                 Ok(StepOutcome::Applied)
             }
             Err(e) => {
@@ -376,7 +401,10 @@ impl Engine {
     ) -> Result<(), StepError> {
         let mut last = None;
         for attempt in 0..3u32 {
-            match self.retrying(|| aws::verify(clients, step, result, ctx)).await {
+            match self
+                .retrying(|| aws::verify(clients, step, result, ctx))
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(e) if e.class == ErrorClass::Forbidden => return Err(e),
                 Err(e) => last = Some(e),
@@ -492,7 +520,17 @@ impl Engine {
             }
             let started = Utc::now();
             let Some(orig) = revert_source(step, &original) else {
-                self.finish(req, index, step, started, serde_json::Value::Null, serde_json::Value::Null, StepOutcome::Skipped, None, Some("the original step has no record to revert from".into()))?;
+                self.finish(
+                    req,
+                    index,
+                    step,
+                    started,
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
+                    StepOutcome::Skipped,
+                    None,
+                    Some("the original step has no record to revert from".into()),
+                )?;
                 continue;
             };
             let clients = match &clients {
@@ -517,9 +555,41 @@ impl Engine {
                 .retrying(|| aws::revert(clients, step, &prior, &orig.result, &ctx))
                 .await
             {
-                Ok(RevertOutcome::Restored) => self.finish(req, index, step, started, orig.result.clone(), prior.clone(), StepOutcome::Applied, None, Some("restored the state captured before containment".into()))?,
-                Ok(RevertOutcome::NothingToRevert { reason }) => self.finish(req, index, step, started, orig.result.clone(), serde_json::Value::Null, StepOutcome::AlreadyInTargetState, None, Some(reason))?,
-                Ok(RevertOutcome::Drifted { reason }) => self.finish(req, index, step, started, orig.result.clone(), serde_json::Value::Null, StepOutcome::Failed, Some("Drifted".into()), Some(format!("not reverted: the resource changed since hanko contained it ({reason})")))?,
+                Ok(RevertOutcome::Restored) => self.finish(
+                    req,
+                    index,
+                    step,
+                    started,
+                    orig.result.clone(),
+                    prior.clone(),
+                    StepOutcome::Applied,
+                    None,
+                    Some("restored the state captured before containment".into()),
+                )?,
+                Ok(RevertOutcome::NothingToRevert { reason }) => self.finish(
+                    req,
+                    index,
+                    step,
+                    started,
+                    orig.result.clone(),
+                    serde_json::Value::Null,
+                    StepOutcome::AlreadyInTargetState,
+                    None,
+                    Some(reason),
+                )?,
+                Ok(RevertOutcome::Drifted { reason }) => self.finish(
+                    req,
+                    index,
+                    step,
+                    started,
+                    orig.result.clone(),
+                    serde_json::Value::Null,
+                    StepOutcome::Failed,
+                    Some("Drifted".into()),
+                    Some(format!(
+                        "not reverted: the resource changed since hanko contained it ({reason})"
+                    )),
+                )?,
                 Err(e) => self.fail(req, index, step, started, orig.result.clone(), &e)?,
             }
         }
@@ -562,7 +632,13 @@ impl Engine {
                 reason: "none of its steps changed anything".into(),
             });
         }
-        Ok(Request::new(RequestKind::Revert { of }, plan, proposer, now, ttl))
+        Ok(Request::new(
+            RequestKind::Revert { of },
+            plan,
+            proposer,
+            now,
+            ttl,
+        ))
     }
 
     /// The report of a request from its stored records.
@@ -592,7 +668,9 @@ pub fn revert_plan(original: &Request, records: &[StepRecord]) -> Plan {
             obj.insert("RevertOfStep".into(), serde_json::json!(rec.index));
         }
         if step.action == crate::plan::Action::DeactivateAccessKey {
-            notes.push("WARNING: this re-enables an access key that a finding reported as misused".into());
+            notes.push(
+                "WARNING: this re-enables an access key that a finding reported as misused".into(),
+            );
         }
         steps.push(step);
     }
@@ -669,10 +747,7 @@ fn failpoint(point: &str, step: &Step) {
 }
 
 /// Dry run: every step's capture and a DryRun apply, no store writes and no mutating call.
-pub async fn dry_run(
-    clients: &ClientFactory,
-    plan: &Plan,
-) -> Vec<StepReport> {
+pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
     let request_id = Uuid::nil();
     let mut out = Vec::new();
     let clients = clients.clients(&plan.account_id, &plan.region).await;
@@ -683,39 +758,73 @@ pub async fn dry_run(
             now: Utc::now(),
             dry_run: true,
         };
-        let line = |outcome, code: Option<String>, message: Option<String>, captured, result| StepReport {
-            index,
-            action: step.action.as_str().into(),
-            operation: step.operation.clone(),
-            target: step.target.to_string(),
-            outcome,
-            error_code: code,
-            message,
-            captured,
-            result,
-        };
+        let line =
+            |outcome, code: Option<String>, message: Option<String>, captured, result| StepReport {
+                index,
+                action: step.action.as_str().into(),
+                operation: step.operation.clone(),
+                target: step.target.to_string(),
+                outcome,
+                error_code: code,
+                message,
+                captured,
+                result,
+            };
         let clients = match &clients {
             Ok(c) => c,
             Err(e) => {
-                out.push(line(StepOutcome::Failed, e.code.clone(), Some(e.message.clone()), serde_json::Value::Null, serde_json::Value::Null));
+                out.push(line(
+                    StepOutcome::Failed,
+                    e.code.clone(),
+                    Some(e.message.clone()),
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
+                ));
                 continue;
             }
         };
         let captured = match aws::capture(clients, step, &ctx).await {
             Ok(c) => c,
             Err(e) => {
-                out.push(line(StepOutcome::Failed, e.code.clone(), Some(e.message.clone()), serde_json::Value::Null, serde_json::Value::Null));
+                out.push(line(
+                    StepOutcome::Failed,
+                    e.code.clone(),
+                    Some(e.message.clone()),
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
+                ));
                 continue;
             }
         };
         let cap_json = serde_json::to_value(&captured).unwrap_or_default();
         if captured.already_in_target_state {
-            out.push(line(StepOutcome::AlreadyInTargetState, None, Some("already in the target state".into()), cap_json, serde_json::Value::Null));
+            out.push(line(
+                StepOutcome::AlreadyInTargetState,
+                None,
+                Some("already in the target state".into()),
+                cap_json,
+                serde_json::Value::Null,
+            ));
             continue;
         }
         match aws::apply(clients, step, &captured, &ctx).await {
-            Ok(result) => out.push(line(StepOutcome::Skipped, None, Some(format!("dry run: would call {} with {}", step.operation, step.parameters)), cap_json, result)),
-            Err(e) => out.push(line(StepOutcome::Failed, e.code.clone(), Some(e.message.clone()), cap_json, serde_json::Value::Null)),
+            Ok(result) => out.push(line(
+                StepOutcome::Skipped,
+                None,
+                Some(format!(
+                    "dry run: would call {} with {}",
+                    step.operation, step.parameters
+                )),
+                cap_json,
+                result,
+            )),
+            Err(e) => out.push(line(
+                StepOutcome::Failed,
+                e.code.clone(),
+                Some(e.message.clone()),
+                cap_json,
+                serde_json::Value::Null,
+            )),
         }
     }
     out

@@ -476,7 +476,11 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     let policy = Policy::default();
     let mut reports = Vec::new();
     let mut ok = true;
-    let store = if args.dry_run { None } else { Some(open_store(&args.db)?) };
+    let store = if args.dry_run {
+        None
+    } else {
+        Some(open_store(&args.db)?)
+    };
     for f in &findings {
         let plan = plan::plan(f, &playbooks);
         if plan.is_notify_only() {
@@ -487,7 +491,9 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         }
         let Some(store) = &store else {
             let steps = hanko::engine::dry_run(&factory, &plan).await;
-            ok &= steps.iter().all(|s| s.outcome != hanko::execution::StepOutcome::Failed);
+            ok &= steps
+                .iter()
+                .all(|s| s.outcome != hanko::execution::StepOutcome::Failed);
             reports.push(serde_json::json!({
                 "finding_id": f.id, "state": "DryRun", "plan_hash": plan.plan_hash, "steps": steps,
             }));
@@ -497,9 +503,17 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         store
             .upsert_finding(f, &hanko::audit::Actor::System, now)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut request = Request::new(RequestKind::Contain, plan, hanko::audit::Actor::System, now, policy.ttl);
+        let mut request = Request::new(
+            RequestKind::Contain,
+            plan,
+            hanko::audit::Actor::System,
+            now,
+            policy.ttl,
+        );
         request.override_evidence = args.override_evidence;
-        store.create_request(&request, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+        store
+            .create_request(&request, now)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Err(why) = approve_as(store, &policy, &request, &args.approve_as)? {
             ok = false;
             reports.push(serde_json::json!({
@@ -513,7 +527,11 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         reports.push(serde_json::to_value(&report)?);
     }
     print_reports(&reports, args.json)?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
@@ -524,16 +542,30 @@ async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
     let policy = Policy::default();
     let engine = hanko::engine::Engine::new(store.clone(), factory);
     let now = Utc::now();
-    let request = engine.revert_request(args.request_id, hanko::audit::Actor::System, now, policy.ttl)?;
-    store.create_request(&request, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let request = engine.revert_request(
+        args.request_id,
+        hanko::audit::Actor::System,
+        now,
+        policy.ttl,
+    )?;
+    store
+        .create_request(&request, now)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Err(why) = approve_as(&store, &policy, &request, &args.approve_as)? {
-        print_reports(&[serde_json::json!({"request_id": request.id, "state": "Pending", "error": why})], args.json)?;
+        print_reports(
+            &[serde_json::json!({"request_id": request.id, "state": "Pending", "error": why})],
+            args.json,
+        )?;
         return Ok(ExitCode::from(1));
     }
     let report = engine.execute(request.id).await?;
     let ok = report.state == hanko::approval::RequestState::Succeeded;
     print_reports(&[serde_json::to_value(&report)?], args.json)?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Prints drill/revert reports as JSON, or as a short table per request.
@@ -542,16 +574,34 @@ fn print_reports(reports: &[serde_json::Value], json: bool) -> anyhow::Result<()
         return print_json(&reports);
     }
     let mut out = std::io::stdout().lock();
-    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("-").to_string();
+    let s = |v: &serde_json::Value, k: &str| {
+        v.get(k).and_then(|x| x.as_str()).unwrap_or("-").to_string()
+    };
     for r in reports {
-        writeln!(out, "request {}  finding {}  state {}", s(r, "request_id"), s(r, "finding_id"), s(r, "state"))?;
+        writeln!(
+            out,
+            "request {}  finding {}  state {}",
+            s(r, "request_id"),
+            s(r, "finding_id"),
+            s(r, "state")
+        )?;
         if let Some(e) = r.get("error").and_then(|e| e.as_str()) {
             writeln!(out, "  {e}")?;
         }
-        for n in r.get("notes").and_then(|n| n.as_array()).into_iter().flatten() {
+        for n in r
+            .get("notes")
+            .and_then(|n| n.as_array())
+            .into_iter()
+            .flatten()
+        {
             writeln!(out, "  note: {}", n.as_str().unwrap_or_default())?;
         }
-        for st in r.get("steps").and_then(|n| n.as_array()).into_iter().flatten() {
+        for st in r
+            .get("steps")
+            .and_then(|n| n.as_array())
+            .into_iter()
+            .flatten()
+        {
             writeln!(
                 out,
                 "  {:>2}. {:<30} {:<45} {:<24} {}{}",
@@ -559,7 +609,10 @@ fn print_reports(reports: &[serde_json::Value], json: bool) -> anyhow::Result<()
                 s(st, "action"),
                 s(st, "target"),
                 s(st, "outcome"),
-                st.get("error_code").and_then(|c| c.as_str()).map(|c| format!("[{c}] ")).unwrap_or_default(),
+                st.get("error_code")
+                    .and_then(|c| c.as_str())
+                    .map(|c| format!("[{c}] "))
+                    .unwrap_or_default(),
                 s(st, "message"),
             )?;
             let captured = st.get("captured").cloned().unwrap_or_default();

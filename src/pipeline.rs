@@ -146,9 +146,11 @@ pub fn accept(
                         RequestState::Pending | RequestState::Approved | RequestState::Executing
                     )
             });
-            let already_done_same_plan = requests
-                .iter()
-                .any(|r| r.plan.plan_hash == plan.plan_hash && r.state.is_final() && r.state != RequestState::Superseded);
+            let already_done_same_plan = requests.iter().any(|r| {
+                r.plan.plan_hash == plan.plan_hash
+                    && r.state.is_final()
+                    && r.state != RequestState::Superseded
+            });
             if !finding.archived && !plan.is_notify_only() && !has_live && !already_done_same_plan {
                 accepted.proposed = Some(propose(store, policy, plan, Actor::System, now)?);
             }

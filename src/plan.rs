@@ -420,6 +420,11 @@ pub fn plan(finding: &Finding, playbooks: &Playbooks) -> Plan {
     if finding.archived {
         b.notes
             .push("the finding is archived: nothing is proposed for an archived finding".into());
+    } else if finding.account_id.is_empty() {
+        b.notes.push(
+            "notify only: the finding does not name its AWS account, and hanko never guesses where to act"
+                .into(),
+        );
     } else if let Some(reason) = &overrides.notify_only {
         b.notes.push(reason.clone());
     } else {

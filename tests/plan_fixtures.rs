@@ -57,7 +57,8 @@ fn expected(name: &str) -> Option<&'static [Action]> {
         ("api/UnauthorizedAccess_EC2_MaliciousIPCaller.Custom.json", EC2),
         ("api/UnauthorizedAccess_EC2_RDPBruteForce.json", EC2),
         ("api/UnauthorizedAccess_EC2_SSHBruteForce.json", EC2),
-        ("eventbridge/aws-samples-waf-acl__gd2acl_test_event__UnauthorizedAccess_EC2_SSHBruteForce__partial_envelope.json", EC2),
+        // No account anywhere in the document: never guess where to act.
+        ("eventbridge/aws-samples-waf-acl__gd2acl_test_event__UnauthorizedAccess_EC2_SSHBruteForce__partial_envelope.json", &[]),
         ("eventbridge/cloud-custodian__ec2-duty-event__Backdoor_EC2_C_CActivity.B_DNS.json", EC2),
         // S3 data events: the bucket, plus the actor's credentials (a placeholder key id, so
         // sessions are revoked but no key is deactivated).
@@ -124,7 +125,11 @@ fn plan_for(f: &Finding) -> plan::Plan {
 #[test]
 fn every_fixture_follows_the_routing_table() {
     let files = all_fixture_files();
-    assert!(files.len() >= 48, "expected the whole fixture set, found {}", files.len());
+    assert!(
+        files.len() >= 48,
+        "expected the whole fixture set, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for (name, path) in &files {
         let text = std::fs::read_to_string(path).unwrap();
@@ -143,10 +148,16 @@ fn every_fixture_follows_the_routing_table() {
             let p = plan_for(f);
             let got: Vec<Action> = p.steps.iter().map(|s| s.action).collect();
             if got != want {
-                failures.push(format!("{name}: got {got:?}, want {want:?}; notes {:?}", p.notes));
+                failures.push(format!(
+                    "{name}: got {got:?}, want {want:?}; notes {:?}",
+                    p.notes
+                ));
             }
             if want.is_empty() && !p.notes.iter().any(|n| n.starts_with("notify only")) {
-                failures.push(format!("{name}: notify-only plan without a reason: {:?}", p.notes));
+                failures.push(format!(
+                    "{name}: notify-only plan without a reason: {:?}",
+                    p.notes
+                ));
             }
             if f.sample && !p.notes.iter().any(|n| n.starts_with("SAMPLE")) {
                 failures.push(format!("{name}: sample finding not labelled"));
@@ -185,8 +196,14 @@ fn credential_variants_follow_the_key_prefix_and_principal() {
     let tor = "api/UnauthorizedAccess_IAMUser_TorIPCaller.json";
 
     // A leaked long-term key: deactivate exactly that key, then revoke the user's sessions.
-    let p = variant(tor, |v| set_key(v, "IAMUser", "AKIAIOSFODNN7EXAMPLE", "alice"));
-    let got: Vec<_> = p.steps.iter().map(|s| (s.action, s.target.clone())).collect();
+    let p = variant(tor, |v| {
+        set_key(v, "IAMUser", "AKIAIOSFODNN7EXAMPLE", "alice")
+    });
+    let got: Vec<_> = p
+        .steps
+        .iter()
+        .map(|s| (s.action, s.target.clone()))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -197,16 +214,30 @@ fn credential_variants_follow_the_key_prefix_and_principal() {
                     access_key_id: "AKIAIOSFODNN7EXAMPLE".into()
                 }
             ),
-            (RevokeUserSessions, Target::User { user_name: "alice".into() }),
+            (
+                RevokeUserSessions,
+                Target::User {
+                    user_name: "alice".into()
+                }
+            ),
         ]
     );
     assert_eq!(p.steps[0].parameters["Status"], "Inactive");
     assert_eq!(p.steps[0].operation, "iam:UpdateAccessKey");
 
     // A temporary credential is never deactivated.
-    let p = variant(tor, |v| set_key(v, "IAMUser", "ASIAJZ3DXJKMP7MG3EKA", "alice"));
-    assert_eq!(p.steps.iter().map(|s| s.action).collect::<Vec<_>>(), vec![RevokeUserSessions]);
-    assert!(p.notes.iter().any(|n| n.contains("temporary")), "{:?}", p.notes);
+    let p = variant(tor, |v| {
+        set_key(v, "IAMUser", "ASIAJZ3DXJKMP7MG3EKA", "alice")
+    });
+    assert_eq!(
+        p.steps.iter().map(|s| s.action).collect::<Vec<_>>(),
+        vec![RevokeUserSessions]
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains("temporary")),
+        "{:?}",
+        p.notes
+    );
 
     // A role session: revoke the role's sessions, nothing else.
     let p = variant(
@@ -215,15 +246,26 @@ fn credential_variants_follow_the_key_prefix_and_principal() {
     );
     assert_eq!(p.steps.len(), 1);
     assert_eq!(p.steps[0].action, RevokeRoleSessions);
-    assert_eq!(p.steps[0].target, Target::Role { role_name: "web-server-role".into() });
+    assert_eq!(
+        p.steps[0].target,
+        Target::Role {
+            role_name: "web-server-role".into()
+        }
+    );
     assert_eq!(p.steps[0].operation, "iam:PutRolePolicy");
 
     // Root and AWS services: notify only, with the reason.
-    for (ty, word) in [("Root", "root"), ("AWSService", "AWS service"), ("FederatedUser", "federated")] {
+    for (ty, word) in [
+        ("Root", "root"),
+        ("AWSService", "AWS service"),
+        ("FederatedUser", "federated"),
+    ] {
         let p = variant(tor, |v| set_key(v, ty, "AKIAIOSFODNN7EXAMPLE", "x"));
         assert!(p.steps.is_empty(), "{ty}");
         assert!(
-            p.notes.iter().any(|n| n.starts_with("notify only") && n.contains(word)),
+            p.notes
+                .iter()
+                .any(|n| n.starts_with("notify only") && n.contains(word)),
             "{ty}: {:?}",
             p.notes
         );
@@ -235,14 +277,20 @@ fn credential_variants_follow_the_key_prefix_and_principal() {
     });
     assert_eq!(
         p.steps.iter().map(|s| s.action).collect::<Vec<_>>(),
-        vec![BlockBucketPublicAccess, DeactivateAccessKey, RevokeUserSessions]
+        vec![
+            BlockBucketPublicAccess,
+            DeactivateAccessKey,
+            RevokeUserSessions
+        ]
     );
 }
 
 #[test]
 fn exempt_instance_is_not_touched() {
     let p = variant("api/Trojan_EC2_DropPoint.json", |v| {
-        let tags = v["resource"]["instanceDetails"]["tags"].as_array_mut().unwrap();
+        let tags = v["resource"]["instanceDetails"]["tags"]
+            .as_array_mut()
+            .unwrap();
         tags.push(serde_json::json!({"key": "hanko:exempt", "value": "true"}));
     });
     assert!(p.steps.is_empty());
@@ -256,7 +304,9 @@ fn the_shipped_playbooks_file_is_valid_and_applies() {
     )
     .unwrap();
     let books = Playbooks::parse(&text).unwrap_or_else(|e| panic!("config/playbooks.toml: {e:?}"));
-    let text = std::fs::read_to_string(fixtures_dir().join("api/CryptoCurrency_EC2_BitcoinTool.B.json")).unwrap();
+    let text =
+        std::fs::read_to_string(fixtures_dir().join("api/CryptoCurrency_EC2_BitcoinTool.B.json"))
+            .unwrap();
     let f = &finding::parse_document(&text).unwrap()[0];
     let p = plan::plan(f, &books);
     assert_eq!(p.steps.last().map(|s| s.action), Some(StopInstance));
@@ -269,12 +319,23 @@ fn cli_plan_prints_the_documented_json() {
         .arg(fixtures_dir().join("api/Policy_S3_BucketAnonymousAccessGranted.json"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["finding_id"], "6cbf27df0abab076fc9ed189a9080cf8");
     assert_eq!(v["plan_hash"].as_str().map(str::len), Some(64));
     let step = &v["steps"][0];
-    for key in ["action", "service", "operation", "target", "parameters", "risk"] {
+    for key in [
+        "action",
+        "service",
+        "operation",
+        "target",
+        "parameters",
+        "risk",
+    ] {
         assert!(step.get(key).is_some(), "step lacks {key}: {step}");
     }
     assert_eq!(step["action"], "block_bucket_public_access");
@@ -293,5 +354,9 @@ fn cli_plan_prints_the_documented_json() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("$.severity"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("$.severity"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
