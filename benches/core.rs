@@ -52,7 +52,7 @@ fn parse_and_plan(c: &mut Criterion) {
 fn vote_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store opens");
-    let text = fixture("api/Recon_IAMUser_MaliciousIPCaller.Custom__aws-samples2.json");
+    let text = fixture("api/UnauthorizedAccess_IAMUser_TorIPCaller.json");
     let f = finding::parse_document(&text).expect("fixture parses")[0].clone();
     let p = plan::plan(&f, &Playbooks::defaults());
     let policy = Policy {

@@ -320,7 +320,7 @@ pub fn parse_guardduty_json(text: &str) -> Result<Vec<Finding>, ParseError> {
 /// Parses one GuardDuty finding object found at `path` (`$`, `$.findings[3]`, `$.detail`);
 /// every error names a path below it.
 pub fn parse_guardduty_value(v: &Value, path: &str) -> Result<Finding, ParseError> {
-    guardduty_finding(&Obj::new(v, path)?, None)
+    guardduty_finding(&Obj::new(v, path)?, None, false)
 }
 
 /// Parses an EventBridge event: a GuardDuty finding (`source` `aws.guardduty`, `detail-type`
@@ -361,7 +361,7 @@ pub fn parse_document(text: &str) -> Result<Vec<Finding>, ParseError> {
                 .find_map(Value::as_object)
                 .is_some_and(|first| looks_like_guardduty(first) && !looks_like_asff(first));
             if guardduty {
-                each(&Arr::new(items, "$"), |f| guardduty_finding(f, None))
+                each(&Arr::new(items, "$"), |f| guardduty_finding(f, None, false))
             } else {
                 asff_document(&v)
             }
@@ -471,10 +471,10 @@ fn each<'a>(
 /// `{"findings": [...]}` (`"findings": null` is an empty response), or one finding.
 fn guardduty_document(root: &Obj<'_>) -> Result<Vec<Finding>, ParseError> {
     if !root.map.contains_key("findings") {
-        return Ok(vec![guardduty_finding(root, None)?]);
+        return Ok(vec![guardduty_finding(root, None, false)?]);
     }
     match root.arr("findings")? {
-        Some(list) => each(&list, |f| guardduty_finding(f, None)),
+        Some(list) => each(&list, |f| guardduty_finding(f, None, false)),
         None => Ok(Vec::new()),
     }
 }
@@ -537,7 +537,7 @@ fn eventbridge_value(v: &Value) -> Result<Vec<Finding>, ParseError> {
             // emitted the event (the administrator's, with delegated administration), so only the
             // region may stand in for a detail that lacks it.
             let fallback_region = env.str("region")?.map(|r| (r, env.path_of("region")));
-            Ok(vec![guardduty_finding(&detail, fallback_region)?])
+            Ok(vec![guardduty_finding(&detail, fallback_region, true)?])
         }
         EventKind::SecurityHub => each(&detail.required_arr("findings")?, asff_finding),
     }
@@ -547,28 +547,34 @@ fn eventbridge_value(v: &Value) -> Result<Vec<Finding>, ParseError> {
 // GuardDuty API JSON
 // ---------------------------------------------------------------------------------------------
 
-/// One GuardDuty finding. `fallback_region` (value, path) stands in for a missing `region`.
+/// One GuardDuty finding. `fallback_region` (value, path) stands in for a missing `region`;
+/// `in_envelope` is true for the detail of an EventBridge event.
 fn guardduty_finding(
     f: &Obj<'_>,
     fallback_region: Option<(&str, String)>,
+    in_envelope: bool,
 ) -> Result<Finding, ParseError> {
     let id = f.required_str("id")?.to_string();
     // An EventBridge detail without `accountId` (seen in hand-made test events) is kept with
     // an unknown account rather than rejected: the planner makes such a finding notify-only,
     // so hanko never acts in an account it had to guess. The envelope's `account` is not used:
     // with delegated administration it is the administrator's account, not the finding's.
-    let account_id = match (f.str("accountId")?, &fallback_region) {
-        (Some(a), _) => account_id(a, f.path_of("accountId"))?,
-        (None, Some(_)) => String::new(),
-        (None, None) => account_id(f.required_str("accountId")?, f.path_of("accountId"))?,
+    let account_id = match f.str("accountId")? {
+        Some(a) => account_id(a, f.path_of("accountId"))?,
+        None if in_envelope => String::new(),
+        None => account_id(f.required_str("accountId")?, f.path_of("accountId"))?,
     };
     let region = match (f.str("region")?, fallback_region) {
         (Some(r), _) => region_name(r, f.path_of("region"))?,
         (None, Some((r, path))) => region_name(r, path)?,
         (None, None) => {
-            return Err(ParseError::Missing {
-                path: f.path_of("region"),
-            })
+            // In an event the envelope's `region` is the usual place; name that one.
+            let path = if in_envelope {
+                "$.region".to_string()
+            } else {
+                f.path_of("region")
+            };
+            return Err(ParseError::Missing { path });
         }
     };
     let finding_type = f.required_str("type")?.to_string();

@@ -419,7 +419,7 @@ pub fn plan(finding: &Finding, playbooks: &Playbooks) -> Plan {
     }
     if finding.archived {
         b.notes
-            .push("the finding is archived: nothing is proposed for an archived finding".into());
+            .push("notify only: the finding is archived, so nothing is proposed for it".into());
     } else if finding.account_id.is_empty() {
         b.notes.push(
             "notify only: the finding does not name its AWS account, and hanko never guesses where to act"

@@ -68,7 +68,8 @@ fn expected(name: &str) -> Option<&'static [Action]> {
         ("api/Impact_S3_MaliciousIPCaller.json", bucket_and_user),
         ("api/UnauthorizedAccess_S3_TorIPCaller.json", bucket_and_user),
         // IAM users with a placeholder (not AKIA/ASIA) key id.
-        ("api/Recon_IAMUser_MaliciousIPCaller.Custom__aws-samples2.json", user_sessions),
+        // Archived (service.archived = true): nothing is proposed.
+        ("api/Recon_IAMUser_MaliciousIPCaller.Custom__aws-samples2.json", notify),
         ("api/Recon_IAMUser_MaliciousIPCaller.Custom__elastic1.json", user_sessions),
         ("api/Recon_IAMUser_MaliciousIPCaller.json", user_sessions),
         ("api/Stealth_IAMUser_CloudTrailLoggingDisabled.json", user_sessions),
