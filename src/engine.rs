@@ -243,6 +243,7 @@ impl Engine {
             };
             let ctx = StepCtx {
                 request_id: req.id,
+                finding_id: req.finding_id.clone(),
                 step_index: index,
                 now: Utc::now(),
                 dry_run: false,
@@ -542,6 +543,7 @@ impl Engine {
             };
             let ctx = StepCtx {
                 request_id: req.id,
+                finding_id: req.finding_id.clone(),
                 step_index: index,
                 now: Utc::now(),
                 dry_run: false,
@@ -754,6 +756,7 @@ pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
     for (index, step) in plan.steps.iter().enumerate() {
         let ctx = StepCtx {
             request_id,
+            finding_id: plan.finding_id.clone(),
             step_index: index,
             now: Utc::now(),
             dry_run: true,

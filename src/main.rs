@@ -52,6 +52,16 @@ enum Command {
     Drill(DrillArgs),
     /// Propose, approve (as the named operators) and run the revert of an executed request.
     Revert(RevertArgs),
+    /// Finish every request left Approved or Executing (what `hanko run` does at start-up),
+    /// e.g. after a crash during a drill. Steps check first, so nothing is done twice.
+    Resume {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        role_arn_template: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -173,6 +183,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => audit(cmd),
         Command::Drill(args) => runtime()?.block_on(drill(args)),
         Command::Revert(args) => runtime()?.block_on(revert(args)),
+        Command::Resume {
+            db,
+            role_arn_template,
+            json,
+        } => runtime()?.block_on(resume(db, role_arn_template, json)),
     }
 }
 
@@ -622,4 +637,21 @@ fn print_reports(reports: &[serde_json::Value], json: bool) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+async fn resume(db: PathBuf, role_arn_template: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let store = open_store(&db)?;
+    let factory = hanko::aws::ClientFactory::from_env(None, role_arn_template).await;
+    let engine = hanko::engine::Engine::new(store, factory);
+    let reports = engine.resume_all().await?;
+    let ok = reports
+        .iter()
+        .all(|r| r.state == hanko::approval::RequestState::Succeeded);
+    let values = reports
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    print_reports(&values, json)?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

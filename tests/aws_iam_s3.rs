@@ -31,6 +31,7 @@ const ROLE_TEMPLATE: &str = "arn:aws:iam::{account}:role/HankoResponder";
 fn ctx() -> StepCtx {
     StepCtx {
         request_id: uuid::Uuid::new_v4(),
+        finding_id: String::new(),
         step_index: 0,
         now: Utc::now(),
         dry_run: false,

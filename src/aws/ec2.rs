@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    Captured, ErrorClass, RevertOutcome, StepCtx, StepError, TAG_QUARANTINE, TAG_REQUEST, TAG_STEP,
+    Captured, ErrorClass, RevertOutcome, StepCtx, StepError, TAG_FINDING, TAG_QUARANTINE, TAG_REQUEST,
+    TAG_STEP,
 };
 use crate::plan::{Action, Step, Target};
 
@@ -488,23 +489,28 @@ mod snapshot {
         created: Vec<String>,
     }
 
-    /// Snapshots tagged with this request and step, by volume id (error-state ones left out).
+    /// Snapshots that are already evidence for this finding (tagged with its id), or, when the
+    /// finding is unknown, for this request and step; by volume id (error-state ones left out).
     async fn tagged(
         client: &aws_sdk_ec2::Client,
         id: &str,
         ctx: &StepCtx,
     ) -> Result<BTreeMap<String, String>, StepError> {
-        let snapshots = client
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(filter(
-                &format!("tag:{TAG_REQUEST}"),
-                &ctx.request_id.to_string(),
-            ))
-            .filters(filter(
-                &format!("tag:{TAG_STEP}"),
-                &ctx.step_index.to_string(),
-            ))
+        let describe = client.describe_snapshots().owner_ids("self");
+        let describe = if ctx.finding_id.is_empty() {
+            describe
+                .filters(filter(
+                    &format!("tag:{TAG_REQUEST}"),
+                    &ctx.request_id.to_string(),
+                ))
+                .filters(filter(
+                    &format!("tag:{TAG_STEP}"),
+                    &ctx.step_index.to_string(),
+                ))
+        } else {
+            describe.filters(filter(&format!("tag:{TAG_FINDING}"), &ctx.finding_id))
+        };
+        let snapshots = describe
             .into_paginator()
             .items()
             .send()
@@ -559,12 +565,15 @@ mod snapshot {
             .collect();
         let request = ctx.request_id.to_string();
         let step = ctx.step_index.to_string();
-        let tags = TagSpecification::builder()
+        let mut tags = TagSpecification::builder()
             .resource_type(ResourceType::Snapshot)
             .tags(tag(TAG_REQUEST, &request))
             .tags(tag(TAG_STEP, &step))
-            .tags(tag(TAG_QUARANTINE, &request))
-            .build();
+            .tags(tag(TAG_QUARANTINE, &request));
+        if !ctx.finding_id.is_empty() {
+            tags = tags.tags(tag(TAG_FINDING, &ctx.finding_id));
+        }
+        let tags = tags.build();
         let mut dry = DryRun::default();
         let mut created = Vec::new();
         for (volume, device) in missing {

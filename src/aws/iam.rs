@@ -677,6 +677,7 @@ mod tests {
     fn ctx() -> StepCtx {
         StepCtx {
             request_id: uuid::Uuid::nil(),
+            finding_id: String::new(),
             step_index: 1,
             now: chrono::Utc
                 .with_ymd_and_hms(2026, 11, 28, 16, 0, 0)

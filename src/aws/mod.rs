@@ -43,11 +43,16 @@ pub use crate::plan::{QUARANTINE_USER_POLICY, SESSION_REVOKE_POLICY, TAG_QUARANT
 /// Tag keys on snapshots: which request and which step made them (for idempotent retries).
 pub const TAG_REQUEST: &str = "hanko:request";
 pub const TAG_STEP: &str = "hanko:step";
+/// Tag key on snapshots: the finding they are evidence for. A later request for the same
+/// finding reuses that evidence instead of snapshotting again.
+pub const TAG_FINDING: &str = "hanko:finding";
 
 /// What a step runs with.
 #[derive(Debug, Clone)]
 pub struct StepCtx {
     pub request_id: Uuid,
+    /// The finding the request is for; empty when unknown. Evidence is keyed on it.
+    pub finding_id: String,
     pub step_index: usize,
     /// When the step runs: the session-revocation cut-off (`aws:TokenIssueTime`).
     pub now: DateTime<Utc>,
