@@ -639,7 +639,11 @@ fn print_reports(reports: &[serde_json::Value], json: bool) -> anyhow::Result<()
     Ok(())
 }
 
-async fn resume(db: PathBuf, role_arn_template: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
+async fn resume(
+    db: PathBuf,
+    role_arn_template: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     init_tracing();
     let store = open_store(&db)?;
     let factory = hanko::aws::ClientFactory::from_env(None, role_arn_template).await;
@@ -653,5 +657,9 @@ async fn resume(db: PathBuf, role_arn_template: Option<String>, json: bool) -> a
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()?;
     print_reports(&values, json)?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -4,10 +4,10 @@
 //! then attached at launch): moto then reports each interface's groups faithfully
 //! (`docs/containment.md`, "Testing these steps against moto").
 
-#[path = "support/moto.rs"]
-mod moto;
 #[path = "support/ec2_world.rs"]
 mod ec2_world;
+#[path = "support/moto.rs"]
+mod moto;
 use ec2_world::{World, QUARANTINE, TRANSITION};
 
 use aws_sdk_ec2::types::{Filter, IpPermission};

@@ -1003,36 +1003,16 @@ fn policy_lists_every_call_of_every_step_once_grouped_by_service() {
 ///   and `s3:DeleteBucket` (DELETE) instead of `s3:Get/PutBucketPublicAccessBlock` and
 ///   `s3:Get/PutBucketOwnershipControls`;
 /// - IAM user calls are checked against the resource `*`, not the user's ARN.
-fn policy_for_moto(policy: &Value) -> Value {
-    let mut p = policy.clone();
-    for s in p["Statement"].as_array_mut().unwrap() {
-        let moto_actions: Vec<String> = as_list(&s["Action"])
-            .into_iter()
-            .flat_map(|a| match a.as_str() {
-                "s3:GetBucketPublicAccessBlock" | "s3:GetBucketOwnershipControls" => {
-                    vec!["s3:ListBucket".to_string()]
-                }
-                "s3:PutBucketPublicAccessBlock" | "s3:PutBucketOwnershipControls" => {
-                    vec!["s3:CreateBucket".to_string(), "s3:DeleteBucket".to_string()]
-                }
-                _ => vec![a],
-            })
-            .collect();
-        let mut dedup = moto_actions.clone();
-        dedup.sort();
-        dedup.dedup();
-        s["Action"] = json!(dedup);
-        if s["Resource"] == "arn:aws:iam::*:user/*" {
-            s["Resource"] = json!("*");
-        }
-    }
-    p
-}
-
 #[tokio::test]
 async fn least_privilege_policy_is_enough_for_the_iam_and_s3_steps() {
     let (moto, admin) = moto_with_auth().await;
-    let hanko = user_holding(&moto, &admin, "hanko", &policy_for_moto(&shipped_policy())).await;
+    let hanko = user_holding(
+        &moto,
+        &admin,
+        "hanko",
+        &moto::policy_for_moto(&shipped_policy()),
+    )
+    .await;
 
     // Targets, made by the admin.
     let keys = create_user_with_keys(&admin.iam, "ivan", 2).await;

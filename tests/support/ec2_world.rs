@@ -302,4 +302,3 @@ impl World {
         out.tags().first().map(|t| t.value().unwrap().to_string())
     }
 }
-

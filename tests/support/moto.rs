@@ -139,3 +139,40 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
 }
+
+/// The shipped least-privilege policy as moto 5.2 checks it: moto authorizes the S3
+/// public-access-block and ownership-controls calls as `s3:ListBucket` (GET) and
+/// `s3:CreateBucket`/`s3:DeleteBucket` (PUT/DELETE), and IAM user calls against resource `*`.
+/// Everything else is left as shipped.
+pub fn policy_for_moto(policy: &serde_json::Value) -> serde_json::Value {
+    let mut p = policy.clone();
+    for s in p["Statement"].as_array_mut().unwrap() {
+        let moto_actions: Vec<String> = match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+        .into_iter()
+        .flat_map(|a| match a.as_str() {
+            "s3:GetBucketPublicAccessBlock" | "s3:GetBucketOwnershipControls" => {
+                vec!["s3:ListBucket".to_string()]
+            }
+            "s3:PutBucketPublicAccessBlock" | "s3:PutBucketOwnershipControls" => {
+                vec!["s3:CreateBucket".to_string(), "s3:DeleteBucket".to_string()]
+            }
+            _ => vec![a],
+        })
+        .collect();
+        let mut dedup = moto_actions.clone();
+        dedup.sort();
+        dedup.dedup();
+        s["Action"] = serde_json::json!(dedup);
+        if s["Resource"] == "arn:aws:iam::*:user/*" {
+            s["Resource"] = serde_json::json!("*");
+        }
+    }
+    p
+}
