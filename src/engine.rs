@@ -177,7 +177,7 @@ impl Engine {
                 )?
             }
             RequestState::Executing => req,
-            state if state.is_final() => return Ok(self.report(&req)?),
+            state if state.is_final() => return self.report(&req),
             state => return Err(EngineError::NotApproved { id: req.id, state }),
         };
         match req.kind {

@@ -90,7 +90,7 @@ pub fn accept(
 ) -> Result<Accepted, StoreError> {
     let upsert = store.upsert_finding(finding, &Actor::System, now)?;
     let mut accepted = Accepted {
-        upsert: upsert.clone(),
+        upsert,
         proposed: None,
         superseded: Vec::new(),
     };
