@@ -182,3 +182,158 @@ pub fn propose(
     store.create_request(&request, now)?;
     Ok(request.id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditQuery;
+    use crate::finding::{
+        AccessKeyDetails, FindingSource, Resource, ResourceKind, SeverityLabel,
+    };
+    use chrono::{Duration, TimeZone};
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap() + Duration::minutes(min)
+    }
+
+    fn finding(key: &str, count: u64, updated: i64) -> Finding {
+        Finding {
+            id: "f-1".into(),
+            arn: None,
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            finding_type: "UnauthorizedAccess:IAMUser/TorIPCaller".into(),
+            severity: 5.0,
+            severity_label: SeverityLabel::Medium,
+            title: "t".into(),
+            description: "d".into(),
+            created_at: Some(t(0)),
+            updated_at: Some(t(updated)),
+            first_seen: None,
+            last_seen: None,
+            count,
+            archived: false,
+            sample: false,
+            source: FindingSource::GuardDuty,
+            resource: Resource {
+                kind: ResourceKind::AccessKey,
+                access_key: Some(AccessKeyDetails {
+                    access_key_id: Some(key.into()),
+                    principal_id: None,
+                    user_name: Some("alice".into()),
+                    user_type: Some("IAMUser".into()),
+                }),
+                instance: None,
+                s3_buckets: Vec::new(),
+            },
+            actor: Default::default(),
+        }
+    }
+
+    struct World {
+        store: Store,
+        books: Playbooks,
+        policy: Policy,
+        notices: Notices,
+    }
+
+    impl World {
+        fn new() -> Self {
+            World {
+                store: Store::open_temporary().unwrap(),
+                books: Playbooks::defaults(),
+                policy: Policy::default(),
+                notices: Notices::default(),
+            }
+        }
+        fn accept(&self, f: &Finding, now: DateTime<Utc>) -> Accepted {
+            accept(&self.store, &self.books, &self.policy, &self.notices, f, now).unwrap()
+        }
+        fn requests(&self) -> Vec<Request> {
+            self.store.requests_for_finding("f-1").unwrap()
+        }
+    }
+
+    #[test]
+    fn a_finding_gets_one_request_however_often_it_recurs() {
+        let w = World::new();
+        let mut rx = w.notices.subscribe();
+        let a = w.accept(&finding("AKIAEXAMPLE", 1, 0), t(1));
+        assert_eq!(a.upsert, Upsert::New);
+        let first = a.proposed.expect("a request is proposed");
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Notice::FindingNew {
+                finding_id: "f-1".into(),
+                request: Some(first)
+            }
+        );
+        // The same document again: nothing happens.
+        let again = w.accept(&finding("AKIAEXAMPLE", 1, 0), t(2));
+        assert_eq!(again.upsert, Upsert::Unchanged);
+        assert!(rx.try_recv().is_err());
+        // Recurring (count up, newer): the finding is updated, its card edited, no new request.
+        let up = w.accept(&finding("AKIAEXAMPLE", 5, 10), t(3));
+        assert!(matches!(up.upsert, Upsert::Updated { previous_count: 1, .. }));
+        assert_eq!(up.proposed, None);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Notice::FindingUpdated {
+                finding_id: "f-1".into(),
+                request: Some(first)
+            }
+        );
+        assert_eq!(w.requests().len(), 1);
+    }
+
+    #[test]
+    fn archiving_supersedes_the_pending_request() {
+        let w = World::new();
+        let first = w.accept(&finding("AKIAEXAMPLE", 1, 0), t(1)).proposed.unwrap();
+        let mut archived = finding("AKIAEXAMPLE", 1, 20);
+        archived.archived = true;
+        let a = w.accept(&archived, t(2));
+        assert_eq!(a.superseded, vec![first]);
+        assert_eq!(a.proposed, None);
+        let reqs = w.requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].state, RequestState::Superseded);
+        let events = w
+            .store
+            .query_audit(&AuditQuery {
+                request_id: Some(first),
+                kind: Some(EventKind::RequestSuperseded),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].detail["reason"], "the finding was archived");
+    }
+
+    #[test]
+    fn a_changed_plan_supersedes_and_proposes_again() {
+        let w = World::new();
+        let first = w.accept(&finding("AKIAFIRST", 1, 0), t(1)).proposed.unwrap();
+        let a = w.accept(&finding("AKIASECOND", 2, 5), t(2));
+        assert_eq!(a.superseded, vec![first]);
+        let second = a.proposed.expect("the new plan is proposed");
+        assert_ne!(first, second);
+        let reqs = w.requests();
+        assert_eq!(reqs.len(), 2);
+        let new = reqs.iter().find(|r| r.id == second).unwrap();
+        assert_eq!(new.state, RequestState::Pending);
+        assert_eq!(new.plan.steps[0].parameters["AccessKeyId"], "AKIASECOND");
+    }
+
+    #[test]
+    fn notify_only_findings_are_stored_without_a_request() {
+        let w = World::new();
+        let mut root = finding("AKIAROOT", 1, 0);
+        root.resource.access_key.as_mut().unwrap().user_type = Some("Root".into());
+        let a = w.accept(&root, t(1));
+        assert_eq!(a.upsert, Upsert::New);
+        assert_eq!(a.proposed, None);
+        assert!(w.requests().is_empty());
+        assert!(w.store.get_finding("f-1").unwrap().is_some());
+    }
+}
