@@ -171,10 +171,10 @@ fn source_line(
     } else {
         "no cursor yet"
     };
-    let failing = if errors > 0 {
-        format!(", {errors} failure(s) since")
-    } else {
-        String::new()
+    let failing = match (errors, last_ok) {
+        (0, _) => String::new(),
+        (n, Some(_)) => format!(", {n} failure(s) since"),
+        (n, None) => format!(", {n} failure(s)"),
     };
     Ok(match last_ok {
         Some(t) => {
