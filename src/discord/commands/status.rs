@@ -1,0 +1,199 @@
+//! `/status`: is hanko healthy? Version and uptime, whether execution is paused (by whom, why),
+//! the requests waiting for votes or for the engine, what the store holds, and the lag of each
+//! configured ingest source. Ephemeral.
+//!
+//! # Ingest keys (written by the ingest loops, read here)
+//!
+//! Sources are named `guardduty:<region>` (one per region in `aws.regions` when
+//! `ingest.guardduty`), `sqs` (when `ingest.sqs_queue_url` is set) and `securityhub:<region>`
+//! (one per region when `ingest.securityhub`). For each `<source>`:
+//!
+//! | where | key | value |
+//! |---|---|---|
+//! | cursor (`Store::get_cursor`) | `<source>` | the source's own cursor (shown only as set or not) |
+//! | meta (`Store::get_meta`) | [`last_ok_key`]: `ingest.<source>.last_ok` | RFC 3339 time of the last successful poll or receive |
+//! | meta (`Store::get_meta`) | [`errors_key`]: `ingest.<source>.errors` | decimal count of failures since that success (`0` after one) |
+//!
+//! The lag of a source is the time since its last success. It is flagged when it exceeds
+//! [`LAG_WARN_POLLS`] poll intervals (`ingest.poll_interval`), or when failures follow it.
+//!
+//! Uses the store and the engine's pause flag; no Discord or AWS I/O.
+
+use chrono::{DateTime, Utc};
+
+use crate::app::App;
+use crate::approval::RequestState;
+use crate::audit::{AuditQuery, EventKind};
+use crate::config::Settings;
+
+use super::{code, human_duration, plain, Handled, Invocation, Reply};
+
+/// A source lagging more than this many poll intervals is flagged.
+pub const LAG_WARN_POLLS: i32 = 3;
+
+/// `ingest.<source>.last_ok`.
+pub fn last_ok_key(source: &str) -> String {
+    format!("ingest.{source}.last_ok")
+}
+
+/// `ingest.<source>.errors`.
+pub fn errors_key(source: &str) -> String {
+    format!("ingest.{source}.errors")
+}
+
+/// The ingest sources the settings switch on, in a stable order.
+pub fn sources(settings: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    if settings.ingest.guardduty {
+        out.extend(
+            settings
+                .aws
+                .regions
+                .iter()
+                .map(|r| format!("guardduty:{r}")),
+        );
+    }
+    if settings.ingest.sqs_queue_url.is_some() {
+        out.push("sqs".to_string());
+    }
+    if settings.ingest.securityhub {
+        out.extend(
+            settings
+                .aws
+                .regions
+                .iter()
+                .map(|r| format!("securityhub:{r}")),
+        );
+    }
+    out
+}
+
+pub async fn run(app: &App, inv: &Invocation) -> Reply {
+    handle(app, inv).finish(app, inv)
+}
+
+fn handle(app: &App, _inv: &Invocation) -> Handled {
+    let now = Utc::now();
+    match report(app, now) {
+        Ok(text) => Handled::done(Reply::ephemeral(text)),
+        Err(e) => Handled::failed("status", "reading the store", &e),
+    }
+}
+
+fn report(app: &App, now: DateTime<Utc>) -> Result<String, crate::store::StoreError> {
+    let mut out = vec![format!(
+        "**hanko {}** · up {} (since <t:{}:f>)",
+        env!("CARGO_PKG_VERSION"),
+        human_duration(now - app.started_at),
+        app.started_at.timestamp()
+    )];
+
+    let paused = match app.engine.is_paused() {
+        Ok(p) => p,
+        Err(crate::engine::EngineError::Store(e)) => return Err(e),
+        Err(_) => false,
+    };
+    if paused {
+        let last = app.store.query_audit(&AuditQuery {
+            kind: Some(EventKind::ExecutionPaused),
+            limit: Some(1),
+            ..AuditQuery::default()
+        })?;
+        let mut line =
+            "⏸️ **Execution is PAUSED**: approved requests wait; /resume starts them.".to_string();
+        if let Some(e) = last.first() {
+            line.push_str(&format!(
+                " Paused by {} <t:{}:R>",
+                plain(e.actor.display_name()),
+                e.at.timestamp()
+            ));
+            if let Some(reason) = e.detail.get("reason").and_then(|r| r.as_str()) {
+                line.push_str(&format!(
+                    ": {}",
+                    plain(&crate::discord::cards::truncate(reason, 200))
+                ));
+            }
+            line.push('.');
+        }
+        out.push(line);
+    } else {
+        out.push("▶️ Execution is running: approved requests run at once.".to_string());
+    }
+
+    let count = |s: RequestState| -> Result<usize, crate::store::StoreError> {
+        Ok(app.store.requests_in_states(&[s])?.len())
+    };
+    out.push(format!(
+        "Requests: **{}** pending approval, **{}** approved and waiting to run, **{}** executing.",
+        count(RequestState::Pending)?,
+        count(RequestState::Approved)?,
+        count(RequestState::Executing)?
+    ));
+    out.push(format!(
+        "Store: {} findings, {} audit events.",
+        app.store.finding_count(),
+        app.store.audit_len()
+    ));
+
+    let sources = sources(&app.settings);
+    if sources.is_empty() {
+        out.push("Ingest: no source is configured (ingest.guardduty, ingest.sqs_queue_url, ingest.securityhub).".to_string());
+    } else {
+        out.push("Ingest:".to_string());
+        let warn_after = chrono::Duration::from_std(app.settings.ingest.poll_interval)
+            .unwrap_or_else(|_| chrono::Duration::seconds(60))
+            * LAG_WARN_POLLS;
+        for source in sources {
+            out.push(source_line(app, &source, now, warn_after)?);
+        }
+    }
+    Ok(out.join("\n"))
+}
+
+fn source_line(
+    app: &App,
+    source: &str,
+    now: DateTime<Utc>,
+    warn_after: chrono::Duration,
+) -> Result<String, crate::store::StoreError> {
+    let last_ok = app
+        .store
+        .get_meta(&last_ok_key(source))?
+        .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let errors: u64 = app
+        .store
+        .get_meta(&errors_key(source))?
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let cursor = if app.store.get_cursor(source)?.is_some() {
+        "cursor saved"
+    } else {
+        "no cursor yet"
+    };
+    let failing = match (errors, last_ok) {
+        (0, _) => String::new(),
+        (n, Some(_)) => format!(", {n} failure(s) since"),
+        (n, None) => format!(", {n} failure(s)"),
+    };
+    Ok(match last_ok {
+        Some(t) => {
+            let lag = now - t;
+            let mark = if lag > warn_after || errors > 0 {
+                "⚠️"
+            } else {
+                "✅"
+            };
+            format!(
+                "{mark} {} lag {} (last success <t:{}:R>{failing}; {cursor})",
+                code(source),
+                human_duration(lag),
+                t.timestamp()
+            )
+        }
+        None => format!(
+            "⚠️ {} no successful poll yet{failing} ({cursor})",
+            code(source)
+        ),
+    })
+}
