@@ -187,9 +187,7 @@ pub fn propose(
 mod tests {
     use super::*;
     use crate::audit::AuditQuery;
-    use crate::finding::{
-        AccessKeyDetails, FindingSource, Resource, ResourceKind, SeverityLabel,
-    };
+    use crate::finding::{AccessKeyDetails, FindingSource, Resource, ResourceKind, SeverityLabel};
     use chrono::{Duration, TimeZone};
 
     fn t(min: i64) -> DateTime<Utc> {
@@ -247,7 +245,15 @@ mod tests {
             }
         }
         fn accept(&self, f: &Finding, now: DateTime<Utc>) -> Accepted {
-            accept(&self.store, &self.books, &self.policy, &self.notices, f, now).unwrap()
+            accept(
+                &self.store,
+                &self.books,
+                &self.policy,
+                &self.notices,
+                f,
+                now,
+            )
+            .unwrap()
         }
         fn requests(&self) -> Vec<Request> {
             self.store.requests_for_finding("f-1").unwrap()
@@ -274,7 +280,13 @@ mod tests {
         assert!(rx.try_recv().is_err());
         // Recurring (count up, newer): the finding is updated, its card edited, no new request.
         let up = w.accept(&finding("AKIAEXAMPLE", 5, 10), t(3));
-        assert!(matches!(up.upsert, Upsert::Updated { previous_count: 1, .. }));
+        assert!(matches!(
+            up.upsert,
+            Upsert::Updated {
+                previous_count: 1,
+                ..
+            }
+        ));
         assert_eq!(up.proposed, None);
         assert_eq!(
             rx.try_recv().unwrap(),
@@ -289,7 +301,10 @@ mod tests {
     #[test]
     fn archiving_supersedes_the_pending_request() {
         let w = World::new();
-        let first = w.accept(&finding("AKIAEXAMPLE", 1, 0), t(1)).proposed.unwrap();
+        let first = w
+            .accept(&finding("AKIAEXAMPLE", 1, 0), t(1))
+            .proposed
+            .unwrap();
         let mut archived = finding("AKIAEXAMPLE", 1, 20);
         archived.archived = true;
         let a = w.accept(&archived, t(2));
@@ -313,7 +328,10 @@ mod tests {
     #[test]
     fn a_changed_plan_supersedes_and_proposes_again() {
         let w = World::new();
-        let first = w.accept(&finding("AKIAFIRST", 1, 0), t(1)).proposed.unwrap();
+        let first = w
+            .accept(&finding("AKIAFIRST", 1, 0), t(1))
+            .proposed
+            .unwrap();
         let a = w.accept(&finding("AKIASECOND", 2, 5), t(2));
         assert_eq!(a.superseded, vec![first]);
         let second = a.proposed.expect("the new plan is proposed");
