@@ -21,9 +21,12 @@
 //! [`POST_WINDOW`] (a sliding window, stricter than Discord's buckets, so a refilling token
 //! bucket's early 6th message never happens). When more cards are due than the budget allows,
 //! all but one of the free posts go to the most severe cards and the rest are folded into ONE
-//! digest message ([`cards::digest_card`]) whose lines each name `/finding <id>`; folded cards
-//! are remembered as `card.<key>` = `digest:<message id>` and are not edited later. Edits do not
-//! count against the channel's post bucket and are sent at once.
+//! digest message ([`cards::digest_card`]) whose lines each name `/finding <id>`. While the
+//! burst lasts (until a whole window passes with nothing folded), later overflow is added to
+//! that same digest by editing it (at most one edit per [`DIGEST_EDIT_SPACING`]), so a burst
+//! that trickles in still makes one digest. Folded cards are remembered as `card.<key>` =
+//! `digest:<message id>` and are not edited later. Card edits do not count against the
+//! channel's post bucket and are sent at once.
 //!
 //! A 429 answer (which the budget should prevent) marks the budget spent for a whole window
 //! and the post is retried after it. serenity 0.12 drops the body's `retry_after` from its
@@ -58,6 +61,8 @@ use crate::store::StoreError;
 pub const POSTS_PER_WINDOW: usize = 5;
 /// Discord's channel window (5 s) plus a margin for the clock of Discord's edge.
 pub const POST_WINDOW: Duration = Duration::from_millis(5_250);
+/// The least time between two edits of the open digest (Discord limits edits too).
+pub const DIGEST_EDIT_SPACING: Duration = Duration::from_secs(1);
 /// Attempts for one message (429s and transient failures) before it is given up (logged).
 pub const MAX_ATTEMPTS: u32 = 4;
 /// Meta key prefix of the card message ids.
@@ -229,6 +234,16 @@ struct Due {
     severity: SeverityLabel,
 }
 
+impl Due {
+    fn line(&self) -> (String, String, SeverityLabel) {
+        (
+            self.finding_id.clone(),
+            self.finding_type.clone(),
+            self.severity,
+        )
+    }
+}
+
 /// Why one message could not be sent.
 #[derive(Debug, thiserror::Error)]
 enum SendError {
@@ -238,6 +253,16 @@ enum SendError {
     Discord(#[from] serenity::Error),
 }
 
+/// The digest of the burst under way: later overflow is added to it by editing it.
+#[derive(Debug)]
+struct OpenDigest {
+    message_id: u64,
+    lines: Vec<(String, String, SeverityLabel)>,
+    /// When cards were last folded into it: a whole quiet window closes it.
+    last_fold: Instant,
+    last_edit: Instant,
+}
+
 /// The outbox. Build it with [`Outbox::new`], then `tokio::spawn(outbox.run(...))`.
 pub struct Outbox {
     app: App,
@@ -245,6 +270,7 @@ pub struct Outbox {
     channel: ChannelId,
     budget: PostBudget,
     queue: Vec<Due>,
+    digest: Option<OpenDigest>,
 }
 
 impl Outbox {
@@ -256,6 +282,7 @@ impl Outbox {
             channel,
             budget: PostBudget::new(POSTS_PER_WINDOW, POST_WINDOW),
             queue: Vec::new(),
+            digest: None,
         }
     }
 
@@ -273,7 +300,7 @@ impl Outbox {
             if *shutdown.borrow() {
                 break;
             }
-            let wake = (!self.queue.is_empty()).then(|| self.budget.next_slot(Instant::now()));
+            let wake = self.next_wake(Instant::now());
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {}
@@ -295,6 +322,19 @@ impl Outbox {
                 cards = self.queue.len(),
                 "outbox stopped with cards not posted; they are posted on the next start"
             );
+        }
+    }
+
+    /// When due cards can next go out: into the open digest (edits, spaced), or as posts.
+    fn next_wake(&mut self, now: Instant) -> Option<Instant> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        match &self.digest {
+            Some(d) if now.saturating_duration_since(d.last_fold) < POST_WINDOW => {
+                Some((d.last_edit + DIGEST_EDIT_SPACING).max(now))
+            }
+            _ => Some(self.budget.next_slot(now)),
         }
     }
 
@@ -430,10 +470,23 @@ impl Outbox {
         }
     }
 
-    /// Posts what the budget allows: every due card when they fit, otherwise the most severe
-    /// ones and one digest of the rest.
+    /// Sends the due cards: into the open digest while a burst lasts; otherwise every due card
+    /// when they fit the budget, else the most severe ones and a new digest of the rest.
     async fn post_due(&mut self) {
-        let available = self.budget.available(Instant::now());
+        let now = Instant::now();
+        if self
+            .digest
+            .as_ref()
+            .is_some_and(|d| now.saturating_duration_since(d.last_fold) >= POST_WINDOW)
+        {
+            self.digest = None; // the burst is over: the next cards get posts of their own
+        }
+        if self.digest.is_some() {
+            let due = std::mem::take(&mut self.queue);
+            self.fold(due).await;
+            return;
+        }
+        let available = self.budget.available(now);
         if available == 0 || self.queue.is_empty() {
             return;
         }
@@ -482,28 +535,73 @@ impl Outbox {
     }
 
     async fn post_digest(&mut self, folded: Vec<Due>) {
-        let lines: Vec<(String, String, SeverityLabel)> = folded
-            .iter()
-            .map(|d| (d.finding_id.clone(), d.finding_type.clone(), d.severity))
-            .collect();
+        let lines: Vec<(String, String, SeverityLabel)> = folded.iter().map(Due::line).collect();
         let card = cards::digest_card(&lines, 0);
         match self.send(&card).await {
             Ok(message_id) => {
-                self.app.metrics.record_cards_folded(folded.len() as u64);
                 tracing::info!(
                     folded = folded.len(),
                     message_id,
                     "outbox: burst folded into a digest"
                 );
-                for d in &folded {
-                    let value = format!("{DIGEST_MARKER}{message_id}");
-                    if let Err(e) = self.app.store.put_meta(&d.key.meta_key(), &value) {
-                        tracing::error!(key = %d.key.meta_key(), error = %e, "outbox: digest entry not stored");
-                    }
-                }
+                self.remember_folded(&folded, message_id);
+                let now = Instant::now();
+                self.digest = Some(OpenDigest {
+                    message_id,
+                    lines,
+                    last_fold: now,
+                    last_edit: now,
+                });
             }
             Err(e) => {
                 tracing::error!(folded = folded.len(), error = %e, "outbox: digest not posted")
+            }
+        }
+    }
+
+    /// Adds due cards to the open digest by editing it.
+    async fn fold(&mut self, due: Vec<Due>) {
+        let Some(digest) = self.digest.as_mut() else {
+            self.queue.extend(due);
+            return;
+        };
+        let before = digest.lines.len();
+        digest.lines.extend(due.iter().map(Due::line));
+        let card = cards::digest_card(&digest.lines, 0);
+        let message_id = digest.message_id;
+        let result = self
+            .http
+            .edit_message(
+                self.channel,
+                MessageId::new(message_id.max(1)),
+                &edit_message(&card),
+                vec![],
+            )
+            .await;
+        let now = Instant::now();
+        match result {
+            Ok(_) => {
+                digest.last_fold = now;
+                digest.last_edit = now;
+                self.remember_folded(&due, message_id);
+            }
+            Err(e) => {
+                // The digest cannot grow (deleted, refused): close it; the cards go out anew.
+                tracing::warn!(message_id, error = %e, "outbox: digest edit failed; closing it");
+                digest.lines.truncate(before);
+                self.digest = None;
+                self.queue.extend(due);
+            }
+        }
+    }
+
+    /// Records that these cards are lines of the digest `message_id`.
+    fn remember_folded(&self, folded: &[Due], message_id: u64) {
+        self.app.metrics.record_cards_folded(folded.len() as u64);
+        let value = format!("{DIGEST_MARKER}{message_id}");
+        for d in folded {
+            if let Err(e) = self.app.store.put_meta(&d.key.meta_key(), &value) {
+                tracing::error!(key = %d.key.meta_key(), error = %e, "outbox: digest entry not stored");
             }
         }
     }
