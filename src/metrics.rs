@@ -281,7 +281,10 @@ mod tests {
             line(&text, "hanko_requests{state=\"Pending\"}"),
             "hanko_requests{state=\"Pending\"} 3"
         );
-        assert_eq!(line(&text, "hanko_gateway_connected "), "hanko_gateway_connected 0");
+        assert_eq!(
+            line(&text, "hanko_gateway_connected "),
+            "hanko_gateway_connected 0"
+        );
     }
 
     #[test]

@@ -80,10 +80,7 @@ pub fn commands_dir(config: &Path) -> PathBuf {
     if let Some(dir) = std::env::var_os(COMMANDS_DIR_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let beside = config
-        .parent()
-        .unwrap_or(Path::new(""))
-        .join("commands");
+    let beside = config.parent().unwrap_or(Path::new("")).join("commands");
     if beside.is_dir() {
         beside
     } else {

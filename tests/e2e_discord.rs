@@ -141,9 +141,11 @@ fn unreachable_aws() -> ClientFactory {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url("http://127.0.0.1:9")
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("testing", "testing", None, None, "e2e"),
-        ))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("testing", "testing", None, None, "e2e"),
+            ),
+        )
         .build();
     ClientFactory::from_sdk_config(conf, None)
 }
@@ -253,7 +255,12 @@ async fn wait_for_card(fake: &DiscordFake, request: Uuid) -> FakeMessage {
 /// The ephemeral followup of an interaction.
 async fn wait_for_followup(fake: &DiscordFake, click: &InjectedInteraction) -> FakeMessage {
     fake.wait_for_message(
-        |m| m.source == (MessageSource::Followup { interaction_id: click.id }),
+        |m| {
+            m.source
+                == (MessageSource::Followup {
+                    interaction_id: click.id,
+                })
+        },
         WAIT,
     )
     .await
@@ -266,7 +273,11 @@ async fn wait_for_ephemeral_answer(fake: &DiscordFake, click: &InjectedInteracti
     assert_eq!(callback.status, 204, "{:?}", callback.response);
     assert_eq!(callback.body_at("/type"), Some(&json!(CALLBACK_MESSAGE)));
     assert_eq!(
-        callback.body_at("/data/flags").and_then(Value::as_u64).unwrap_or(0) & EPHEMERAL,
+        callback
+            .body_at("/data/flags")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            & EPHEMERAL,
         EPHEMERAL,
         "answer is ephemeral"
     );
@@ -282,7 +293,10 @@ fn is_original_edit(r: &RecordedRequest, click: &InjectedInteraction) -> bool {
 }
 
 /// The n-th edit of the clicked card through the interaction (its body's embed text).
-async fn wait_for_original_edit(fake: &DiscordFake, click: &InjectedInteraction) -> RecordedRequest {
+async fn wait_for_original_edit(
+    fake: &DiscordFake,
+    click: &InjectedInteraction,
+) -> RecordedRequest {
     fake.wait_for_request(|r| is_original_edit(r, click), WAIT)
         .await
         .unwrap()
@@ -312,7 +326,10 @@ fn embed_text_of(body: &Value) -> String {
 async fn eventually(what: &str, check: impl Fn() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
         tokio::time::sleep(POLL).await;
     }
 }
@@ -369,13 +386,23 @@ async fn a_finding_becomes_one_card_with_three_buttons_and_the_plan() {
     assert!(ids.iter().all(|id| id.request_id == request));
     assert_eq!(
         ids.iter().map(|id| id.action).collect::<Vec<_>>(),
-        [ButtonAction::Approve, ButtonAction::Reject, ButtonAction::DryRun]
+        [
+            ButtonAction::Approve,
+            ButtonAction::Reject,
+            ButtonAction::DryRun
+        ]
     );
     let text = card.embed_text();
-    assert!(text.contains("UnauthorizedAccess:IAMUser/TorIPCaller"), "{text}");
+    assert!(
+        text.contains("UnauthorizedAccess:IAMUser/TorIPCaller"),
+        "{text}"
+    );
     assert!(text.contains("iam:UpdateAccessKey"), "{text}");
     assert!(text.contains("AKIAE2ECARDEXAMPLE01"), "{text}");
-    assert!(text.contains("0/1 approvals") || text.contains("approvals"), "{text}");
+    assert!(
+        text.contains("0/1 approvals") || text.contains("approvals"),
+        "{text}"
+    );
     assert_eq!(fake.channel_posts(fake.channel_id()).len(), 1, "one card");
 
     // Posted with pings off, and remembered in the store for later edits.
@@ -417,7 +444,10 @@ async fn a_finding_becomes_one_card_with_three_buttons_and_the_plan() {
         metrics.contains("\nhanko_requests{state=\"Pending\"} 1\n"),
         "{metrics}"
     );
-    assert!(metrics.contains("\nhanko_gateway_connected 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nhanko_gateway_connected 1\n"),
+        "{metrics}"
+    );
     bot.stop().await;
 }
 
@@ -426,14 +456,21 @@ async fn a_click_without_a_responder_role_is_refused_audited_and_changes_nothing
     let bot = Bot::start(1, unreachable_aws()).await;
     let fake = &bot.fake;
     let request = bot
-        .accept(&leaked_key_finding("e2e-role-1", "AKIAE2EROLEEXAMPLE01", "leaky"))
+        .accept(&leaked_key_finding(
+            "e2e-role-1",
+            "AKIAE2EROLEEXAMPLE01",
+            "leaky",
+        ))
         .unwrap();
     let card = wait_for_card(fake, request).await;
     let approve = card.custom_id_of("Approve").unwrap();
 
     let click = fake.inject_button(&approve, card.id, &mallory());
     let callback = fake.wait_for_callback(&click, WAIT).await.unwrap();
-    assert_eq!(callback.body_at("/type"), Some(&json!(CALLBACK_DEFERRED_UPDATE)));
+    assert_eq!(
+        callback.body_at("/type"),
+        Some(&json!(CALLBACK_DEFERRED_UPDATE))
+    );
     assert!(
         callback.received_at.duration_since(click.injected_at) < Duration::from_secs(3),
         "answered within Discord's 3 s"
@@ -462,8 +499,18 @@ async fn two_approvers_then_the_leaked_key_is_inactive_and_the_card_shows_it() {
     let moto = moto::Moto::start();
     let iam = moto.iam().await;
     iam.create_user().user_name("leaky").send().await.unwrap();
-    let leaked = iam.create_access_key().user_name("leaky").send().await.unwrap();
-    let other = iam.create_access_key().user_name("leaky").send().await.unwrap();
+    let leaked = iam
+        .create_access_key()
+        .user_name("leaky")
+        .send()
+        .await
+        .unwrap();
+    let other = iam
+        .create_access_key()
+        .user_name("leaky")
+        .send()
+        .await
+        .unwrap();
     let leaked_id = leaked.access_key().unwrap().access_key_id().to_string();
     let other_id = other.access_key().unwrap().access_key_id().to_string();
 
@@ -475,6 +522,17 @@ async fn two_approvers_then_the_leaked_key_is_inactive_and_the_card_shows_it() {
         .unwrap();
     let card = wait_for_card(fake, request).await;
     let approve = card.custom_id_of("Approve").unwrap();
+
+    // Dry run: deferred ephemerally, then the calls and what moto says, and nothing changes.
+    let dry = fake.inject_button(&card.custom_id_of("Dry run").unwrap(), card.id, &alice());
+    let callback = fake.wait_for_callback(&dry, WAIT).await.unwrap();
+    assert_eq!(callback.body_at("/type"), Some(&json!(5)));
+    assert_eq!(callback.body_at("/data/flags"), Some(&json!(EPHEMERAL)));
+    let answer = wait_for_original_edit(fake, &dry).await;
+    let content = answer.body_at("/content").and_then(Value::as_str).unwrap();
+    assert!(content.contains("iam:UpdateAccessKey"), "{content}");
+    assert!(content.contains("What AWS says now"), "{content}");
+    assert!(content.contains("would change it"), "{content}");
 
     // First approval: recorded, the card shows 1/2 and keeps its buttons.
     let first = fake.inject_button(&approve, card.id, &alice());
@@ -491,7 +549,10 @@ async fn two_approvers_then_the_leaked_key_is_inactive_and_the_card_shows_it() {
     let answer = wait_for_followup(fake, &twice).await;
     assert!(answer.is_ephemeral());
     assert_eq!(answer.content, "you have already voted on this request");
-    assert_eq!(refused(&bot.app().store, request)[0].detail["code"], "already_voted");
+    assert_eq!(
+        refused(&bot.app().store, request)[0].detail["code"],
+        "already_voted"
+    );
 
     // Someone else: approved, executed.
     let second = fake.inject_button(&approve, card.id, &bob());
@@ -505,7 +566,12 @@ async fn two_approvers_then_the_leaked_key_is_inactive_and_the_card_shows_it() {
     })
     .await;
     let req = bot.app().store.get_request(request).unwrap().unwrap();
-    assert_eq!(req.state, RequestState::Succeeded, "{:?}", bot.app().store.step_records(request));
+    assert_eq!(
+        req.state,
+        RequestState::Succeeded,
+        "{:?}",
+        bot.app().store.step_records(request)
+    );
 
     let keys = iam
         .list_access_keys()
@@ -525,10 +591,7 @@ async fn two_approvers_then_the_leaked_key_is_inactive_and_the_card_shows_it() {
 
     // The outbox edits the card with the outcome of each step and the Revert button.
     let done = fake
-        .wait_for_message(
-            |m| m.id == card.id && m.button_labels() == ["Revert"],
-            WAIT,
-        )
+        .wait_for_message(|m| m.id == card.id && m.button_labels() == ["Revert"], WAIT)
         .await
         .unwrap();
     let text = done.embed_text();
@@ -537,6 +600,36 @@ async fn two_approvers_then_the_leaked_key_is_inactive_and_the_card_shows_it() {
         .find(|l| l.contains("iam:UpdateAccessKey"))
         .unwrap_or_else(|| panic!("no UpdateAccessKey step in {text}"));
     assert!(step.contains("✅ applied"), "{step}");
+
+    // Revert: proposed by the clicker, posted as its own card, which they cannot approve.
+    let revert = fake.inject_button(&done.custom_id_of("Revert").unwrap(), card.id, &alice());
+    let answer = wait_for_original_edit(fake, &revert).await;
+    let content = answer.body_at("/content").and_then(Value::as_str).unwrap();
+    assert!(
+        content.starts_with("Revert proposed as request"),
+        "{content}"
+    );
+    let revert_card = fake
+        .wait_for_message(
+            |m| {
+                m.source == MessageSource::ChannelPost
+                    && m.embeds[0]["title"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("[REVERT]"))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let own = fake.inject_button(
+        &revert_card.custom_id_of("Approve").unwrap(),
+        revert_card.id,
+        &alice(),
+    );
+    assert_eq!(
+        wait_for_followup(fake, &own).await.content,
+        "you proposed this request, and the policy forbids approving your own request"
+    );
 
     let addr = bot.running.as_ref().unwrap().http_addr;
     let (_, metrics) = http_get(addr, "/metrics").await;
@@ -556,7 +649,11 @@ async fn reject_asks_for_a_reason_records_it_and_later_clicks_are_refused() {
     let bot = Bot::start(1, unreachable_aws()).await;
     let fake = &bot.fake;
     let request = bot
-        .accept(&leaked_key_finding("e2e-reject-1", "AKIAE2EREJECTEXAMPL1", "leaky"))
+        .accept(&leaked_key_finding(
+            "e2e-reject-1",
+            "AKIAE2EREJECTEXAMPL1",
+            "leaky",
+        ))
         .unwrap();
     let card = wait_for_card(fake, request).await;
 
@@ -571,9 +668,7 @@ async fn reject_asks_for_a_reason_records_it_and_later_clicks_are_refused() {
     let parsed = ButtonId::parse(&modal_id).unwrap();
     assert_eq!(parsed.action, ButtonAction::RejectReason);
     assert_eq!(parsed.request_id, request);
-    let input = callback
-        .body_at("/data/components/0/components/0")
-        .unwrap();
+    let input = callback.body_at("/data/components/0/components/0").unwrap();
     assert_eq!(input["custom_id"], REJECT_REASON_INPUT);
     assert_eq!(input["required"], true);
 
@@ -582,7 +677,10 @@ async fn reject_asks_for_a_reason_records_it_and_later_clicks_are_refused() {
     let edit = wait_for_original_edit(fake, &submit).await;
     let body = edit.body.as_ref().unwrap();
     let text = embed_text_of(body);
-    assert!(text.contains("alice") || text.contains("1180000000000001001"), "{text}");
+    assert!(
+        text.contains("alice") || text.contains("1180000000000001001"),
+        "{text}"
+    );
     assert!(text.contains("red team"), "{text}");
     assert_eq!(body["components"], json!([]), "buttons removed");
 
@@ -624,20 +722,32 @@ async fn forged_ids_and_clicks_from_elsewhere_are_refused_and_audited() {
     let bot = Bot::start(1, unreachable_aws()).await;
     let fake = &bot.fake;
     let request = bot
-        .accept(&leaked_key_finding("e2e-forge-1", "AKIAE2EFORGEEXAMPLE1", "leaky"))
+        .accept(&leaked_key_finding(
+            "e2e-forge-1",
+            "AKIAE2EFORGEEXAMPLE1",
+            "leaky",
+        ))
         .unwrap();
     let card = wait_for_card(fake, request).await;
     let approve = card.custom_id_of("Approve").unwrap();
     let store = &bot.app().store;
 
-    for forged in ["approve", "hk1:a:not-a-request:0000000000000000", "hk9:a:x:y"] {
+    for forged in [
+        "approve",
+        "hk1:a:not-a-request:0000000000000000",
+        "hk9:a:x:y",
+    ] {
         let click = fake.inject_button(forged, card.id, &alice());
         assert_eq!(
             wait_for_ephemeral_answer(fake, &click).await,
             hanko::discord::interactions::NOT_OURS
         );
     }
-    let unknown = ButtonId::new(ButtonAction::Approve, Uuid::new_v4(), "00112233445566778899");
+    let unknown = ButtonId::new(
+        ButtonAction::Approve,
+        Uuid::new_v4(),
+        "00112233445566778899",
+    );
     let click = fake.inject_button(&unknown.encode(), card.id, &alice());
     assert_eq!(
         wait_for_ephemeral_answer(fake, &click).await,
@@ -752,8 +862,16 @@ async fn a_burst_of_200_findings_stays_under_the_rate_limit_with_one_digest() {
                 .is_some_and(|v| v == format!("digest:{}", digest.id))
         })
         .count();
-    assert_eq!(cards.len() + folded, 200, "each request has its card or its digest line");
+    assert_eq!(
+        cards.len() + folded,
+        200,
+        "each request has its card or its digest line"
+    );
     assert!(cards.len() <= 5, "{} cards", cards.len());
+    eprintln!(
+        "burst of 200: {} cards, {folded} folded into one digest",
+        cards.len()
+    );
     assert!(
         digest.embeds[0]["title"]
             .as_str()
@@ -845,9 +963,15 @@ async fn sigterm_during_a_run_exits_0_with_the_store_intact() {
     let deadline = Instant::now() + WAIT;
     while http_get(addr, "/healthz").await.0 != 200 {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("hanko run exited ({status}) before it was healthy; stderr:\n{}", stderr());
+            panic!(
+                "hanko run exited ({status}) before it was healthy; stderr:\n{}",
+                stderr()
+            );
         }
-        assert!(Instant::now() < deadline, "/healthz not 200 within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "/healthz not 200 within {WAIT:?}"
+        );
         tokio::time::sleep(POLL).await;
     }
     let card = wait_for_card(&fake, request).await;
@@ -891,4 +1015,70 @@ async fn sigterm_during_a_run_exits_0_with_the_store_intact() {
         "the card's message id survived the restart"
     );
     fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_that_trickles_in_waits_for_the_window_and_grows_one_digest() {
+    let bot = Bot::start(1, unreachable_aws()).await;
+    let fake = &bot.fake;
+    fake.set_channel_rate_limit(5, Duration::from_secs(5));
+    let finding = |i: usize| {
+        leaked_key_finding(
+            &format!("e2e-trickle-{i:03}"),
+            &format!("AKIAE2ETRICKLE{i:06}"),
+            "leaky",
+        )
+    };
+    let is_digest = |m: &FakeMessage| {
+        m.source == MessageSource::ChannelPost && m.embed_text().starts_with("Digest:")
+    };
+    let mut requests = Vec::new();
+    // Five cards use the window up.
+    for i in 0..5 {
+        requests.push(bot.accept(&finding(i)).unwrap());
+    }
+    for r in &requests {
+        wait_for_card(fake, *r).await;
+    }
+    let window_opened = fake
+        .requests_matching("POST", "/channels/*/messages")
+        .first()
+        .unwrap()
+        .received_at;
+    // The next ones wait for the window, then go out as one digest.
+    for i in 5..40 {
+        requests.push(bot.accept(&finding(i)).unwrap());
+    }
+    let digest = fake.wait_for_message(is_digest, WAIT).await.unwrap();
+    let digest_post = fake
+        .requests_matching("POST", "/channels/*/messages")
+        .last()
+        .unwrap()
+        .received_at;
+    assert!(
+        digest_post.duration_since(window_opened) >= Duration::from_secs(5),
+        "the digest waited for the window"
+    );
+    // While the burst lasts, more overflow grows the same digest by edits.
+    for i in 40..50 {
+        requests.push(bot.accept(&finding(i)).unwrap());
+    }
+    let store = &bot.app().store;
+    eventually("every request to have a card or a digest line", || {
+        requests
+            .iter()
+            .all(|r| store.get_meta(&format!("card.{r}")).unwrap().is_some())
+    })
+    .await;
+    let digest = fake.message(digest.id).unwrap();
+    assert!(digest.edits >= 1, "the digest was edited");
+    assert_eq!(
+        digest.embeds[0]["title"],
+        "Digest: 45 findings held back during a burst"
+    );
+    let posts = fake.channel_posts(fake.channel_id());
+    assert_eq!(posts.iter().filter(|m| is_digest(m)).count(), 1);
+    assert_eq!(posts.len(), 6, "5 cards and 1 digest");
+    assert_eq!(fake.rate_limited_count(), 0);
+    bot.stop().await;
 }

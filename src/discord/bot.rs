@@ -28,12 +28,11 @@ use std::time::Duration;
 use chrono::Utc;
 use serenity::all::{
     ChannelId, Client, ClientBuilder, CommandDataOption, CommandDataOptionValue,
-    CommandInteraction, ComponentInteraction, ConnectionStage, Context,
-    CreateAllowedMentions, CreateAttachment, CreateAutocompleteResponse, CreateEmbed,
-    CreateInteractionResponse, CreateInteractionResponseFollowup,
-    CreateInteractionResponseMessage, EditInteractionResponse, EventHandler, GatewayIntents,
-    GuildId, HttpBuilder, Interaction, ModalInteraction, Ready, ResumedEvent,
-    ShardStageUpdateEvent, User,
+    CommandInteraction, ComponentInteraction, ConnectionStage, Context, CreateAllowedMentions,
+    CreateAttachment, CreateAutocompleteResponse, CreateEmbed, CreateInteractionResponse,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, EditInteractionResponse,
+    EventHandler, GatewayIntents, GuildId, HttpBuilder, Interaction, ModalInteraction, Ready,
+    ResumedEvent, ShardStageUpdateEvent, User,
 };
 use serenity::http::Http;
 use tokio::sync::watch;
@@ -256,7 +255,11 @@ impl Handler {
         }
     }
 
-    async fn on_component(&self, http: &Arc<Http>, click: &ComponentInteraction) -> Result<(), BotError> {
+    async fn on_component(
+        &self,
+        http: &Arc<Http>,
+        click: &ComponentInteraction,
+    ) -> Result<(), BotError> {
         if self.state.shutting_down() {
             return ephemeral_component(http, click, SHUTTING_DOWN).await;
         }
@@ -306,7 +309,11 @@ impl Handler {
         interactions::modal(&self.state, http, submit).await
     }
 
-    async fn on_command(&self, http: &Arc<Http>, command: &CommandInteraction) -> Result<(), BotError> {
+    async fn on_command(
+        &self,
+        http: &Arc<Http>,
+        command: &CommandInteraction,
+    ) -> Result<(), BotError> {
         if self.state.shutting_down() {
             let reply = Reply::ephemeral(SHUTTING_DOWN);
             return Ok(command.create_response(http, first_answer(&reply)).await?);
@@ -329,8 +336,7 @@ impl Handler {
         let invocation = invocation_of(command, None);
         let app = self.state.app.clone();
         // Spawned, so a panicking handler becomes an error answer instead of silence.
-        let mut handler =
-            tokio::spawn(async move { commands::dispatch(&app, &invocation).await });
+        let mut handler = tokio::spawn(async move { commands::dispatch(&app, &invocation).await });
         let early = tokio::time::timeout(DIRECT_ANSWER_BUDGET, &mut handler).await;
         let reply = match early {
             Ok(joined) => {
@@ -362,7 +368,9 @@ impl Handler {
                             .allowed_mentions(no_pings()),
                     )
                     .await?;
-                command.create_followup(http, followup_answer(&reply)).await?;
+                command
+                    .create_followup(http, followup_answer(&reply))
+                    .await?;
             }
             _ => {
                 command.edit_response(http, edit_answer(&reply)).await?;
@@ -378,7 +386,9 @@ impl Handler {
     ) -> Result<(), BotError> {
         let empty = CreateInteractionResponse::Autocomplete(CreateAutocompleteResponse::new());
         if self.state.shutting_down()
-            || self.elsewhere(command.guild_id, command.channel_id).is_some()
+            || self
+                .elsewhere(command.guild_id, command.channel_id)
+                .is_some()
         {
             return Ok(command.create_response(http, empty).await?);
         }
@@ -681,7 +691,7 @@ mod tests {
 
     #[test]
     fn error_sentences_carry_only_the_id() {
-        let e = std::io::Error::new(std::io::ErrorKind::Other, "AccessDenied: secret detail");
+        let e = std::io::Error::other("AccessDenied: secret detail");
         let id = log_error(&e, "test");
         let s = error_sentence(&id);
         assert_eq!(id.len(), 8);

@@ -31,9 +31,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serenity::all::{
     ActionRowComponent, ComponentInteraction, CreateActionRow, CreateInputText,
-    CreateInteractionResponse, CreateInteractionResponseFollowup,
-    CreateInteractionResponseMessage, CreateModal, EditInteractionResponse, InputTextStyle,
-    MessageId, ModalInteraction,
+    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
+    CreateModal, EditInteractionResponse, InputTextStyle, MessageId, ModalInteraction,
 };
 use serenity::http::Http;
 use tracing::Instrument;
@@ -107,11 +106,7 @@ fn audit_refusal(
 }
 
 /// An immediate ephemeral answer.
-async fn say_ephemeral(
-    http: &Http,
-    respond: impl Responder,
-    text: &str,
-) -> Result<(), BotError> {
+async fn say_ephemeral(http: &Http, respond: impl Responder, text: &str) -> Result<(), BotError> {
     respond
         .respond(
             http,
@@ -216,9 +211,7 @@ pub async fn component(
     async {
         match id.action {
             ButtonAction::Approve => approve(state, http, click, &id, &request, voter).await,
-            ButtonAction::Reject => {
-                open_reject_modal(app, http, click, &id, &request, voter).await
-            }
+            ButtonAction::Reject => open_reject_modal(app, http, click, &id, &request, voter).await,
             ButtonAction::DryRun => dry_run(app, http, click, &request, voter).await,
             ButtonAction::Revert => revert(app, http, click, &request, voter).await,
             // Filtered out above: a modal's id on a button.
@@ -337,11 +330,7 @@ async fn open_reject_modal(
         audit_vote_refusal(app, &voter.actor, request, &refusal, "reject");
         return say_ephemeral(http, click, &refusal.to_string()).await;
     }
-    let modal_id = ButtonId::new(
-        ButtonAction::RejectReason,
-        request.id,
-        &id.plan_hash_prefix,
-    );
+    let modal_id = ButtonId::new(ButtonAction::RejectReason, request.id, &id.plan_hash_prefix);
     let input = CreateInputText::new(
         InputTextStyle::Paragraph,
         "Why reject? (kept in the audit log)",
@@ -529,10 +518,12 @@ async fn revert(
         return Ok(());
     }
     let now = Utc::now();
-    let revert = match app
-        .engine
-        .revert_request(request.id, voter.actor.clone(), now, app.policy.ttl)
-    {
+    let revert = match app.engine.revert_request(
+        request.id,
+        voter.actor.clone(),
+        now,
+        app.policy.ttl,
+    ) {
         Ok(r) => r,
         Err(e @ engine::EngineError::Store(_)) => return Err(e.into()),
         Err(e) => {
@@ -546,17 +537,15 @@ async fn revert(
             click
                 .edit_response(
                     http,
-                    answer(format!(
-                        "Nothing to revert: {}.",
-                        engine_error_sentence(&e)
-                    )),
+                    answer(format!("Nothing to revert: {}.", engine_error_sentence(&e))),
                 )
                 .await?;
             return Ok(());
         }
     };
     app.store.create_request(&revert, now)?;
-    app.notices.send(Notice::RequestChanged { request: revert.id });
+    app.notices
+        .send(Notice::RequestChanged { request: revert.id });
     tracing::info!(request_id = %revert.id, reverts = %request.id, proposer = %voter.actor.key(), "revert proposed");
     click
         .edit_response(
@@ -661,11 +650,7 @@ pub async fn modal(
                     )
                     .await?;
             }
-            announce_unless_channel_card(
-                app,
-                request.id,
-                submit.message.as_ref().map(|m| m.id),
-            );
+            announce_unless_channel_card(app, request.id, submit.message.as_ref().map(|m| m.id));
         }
     }
     Ok(())

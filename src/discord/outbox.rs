@@ -341,7 +341,11 @@ impl Outbox {
     /// Queues a card for every pending request without one (notices lost to a crash or a
     /// lagging receiver).
     fn sweep(&mut self) -> Result<(), StoreError> {
-        for request in self.app.store.requests_in_states(&[RequestState::Pending])? {
+        for request in self
+            .app
+            .store
+            .requests_in_states(&[RequestState::Pending])?
+        {
             let key = CardKey::Request(request.id);
             if card_location(&self.app, &key)?.is_some() {
                 continue;
@@ -446,7 +450,12 @@ impl Outbox {
         let edit = edit_message(&card);
         let result = self
             .http
-            .edit_message(self.channel, MessageId::new(message_id.max(1)), &edit, vec![])
+            .edit_message(
+                self.channel,
+                MessageId::new(message_id.max(1)),
+                &edit,
+                vec![],
+            )
             .await;
         match result {
             Ok(_) => {}
@@ -619,7 +628,10 @@ impl Outbox {
                 }
                 Err(e) if status_of(&e) == Some(429) => {
                     self.app.metrics.record_discord_rate_limited();
-                    tracing::warn!(attempt, "outbox: Discord answered 429; waiting a whole window");
+                    tracing::warn!(
+                        attempt,
+                        "outbox: Discord answered 429; waiting a whole window"
+                    );
                     self.budget.spend_all(Instant::now());
                 }
                 Err(e) if status_of(&e).is_some_and(|s| s >= 500) && attempt < MAX_ATTEMPTS => {
