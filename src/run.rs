@@ -45,14 +45,15 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr} for /healthz and /metrics: {source}")]
+    // The causes are sources, printed by `main` as the chain (`{:#}`), so not repeated here.
+    #[error("cannot listen on {addr} for /healthz and /metrics")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("slash command definitions: {0}")]
+    #[error(transparent)]
     Commands(#[from] CommandDefError),
-    #[error("cannot build the Discord client: {0}")]
+    #[error("cannot build the Discord client")]
     Discord(#[source] serenity::Error),
 }
 
