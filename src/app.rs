@@ -11,6 +11,7 @@ use crate::approval::Policy;
 use crate::aws::ClientFactory;
 use crate::config::Settings;
 use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::pipeline::Notices;
 use crate::playbooks::Playbooks;
 use crate::store::Store;
@@ -25,6 +26,8 @@ pub struct App {
     pub engine: Engine,
     pub clients: ClientFactory,
     pub notices: Notices,
+    /// Counters for `/metrics`, shared by the chat adapter, the engine runs and ingest.
+    pub metrics: Arc<Metrics>,
     pub started_at: DateTime<Utc>,
 }
 
@@ -44,6 +47,7 @@ impl App {
             engine,
             clients,
             notices: Notices::default(),
+            metrics: Arc::new(Metrics::new()),
             started_at: Utc::now(),
         }
     }

@@ -36,7 +36,10 @@
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
 //! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
-//! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`) | core modules, serenity |
+//! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions and the outbox | core modules, serenity |
+//! | [`metrics`] | counters and the histogram behind `/metrics` | core types |
+//! | [`http`] | `/healthz` and `/metrics` (axum) | app, metrics |
+//! | [`run`] | `hanko run`: start-up, the shutdown signal, engine runs started from chat | everything above |
 //!
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
 //! AWS SDK or sled.
@@ -51,8 +54,11 @@ pub mod discord;
 pub mod engine;
 pub mod execution;
 pub mod finding;
+pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod plan;
 pub mod playbooks;
+pub mod run;
 pub mod store;
 pub mod util;

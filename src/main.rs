@@ -31,6 +31,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the bot: Discord gateway and cards, the engine, /healthz and /metrics, until
+    /// SIGTERM or SIGINT.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Check a config file: prints OK, or one line per problem naming the key and the fix.
     CheckConfig { file: PathBuf },
     /// Work with finding documents.
@@ -174,6 +180,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run { config } => runtime()?.block_on(run_bot(&config)),
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::Finding(FindingCmd::Parse { file }) => parse_findings(&file),
         Command::Plan {
@@ -189,6 +196,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => runtime()?.block_on(resume(db, role_arn_template, json)),
     }
+}
+
+/// `hanko run`: 1 for a bad config (the lines of check-config), 2 when it cannot start
+/// (no token, store locked), 0 after a clean shutdown.
+async fn run_bot(config: &Path) -> anyhow::Result<ExitCode> {
+    init_tracing_with("warn,hanko=info");
+    let settings = match hanko::config::load(config) {
+        Ok(s) => s,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("{line}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let token = match settings.discord.token_source.read() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let playbooks = match load_playbooks(settings.playbooks_path.as_deref())? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let store = match Store::open(&settings.store.path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let clients = hanko::aws::ClientFactory::from_env(
+        settings.aws.endpoint_url.clone(),
+        settings.aws.role_arn_template.clone(),
+    )
+    .await;
+    let app = hanko::app::App::new(settings, playbooks, store, clients);
+    let options = hanko::run::Options::new(hanko::run::commands_dir(config));
+    let running = hanko::run::start(app, &token, options).await?;
+    hanko::run::termination_signal().await;
+    running.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(file: &Path) -> ExitCode {
@@ -420,10 +471,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_tracing() {
+    init_tracing_with("warn");
+}
+
+/// Logs to stderr, filtered by `HANKO_LOG` (`default` when unset).
+fn init_tracing_with(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HANKO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .try_init();

@@ -8,10 +8,18 @@
 //!   records, always within Discord's limits.
 //!
 //! [`convert`] is the one thin place that turns a card into serenity 0.12 builders. The bot,
-//! interactions and slash commands (which do I/O) build on these and hold no rendering logic.
+//! interactions and slash commands (which do I/O) build on these and hold no rendering logic:
+//!
+//! * [`bot`]: the serenity client, command registration, routing and answering interactions;
+//! * [`interactions`]: what a button or modal does (vote, reject, dry run, revert);
+//! * [`outbox`]: the one writer of new messages to the channel, under Discord's rate limit.
+//!
 //! Nothing here imports the AWS SDK or sled.
 
+pub mod bot;
 pub mod cards;
 pub mod commands;
 pub mod convert;
 pub mod custom_id;
+pub mod interactions;
+pub mod outbox;

@@ -1,0 +1,701 @@
+//! The Discord bot: the serenity 0.12 client, slash command registration, and the routing and
+//! answering of every interaction.
+//!
+//! * **Client**: [`build_client`] talks to `discord.api_base` when it is set (a local fake:
+//!   serenity's proxy, with its ratelimiter off, since serenity ignores the proxy otherwise),
+//!   else to discord.com with serenity's ratelimiter. Intents: `GUILDS` only.
+//! * **READY**: the guild's commands are bulk-overwritten from `commands/*.json` (so removed
+//!   commands disappear) and the gateway gauge behind `/healthz` turns on.
+//! * **Interactions**: refused first when hanko is shutting down, when they come from a DM,
+//!   another guild or another channel than the configured one (ephemeral, audited); then buttons
+//!   and the reject modal go to [`super::interactions`], slash commands and autocomplete become an
+//!   [`Invocation`] for [`commands::dispatch`].
+//! * **Answers within 3 s**: a command handler that answers within
+//!   [`DIRECT_ANSWER_BUDGET`] is answered directly, ephemeral or public as its reply says;
+//!   a slower one is deferred (ephemerally) and its answer edited in (a public answer then goes
+//!   out as a followup). Buttons defer as [`super::interactions`] describes.
+//! * **Errors have two audiences**: the person sees one safe sentence with an error id; the log
+//!   gets the whole chain under that id. No AWS or serde text reaches Discord.
+//! * Mentions never ping: every message goes out with empty `allowed_mentions`.
+//!
+//! May use the app, the core, [`super::cards`], [`super::convert`] and serenity; never the AWS
+//! SDK or sled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serenity::all::{
+    ChannelId, Client, ClientBuilder, CommandDataOption, CommandDataOptionValue,
+    CommandInteraction, ComponentInteraction, ConnectionStage, Context, CreateAllowedMentions,
+    CreateAttachment, CreateAutocompleteResponse, CreateEmbed, CreateInteractionResponse,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, EditInteractionResponse,
+    EventHandler, GatewayIntents, GuildId, HttpBuilder, Interaction, ModalInteraction, Ready,
+    ResumedEvent, ShardStageUpdateEvent, User,
+};
+use serenity::http::Http;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::audit::{Actor, EventKind, NewEvent};
+use crate::config::Secret;
+use crate::discord::cards::{self, Card};
+use crate::discord::commands::{self, Invocation, Invoker, Reply};
+use crate::discord::{convert, interactions};
+use crate::engine::EngineError;
+use crate::run::Tasks;
+use crate::store::StoreError;
+
+/// A command handler answering within this is answered directly; a slower one is deferred.
+/// Well under Discord's 3 s, leaving room for the callback's own round trip.
+pub const DIRECT_ANSWER_BUDGET: Duration = Duration::from_millis(1_500);
+/// The answer to every interaction once shutdown began.
+pub const SHUTTING_DOWN: &str = "hanko is shutting down; try again in a minute.";
+/// Discord's limits on a message's content, embeds, autocomplete choices.
+const MAX_CONTENT: usize = 2000;
+const MAX_EMBEDS: usize = 10;
+const MAX_CHOICES: usize = 25;
+const MAX_CHOICE_LEN: usize = 100;
+
+/// Empty `allowed_mentions`: a message may show a mention, never ping anyone.
+pub fn no_pings() -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
+}
+
+/// The audit identity of a Discord user.
+pub fn actor_of(user: &User) -> Actor {
+    Actor::Discord {
+        id: user.id.get().to_string(),
+        name: user.name.clone(),
+    }
+}
+
+/// Why answering an interaction failed. Logged with an error id; never shown as is.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("Discord refused the answer: {0}")]
+    Discord(#[from] serenity::Error),
+}
+
+/// Logs `error` with its chain under a fresh error id, and returns the id.
+pub fn log_error(error: &(dyn std::error::Error + 'static), context: &str) -> String {
+    let error_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(error_id = %error_id, error = %chain, "{context}");
+    error_id
+}
+
+/// The one sentence a person sees when hanko failed.
+pub fn error_sentence(error_id: &str) -> String {
+    format!("hanko could not finish this because of an internal error (error id `{error_id}`); the details are in hanko's log.")
+}
+
+/// What the event handler needs. Shared by every event task.
+pub struct BotState {
+    pub app: App,
+    /// Engine runs started by clicks, awaited on shutdown.
+    pub tasks: Tasks,
+    /// True once shutdown began: clicks are answered with [`SHUTTING_DOWN`].
+    pub shutdown: watch::Receiver<bool>,
+    /// The slash command definitions, as registered on READY.
+    pub commands: Vec<serde_json::Value>,
+    guild: GuildId,
+    channel: ChannelId,
+}
+
+impl BotState {
+    pub fn new(
+        app: App,
+        tasks: Tasks,
+        shutdown: watch::Receiver<bool>,
+        commands: Vec<serde_json::Value>,
+    ) -> Self {
+        let guild = GuildId::new(app.settings.discord.guild_id.max(1));
+        let channel = ChannelId::new(app.settings.discord.channel_id.max(1));
+        BotState {
+            app,
+            tasks,
+            shutdown,
+            commands,
+            guild,
+            channel,
+        }
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// The HTTP client: the configured endpoint without serenity's ratelimiter (the outbox keeps
+/// the pace), or discord.com with it.
+pub fn http_client(api_base: Option<&str>, token: &Secret) -> Http {
+    match api_base {
+        Some(base) => HttpBuilder::new(token.expose())
+            .proxy(base.trim_end_matches('/'))
+            .ratelimiter_disabled(true)
+            .build(),
+        None => HttpBuilder::new(token.expose()).build(),
+    }
+}
+
+/// Builds the serenity client; `client.start()` connects.
+pub async fn build_client(state: Arc<BotState>, token: &Secret) -> Result<Client, serenity::Error> {
+    let http = http_client(state.app.settings.discord.api_base.as_deref(), token);
+    ClientBuilder::new_with_http(http, GatewayIntents::GUILDS)
+        .event_handler(Handler { state })
+        .await
+}
+
+/// Where an interaction came from, when hanko does not answer there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elsewhere {
+    DirectMessage,
+    OtherGuild,
+    OtherChannel,
+}
+
+impl Elsewhere {
+    fn code(self) -> &'static str {
+        match self {
+            Elsewhere::DirectMessage => "direct_message",
+            Elsewhere::OtherGuild => "other_guild",
+            Elsewhere::OtherChannel => "other_channel",
+        }
+    }
+
+    fn sentence(self) -> &'static str {
+        match self {
+            Elsewhere::DirectMessage => {
+                "hanko does not act on direct messages; use its channel in your server."
+            }
+            Elsewhere::OtherGuild => "hanko is not configured for this server; nothing was done.",
+            Elsewhere::OtherChannel => {
+                "hanko only acts in its incident channel; use it there. Nothing was done."
+            }
+        }
+    }
+}
+
+struct Handler {
+    state: Arc<BotState>,
+}
+
+impl Handler {
+    fn elsewhere(&self, guild: Option<GuildId>, channel: ChannelId) -> Option<Elsewhere> {
+        match guild {
+            None => Some(Elsewhere::DirectMessage),
+            Some(g) if g != self.state.guild => Some(Elsewhere::OtherGuild),
+            Some(_) if channel != self.state.channel => Some(Elsewhere::OtherChannel),
+            Some(_) => None,
+        }
+    }
+
+    /// Audits an interaction refused for where it came from.
+    fn audit_elsewhere(&self, user: &User, kind: EventKind, detail: serde_json::Value) {
+        let ev = NewEvent::new(Utc::now(), actor_of(user), kind).detail(detail);
+        if let Err(e) = self.state.app.store.append_audit(ev) {
+            tracing::error!(error = %e, "could not audit a refused interaction");
+        }
+    }
+
+    async fn on_interaction(&self, ctx: &Context, interaction: &Interaction) {
+        let http = &ctx.http;
+        let result = match interaction {
+            Interaction::Component(click) => self.on_component(http, click).await,
+            Interaction::Modal(submit) => self.on_modal(http, submit).await,
+            Interaction::Command(command) => self.on_command(http, command).await,
+            Interaction::Autocomplete(command) => self.on_autocomplete(http, command).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            let error_id = log_error(&e, "answering an interaction failed");
+            let text = error_sentence(&error_id);
+            // The interaction may or may not have been answered yet: try a followup first
+            // (works after a deferral), then a first answer.
+            let followup = CreateInteractionResponseFollowup::new()
+                .ephemeral(true)
+                .content(text.clone())
+                .allowed_mentions(no_pings());
+            let first = CreateInteractionResponse::Message(
+                CreateInteractionResponseMessage::new()
+                    .ephemeral(true)
+                    .content(text)
+                    .allowed_mentions(no_pings()),
+            );
+            let told = match interaction {
+                Interaction::Component(i) => {
+                    i.create_response(http, first).await.is_ok()
+                        || i.create_followup(http, followup).await.is_ok()
+                }
+                Interaction::Modal(i) => {
+                    i.create_response(http, first).await.is_ok()
+                        || i.create_followup(http, followup).await.is_ok()
+                }
+                Interaction::Command(i) => {
+                    i.create_response(http, first).await.is_ok()
+                        || i.create_followup(http, followup).await.is_ok()
+                }
+                _ => true,
+            };
+            if !told {
+                tracing::warn!(error_id = %error_id, "could not tell the user about the error");
+            }
+        }
+    }
+
+    async fn on_component(
+        &self,
+        http: &Arc<Http>,
+        click: &ComponentInteraction,
+    ) -> Result<(), BotError> {
+        if self.state.shutting_down() {
+            return ephemeral_component(http, click, SHUTTING_DOWN).await;
+        }
+        if let Some(place) = self.elsewhere(click.guild_id, click.channel_id) {
+            self.audit_elsewhere(
+                &click.user,
+                EventKind::VoteRefused,
+                serde_json::json!({
+                    "code": place.code(),
+                    "message": place.sentence(),
+                    "custom_id": cards::truncate(&click.data.custom_id, 100),
+                    "channel_id": click.channel_id.get().to_string(),
+                    "guild_id": click.guild_id.map(|g| g.get().to_string()),
+                }),
+            );
+            return ephemeral_component(http, click, place.sentence()).await;
+        }
+        interactions::component(&self.state, http, click).await
+    }
+
+    async fn on_modal(&self, http: &Arc<Http>, submit: &ModalInteraction) -> Result<(), BotError> {
+        let say = |text: &str| {
+            CreateInteractionResponse::Message(
+                CreateInteractionResponseMessage::new()
+                    .ephemeral(true)
+                    .content(text)
+                    .allowed_mentions(no_pings()),
+            )
+        };
+        if self.state.shutting_down() {
+            return Ok(submit.create_response(http, say(SHUTTING_DOWN)).await?);
+        }
+        if let Some(place) = self.elsewhere(submit.guild_id, submit.channel_id) {
+            self.audit_elsewhere(
+                &submit.user,
+                EventKind::VoteRefused,
+                serde_json::json!({
+                    "code": place.code(),
+                    "message": place.sentence(),
+                    "custom_id": cards::truncate(&submit.data.custom_id, 100),
+                    "channel_id": submit.channel_id.get().to_string(),
+                    "guild_id": submit.guild_id.map(|g| g.get().to_string()),
+                }),
+            );
+            return Ok(submit.create_response(http, say(place.sentence())).await?);
+        }
+        interactions::modal(&self.state, http, submit).await
+    }
+
+    async fn on_command(
+        &self,
+        http: &Arc<Http>,
+        command: &CommandInteraction,
+    ) -> Result<(), BotError> {
+        if self.state.shutting_down() {
+            let reply = Reply::ephemeral(SHUTTING_DOWN);
+            return Ok(command.create_response(http, first_answer(&reply)).await?);
+        }
+        if let Some(place) = self.elsewhere(command.guild_id, command.channel_id) {
+            self.audit_elsewhere(
+                &command.user,
+                EventKind::CommandInvoked,
+                serde_json::json!({
+                    "command": command.data.name,
+                    "refused": place.code(),
+                    "message": place.sentence(),
+                    "channel_id": command.channel_id.get().to_string(),
+                    "guild_id": command.guild_id.map(|g| g.get().to_string()),
+                }),
+            );
+            let reply = Reply::ephemeral(place.sentence());
+            return Ok(command.create_response(http, first_answer(&reply)).await?);
+        }
+        let invocation = invocation_of(command, None);
+        let app = self.state.app.clone();
+        // Spawned, so a panicking handler becomes an error answer instead of silence.
+        let mut handler = tokio::spawn(async move { commands::dispatch(&app, &invocation).await });
+        let early = tokio::time::timeout(DIRECT_ANSWER_BUDGET, &mut handler).await;
+        let reply = match early {
+            Ok(joined) => {
+                let reply = joined_reply(joined, &command.data.name);
+                return Ok(command.create_response(http, first_answer(&reply)).await?);
+            }
+            Err(_) => {
+                command
+                    .create_response(
+                        http,
+                        CreateInteractionResponse::Defer(
+                            CreateInteractionResponseMessage::new().ephemeral(true),
+                        ),
+                    )
+                    .await?;
+                joined_reply(handler.await, &command.data.name)
+            }
+        };
+        match &reply {
+            Reply::Message {
+                ephemeral: false, ..
+            } => {
+                // Deferred ephemerally: the public answer goes out as a followup.
+                command
+                    .edit_response(
+                        http,
+                        EditInteractionResponse::new()
+                            .content("Done; the answer is posted below.")
+                            .allowed_mentions(no_pings()),
+                    )
+                    .await?;
+                command
+                    .create_followup(http, followup_answer(&reply))
+                    .await?;
+            }
+            _ => {
+                command.edit_response(http, edit_answer(&reply)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_autocomplete(
+        &self,
+        http: &Arc<Http>,
+        command: &CommandInteraction,
+    ) -> Result<(), BotError> {
+        let empty = CreateInteractionResponse::Autocomplete(CreateAutocompleteResponse::new());
+        if self.state.shutting_down()
+            || self
+                .elsewhere(command.guild_id, command.channel_id)
+                .is_some()
+        {
+            return Ok(command.create_response(http, empty).await?);
+        }
+        let focused = command.data.autocomplete().map(|o| o.name.to_string());
+        let invocation = invocation_of(command, focused);
+        let app = self.state.app.clone();
+        let handler = tokio::spawn(async move { commands::dispatch(&app, &invocation).await });
+        let choices = match tokio::time::timeout(DIRECT_ANSWER_BUDGET, handler).await {
+            Ok(Ok(Reply::Choices(choices))) => choices,
+            Ok(Ok(_)) => Vec::new(),
+            Ok(Err(e)) => {
+                log_error(&e, "an autocomplete handler panicked");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!(command = %command.data.name, "autocomplete handler too slow; answered with no choices");
+                Vec::new()
+            }
+        };
+        let mut response = CreateAutocompleteResponse::new();
+        for (name, value) in choices.into_iter().take(MAX_CHOICES) {
+            response = response.add_string_choice(
+                cards::truncate(&name, MAX_CHOICE_LEN),
+                cards::truncate(&value, MAX_CHOICE_LEN),
+            );
+        }
+        Ok(command
+            .create_response(http, CreateInteractionResponse::Autocomplete(response))
+            .await?)
+    }
+}
+
+async fn ephemeral_component(
+    http: &Http,
+    click: &ComponentInteraction,
+    text: &str,
+) -> Result<(), BotError> {
+    let reply = Reply::ephemeral(text);
+    Ok(click.create_response(http, first_answer(&reply)).await?)
+}
+
+/// The handler's reply, or the error sentence when it panicked.
+fn joined_reply(joined: Result<Reply, tokio::task::JoinError>, name: &str) -> Reply {
+    match joined {
+        Ok(reply) => reply,
+        Err(e) => {
+            let error_id = log_error(&e, &format!("the /{name} handler panicked"));
+            Reply::ephemeral(error_sentence(&error_id))
+        }
+    }
+}
+
+/// The option values of a command, by name (subcommand options flattened), as JSON.
+fn options_of(options: &[CommandDataOption], out: &mut BTreeMap<String, serde_json::Value>) {
+    for option in options {
+        let value = match &option.value {
+            CommandDataOptionValue::String(s) => serde_json::json!(s),
+            CommandDataOptionValue::Integer(i) => serde_json::json!(i),
+            CommandDataOptionValue::Number(n) => serde_json::json!(n),
+            CommandDataOptionValue::Boolean(b) => serde_json::json!(b),
+            CommandDataOptionValue::Autocomplete { value, .. } => serde_json::json!(value),
+            CommandDataOptionValue::User(id) => serde_json::json!(id.get().to_string()),
+            CommandDataOptionValue::Channel(id) => serde_json::json!(id.get().to_string()),
+            CommandDataOptionValue::Role(id) => serde_json::json!(id.get().to_string()),
+            CommandDataOptionValue::Mentionable(id) => serde_json::json!(id.get().to_string()),
+            CommandDataOptionValue::Attachment(id) => serde_json::json!(id.get().to_string()),
+            CommandDataOptionValue::SubCommand(inner)
+            | CommandDataOptionValue::SubCommandGroup(inner) => {
+                options_of(inner, out);
+                serde_json::Value::Null
+            }
+            _ => serde_json::Value::Null,
+        };
+        out.insert(option.name.clone(), value);
+    }
+}
+
+/// A command interaction as the handlers see it.
+fn invocation_of(command: &CommandInteraction, focused: Option<String>) -> Invocation {
+    let mut options = BTreeMap::new();
+    options_of(&command.data.options, &mut options);
+    Invocation {
+        name: command.data.name.clone(),
+        options,
+        invoker: Invoker {
+            actor: actor_of(&command.user),
+            roles: command
+                .member
+                .as_ref()
+                .map(|m| m.roles.iter().map(|r| r.get().to_string()).collect())
+                .unwrap_or_default(),
+        },
+        focused,
+    }
+}
+
+/// The parts of a message reply, within Discord's limits: content (never empty when there is
+/// nothing else), at most 10 embeds within 6000 characters together, the buttons of a single
+/// card.
+struct Parts {
+    content: String,
+    embeds: Vec<CreateEmbed>,
+    components: Vec<serenity::all::CreateActionRow>,
+    attachment: Option<CreateAttachment>,
+    ephemeral: bool,
+}
+
+fn parts(reply: &Reply) -> Parts {
+    let Reply::Message {
+        content,
+        cards: reply_cards,
+        ephemeral,
+        attachment,
+    } = reply
+    else {
+        return Parts {
+            content: "(no answer)".into(),
+            embeds: Vec::new(),
+            components: Vec::new(),
+            attachment: None,
+            ephemeral: true,
+        };
+    };
+    let mut shown: Vec<&Card> = Vec::new();
+    let mut total = 0;
+    for card in reply_cards.iter().take(MAX_EMBEDS) {
+        let chars = cards::total_chars(card);
+        if total + chars > cards::MAX_TOTAL {
+            break;
+        }
+        total += chars;
+        shown.push(card);
+    }
+    let mut content = content.clone();
+    let left_out = reply_cards.len() - shown.len();
+    if left_out > 0 {
+        content.push_str(&format!(
+            "\n(+{left_out} more not shown: Discord's limit per message)"
+        ));
+    }
+    if content.trim().is_empty() && shown.is_empty() && attachment.is_none() {
+        content = "(no answer)".into();
+    }
+    let components = match shown.as_slice() {
+        [one] if reply_cards.len() == 1 => convert::to_components(one),
+        _ => Vec::new(),
+    };
+    Parts {
+        content: cards::truncate(content.trim_start(), MAX_CONTENT),
+        embeds: shown.into_iter().map(convert::to_embed).collect(),
+        components,
+        attachment: attachment
+            .as_ref()
+            .map(|a| CreateAttachment::bytes(a.bytes.clone(), a.filename.clone())),
+        ephemeral: *ephemeral,
+    }
+}
+
+/// The reply as the interaction's first answer.
+fn first_answer(reply: &Reply) -> CreateInteractionResponse {
+    let p = parts(reply);
+    let mut message = CreateInteractionResponseMessage::new()
+        .ephemeral(p.ephemeral)
+        .embeds(p.embeds)
+        .components(p.components)
+        .allowed_mentions(no_pings());
+    if !p.content.is_empty() {
+        message = message.content(p.content);
+    }
+    if let Some(file) = p.attachment {
+        message = message.add_file(file);
+    }
+    CreateInteractionResponse::Message(message)
+}
+
+/// The reply edited into a deferred answer.
+fn edit_answer(reply: &Reply) -> EditInteractionResponse {
+    let p = parts(reply);
+    let mut edit = EditInteractionResponse::new()
+        .content(p.content)
+        .embeds(p.embeds)
+        .components(p.components)
+        .allowed_mentions(no_pings());
+    if let Some(file) = p.attachment {
+        edit = edit.new_attachment(file);
+    }
+    edit
+}
+
+/// The reply as a followup message.
+fn followup_answer(reply: &Reply) -> CreateInteractionResponseFollowup {
+    let p = parts(reply);
+    let mut followup = CreateInteractionResponseFollowup::new()
+        .ephemeral(p.ephemeral)
+        .embeds(p.embeds)
+        .components(p.components)
+        .allowed_mentions(no_pings());
+    if !p.content.is_empty() {
+        followup = followup.content(p.content);
+    }
+    if let Some(file) = p.attachment {
+        followup = followup.add_file(file);
+    }
+    followup
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        tracing::info!(user = %ready.user.name, "Discord gateway ready");
+        match ctx
+            .http
+            .create_guild_commands(self.state.guild, &self.state.commands)
+            .await
+        {
+            Ok(registered) => tracing::info!(
+                commands = registered.len(),
+                guild_id = self.state.guild.get(),
+                "slash commands registered (bulk overwrite)"
+            ),
+            Err(e) => {
+                log_error(&e, "registering the slash commands failed");
+            }
+        }
+        self.state.app.metrics.set_gateway_connected(true);
+    }
+
+    async fn resume(&self, _ctx: Context, _event: ResumedEvent) {
+        self.state.app.metrics.set_gateway_connected(true);
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        let connected = event.new == ConnectionStage::Connected;
+        if !connected {
+            tracing::info!(stage = ?event.new, "Discord gateway not connected");
+        }
+        self.state.app.metrics.set_gateway_connected(connected);
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        self.on_interaction(&ctx, &interaction).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discord::commands::Attachment;
+
+    fn card(title: &str, description_len: usize) -> Card {
+        Card {
+            title: title.into(),
+            url: None,
+            description: "d".repeat(description_len),
+            color: 0,
+            fields: Vec::new(),
+            footer: String::new(),
+            buttons: vec![cards::Button {
+                id: "hk1:a:x:y".into(),
+                label: "Approve".into(),
+                style: cards::ButtonStyle::Success,
+                disabled: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_reply_never_exceeds_discord_limits() {
+        let reply = Reply::Message {
+            content: "x".repeat(5000),
+            cards: (0..12).map(|i| card(&format!("c{i}"), 2500)).collect(),
+            ephemeral: false,
+            attachment: Some(Attachment {
+                filename: "audit.jsonl".into(),
+                bytes: b"{}\n".to_vec(),
+            }),
+        };
+        let p = parts(&reply);
+        assert_eq!(p.content.chars().count(), MAX_CONTENT);
+        assert_eq!(p.embeds.len(), 2, "two 2502-character cards fit in 6000");
+        assert!(p.components.is_empty(), "buttons only for a single card");
+        assert!(p.attachment.is_some());
+        assert!(!p.ephemeral);
+    }
+
+    #[test]
+    fn a_single_card_keeps_its_buttons_and_an_empty_reply_says_so() {
+        let one = Reply::Message {
+            content: String::new(),
+            cards: vec![card("c", 10)],
+            ephemeral: true,
+            attachment: None,
+        };
+        let p = parts(&one);
+        assert_eq!(p.components.len(), 1);
+        assert_eq!(p.content, "");
+        let empty = Reply::ephemeral("");
+        assert_eq!(parts(&empty).content, "(no answer)");
+    }
+
+    #[test]
+    fn error_sentences_carry_only_the_id() {
+        let e = std::io::Error::other("AccessDenied: secret detail");
+        let id = log_error(&e, "test");
+        let s = error_sentence(&id);
+        assert_eq!(id.len(), 8);
+        assert!(s.contains(&id));
+        assert!(!s.contains("AccessDenied"));
+    }
+}

@@ -1,0 +1,717 @@
+//! The outbox: the one writer of new messages to the incident channel.
+//!
+//! It subscribes to the pipeline's [`Notices`](crate::pipeline::Notices) and keeps the channel
+//! in step with the store:
+//!
+//! * a new finding (at or above `ingest.min_severity`) gets one card: its request's card, or a
+//!   buttonless [`cards::finding_card`] when its plan only notifies;
+//! * a finding seen again, a vote, an execution, a supersession **edits** the existing card;
+//!   the message id of every card is kept in the store (`card.<request uuid>` or
+//!   `card.finding.<finding id>` → message id) so edits survive a restart;
+//! * a pending request that has no card yet (a revert proposed from a button, a request left
+//!   without one by a crash) is posted; on start-up the outbox sweeps for those.
+//!
+//! Every card is rendered from the store at the moment it is sent, never from the notice, so a
+//! queued card always shows the latest state.
+//!
+//! # Rate
+//!
+//! Discord allows about 5 messages per 5 s per channel, counted in windows that open with the
+//! first message. [`PostBudget`] allows at most [`POSTS_PER_WINDOW`] posts in any
+//! [`POST_WINDOW`] (a sliding window, stricter than Discord's buckets, so a refilling token
+//! bucket's early 6th message never happens). When more cards are due than the budget allows,
+//! all but one of the free posts go to the most severe cards and the rest are folded into ONE
+//! digest message ([`cards::digest_card`]) whose lines each name `/finding <id>`. While the
+//! burst lasts (until a whole window passes with nothing folded), later overflow is added to
+//! that same digest by editing it (at most one edit per [`DIGEST_EDIT_SPACING`]), so a burst
+//! that trickles in still makes one digest. Folded cards are remembered as `card.<key>` =
+//! `digest:<message id>` and are not edited later. Card edits do not count against the
+//! channel's post bucket and are sent at once.
+//!
+//! A 429 answer (which the budget should prevent) marks the budget spent for a whole window
+//! and the post is retried after it. serenity 0.12 drops the body's `retry_after` from its
+//! error type; with its own ratelimiter on (production against discord.com) serenity waits
+//! `retry_after` itself, and against a local endpoint one window is never shorter than the
+//! channel bucket's `retry_after`. Retries are bounded ([`MAX_ATTEMPTS`]): no storm.
+//!
+//! It may use the app (store, policy, playbooks, metrics), [`cards`] and [`convert`]; it never
+//! decides anything about requests and never imports the AWS SDK or sled.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serenity::all::{ChannelId, CreateMessage, EditMessage, MessageId};
+use serenity::http::{Http, HttpError};
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::approval::RequestState;
+use crate::audit::Actor;
+use crate::discord::cards::{self, Card};
+use crate::discord::convert;
+use crate::finding::SeverityLabel;
+use crate::pipeline::Notice;
+use crate::plan;
+use crate::store::StoreError;
+
+/// Posts allowed in any [`POST_WINDOW`].
+pub const POSTS_PER_WINDOW: usize = 5;
+/// Discord's channel window (5 s) plus a margin for the clock of Discord's edge.
+pub const POST_WINDOW: Duration = Duration::from_millis(5_250);
+/// The least time between two edits of the open digest (Discord limits edits too).
+pub const DIGEST_EDIT_SPACING: Duration = Duration::from_secs(1);
+/// Attempts for one message (429s and transient failures) before it is given up (logged).
+pub const MAX_ATTEMPTS: u32 = 4;
+/// Meta key prefix of the card message ids.
+pub const META_CARD_PREFIX: &str = "card.";
+/// The value prefix of a card folded into a digest.
+const DIGEST_MARKER: &str = "digest:";
+
+/// What a card shows: a request, or a finding without one (notify-only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CardKey {
+    Request(Uuid),
+    Finding(String),
+}
+
+impl CardKey {
+    /// The store meta key holding the card's message id.
+    pub fn meta_key(&self) -> String {
+        match self {
+            CardKey::Request(id) => format!("{META_CARD_PREFIX}{id}"),
+            CardKey::Finding(id) => format!("{META_CARD_PREFIX}finding.{id}"),
+        }
+    }
+}
+
+/// Where a card is, according to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardLocation {
+    /// Posted as this message.
+    Message(u64),
+    /// Folded into the digest message with this id.
+    Digest(u64),
+}
+
+/// Reads where the card of `key` is.
+pub fn card_location(app: &App, key: &CardKey) -> Result<Option<CardLocation>, StoreError> {
+    let Some(value) = app.store.get_meta(&key.meta_key())? else {
+        return Ok(None);
+    };
+    let location = match value.strip_prefix(DIGEST_MARKER) {
+        Some(id) => id.parse().ok().map(CardLocation::Digest),
+        None => value.parse().ok().map(CardLocation::Message),
+    };
+    if location.is_none() {
+        tracing::warn!(key = %key.meta_key(), "unreadable card message id in the store; ignored");
+    }
+    Ok(location)
+}
+
+/// The card of a request as the store holds it now (`None` when its finding is unknown).
+pub fn request_card(app: &App, request_id: Uuid) -> Result<Option<Card>, StoreError> {
+    let Some(request) = app.store.get_request(request_id)? else {
+        return Ok(None);
+    };
+    let Some(stored) = app.store.get_finding(&request.finding_id)? else {
+        return Ok(None);
+    };
+    let records = app.store.step_records(request.id)?;
+    let needed = app.policy.needed(&request.plan);
+    Ok(Some(cards::request_card(
+        &stored.finding,
+        &request,
+        &records,
+        needed,
+    )))
+}
+
+/// The card for `key`, rendered from the store now.
+pub fn render(app: &App, key: &CardKey) -> Result<Option<Card>, StoreError> {
+    match key {
+        CardKey::Request(id) => request_card(app, *id),
+        CardKey::Finding(id) => Ok(app.store.get_finding(id)?.map(|stored| {
+            let plan = plan::plan(&stored.finding, &app.playbooks);
+            cards::finding_card(&stored.finding, &plan)
+        })),
+    }
+}
+
+/// A message builder for a card, with mention pings off.
+pub fn create_message(card: &Card) -> CreateMessage {
+    CreateMessage::new()
+        .embed(convert::to_embed(card))
+        .components(convert::to_components(card))
+        .allowed_mentions(super::bot::no_pings())
+}
+
+/// An edit that replaces the card (an empty component list removes old buttons).
+pub fn edit_message(card: &Card) -> EditMessage {
+    EditMessage::new()
+        .embed(convert::to_embed(card))
+        .components(convert::to_components(card))
+        .allowed_mentions(super::bot::no_pings())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The post budget
+// ---------------------------------------------------------------------------------------------
+
+/// At most `limit` posts in any `window`: the times of the last posts, oldest first.
+#[derive(Debug, Clone)]
+pub struct PostBudget {
+    limit: usize,
+    window: Duration,
+    recent: VecDeque<Instant>,
+}
+
+impl PostBudget {
+    pub fn new(limit: usize, window: Duration) -> Self {
+        PostBudget {
+            limit: limit.max(1),
+            window,
+            recent: VecDeque::new(),
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Posts that may go out at `now`.
+    pub fn available(&mut self, now: Instant) -> usize {
+        self.expire(now);
+        self.limit.saturating_sub(self.recent.len())
+    }
+
+    /// When the next post may go out (`now` when one may already).
+    pub fn next_slot(&mut self, now: Instant) -> Instant {
+        self.expire(now);
+        if self.recent.len() < self.limit {
+            now
+        } else {
+            self.recent[self.recent.len() - self.limit] + self.window
+        }
+    }
+
+    /// Records a post that completed at `at` (the time the answer arrived, which is no
+    /// earlier than the time Discord counted it).
+    pub fn record(&mut self, at: Instant) {
+        self.recent.push_back(at);
+        while self.recent.len() > self.limit {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Discord said 429: nothing more until a whole window from `now`.
+    pub fn spend_all(&mut self, now: Instant) {
+        self.recent.clear();
+        for _ in 0..self.limit {
+            self.recent.push_back(now);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox task
+// ---------------------------------------------------------------------------------------------
+
+/// A card waiting for a post.
+#[derive(Debug, Clone)]
+struct Due {
+    key: CardKey,
+    finding_id: String,
+    finding_type: String,
+    severity: SeverityLabel,
+}
+
+impl Due {
+    fn line(&self) -> (String, String, SeverityLabel) {
+        (
+            self.finding_id.clone(),
+            self.finding_type.clone(),
+            self.severity,
+        )
+    }
+}
+
+/// Why one message could not be sent.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("Discord kept answering 429 after {attempts} attempts")]
+    RateLimited { attempts: u32 },
+    #[error("Discord refused the message: {0}")]
+    Discord(#[from] serenity::Error),
+}
+
+/// The digest of the burst under way: later overflow is added to it by editing it.
+#[derive(Debug)]
+struct OpenDigest {
+    message_id: u64,
+    lines: Vec<(String, String, SeverityLabel)>,
+    /// When cards were last folded into it: a whole quiet window closes it.
+    last_fold: Instant,
+    last_edit: Instant,
+}
+
+/// The outbox. Build it with [`Outbox::new`], then `tokio::spawn(outbox.run(...))`.
+pub struct Outbox {
+    app: App,
+    http: Arc<Http>,
+    channel: ChannelId,
+    budget: PostBudget,
+    queue: Vec<Due>,
+    digest: Option<OpenDigest>,
+}
+
+impl Outbox {
+    pub fn new(app: App, http: Arc<Http>) -> Self {
+        let channel = ChannelId::new(app.settings.discord.channel_id.max(1));
+        Outbox {
+            app,
+            http,
+            channel,
+            budget: PostBudget::new(POSTS_PER_WINDOW, POST_WINDOW),
+            queue: Vec::new(),
+            digest: None,
+        }
+    }
+
+    /// Runs until `shutdown` turns true or the notices channel closes. Subscribe `notices`
+    /// before anything can send (before ingest and the bot start), so nothing is missed.
+    pub async fn run(
+        mut self,
+        mut notices: broadcast::Receiver<Notice>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        if let Err(e) = self.sweep() {
+            tracing::error!(error = %e, "outbox: start-up sweep for requests without a card failed");
+        }
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let wake = self.next_wake(Instant::now());
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {}
+                received = notices.recv() => match received {
+                    Ok(notice) => self.handle(notice).await,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "outbox: notices were dropped; sweeping the store for requests without a card");
+                        if let Err(e) = self.sweep() {
+                            tracing::error!(error = %e, "outbox: sweep failed");
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = sleep_until_opt(wake) => self.post_due().await,
+            }
+        }
+        if !self.queue.is_empty() {
+            tracing::info!(
+                cards = self.queue.len(),
+                "outbox stopped with cards not posted; they are posted on the next start"
+            );
+        }
+    }
+
+    /// When due cards can next go out: into the open digest (edits, spaced), or as posts.
+    fn next_wake(&mut self, now: Instant) -> Option<Instant> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        match &self.digest {
+            Some(d) if now.saturating_duration_since(d.last_fold) < POST_WINDOW => {
+                Some((d.last_edit + DIGEST_EDIT_SPACING).max(now))
+            }
+            _ => Some(self.budget.next_slot(now)),
+        }
+    }
+
+    /// Queues a card for every pending request without one (notices lost to a crash or a
+    /// lagging receiver).
+    fn sweep(&mut self) -> Result<(), StoreError> {
+        for request in self
+            .app
+            .store
+            .requests_in_states(&[RequestState::Pending])?
+        {
+            let key = CardKey::Request(request.id);
+            if card_location(&self.app, &key)?.is_some() {
+                continue;
+            }
+            if request.proposer == Actor::System && !self.wants_card(&request.finding_id)? {
+                continue;
+            }
+            self.enqueue(key, &request.finding_id)?;
+        }
+        Ok(())
+    }
+
+    /// Is this finding severe enough for a card of its own?
+    fn wants_card(&self, finding_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .app
+            .store
+            .get_finding(finding_id)?
+            .is_some_and(|f| f.finding.severity >= self.app.settings.ingest.min_severity))
+    }
+
+    async fn handle(&mut self, notice: Notice) {
+        if let Err(e) = self.try_handle(&notice).await {
+            tracing::error!(?notice, error = %e, "outbox: could not bring the card in step");
+        }
+    }
+
+    async fn try_handle(&mut self, notice: &Notice) -> Result<(), StoreError> {
+        match notice {
+            Notice::FindingNew {
+                finding_id,
+                request,
+            }
+            | Notice::FindingUpdated {
+                finding_id,
+                request,
+            } => {
+                self.app.metrics.record_finding_ingested();
+                let key = match request {
+                    Some(id) => CardKey::Request(*id),
+                    None => CardKey::Finding(finding_id.clone()),
+                };
+                match card_location(&self.app, &key)? {
+                    Some(CardLocation::Message(id)) => self.edit(&key, id).await,
+                    Some(CardLocation::Digest(_)) => {}
+                    None => {
+                        if self.wants_card(finding_id)? {
+                            self.enqueue(key, finding_id)?;
+                        }
+                    }
+                }
+            }
+            Notice::RequestChanged { request } => {
+                let key = CardKey::Request(*request);
+                match card_location(&self.app, &key)? {
+                    Some(CardLocation::Message(id)) => self.edit(&key, id).await,
+                    Some(CardLocation::Digest(_)) => {}
+                    None => {
+                        let Some(req) = self.app.store.get_request(*request)? else {
+                            return Ok(());
+                        };
+                        let posts = req.state == RequestState::Pending
+                            && (req.proposer != Actor::System
+                                || self.wants_card(&req.finding_id)?);
+                        if posts {
+                            self.enqueue(key, &req.finding_id)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, key: CardKey, finding_id: &str) -> Result<(), StoreError> {
+        if self.queue.iter().any(|d| d.key == key) {
+            return Ok(());
+        }
+        let (finding_type, severity) = match self.app.store.get_finding(finding_id)? {
+            Some(f) => (f.finding.finding_type, f.finding.severity_label),
+            None => (String::new(), SeverityLabel::Low),
+        };
+        self.queue.push(Due {
+            key,
+            finding_id: finding_id.to_string(),
+            finding_type,
+            severity,
+        });
+        Ok(())
+    }
+
+    /// Edits the card message `message_id` to what the store says now.
+    async fn edit(&mut self, key: &CardKey, message_id: u64) {
+        let card = match render(&self.app, key) {
+            Ok(Some(card)) => card,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(key = %key.meta_key(), error = %e, "outbox: cannot render a card");
+                return;
+            }
+        };
+        let edit = edit_message(&card);
+        let result = self
+            .http
+            .edit_message(
+                self.channel,
+                MessageId::new(message_id.max(1)),
+                &edit,
+                vec![],
+            )
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_unknown_message(&e) => {
+                // Someone deleted the card: forget it and post a fresh one.
+                tracing::warn!(key = %key.meta_key(), message_id, "card message is gone; posting it again");
+                let finding_id = match key {
+                    CardKey::Finding(id) => id.clone(),
+                    CardKey::Request(id) => match self.app.store.get_request(*id) {
+                        Ok(Some(r)) => r.finding_id,
+                        _ => return,
+                    },
+                };
+                if let Err(e) = self.enqueue(key.clone(), &finding_id) {
+                    tracing::error!(error = %e, "outbox: cannot queue the card again");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(key = %key.meta_key(), message_id, error = %e, "outbox: editing a card failed")
+            }
+        }
+    }
+
+    /// Sends the due cards: into the open digest while a burst lasts; otherwise every due card
+    /// when they fit the budget, else the most severe ones and a new digest of the rest.
+    async fn post_due(&mut self) {
+        let now = Instant::now();
+        if self
+            .digest
+            .as_ref()
+            .is_some_and(|d| now.saturating_duration_since(d.last_fold) >= POST_WINDOW)
+        {
+            self.digest = None; // the burst is over: the next cards get posts of their own
+        }
+        if self.digest.is_some() {
+            let due = std::mem::take(&mut self.queue);
+            self.fold(due).await;
+            return;
+        }
+        let available = self.budget.available(now);
+        if available == 0 || self.queue.is_empty() {
+            return;
+        }
+        let mut due = std::mem::take(&mut self.queue);
+        if due.len() <= available {
+            for item in due {
+                self.post_card(item).await;
+            }
+            return;
+        }
+        // Most severe first; equal severities keep their arrival order.
+        due.sort_by_key(|d| std::cmp::Reverse(d.severity));
+        let folded = due.split_off(available - 1);
+        for item in due {
+            self.post_card(item).await;
+        }
+        self.post_digest(folded).await;
+    }
+
+    async fn post_card(&mut self, item: Due) {
+        let card = match render(&self.app, &item.key) {
+            Ok(Some(card)) => card,
+            Ok(None) => {
+                tracing::warn!(key = %item.key.meta_key(), "outbox: nothing to render; card dropped");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(key = %item.key.meta_key(), error = %e, "outbox: cannot render a card");
+                return;
+            }
+        };
+        match self.send(&card).await {
+            Ok(message_id) => {
+                if let Err(e) = self
+                    .app
+                    .store
+                    .put_meta(&item.key.meta_key(), &message_id.to_string())
+                {
+                    tracing::error!(key = %item.key.meta_key(), error = %e, "outbox: card posted but its id was not stored; later changes will post a new card");
+                }
+            }
+            Err(e) => {
+                tracing::error!(key = %item.key.meta_key(), finding_id = %item.finding_id, error = %e, "outbox: card not posted")
+            }
+        }
+    }
+
+    async fn post_digest(&mut self, folded: Vec<Due>) {
+        let lines: Vec<(String, String, SeverityLabel)> = folded.iter().map(Due::line).collect();
+        let card = cards::digest_card(&lines, 0);
+        match self.send(&card).await {
+            Ok(message_id) => {
+                tracing::info!(
+                    folded = folded.len(),
+                    message_id,
+                    "outbox: burst folded into a digest"
+                );
+                self.remember_folded(&folded, message_id);
+                let now = Instant::now();
+                self.digest = Some(OpenDigest {
+                    message_id,
+                    lines,
+                    last_fold: now,
+                    last_edit: now,
+                });
+            }
+            Err(e) => {
+                tracing::error!(folded = folded.len(), error = %e, "outbox: digest not posted")
+            }
+        }
+    }
+
+    /// Adds due cards to the open digest by editing it.
+    async fn fold(&mut self, due: Vec<Due>) {
+        let Some(digest) = self.digest.as_mut() else {
+            self.queue.extend(due);
+            return;
+        };
+        let before = digest.lines.len();
+        digest.lines.extend(due.iter().map(Due::line));
+        let card = cards::digest_card(&digest.lines, 0);
+        let message_id = digest.message_id;
+        let result = self
+            .http
+            .edit_message(
+                self.channel,
+                MessageId::new(message_id.max(1)),
+                &edit_message(&card),
+                vec![],
+            )
+            .await;
+        let now = Instant::now();
+        match result {
+            Ok(_) => {
+                digest.last_fold = now;
+                digest.last_edit = now;
+                self.remember_folded(&due, message_id);
+            }
+            Err(e) => {
+                // The digest cannot grow (deleted, refused): close it; the cards go out anew.
+                tracing::warn!(message_id, error = %e, "outbox: digest edit failed; closing it");
+                digest.lines.truncate(before);
+                self.digest = None;
+                self.queue.extend(due);
+            }
+        }
+    }
+
+    /// Records that these cards are lines of the digest `message_id`.
+    fn remember_folded(&self, folded: &[Due], message_id: u64) {
+        self.app.metrics.record_cards_folded(folded.len() as u64);
+        let value = format!("{DIGEST_MARKER}{message_id}");
+        for d in folded {
+            if let Err(e) = self.app.store.put_meta(&d.key.meta_key(), &value) {
+                tracing::error!(key = %d.key.meta_key(), error = %e, "outbox: digest entry not stored");
+            }
+        }
+    }
+
+    /// Posts one message within the budget, retrying a 429 after a whole window.
+    async fn send(&mut self, card: &Card) -> Result<u64, SendError> {
+        let message = create_message(card);
+        for attempt in 1..=MAX_ATTEMPTS {
+            tokio::time::sleep_until(self.budget.next_slot(Instant::now())).await;
+            match self.http.send_message(self.channel, vec![], &message).await {
+                Ok(posted) => {
+                    self.budget.record(Instant::now());
+                    self.app.metrics.record_card_posted();
+                    return Ok(posted.id.get());
+                }
+                Err(e) if status_of(&e) == Some(429) => {
+                    self.app.metrics.record_discord_rate_limited();
+                    tracing::warn!(
+                        attempt,
+                        "outbox: Discord answered 429; waiting a whole window"
+                    );
+                    self.budget.spend_all(Instant::now());
+                }
+                Err(e) if status_of(&e).is_some_and(|s| s >= 500) && attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "outbox: Discord failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(SendError::Discord(e)),
+            }
+        }
+        Err(SendError::RateLimited {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The HTTP status of a Discord error answer.
+pub fn status_of(e: &serenity::Error) -> Option<u16> {
+    match e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => Some(r.status_code.as_u16()),
+        _ => None,
+    }
+}
+
+/// Discord's "Unknown Message" (10008): the message was deleted.
+fn is_unknown_message(e: &serenity::Error) -> bool {
+    matches!(e, serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) if r.error.code == 10008)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_allows_five_in_any_window() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(5);
+        let mut b = PostBudget::new(5, w);
+        assert_eq!(b.available(t0), 5);
+        for i in 0..5 {
+            assert_eq!(b.next_slot(t0), t0, "post {i} may go at once");
+            b.record(t0 + Duration::from_millis(10 * i));
+        }
+        assert_eq!(b.available(t0 + Duration::from_millis(50)), 0);
+        // The sixth waits for the first to leave the window, not for a token to refill.
+        assert_eq!(b.next_slot(t0 + Duration::from_secs(1)), t0 + w);
+        assert_eq!(b.available(t0 + w), 1);
+        assert_eq!(b.available(t0 + w + Duration::from_millis(40)), 5);
+    }
+
+    #[test]
+    fn a_429_spends_the_whole_window() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(5);
+        let mut b = PostBudget::new(5, w);
+        b.record(t0);
+        b.spend_all(t0 + Duration::from_secs(2));
+        assert_eq!(b.available(t0 + Duration::from_secs(6)), 0);
+        assert_eq!(
+            b.next_slot(t0 + Duration::from_secs(6)),
+            t0 + Duration::from_secs(7)
+        );
+    }
+
+    #[test]
+    fn card_keys_name_their_meta_entry() {
+        let id = Uuid::from_u128(0x1234);
+        assert_eq!(
+            CardKey::Request(id).meta_key(),
+            "card.00000000-0000-0000-0000-000000001234"
+        );
+        assert_eq!(
+            CardKey::Finding("abc".into()).meta_key(),
+            "card.finding.abc"
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! `hanko run`: starting the long-running parts, the one shutdown signal, and stopping them in
+//! order.
+//!
+//! [`start`] takes a built [`App`] (the binary builds it from the config; tests build it around a
+//! temporary store and moto) and starts, in this order: the outbox (subscribed to the notices
+//! before anything can send one), the HTTP server (`/healthz`, `/metrics`), the engine's resume
+//! of requests left Approved or Executing, and the Discord bot. [`Running::shutdown`] sends the
+//! shutdown signal (the bot answers further clicks with "hanko is shutting down"; the outbox and
+//! the HTTP server stop), waits a bounded time for engine runs under way, flushes the store and
+//! closes the gateway.
+//!
+//! It owns the wiring and the lifetimes of tasks; it holds no policy. It may use every module.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serenity::all::ShardManager;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::approval::RequestState;
+use crate::commands::{self, CommandDefError};
+use crate::config::Secret;
+use crate::discord::bot::{self, BotState};
+use crate::discord::outbox::Outbox;
+use crate::engine::{EngineError, ExecutionReport};
+use crate::pipeline::Notice;
+use crate::store::StoreError;
+
+/// Overrides where the slash command definitions are read from.
+pub const COMMANDS_DIR_ENV: &str = "HANKO_COMMANDS_DIR";
+/// How long shutdown waits for engine runs under way before it stops anyway (a run cut short
+/// is resumed, exactly once, on the next start).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+/// How long shutdown waits for the gateway, the outbox and the HTTP server to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why hanko could not start (or stop cleanly).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    // The causes are sources, printed by `main` as the chain (`{:#}`), so not repeated here.
+    #[error("cannot listen on {addr} for /healthz and /metrics")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Commands(#[from] CommandDefError),
+    #[error("cannot build the Discord client")]
+    Discord(#[source] serenity::Error),
+}
+
+/// The start-up choices that do not live in the config file.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The directory of `commands/*.json`.
+    pub commands_dir: PathBuf,
+    /// How long shutdown waits for engine runs.
+    pub shutdown_grace: Duration,
+}
+
+impl Options {
+    pub fn new(commands_dir: PathBuf) -> Self {
+        Options {
+            commands_dir,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Where the slash command definitions are: `$HANKO_COMMANDS_DIR`, else `commands/` next to the
+/// config file when it exists, else `commands/` in the working directory.
+pub fn commands_dir(config: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os(COMMANDS_DIR_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let beside = config.parent().unwrap_or(Path::new("")).join("commands");
+    if beside.is_dir() {
+        beside
+    } else {
+        PathBuf::from("commands")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Owned tasks
+// ---------------------------------------------------------------------------------------------
+
+/// Engine runs started from chat or on resume, so shutdown can wait for them. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Tasks {
+    // A std lock, never held across an await.
+    set: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Tasks {
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        // Reap finished tasks so the set does not grow with the process's age.
+        while set.try_join_next().is_some() {}
+        set.spawn(task);
+    }
+
+    /// Waits for every task, at most `bound`; `false` when some were still running.
+    pub async fn wait(&self, bound: Duration) -> bool {
+        let mut set = {
+            let mut guard = self.set.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut *guard)
+        };
+        let all = async {
+            while let Some(joined) = set.join_next().await {
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "an engine task panicked or was cancelled");
+                }
+            }
+        };
+        tokio::time::timeout(bound, all).await.is_ok()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine runs
+// ---------------------------------------------------------------------------------------------
+
+/// Executes an approved request, then counts its step outcomes and announces its new state so
+/// the card is edited. Used by the Approve button and on resume.
+pub async fn execute_request(app: &App, id: Uuid) -> Result<ExecutionReport, EngineError> {
+    let runs = app
+        .store
+        .get_request(id)?
+        .is_some_and(|r| r.state.needs_engine());
+    let result = app.engine.execute(id).await;
+    app.notices.send(Notice::RequestChanged { request: id });
+    if let Ok(report) = &result {
+        if runs {
+            count_report(app, report);
+        }
+    }
+    result
+}
+
+fn count_report(app: &App, report: &ExecutionReport) {
+    for step in &report.steps {
+        app.metrics.record_step_outcome(step.outcome);
+    }
+    if report.state == RequestState::Succeeded {
+        if let Ok(Some(req)) = app.store.get_request(report.request_id) {
+            if let Some(decided) = req.decided_at {
+                let seconds = (Utc::now() - decided).num_milliseconds() as f64 / 1000.0;
+                app.metrics.record_approval_to_contained(seconds);
+            }
+        }
+    }
+}
+
+/// Resumes every request left Approved or Executing, announcing each.
+async fn resume(app: App) {
+    match app.engine.resume_all().await {
+        Ok(reports) => {
+            for report in &reports {
+                count_report(&app, report);
+                app.notices.send(Notice::RequestChanged {
+                    request: report.request_id,
+                });
+            }
+            if !reports.is_empty() {
+                tracing::info!(requests = reports.len(), "resumed interrupted requests");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "resuming requests failed"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start and stop
+// ---------------------------------------------------------------------------------------------
+
+/// A running hanko.
+pub struct Running {
+    pub app: App,
+    /// Where `/healthz` and `/metrics` are served (the real port when the config said `:0`).
+    pub http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Tasks,
+    grace: Duration,
+    shard_manager: Arc<ShardManager>,
+    bot: JoinHandle<()>,
+    outbox: JoinHandle<()>,
+    server: JoinHandle<()>,
+}
+
+/// Starts the outbox, the HTTP server, the engine's resume and the bot. Returns once they are
+/// started (not once the gateway is connected: `/healthz` says that).
+pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running, RunError> {
+    let definitions: Vec<serde_json::Value> = commands::load_definitions(&options.commands_dir)?
+        .into_iter()
+        .map(|(_, def)| def)
+        .collect();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tasks = Tasks::default();
+
+    let listen = app.settings.http.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| RunError::Listen {
+        addr: listen,
+        source,
+    })?;
+
+    let state = Arc::new(BotState::new(
+        app.clone(),
+        tasks.clone(),
+        shutdown_rx.clone(),
+        definitions,
+    ));
+    let mut client = bot::build_client(state, token)
+        .await
+        .map_err(RunError::Discord)?;
+    let shard_manager = Arc::clone(&client.shard_manager);
+
+    // The outbox subscribes before anything can send a notice.
+    let outbox = Outbox::new(app.clone(), Arc::clone(&client.http));
+    let outbox = tokio::spawn(outbox.run(app.notices.subscribe(), shutdown_rx.clone()));
+
+    let router = crate::http::router(app.clone());
+    let mut stop_http = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop_http.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(error = %e, "the HTTP server failed");
+        }
+    });
+    tracing::info!(%http_addr, "serving /healthz and /metrics");
+
+    tasks.spawn(resume(app.clone()));
+
+    // ingest: started here once src/ingest lands (each loop gets `app.clone()` and
+    // `shutdown_rx.clone()`, and is awaited in `Running::shutdown`).
+
+    let bot = tokio::spawn(async move {
+        if let Err(e) = client.start().await {
+            tracing::error!(error = %e, "the Discord client stopped with an error");
+        }
+    });
+
+    Ok(Running {
+        app,
+        http_addr,
+        shutdown,
+        tasks,
+        grace: options.shutdown_grace,
+        shard_manager,
+        bot,
+        outbox,
+        server,
+    })
+}
+
+impl Running {
+    /// A receiver of the shutdown signal (true once shutdown began).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Stops everything in order; see the module docs.
+    pub async fn shutdown(self) -> Result<(), RunError> {
+        tracing::info!("shutting down: no new clicks; waiting for engine runs under way");
+        let _ = self.shutdown.send(true);
+        if !self.tasks.wait(self.grace).await {
+            tracing::warn!(
+                grace = ?self.grace,
+                "engine runs still under way at the end of the grace period; they resume on the next start"
+            );
+        }
+        self.app.store.flush()?;
+        self.shard_manager.shutdown_all().await;
+        self.app.metrics.set_gateway_connected(false);
+        for (name, task) in [
+            ("bot", self.bot),
+            ("outbox", self.outbox),
+            ("http", self.server),
+        ] {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
+                tracing::warn!(task = name, "did not stop in time; aborted");
+                abort.abort();
+            }
+        }
+        self.app.store.flush()?;
+        tracing::info!("hanko stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops hanko");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
