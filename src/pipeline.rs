@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::app::App;
 use crate::approval::{Policy, Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::finding::Finding;
@@ -79,6 +80,20 @@ pub struct Accepted {
     pub superseded: Vec<Uuid>,
 }
 
+/// Stores `finding` and keeps its request in step with it, under the running app's settings:
+/// findings from accounts outside `aws.accounts` are stored and shown, never contained.
+pub fn accept_in(app: &App, finding: &Finding, now: DateTime<Utc>) -> Result<Accepted, StoreError> {
+    accept_with(
+        &app.store,
+        &app.playbooks,
+        &app.policy,
+        &app.notices,
+        finding,
+        now,
+        app.settings.aws.may_act_in(&finding.account_id),
+    )
+}
+
 /// Stores `finding` and keeps its request in step with it. See the module docs.
 pub fn accept(
     store: &Store,
@@ -87,6 +102,39 @@ pub fn accept(
     notices: &Notices,
     finding: &Finding,
     now: DateTime<Utc>,
+) -> Result<Accepted, StoreError> {
+    accept_with(store, playbooks, policy, notices, finding, now, true)
+}
+
+/// The plan hanko would propose: notify-only when the account is outside the allow-list.
+fn plan_for(finding: &Finding, playbooks: &Playbooks, may_act: bool) -> Plan {
+    let plan = plan::plan(finding, playbooks);
+    if may_act || plan.is_notify_only() {
+        return plan;
+    }
+    let mut notes = plan.notes;
+    notes.push(format!(
+        "notify only: account {} is not in aws.accounts, so hanko does not act there",
+        finding.account_id
+    ));
+    Plan::new(
+        plan.finding_id,
+        plan.account_id,
+        plan.region,
+        plan.sample,
+        Vec::new(),
+        notes,
+    )
+}
+
+fn accept_with(
+    store: &Store,
+    playbooks: &Playbooks,
+    policy: &Policy,
+    notices: &Notices,
+    finding: &Finding,
+    now: DateTime<Utc>,
+    may_act: bool,
 ) -> Result<Accepted, StoreError> {
     let upsert = store.upsert_finding(finding, &Actor::System, now)?;
     let mut accepted = Accepted {
@@ -97,7 +145,7 @@ pub fn accept(
     match upsert {
         Upsert::Unchanged => return Ok(accepted),
         Upsert::New => {
-            let plan = plan::plan(finding, playbooks);
+            let plan = plan_for(finding, playbooks, may_act);
             if !plan.is_notify_only() {
                 accepted.proposed = Some(propose(store, policy, plan, Actor::System, now)?);
             }
@@ -107,7 +155,7 @@ pub fn accept(
             });
         }
         Upsert::Updated { .. } => {
-            let plan = plan::plan(finding, playbooks);
+            let plan = plan_for(finding, playbooks, may_act);
             let requests = store.requests_for_finding(&finding.id)?;
             let pending: Vec<&Request> = requests
                 .iter()
