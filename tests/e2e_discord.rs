@@ -1082,3 +1082,126 @@ async fn a_burst_that_trickles_in_waits_for_the_window_and_grows_one_digest() {
     assert_eq!(fake.rate_limited_count(), 0);
     bot.stop().await;
 }
+
+/// The text of a slash command's answer, however the bot sent it: a direct answer (callback
+/// type 4), or a deferral (type 5) followed by an edit of the original or a followup.
+async fn command_answer(fake: &DiscordFake, cmd: &InjectedInteraction) -> String {
+    let callback = fake.wait_for_callback(cmd, WAIT).await.unwrap();
+    assert!(
+        callback.received_at.duration_since(cmd.injected_at) < Duration::from_secs(3),
+        "answered within Discord's 3 s"
+    );
+    if callback.body_at("/type") == Some(&json!(CALLBACK_MESSAGE)) {
+        return callback
+            .body_at("/data/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+    }
+    let later = fake
+        .wait_for_request(
+            |r| cmd.is_webhook_call(r) && (r.method == "PATCH" || r.method == "POST"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    later
+        .body_at("/content")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contain_by_hand_cannot_be_self_approved_and_audit_and_status_answer() {
+    let moto = moto::Moto::start();
+    let iam = moto.iam().await;
+    iam.create_user().user_name("handy").send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("handy")
+        .send()
+        .await
+        .unwrap();
+    let key_id = key.access_key().unwrap().access_key_id().to_string();
+    let clients = ClientFactory::from_sdk_config(moto.sdk_config().await, None);
+    let bot = Bot::start(1, clients).await;
+    let fake = &bot.fake;
+    let store = bot.app().store.clone();
+
+    // alice proposes containment of the key by hand.
+    let cmd = fake.inject_slash_command("contain", json!({ "target": key_id }), &alice());
+    let answer = command_answer(fake, &cmd).await;
+    assert!(!answer.is_empty());
+    let proposed = || {
+        store
+            .requests_in_states(&[RequestState::Pending])
+            .unwrap()
+            .into_iter()
+            .find(|r| r.proposer.display_name() == "alice")
+    };
+    eventually("the /contain request", || proposed().is_some()).await;
+    let request = proposed().unwrap();
+    assert_eq!(
+        request.plan.steps[0].parameters["AccessKeyId"],
+        json!(key_id),
+        "the plan deactivates exactly that key"
+    );
+    let card = wait_for_card(fake, request.id).await;
+    let approve = card.custom_id_of("Approve").unwrap();
+
+    // Her own approval is refused and audited; bob's executes.
+    let own = fake.inject_button(&approve, card.id, &alice());
+    let refusal = wait_for_followup(fake, &own).await;
+    assert!(refusal.is_ephemeral());
+    assert_eq!(
+        refusal.content,
+        "you proposed this request, and the policy forbids approving your own request"
+    );
+    assert_eq!(
+        refused(&store, request.id)[0].detail["code"],
+        "self_approval"
+    );
+    let approve_bob = fake.inject_button(&approve, card.id, &bob());
+    wait_for_original_edit(fake, &approve_bob).await;
+    eventually("the request to finish", || {
+        store.get_request(request.id).unwrap().unwrap().state == RequestState::Succeeded
+    })
+    .await;
+    let keys = iam
+        .list_access_keys()
+        .user_name("handy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.access_key_metadata()[0].status(),
+        Some(&aws_sdk_iam::types::StatusType::Inactive)
+    );
+
+    // /audit for that finding lists the proposal, the refusal and the approval.
+    let cmd = fake.inject_slash_command(
+        "audit",
+        json!({ "finding": request.finding_id, "limit": 50 }),
+        &bob(),
+    );
+    let answer = command_answer(fake, &cmd).await;
+    for kind in [
+        "RequestProposed",
+        "VoteRefused",
+        "ApprovalGranted",
+        "StepApplied",
+    ] {
+        assert!(answer.contains(kind), "/audit lacks {kind}: {answer}");
+    }
+
+    // /status answers with the state of the engine.
+    let cmd = fake.inject_slash_command("status", json!({}), &bob());
+    let answer = command_answer(fake, &cmd).await;
+    assert!(answer.contains(env!("CARGO_PKG_VERSION")), "{answer}");
+    assert!(
+        answer.to_lowercase().contains("paused") || answer.to_lowercase().contains("running"),
+        "{answer}"
+    );
+    bot.stop().await;
+}
