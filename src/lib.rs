@@ -36,6 +36,7 @@
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
 //! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
+//! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
 //! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`) | core modules, serenity |
 //!
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
@@ -51,6 +52,7 @@ pub mod discord;
 pub mod engine;
 pub mod execution;
 pub mod finding;
+pub mod ingest;
 pub mod pipeline;
 pub mod plan;
 pub mod playbooks;
