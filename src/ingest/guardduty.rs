@@ -43,7 +43,9 @@ use super::{
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
 use crate::aws::error::classify;
+use crate::aws::{ErrorClass, StepError};
 use crate::finding;
+use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// `GetFindings` takes at most this many ids.
 pub const GET_FINDINGS_BATCH: usize = 50;
@@ -59,6 +61,8 @@ pub struct GuardDutyPoller {
     detector_id: Option<String>,
     /// `maxResults` of `ListFindings` (1 to 50).
     page_size: i32,
+    /// Finding ids GetFindings could not read, already quarantined by this poller.
+    unreadable: HashSet<String>,
 }
 
 impl GuardDutyPoller {
@@ -71,6 +75,7 @@ impl GuardDutyPoller {
             region: region.to_string(),
             detector_id,
             page_size: MAX_PAGE_SIZE,
+            unreadable: HashSet::new(),
         }
     }
 
@@ -181,7 +186,7 @@ impl GuardDutyPoller {
     /// `GetFindings` for `ids` in batches; each finding parsed and accepted, or quarantined.
     /// Returns the newest `updatedAt` stored.
     async fn store_findings(
-        &self,
+        &mut self,
         detector: &str,
         ids: &[String],
         now: DateTime<Utc>,
@@ -190,15 +195,8 @@ impl GuardDutyPoller {
         let mut newest: Option<DateTime<Utc>> = None;
         let source = self.source();
         for batch in ids.chunks(GET_FINDINGS_BATCH) {
-            let out = self
-                .client
-                .get_findings()
-                .detector_id(detector)
-                .set_finding_ids(Some(batch.to_vec()))
-                .send()
-                .await
-                .map_err(|e| classify(&e, "guardduty:GetFindings", detector))?;
-            for sdk_finding in out.findings() {
+            let findings = self.fetch(detector, batch, now, report).await?;
+            for sdk_finding in &findings {
                 let doc = finding_to_json(sdk_finding);
                 match finding::parse_guardduty_value(&doc, "$") {
                     Ok(f) => {
@@ -225,6 +223,69 @@ impl GuardDutyPoller {
             }
         }
         Ok(newest)
+    }
+
+    /// `GetFindings` for one batch. When AWS's answer cannot be read (a document the SDK
+    /// rejects), the ids are fetched one by one and each unreadable one is quarantined by id
+    /// (once per poller), so one bad document never blocks the others. Throttling, network
+    /// and permission errors fail the poll instead (it is retried).
+    async fn fetch(
+        &mut self,
+        detector: &str,
+        batch: &[String],
+        now: DateTime<Utc>,
+        report: &mut PollReport,
+    ) -> Result<Vec<aws_sdk_guardduty::types::Finding>, IngestError> {
+        let err = match self.get(detector, batch).await {
+            Ok(findings) => return Ok(findings),
+            Err(e) => e,
+        };
+        if err.1.is_retryable() || err.1.class == ErrorClass::Forbidden {
+            return Err(err.1.into());
+        }
+        let mut out = Vec::new();
+        for id in batch {
+            match self.get(detector, std::slice::from_ref(id)).await {
+                Ok(found) => out.extend(found),
+                Err((detail, e)) if !e.is_retryable() && e.class != ErrorClass::Forbidden => {
+                    if self.unreadable.insert(id.clone()) {
+                        let raw = json!({ "findingId": id, "detectorId": detector }).to_string();
+                        let error =
+                            format!("GetFindings returned a finding the SDK cannot read: {detail}");
+                        quarantine(&self.app, &self.source(), &raw, &error, now, report)?;
+                    }
+                }
+                Err((_, e)) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One `GetFindings` call; on failure, a one-line description of the SDK error (for the
+    /// quarantine) and its classification.
+    async fn get(
+        &self,
+        detector: &str,
+        ids: &[String],
+    ) -> Result<Vec<aws_sdk_guardduty::types::Finding>, (String, StepError)> {
+        match self
+            .client
+            .get_findings()
+            .detector_id(detector)
+            .set_finding_ids(Some(ids.to_vec()))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.findings.unwrap_or_default()),
+            Err(e) => {
+                let detail: String = DisplayErrorContext(&e)
+                    .to_string()
+                    .chars()
+                    .take(300)
+                    .collect();
+                Err((detail, classify(&e, "guardduty:GetFindings", detector)))
+            }
+        }
     }
 
     /// The configured detector, else the first one `ListDetectors` returns (remembered).
