@@ -439,14 +439,49 @@ pub async fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHan
         .into_iter()
         .map(|source| {
             let health = Health::new(app.store.clone(), source.name());
-            tokio::spawn(run_loop(
-                source,
-                health,
-                ingest.poll_interval,
-                shutdown.clone(),
-            ))
+            let run = run_loop(source, health, ingest.poll_interval, shutdown.clone());
+            match run_on_own_thread(run) {
+                Some(handle) => handle,
+                None => tokio::spawn(async {}),
+            }
         })
         .collect()
+}
+
+/// The stack of the thread each ingest loop runs on. The SDK's Security Hub deserializer has
+/// very large stack frames in unoptimized builds (a `GetFindings` page overflows the 2 MiB of
+/// a default tokio worker), so the loops do not depend on the host runtime's stack size.
+pub const INGEST_THREAD_STACK: usize = 16 * 1024 * 1024;
+
+/// Runs `fut` on a thread of its own (a current-thread runtime with [`INGEST_THREAD_STACK`]);
+/// the returned task ends when `fut` does. `None` (logged) when the thread cannot start.
+fn run_on_own_thread<F>(fut: F) -> Option<JoinHandle<()>>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("hanko-ingest".into())
+        .stack_size(INGEST_THREAD_STACK)
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(fut),
+                Err(e) => tracing::error!(error = %e, "cannot start an ingest runtime"),
+            }
+            let _ = done_tx.send(());
+        });
+    match spawned {
+        Ok(_) => Some(tokio::spawn(async move {
+            let _ = done_rx.await;
+        })),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start an ingest thread");
+            None
+        }
+    }
 }
 
 /// One ingest source, as the shared loop drives it.

@@ -108,16 +108,18 @@ impl SecurityHubPoller {
         let mut seen = HashSet::new();
         let mut next_token: Option<String> = None;
         loop {
-            let page = self
-                .client
-                .get_findings()
-                .filters(filters.clone())
-                .sort_criteria(sort.clone())
-                .max_results(self.page_size)
-                .set_next_token(next_token.take())
-                .send()
-                .await
-                .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
+            // Boxed: Security Hub's finding type is large, and so is the send future.
+            let page = Box::pin(
+                self.client
+                    .get_findings()
+                    .filters(filters.clone())
+                    .sort_criteria(sort.clone())
+                    .max_results(self.page_size)
+                    .set_next_token(next_token.take())
+                    .send(),
+            )
+            .await
+            .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
             let mut newest = None;
             for f in page.findings() {
                 if !wanted(f, since, settings.min_severity) {
@@ -206,14 +208,15 @@ impl SecurityHubPoller {
                     .comparison(StringFilterComparison::Equals)
                     .build());
             }
-            let out = self
-                .client
-                .get_findings()
-                .filters(filters.build())
-                .max_results(MAX_PAGE_SIZE)
-                .send()
-                .await
-                .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
+            let out = Box::pin(
+                self.client
+                    .get_findings()
+                    .filters(filters.build())
+                    .max_results(MAX_PAGE_SIZE)
+                    .send(),
+            )
+            .await
+            .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
             for f in out.findings() {
                 if f.id().is_some_and(|id| batch.iter().any(|b| b == id)) {
                     self.store(f, now, &mut report)?;
