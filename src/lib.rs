@@ -36,6 +36,7 @@
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
 //! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
+//! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
 //! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions and the outbox | core modules, serenity |
 //! | [`metrics`] | counters and the histogram behind `/metrics` | core types |
 //! | [`http`] | `/healthz` and `/metrics` (axum) | app, metrics |
@@ -55,6 +56,7 @@ pub mod engine;
 pub mod execution;
 pub mod finding;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
 pub mod plan;

@@ -1,0 +1,540 @@
+//! The Security Hub poller of one region: `GetFindings` of active findings in workflow NEW or
+//! NOTIFIED, at or above the minimum severity (as `SeverityLabel`s: Security Hub deprecated
+//! the `SeverityNormalized` filter; see [`labels_at_or_above`]), updated since the cursor; each
+//! `AwsSecurityFinding` is converted to ASFF JSON and parsed by [`finding::parse_asff_value`],
+//! then stored through the pipeline before the cursor moves.
+//!
+//! Uses the Security Hub SDK client, the store and the pipeline; never imports serenity or sled.
+//!
+//! The same GuardDuty finding through SQS, the GuardDuty API and Security Hub is one finding:
+//! the ASFF parser gives a GuardDuty finding its GuardDuty id, and the store deduplicates.
+//!
+//! Every server-side filter is applied again to what comes back ([`wanted`]), because
+//! Security Hub-compatible stand-ins (moto 5.2.1 ignores `Filters` and `SortCriteria` of
+//! `GetFindings` entirely) may return more than was asked for.
+//!
+//! Like the GuardDuty poller, each poll re-reads (by `Id`) the findings of this region that
+//! came from Security Hub and have a Pending request, because the query above hides a finding
+//! that became `ARCHIVED`; the parser marks such a finding archived and the pipeline
+//! supersedes its request.
+
+use std::collections::HashSet;
+
+use aws_sdk_securityhub::types::{
+    AwsSecurityFinding, AwsSecurityFindingFilters, DateFilter, RecordState, SeverityLabel,
+    SortCriterion, SortOrder, StringFilter, StringFilterComparison, WorkflowStatus,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use super::{
+    accept, advance_cursor, quarantine, read_cursor, securityhub_source, IngestError, PollReport,
+    CURSOR_OVERLAP,
+};
+use crate::app::App;
+use crate::approval::{RequestKind, RequestState};
+use crate::aws::error::classify;
+use crate::finding::{self, FindingSource};
+
+/// `GetFindings` returns at most this many findings a page.
+pub const MAX_PAGE_SIZE: i32 = 100;
+/// Ids per `Id` filter when re-reading pending findings.
+const RECHECK_BATCH: usize = 20;
+/// The `UpdatedAt` window ends this far after now (clock skew).
+const FUTURE_SLACK: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Polls Security Hub findings of one region.
+pub struct SecurityHubPoller {
+    app: App,
+    client: aws_sdk_securityhub::Client,
+    region: String,
+    page_size: i32,
+}
+
+impl SecurityHubPoller {
+    pub fn new(app: App, client: aws_sdk_securityhub::Client, region: &str) -> SecurityHubPoller {
+        SecurityHubPoller {
+            app,
+            client,
+            region: region.to_string(),
+            page_size: MAX_PAGE_SIZE,
+        }
+    }
+
+    /// `MaxResults` of `GetFindings`, clamped to 1..=100.
+    pub fn with_page_size(mut self, n: i32) -> SecurityHubPoller {
+        self.page_size = n.clamp(1, MAX_PAGE_SIZE);
+        self
+    }
+
+    /// `securityhub:<region>`: the cursor and status name.
+    pub fn source(&self) -> String {
+        securityhub_source(&self.region)
+    }
+
+    /// One poll at `now`.
+    pub async fn poll_once(&mut self, now: DateTime<Utc>) -> Result<PollReport, IngestError> {
+        let source = self.source();
+        let settings = &self.app.settings.ingest;
+        let mut cursor = read_cursor(&self.app.store, &source, now - settings.backfill)?;
+        let since = cursor - CURSOR_OVERLAP;
+        let eq = |v: &str| {
+            StringFilter::builder()
+                .value(v)
+                .comparison(StringFilterComparison::Equals)
+                .build()
+        };
+        let mut filters = AwsSecurityFindingFilters::builder()
+            .record_state(eq(RecordState::Active.as_str()))
+            .workflow_status(eq(WorkflowStatus::New.as_str()))
+            .workflow_status(eq(WorkflowStatus::Notified.as_str()));
+        for label in labels_at_or_above(settings.min_severity) {
+            filters = filters.severity_label(eq(label.as_str()));
+        }
+        let filters = filters
+            .updated_at(
+                DateFilter::builder()
+                    .start(rfc3339(since))
+                    .end(rfc3339(now + FUTURE_SLACK))
+                    .build(),
+            )
+            .build();
+        let sort = SortCriterion::builder()
+            .field("UpdatedAt")
+            .sort_order(SortOrder::Ascending)
+            .build();
+
+        let mut report = PollReport::default();
+        let mut seen = HashSet::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            // Boxed: Security Hub's finding type is large, and so is the send future.
+            let page = Box::pin(
+                self.client
+                    .get_findings()
+                    .filters(filters.clone())
+                    .sort_criteria(sort.clone())
+                    .max_results(self.page_size)
+                    .set_next_token(next_token.take())
+                    .send(),
+            )
+            .await
+            .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
+            let mut newest = None;
+            for f in page.findings() {
+                if !wanted(f, since, settings.min_severity) {
+                    continue;
+                }
+                if let Some(t) = self.store(f, now, &mut report)? {
+                    newest = newest.max(Some(t));
+                }
+                if let Some(id) = f.id() {
+                    seen.insert(id.to_string());
+                }
+            }
+            if let Some(newest) = newest {
+                advance_cursor(&self.app.store, &source, &mut cursor, newest)?;
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next_token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        let recheck = self.recheck_pending(&seen, now).await?;
+        report.add(&recheck);
+        Ok(report)
+    }
+
+    /// Parses and accepts one finding, or quarantines it. Returns its `UpdatedAt`.
+    fn store(
+        &self,
+        f: &AwsSecurityFinding,
+        now: DateTime<Utc>,
+        report: &mut PollReport,
+    ) -> Result<Option<DateTime<Utc>>, IngestError> {
+        let doc = asff_to_json(f);
+        match finding::parse_asff_value(&doc, "$") {
+            Ok(parsed) => {
+                accept(&self.app, &parsed, now, report)?;
+                Ok(parsed.updated_at)
+            }
+            Err(e) => {
+                quarantine(
+                    &self.app,
+                    &self.source(),
+                    &doc.to_string(),
+                    &e.to_string(),
+                    now,
+                    report,
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Re-reads the Security Hub findings of this region that have a Pending request.
+    async fn recheck_pending(
+        &self,
+        seen: &HashSet<String>,
+        now: DateTime<Utc>,
+    ) -> Result<PollReport, IngestError> {
+        let mut asff_ids: Vec<String> = Vec::new();
+        for r in self
+            .app
+            .store
+            .requests_in_states(&[RequestState::Pending])?
+        {
+            if r.kind != RequestKind::Contain || r.plan.region != self.region {
+                continue;
+            }
+            let Some(stored) = self.app.store.get_finding(&r.finding_id)? else {
+                continue;
+            };
+            if !matches!(stored.finding.source, FindingSource::SecurityHub { .. }) {
+                continue;
+            }
+            // The ASFF `Id`: the ARN for GuardDuty's product (kept as `arn`), else the id.
+            let id = stored.finding.arn.clone().unwrap_or(stored.finding.id);
+            if !seen.contains(&id) && !asff_ids.contains(&id) {
+                asff_ids.push(id);
+            }
+        }
+        let mut report = PollReport::default();
+        for batch in asff_ids.chunks(RECHECK_BATCH) {
+            let mut filters = AwsSecurityFindingFilters::builder();
+            for id in batch {
+                filters = filters.id(StringFilter::builder()
+                    .value(id)
+                    .comparison(StringFilterComparison::Equals)
+                    .build());
+            }
+            let out = Box::pin(
+                self.client
+                    .get_findings()
+                    .filters(filters.build())
+                    .max_results(MAX_PAGE_SIZE)
+                    .send(),
+            )
+            .await
+            .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
+            for f in out.findings() {
+                if f.id().is_some_and(|id| batch.iter().any(|b| b == id)) {
+                    self.store(f, now, &mut report)?;
+                }
+            }
+        }
+        report.seen -= report.unchanged;
+        report.unchanged = 0;
+        Ok(report)
+    }
+}
+
+/// The server-side filters, applied again: `RecordState` ACTIVE, workflow NEW or NOTIFIED (the
+/// older `WorkflowState` NEW, ASSIGNED or IN_PROGRESS when `Workflow` is absent), normalized
+/// severity at or above `min_severity * 10`, `UpdatedAt` at or after `since`.
+#[allow(deprecated)] // `WorkflowState`: still what older findings carry.
+pub fn wanted(f: &AwsSecurityFinding, since: DateTime<Utc>, min_severity: f64) -> bool {
+    use aws_sdk_securityhub::types::WorkflowState;
+    let active = f.record_state().map_or(true, |s| *s == RecordState::Active);
+    let workflow = match (f.workflow().and_then(|w| w.status()), f.workflow_state()) {
+        (Some(s), _) => matches!(s, WorkflowStatus::New | WorkflowStatus::Notified),
+        (None, Some(s)) => matches!(
+            s,
+            WorkflowState::New | WorkflowState::Assigned | WorkflowState::InProgress
+        ),
+        (None, None) => true,
+    };
+    let severity = match f.severity() {
+        Some(s) => match (s.normalized(), s.product()) {
+            (Some(n), _) => f64::from(n) >= min_severity * 10.0,
+            (None, Some(p)) => p >= min_severity,
+            (None, None) => min_severity <= 0.0,
+        },
+        None => min_severity <= 0.0,
+    };
+    let recent = match f
+        .updated_at()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        Some(t) => t >= since,
+        None => true,
+    };
+    active && workflow && severity && recent
+}
+
+/// The severity labels whose band reaches `min_severity` (GuardDuty's 0-10 scale; Security
+/// Hub's normalized bands: LOW 1-39, MEDIUM 40-69, HIGH 70-89, CRITICAL 90-100). Security Hub
+/// deprecated the `SeverityNormalized` filter in favour of `SeverityLabel`; the label is the
+/// coarse server-side cut and [`wanted`] applies the exact minimum.
+pub fn labels_at_or_above(min_severity: f64) -> Vec<SeverityLabel> {
+    let bands = [
+        (SeverityLabel::Informational, 0.0),
+        (SeverityLabel::Low, 3.9),
+        (SeverityLabel::Medium, 6.9),
+        (SeverityLabel::High, 8.9),
+        (SeverityLabel::Critical, 10.0),
+    ];
+    bands
+        .into_iter()
+        .filter(|(_, top)| *top >= min_severity)
+        .map(|(label, _)| label)
+        .collect()
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// SDK finding -> ASFF JSON
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Obj(Map<String, Value>);
+
+impl Obj {
+    fn s(mut self, key: &str, v: Option<&str>) -> Self {
+        if let Some(v) = v {
+            self.0.insert(key.into(), Value::String(v.into()));
+        }
+        self
+    }
+
+    fn v(mut self, key: &str, v: Option<Value>) -> Self {
+        if let Some(v) = v {
+            self.0.insert(key.into(), v);
+        }
+        self
+    }
+
+    fn list(self, key: &str, items: Vec<Value>) -> Self {
+        if items.is_empty() {
+            self
+        } else {
+            self.v(key, Some(Value::Array(items)))
+        }
+    }
+
+    fn map(self, key: &str, m: Option<&std::collections::HashMap<String, String>>) -> Self {
+        self.v(
+            key,
+            m.map(|m| {
+                Value::Object(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                )
+            }),
+        )
+    }
+
+    fn done(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// The ASFF JSON of one SDK finding: the fields [`finding::parse_asff_value`] reads, under
+/// ASFF's own names.
+pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
+    Obj::default()
+        .s("SchemaVersion", f.schema_version())
+        .s("Id", f.id())
+        .s("ProductArn", f.product_arn())
+        .s("GeneratorId", f.generator_id())
+        .s("AwsAccountId", f.aws_account_id())
+        .s("Region", f.region())
+        .v(
+            "Types",
+            Some(Value::Array(
+                f.types().iter().map(|t| Value::String(t.clone())).collect(),
+            )),
+        )
+        .s("FirstObservedAt", f.first_observed_at())
+        .s("LastObservedAt", f.last_observed_at())
+        .s("CreatedAt", f.created_at())
+        .s("UpdatedAt", f.updated_at())
+        .v(
+            "Severity",
+            f.severity().map(|s| {
+                Obj::default()
+                    .v("Product", s.product().map(|p| json!(p)))
+                    .v("Normalized", s.normalized().map(|n| json!(n)))
+                    .s("Original", s.original())
+                    .s("Label", s.label().map(|l| l.as_str()))
+                    .done()
+            }),
+        )
+        .s("Title", f.title())
+        .s("Description", f.description())
+        .map("ProductFields", f.product_fields())
+        .list(
+            "Resources",
+            f.resources().iter().map(resource_json).collect(),
+        )
+        .s("RecordState", f.record_state().map(|r| r.as_str()))
+        .s("WorkflowState", f.workflow_state().map(|w| w.as_str()))
+        .v(
+            "Workflow",
+            f.workflow().map(|w| {
+                Obj::default()
+                    .s("Status", w.status().map(|s| s.as_str()))
+                    .done()
+            }),
+        )
+        .v("Sample", f.sample().map(Value::Bool))
+        .v("Action", f.action().map(action_json))
+        .done()
+}
+
+fn resource_json(r: &aws_sdk_securityhub::types::Resource) -> Value {
+    Obj::default()
+        .s("Type", r.r#type())
+        .s("Id", r.id())
+        .s("Partition", r.partition().map(|p| p.as_str()))
+        .s("Region", r.region())
+        .map("Tags", r.tags())
+        .v("Details", r.details().map(details_json))
+        .done()
+}
+
+#[allow(deprecated)] // `UserName`: what GuardDuty's ASFF still fills in.
+fn details_json(d: &aws_sdk_securityhub::types::ResourceDetails) -> Value {
+    Obj::default()
+        .v(
+            "AwsIamAccessKey",
+            d.aws_iam_access_key().map(|k| {
+                Obj::default()
+                    .s("AccessKeyId", k.access_key_id())
+                    .s("UserName", k.user_name())
+                    .s("PrincipalId", k.principal_id())
+                    .s("PrincipalName", k.principal_name())
+                    .s("PrincipalType", k.principal_type())
+                    .s("AccountId", k.account_id())
+                    .done()
+            }),
+        )
+        .v(
+            "AwsEc2Instance",
+            d.aws_ec2_instance().map(|i| {
+                Obj::default()
+                    .s("Type", i.r#type())
+                    .s("ImageId", i.image_id())
+                    .s("IamInstanceProfileArn", i.iam_instance_profile_arn())
+                    .s("VpcId", i.vpc_id())
+                    .s("SubnetId", i.subnet_id())
+                    .list(
+                        "NetworkInterfaces",
+                        i.network_interfaces()
+                            .iter()
+                            .map(|n| {
+                                Obj::default()
+                                    .s("NetworkInterfaceId", n.network_interface_id())
+                                    .done()
+                            })
+                            .collect(),
+                    )
+                    .done()
+            }),
+        )
+        .v(
+            "AwsS3Bucket",
+            d.aws_s3_bucket().map(|b| {
+                Obj::default()
+                    .s("Name", b.name())
+                    .s("OwnerId", b.owner_id())
+                    .v(
+                        "PublicAccessBlockConfiguration",
+                        b.public_access_block_configuration().map(|p| {
+                            Obj::default()
+                                .v("BlockPublicAcls", p.block_public_acls().map(Value::Bool))
+                                .v("IgnorePublicAcls", p.ignore_public_acls().map(Value::Bool))
+                                .v(
+                                    "BlockPublicPolicy",
+                                    p.block_public_policy().map(Value::Bool),
+                                )
+                                .v(
+                                    "RestrictPublicBuckets",
+                                    p.restrict_public_buckets().map(Value::Bool),
+                                )
+                                .done()
+                        }),
+                    )
+                    .done()
+            }),
+        )
+        .done()
+}
+
+fn action_json(a: &aws_sdk_securityhub::types::Action) -> Value {
+    Obj::default()
+        .s("ActionType", a.action_type())
+        .v(
+            "AwsApiCallAction",
+            a.aws_api_call_action().map(|c| {
+                Obj::default()
+                    .s("Api", c.api())
+                    .s("ServiceName", c.service_name())
+                    .s("CallerType", c.caller_type())
+                    .v("RemoteIpDetails", c.remote_ip_details().map(remote_ip_json))
+                    .done()
+            }),
+        )
+        .v(
+            "NetworkConnectionAction",
+            a.network_connection_action().map(|c| {
+                Obj::default()
+                    .s("ConnectionDirection", c.connection_direction())
+                    .v("RemoteIpDetails", c.remote_ip_details().map(remote_ip_json))
+                    .done()
+            }),
+        )
+        .v(
+            "PortProbeAction",
+            a.port_probe_action().map(|p| {
+                Obj::default()
+                    .list(
+                        "PortProbeDetails",
+                        p.port_probe_details()
+                            .iter()
+                            .map(|d| {
+                                Obj::default()
+                                    .v("RemoteIpDetails", d.remote_ip_details().map(remote_ip_json))
+                                    .done()
+                            })
+                            .collect(),
+                    )
+                    .done()
+            }),
+        )
+        .v(
+            "DnsRequestAction",
+            a.dns_request_action()
+                .map(|d| Obj::default().s("Domain", d.domain()).done()),
+        )
+        .done()
+}
+
+fn remote_ip_json(r: &aws_sdk_securityhub::types::ActionRemoteIpDetails) -> Value {
+    Obj::default()
+        .s("IpAddressV4", r.ip_address_v4())
+        .v(
+            "Country",
+            r.country()
+                .map(|c| Obj::default().s("CountryName", c.country_name()).done()),
+        )
+        .v(
+            "City",
+            r.city()
+                .map(|c| Obj::default().s("CityName", c.city_name()).done()),
+        )
+        .v(
+            "Organization",
+            r.organization().map(|o| {
+                Obj::default()
+                    .s("AsnOrg", o.asn_org())
+                    .s("Org", o.org())
+                    .done()
+            }),
+        )
+        .done()
+}
