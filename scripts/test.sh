@@ -16,4 +16,10 @@ command -v moto_server >/dev/null 2>&1 || {
     exit 1
 }
 
+# The tests talk to moto and local stand-ins only: never to the instance metadata service or a
+# real account, whatever the machine has configured.
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_ACCESS_KEY_ID="${HANKO_TEST_AWS_KEY:-testing}" AWS_SECRET_ACCESS_KEY=testing
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
 cargo test --locked "$@"

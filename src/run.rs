@@ -64,6 +64,8 @@ pub struct Options {
     pub commands_dir: PathBuf,
     /// How long shutdown waits for engine runs.
     pub shutdown_grace: Duration,
+    /// Start the configured ingest loops (tests that feed findings themselves turn it off).
+    pub ingest: bool,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
         Options {
             commands_dir,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            ingest: true,
         }
     }
 }
@@ -194,6 +197,7 @@ pub struct Running {
     bot: JoinHandle<()>,
     outbox: JoinHandle<()>,
     server: JoinHandle<()>,
+    ingest: Vec<JoinHandle<()>>,
 }
 
 /// Starts the outbox, the HTTP server, the engine's resume and the bot. Returns once they are
@@ -250,8 +254,12 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
 
     tasks.spawn(resume(app.clone()));
 
-    // ingest: started here once src/ingest lands (each loop gets `app.clone()` and
-    // `shutdown_rx.clone()`, and is awaited in `Running::shutdown`).
+    // Ingest loops: each stops on the shutdown signal and is awaited in `Running::shutdown`.
+    let ingest = if options.ingest {
+        crate::ingest::spawn_all(app.clone(), shutdown_rx.clone()).await
+    } else {
+        Vec::new()
+    };
 
     let bot = tokio::spawn(async move {
         if let Err(e) = client.start().await {
@@ -269,6 +277,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         bot,
         outbox,
         server,
+        ingest,
     })
 }
 
@@ -282,6 +291,13 @@ impl Running {
     pub async fn shutdown(self) -> Result<(), RunError> {
         tracing::info!("shutting down: no new clicks; waiting for engine runs under way");
         let _ = self.shutdown.send(true);
+        for task in self.ingest {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
+                tracing::warn!("an ingest loop did not stop in time; aborting it");
+                abort.abort();
+            }
+        }
         if !self.tasks.wait(self.grace).await {
             tracing::warn!(
                 grace = ?self.grace,

@@ -168,6 +168,8 @@ impl Bot {
         let app = App::new(settings, Playbooks::defaults(), store, clients);
         let mut options = run::Options::new(commands_dir());
         options.shutdown_grace = Duration::from_secs(10);
+        // The tests feed findings through the pipeline themselves.
+        options.ingest = false;
         let running = run::start(app, &token, options).await.unwrap();
         fake.wait_for_ready(WAIT).await.unwrap();
         let bot = Bot {
@@ -931,6 +933,13 @@ async fn sigterm_during_a_run_exits_0_with_the_store_intact() {
         .arg(&config)
         .env("HANKO_COMMANDS_DIR", commands_dir())
         .env("HANKO_DISCORD_API_BASE", fake.base_url())
+        // The binary starts its ingest loops: keep every AWS call on loopback (a closed port),
+        // with static credentials, and never ask the instance metadata service.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
         .env("HANKO_LOG", "warn,hanko=info")
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())

@@ -305,14 +305,7 @@ fn accept(
     now: DateTime<Utc>,
     report: &mut PollReport,
 ) -> Result<Accepted, StoreError> {
-    let accepted = pipeline::accept(
-        &app.store,
-        &app.playbooks,
-        &app.policy,
-        &app.notices,
-        finding,
-        now,
-    )?;
+    let accepted = pipeline::accept_in(app, finding, now)?;
     report.count(&accepted);
     Ok(accepted)
 }
