@@ -98,7 +98,7 @@ pub fn securityhub_source(region: &str) -> String {
 pub enum IngestError {
     /// An AWS call failed; the message is short, for people, and carries no secret.
     #[error(transparent)]
-    Aws(#[from] StepError),
+    Aws(Box<StepError>),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// No GuardDuty detector in the region and none configured.
@@ -107,6 +107,12 @@ pub enum IngestError {
     /// A stored cursor that is not an RFC 3339 time.
     #[error("the stored cursor of {cursor} is not an RFC 3339 time: {value:?}")]
     BadCursor { cursor: String, value: String },
+}
+
+impl From<StepError> for IngestError {
+    fn from(e: StepError) -> Self {
+        IngestError::Aws(Box::new(e))
+    }
 }
 
 impl IngestError {

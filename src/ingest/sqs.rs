@@ -218,15 +218,15 @@ impl SqsIngest {
                         .receipt_handle(&h.receipt_handle)
                         .build()
                         .map_err(|e| {
-                            StepError::local(
+                            IngestError::from(StepError::local(
                                 ErrorClass::Other,
                                 "sqs:DeleteMessageBatch",
                                 &self.queue_url,
                                 format!("cannot build the request: {e}"),
-                            )
+                            ))
                         })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, IngestError>>()?;
             let out = self
                 .client
                 .delete_message_batch()

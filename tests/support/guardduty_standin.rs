@@ -313,7 +313,7 @@ async fn list_findings(
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let s = state.lock().unwrap();
     if detector != s.detector_id {
-        return bad_request(format!("The request is rejected because the input detectorId is not owned by the current account."));
+        return bad_request("The request is rejected because the input detectorId is not owned by the current account.".to_string());
     }
     let empty = serde_json::Map::new();
     let criterion = req
