@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Produces BENCHMARKS.md: every figure of issue 6 that is measured so far, the machine it ran
+# on, and how to reproduce it. One entry point, one machine, one run:
+#
+#   scripts/bench.sh                      # writes BENCHMARKS.md at the repository root
+#
+# It installs what it needs into a private virtualenv (moto's server and Cloud Custodian),
+# builds hanko in release, starts its own moto on 127.0.0.1 (a free port), stops everything it
+# started when it ends (normally, on error, on Ctrl-C or at the time limit) and is bounded in
+# time. It is not part of CI's critical path.
+#
+# Environment (all optional):
+#   HANKO_BENCH_ROUNDS        rounds of the side-by-side with Cloud Custodian (default 10)
+#   HANKO_BENCH_DRILL_ROUNDS  rounds of `cargo bench --bench drill` (default 20)
+#   HANKO_BENCH_CORE=1        also run `cargo bench --bench core` (long: builds a 1,000,000-event log)
+#   HANKO_BENCH_TIME_LIMIT    seconds before the whole run is stopped (default 5400)
+#   HANKO_BENCH_OUT           output file (default BENCHMARKS.md at the repository root)
+#   HANKO_BENCH_VENV          virtualenv for moto and c7n (default ~/.cache/hanko/bench-venv)
+#   HANKO_FIXTURES            shared/fixtures (default: shared/fixtures beside the repository
+#                             or beside one of its parent folders)
+#   CARGO_TARGET_DIR          cargo's build directory (default ~/.cache/hanko/target)
+#
+# Layout: one function per section writes a Markdown fragment (and optionally summary-table
+# rows) into a temporary directory; `assemble` joins them in file-name order. To add a
+# figure, write a `section_*` function and call it from `main`.
+set -euo pipefail
+
+# Bound the whole run: re-run this script under `timeout`, which signals the whole process
+# group (cargo, python, moto) when the limit passes; the trap below then cleans up.
+if [[ -z "${HANKO_BENCH_BOUNDED:-}" ]]; then
+    export HANKO_BENCH_BOUNDED=1
+    exec timeout --kill-after=30 "${HANKO_BENCH_TIME_LIMIT:-5400}" bash "$0" "$@"
+fi
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${HANKO_BENCH_OUT:-$ROOT/BENCHMARKS.md}
+ROUNDS=${HANKO_BENCH_ROUNDS:-10}
+DRILL_ROUNDS=${HANKO_BENCH_DRILL_ROUNDS:-20}
+VENV=${HANKO_BENCH_VENV:-$HOME/.cache/hanko/bench-venv}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/hanko/target}
+
+FRAG=$(mktemp -d "${TMPDIR:-/tmp}/hanko-bench.XXXXXX")
+MOTO_PID=
+cleanup() {
+    local rc=$?
+    if [[ -n "$MOTO_PID" ]]; then
+        kill "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+    fi
+    rm -rf "$FRAG"
+    if [[ $rc -ne 0 ]]; then
+        echo "bench: stopped with status $rc; $OUT was not (re)written" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say() { echo "bench: $*" >&2; }
+
+# ---- prerequisites ---------------------------------------------------------------------
+
+find_fixtures() {
+    local d
+    if [[ -n "${HANKO_FIXTURES:-}" ]]; then
+        for d in "$HANKO_FIXTURES/guardduty" "$HANKO_FIXTURES"; do
+            [[ -d "$d/api" ]] && { echo "$d"; return; }
+        done
+        echo "bench: HANKO_FIXTURES=$HANKO_FIXTURES holds neither guardduty/api nor api" >&2
+        exit 2
+    fi
+    for d in "$ROOT/../shared/fixtures/guardduty" "$ROOT/../../shared/fixtures/guardduty" \
+             "$ROOT/../../../shared/fixtures/guardduty"; do
+        [[ -d "$d/api" ]] && { (cd "$d" && pwd); return; }
+    done
+    echo "bench: GuardDuty fixtures not found: check out shared/ beside the repository" \
+         "(../shared/fixtures/guardduty/api) or set HANKO_FIXTURES=/path/to/shared/fixtures" >&2
+    exit 2
+}
+
+install_python_tools() {
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        say "creating virtualenv $VENV"
+        python3 -m venv "$VENV"
+    fi
+    if ! "$VENV/bin/python" -c 'import moto, c7n, boto3, flask' 2>/dev/null; then
+        say "installing moto's server and Cloud Custodian into $VENV (pip install 'moto[server]' c7n)"
+        "$VENV/bin/pip" install --quiet 'moto[server]>=5.1,<6' 'c7n>=0.9,<0.10'
+    fi
+    for bin in moto_server custodian; do
+        [[ -x "$VENV/bin/$bin" ]] || { echo "bench: $VENV/bin/$bin missing after pip install" >&2; exit 2; }
+    done
+    # `cargo bench --bench drill` starts `moto_server` from PATH: the same version.
+    export PATH="$VENV/bin:$PATH"
+}
+
+build_hanko() {
+    say "building hanko (release) into $CARGO_TARGET_DIR"
+    cargo build --release --locked --bin hanko >&2
+    HANKO="$CARGO_TARGET_DIR/release/hanko"
+    [[ -x "$HANKO" ]] || { echo "bench: $HANKO not built" >&2; exit 2; }
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_moto() {
+    local port i
+    port=$(free_port)
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$FRAG/moto.log" 2>&1 &
+    MOTO_PID=$!
+    for i in $(seq 1 300); do
+        if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+            echo "bench: moto_server exited early:" >&2; cat "$FRAG/moto.log" >&2; exit 2
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            MOTO_ENDPOINT="http://127.0.0.1:$port"
+            say "moto listening on $MOTO_ENDPOINT (pid $MOTO_PID)"
+            return
+        fi
+        sleep 0.1
+    done
+    echo "bench: moto_server did not listen on 127.0.0.1:$port within 30 s" >&2
+    exit 2
+}
+
+# ---- sections: each writes $FRAG/NN-name.md, and may add rows to $FRAG/NN-name.summary ------
+# Summary rows: "| figure | value | section |".
+
+not_measured() { # number, title, what the figure will be
+    {
+        echo "## $1. $2"
+        echo
+        echo "Not measured yet. ($3)"
+        echo
+    } >"$FRAG/$(printf %02d "$1")-section.md"
+    echo "| $1. $2 | not measured yet | [§$1](#$1-$(echo "$2" | tr 'A-Z ' 'a-z-')) |" \
+        >"$FRAG/$(printf %02d "$1")-section.summary"
+}
+
+section_approval() {
+    not_measured 1 "Approval to containment" \
+        "p50/p99 over 200+ approvals from an Approve interaction on the fake gateway to the first AWS call, the key Inactive in moto, and the card edit reaching the fake."
+}
+
+section_finding_to_card() {
+    not_measured 2 "Finding to card" \
+        "p50/p99 from an SQS message / GuardDuty stand-in serving a finding to its card's create-message request reaching the fake."
+}
+
+section_burst() {
+    not_measured 3 "Burst" \
+        "10,000 findings at once: time until all are stored and planned, posts within the channel rate, peak resident memory."
+}
+
+section_audit() {
+    not_measured 4 "Audit" \
+        "query by actor and by finding over 1,000,000 events (p50/p99), and export of all of them."
+}
+
+section_footprint() {
+    not_measured 5 "Footprint" \
+        "resident memory idle and after 100,000 stored findings; start-up time to ready against the fake gateway."
+}
+
+section_side_by_side() {
+    say "side by side with Cloud Custodian: $ROUNDS rounds (+1 warm-up)"
+    local versions
+    versions="moto $("$VENV/bin/python" -c 'import moto; print(moto.__version__)'), $("$VENV/bin/custodian" version 2>/dev/null | sed 's/^/c7n /'), boto3 $("$VENV/bin/python" -c 'import boto3; print(boto3.__version__)'), Python $("$VENV/bin/python" -c 'import platform; print(platform.python_version())')."
+    "$VENV/bin/python" "$ROOT/scripts/bench/side_by_side.py" \
+        --endpoint "$MOTO_ENDPOINT" --hanko "$HANKO" --custodian "$VENV/bin/custodian" \
+        --fixtures "$FIXTURES/api" --workdir "$FRAG/side-by-side" --rounds "$ROUNDS" \
+        --versions "$versions" --raw "$FRAG/side-by-side.json" \
+        --summary "$FRAG/06-side-by-side.summary" >"$FRAG/06-side-by-side.md"
+    echo >>"$FRAG/06-side-by-side.md"
+}
+
+section_drill() {
+    say "cargo bench --bench drill ($DRILL_ROUNDS rounds)"
+    local out="$FRAG/drill.out"
+    HANKO_BENCH_ROUNDS=$DRILL_ROUNDS cargo bench --locked --bench drill >"$out"
+    {
+        echo "## 7. In-process drill (\`cargo bench --bench drill\`)"
+        echo
+        echo "One full drill per playbook (plan, request, approval, execution, verification) in"
+        echo "one process through the real aws-sdk clients against its own moto server: no process"
+        echo "start-up, no store opening. $DRILL_ROUNDS rounds, fresh resources every round."
+        echo
+        echo '```'
+        grep '^drill/' "$out"
+        echo '```'
+        echo
+    } >"$FRAG/07-drill.md"
+    grep '^drill/' "$out" | while read -r name _ n _ median _ _ p90 _ _ min _; do
+        echo "| 7. ${name#drill/} playbook in process (median, p90, min over $n) | $median ms, $p90 ms, $min ms | [§7](#7-in-process-drill-cargo-bench---bench-drill) |"
+    done >"$FRAG/07-drill.summary"
+}
+
+section_core() {
+    if [[ "${HANKO_BENCH_CORE:-}" != 1 ]]; then
+        {
+            echo "## 8. Core (\`cargo bench --bench core\`)"
+            echo
+            echo "Not run in this pass (set \`HANKO_BENCH_CORE=1\`: it builds a 1,000,000-event audit log first and takes long)."
+            echo
+        } >"$FRAG/08-core.md"
+        echo "| 8. core (parse, plan, vote, audit queries) | not run (HANKO_BENCH_CORE=1) | [§8](#8-core-cargo-bench---bench-core) |" >"$FRAG/08-core.summary"
+        return
+    fi
+    say "cargo bench --bench core (long)"
+    local out="$FRAG/core.out"
+    cargo bench --locked --bench core >"$out"
+    {
+        echo "## 8. Core (\`cargo bench --bench core\`)"
+        echo
+        echo "criterion's figures ([low median high] of the mean time per iteration):"
+        echo
+        echo '```'
+        grep -v '^Benchmarking\|^$\|^Gnuplot\|^Found [0-9]* outliers\|^  [0-9]* (' "$out" || true
+        echo '```'
+        echo
+    } >"$FRAG/08-core.md"
+    echo "| 8. core (parse, plan, vote, audit queries) | criterion figures | [§8](#8-core-cargo-bench---bench-core) |" >"$FRAG/08-core.summary"
+}
+
+machine() {
+    {
+        echo "## Machine"
+        echo
+        echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), hanko commit \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+        echo "- \`nproc\`: $(nproc)"
+        echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared: see the spread)"
+        echo "- \`uname -a\`: \`$(uname -a)\`"
+        echo "- $(rustc --version), $(cargo --version)"
+        echo "- moto $("$VENV/bin/python" -c 'import moto; print(moto.__version__)'), c7n $("$VENV/bin/custodian" version 2>/dev/null), boto3 $("$VENV/bin/python" -c 'import boto3; print(boto3.__version__)'), Python $("$VENV/bin/python" -c 'import platform; print(platform.python_version())')"
+        echo
+        echo '`free -h`:'
+        echo
+        echo '```'
+        free -h
+        echo '```'
+        echo
+    } >"$FRAG/00-machine.md"
+}
+
+reproduce() {
+    {
+        echo "## How to reproduce"
+        echo
+        echo "From a clone with \`shared/fixtures\` beside it (or \`HANKO_FIXTURES\` set), with Rust and Python 3:"
+        echo
+        echo '```sh'
+        echo "HANKO_BENCH_ROUNDS=$ROUNDS HANKO_BENCH_DRILL_ROUNDS=$DRILL_ROUNDS${HANKO_BENCH_CORE:+ HANKO_BENCH_CORE=$HANKO_BENCH_CORE} scripts/bench.sh"
+        echo '```'
+        echo
+        echo "It creates a virtualenv (\`$([[ $VENV == "$HOME"/* ]] && echo "~${VENV#"$HOME"}" || echo "$VENV")\`) with \`moto[server]\` and \`c7n\`, builds \`hanko\`"
+        echo "in release, starts moto on a free port of 127.0.0.1 and writes this file. It stops itself after"
+        echo "\`HANKO_BENCH_TIME_LIMIT\` seconds (default 5400). The side-by-side logic is"
+        echo "\`scripts/bench/side_by_side.py\`; per-section notes are in \`scripts/bench.sh\`."
+        echo
+    } >"$FRAG/99-reproduce.md"
+}
+
+assemble() {
+    local tmp="$OUT.tmp"
+    {
+        echo "# hanko benchmarks"
+        echo
+        echo "Generated by \`scripts/bench.sh\` on one machine in one run; do not edit by hand."
+        echo "Times are wall-clock milliseconds; each is a median over repeated runs with its spread."
+        echo
+        echo "| figure | value | section |"
+        echo "|---|---|---|"
+        cat "$FRAG"/*.summary 2>/dev/null || true
+        echo
+        for f in "$FRAG"/[0-9][0-9]-*.md; do
+            cat "$f"
+        done
+    } >"$tmp"
+    mv "$tmp" "$OUT"
+    say "wrote $OUT"
+}
+
+main() {
+    FIXTURES=$(find_fixtures)
+    export HANKO_FIXTURES="$FIXTURES"
+    install_python_tools
+    build_hanko
+    start_moto
+    machine
+    section_approval
+    section_finding_to_card
+    section_burst
+    section_audit
+    section_footprint
+    section_side_by_side
+    section_drill
+    section_core
+    reproduce
+    assemble
+}
+
+main "$@"
