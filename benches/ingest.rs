@@ -9,12 +9,12 @@
 //!
 //! `cargo bench --bench ingest` (needs `moto_server` and the fixtures; `HANKO_FIXTURES`).
 
+#[path = "../tests/support/moto.rs"]
+mod moto;
 #[path = "../tests/support/guardduty_standin.rs"]
 mod standin;
 #[path = "../tests/support/ingest_app.rs"]
 mod support;
-#[path = "../tests/support/moto.rs"]
-mod moto;
 
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,9 @@ fn generated(n: usize) -> Vec<Value> {
         .map(|i| {
             let mut d = fixtures[i % fixtures.len()].clone();
             d["id"] = json!(format!("{i:032x}"));
-            d["arn"] = json!(format!("arn:aws:guardduty:us-east-2:973743533182:detector/d/finding/{i:032x}"));
+            d["arn"] = json!(format!(
+                "arn:aws:guardduty:us-east-2:973743533182:detector/d/finding/{i:032x}"
+            ));
             let t = start + chrono::Duration::milliseconds(i as i64);
             d["updatedAt"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
             d
@@ -73,7 +75,11 @@ async fn guardduty_poll() {
     let conf = standin::test_sdk_config().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let app = support::app(support::settings("min_severity = 0.0"), store.clone(), conf.clone());
+    let app = support::app(
+        support::settings("min_severity = 0.0"),
+        store.clone(),
+        conf.clone(),
+    );
     let client = standin::guardduty_client(&conf, &standin.endpoint());
     let mut poller = GuardDutyPoller::new(app, client, "us-east-2");
 
@@ -112,7 +118,11 @@ async fn sqs_latency() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let app = support::app(support::settings("min_severity = 0.0"), store.clone(), conf.clone());
+    let app = support::app(
+        support::settings("min_severity = 0.0"),
+        store.clone(),
+        conf.clone(),
+    );
     let ingest = SqsIngest::new(app, sqs.clone(), url.clone());
 
     // The consumer: the real long poll (20 s wait), as `hanko run` does.
@@ -144,7 +154,9 @@ async fn sqs_latency() {
     let mut delivery = consumer.await.unwrap();
     assert_eq!(delivery.len(), MESSAGES, "every message stored");
     delivery.sort();
-    let pct = |p: f64| delivery[((delivery.len() as f64 * p).ceil() as usize).clamp(1, delivery.len()) - 1];
+    let pct = |p: f64| {
+        delivery[((delivery.len() as f64 * p).ceil() as usize).clamp(1, delivery.len()) - 1]
+    };
     println!(
         "ingest/sqs_latency: {MESSAGES} messages, SentTimestamp -> finding and request stored and flushed: \
          p50 {} ms, p99 {} ms, max {} ms ({} findings, {} pending requests)",

@@ -34,7 +34,8 @@ async fn spawn_all_honours_the_service_endpoint_variable_and_stops_on_shutdown()
     std::env::remove_var("AWS_ENDPOINT_URL");
     std::env::remove_var("AWS_PROFILE");
 
-    let mut settings = support::settings("guardduty = true\npoll_interval = \"10s\"\nmin_severity = 0.0");
+    let mut settings =
+        support::settings("guardduty = true\npoll_interval = \"10s\"\nmin_severity = 0.0");
     settings.aws.regions = vec!["us-east-2".into()];
     assert_eq!(settings.aws.endpoint_url, None);
     let store = Store::open_temporary().unwrap();
@@ -43,7 +44,11 @@ async fn spawn_all_honours_the_service_endpoint_variable_and_stops_on_shutdown()
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let handles = spawn_all(app, rx).await;
-    assert_eq!(handles.len(), 1, "one GuardDuty loop, no SQS, no Security Hub");
+    assert_eq!(
+        handles.len(),
+        1,
+        "one GuardDuty loop, no SQS, no Security Hub"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -51,12 +56,19 @@ async fn spawn_all_honours_the_service_endpoint_variable_and_stops_on_shutdown()
         if store.finding_count() == live as u64 && status.last_ok.is_some() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the loop did not ingest the fixtures");
+        assert!(
+            Instant::now() < deadline,
+            "the loop did not ingest the fixtures"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(status.errors, 0);
     assert_eq!(status.last_error, None);
-    assert_eq!(standin.requests_to("/detector").len(), 1, "ListDetectors reached the stand-in");
+    assert_eq!(
+        standin.requests_to("/detector").len(),
+        1,
+        "ListDetectors reached the stand-in"
+    );
 
     // The loop now waits out its 10 s interval; shutdown must not.
     let stopped = Instant::now();
