@@ -420,7 +420,11 @@ def markdown(b, rounds, versions):
         f"--approve-as bench --json`, fresh store each run). Median (min–max; interquartile range). "
         f"Within a round both tools see the same world (both tools' resources exist during both "
         f"runs); the order alternates between rounds; each round's resources are deleted after it "
-        f"(terminated instances stay listed by moto). {versions}\n")
+        f"(terminated instances stay listed by moto). hanko's findings are the published GuardDuty "
+        f"samples (`UnauthorizedAccess:IAMUser/TorIPCaller`, `Backdoor:EC2/C&CActivity.B`, "
+        f"`Policy:S3/BucketAnonymousAccessGranted`) with account 123456789012, region us-east-1, "
+        f"the round's key/user, instance and interfaces, or bucket filled in, not archived and not "
+        f"marked as samples. {versions}\n")
     L.append("| containment | Cloud Custodian | hanko `drill` | hanko / c7n (medians) |")
     L.append("|---|---|---|---|")
     for title, sc, tool, _ in rows:
@@ -528,8 +532,10 @@ def markdown(b, rounds, versions):
     kh, _ = count(rounds, "ec2", "hanko", one_group)
     diffs.append(
         f"Instance: Custodian left all interfaces in the isolation group only in {kc}/{m} rounds, "
-        f"hanko in {kh}/{m} (hanko uses its own `hanko-quarantine` group, created on first use, "
-        f"and moves each interface through a transition group first). hanko also snapshots the "
+        f"hanko in {kh}/{m}: both isolated every interface, not only the primary one. hanko puts "
+        f"them in its own `hanko-quarantine` group (created in the warm-up round; its plan moves "
+        f"each interface through an all-traffic transition group first, so tracked connections "
+        f"are dropped), Custodian in the pre-created group named in the policy. hanko also snapshots the "
         f"volumes, turns on termination protection, sets the shutdown behaviour to stop, keeps "
         f"the volumes on termination and tags the instance (see its steps above); Custodian's "
         f"policy only changes the groups. hanko's timing includes all of that.")
