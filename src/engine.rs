@@ -28,9 +28,7 @@ use uuid::Uuid;
 use crate::approval::{Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::aws::error::{with_retry_policy, RetryPolicy};
-use crate::aws::{
-    self, AwsClients, Captured, ClientFactory, ErrorClass, RevertOutcome, StepCtx, StepError,
-};
+use crate::aws::{self, AwsClients, Captured, ClientFactory, RevertOutcome, StepCtx, StepError};
 use crate::execution::{StepOutcome, StepPhase, StepRecord};
 use crate::plan::{Plan, Step};
 use crate::store::{Store, StoreError};
@@ -199,7 +197,7 @@ impl Engine {
                 })),
         )?;
         self.store.flush()?;
-        self.report(&finished)
+        Ok(build_report(&finished, &records))
     }
 
     async fn clients_for(&self, plan: &Plan) -> Result<AwsClients, StepError> {
@@ -214,43 +212,28 @@ impl Engine {
             .any(|r| r.action.is_evidence() && r.outcome == Some(StepOutcome::Failed));
         for (index, step) in req.plan.steps.iter().enumerate() {
             let prior = existing.iter().find(|r| r.index == index);
-            if let Some(r) = prior {
-                if r.phase == StepPhase::Done {
-                    continue;
-                }
+            if prior.is_some_and(|r| r.phase == StepPhase::Done) {
+                continue;
             }
-            let started = prior.map(|r| r.started_at).unwrap_or_else(Utc::now);
+            let slot = Slot {
+                req,
+                index,
+                step,
+                started: prior.map(|r| r.started_at).unwrap_or_else(Utc::now),
+            };
             if evidence_failed && !req.override_evidence {
-                self.finish(
-                    req,
-                    index,
-                    step,
-                    started,
-                    serde_json::Value::Null,
-                    serde_json::Value::Null,
-                    StepOutcome::Skipped,
-                    None,
-                    Some("not run: an evidence step before it failed and the approval carried no override".into()),
-                )?;
+                self.finish(&slot, Ending::skipped("not run: an evidence step before it failed and the approval carried no override"))?;
                 continue;
             }
             let clients = match &clients {
                 Ok(c) => c,
                 Err(e) => {
-                    self.fail(req, index, step, started, serde_json::Value::Null, e)?;
+                    self.finish(&slot, Ending::failed(serde_json::Value::Null, e))?;
                     continue;
                 }
             };
-            let ctx = StepCtx {
-                request_id: req.id,
-                finding_id: req.finding_id.clone(),
-                step_index: index,
-                now: Utc::now(),
-                dry_run: false,
-            };
-            let outcome = self
-                .run_step(req, index, step, prior, started, clients, &ctx)
-                .await?;
+            let ctx = step_ctx(req.id, &req.finding_id, index, false);
+            let outcome = self.run_step(&slot, prior, clients, &ctx).await?;
             if step.action.is_evidence() && outcome == StepOutcome::Failed {
                 evidence_failed = true;
             }
@@ -259,30 +242,24 @@ impl Engine {
     }
 
     /// One step: capture (persisted), apply, verify, persist the outcome.
-    #[allow(clippy::too_many_arguments)]
     async fn run_step(
         &self,
-        req: &Request,
-        index: usize,
-        step: &Step,
+        slot: &Slot<'_>,
         prior: Option<&StepRecord>,
-        started: DateTime<Utc>,
         clients: &AwsClients,
         ctx: &StepCtx,
     ) -> Result<StepOutcome, EngineError> {
-        let span =
-            tracing::info_span!("step", request_id = %req.id, step = index, action = %step.action);
+        let (req, step) = (slot.req, slot.step);
+        let span = tracing::info_span!("step", request_id = %req.id, step = slot.index, action = %step.action);
         let _enter = span.enter();
         // Capture the current state. On resume, the record already holds the original capture.
         let current = match self.retrying(|| aws::capture(clients, step, ctx)).await {
             Ok(c) => c,
             Err(e) => {
                 let captured = prior.map(|r| r.captured.clone()).unwrap_or_default();
-                self.fail(req, index, step, started, captured, &e)?;
-                return Ok(StepOutcome::Failed);
+                return self.finish(slot, Ending::failed(captured, &e));
             }
         };
-        let resumed = prior.is_some();
         let captured = match prior {
             Some(r) => serde_json::from_value::<Captured>(r.captured.clone()).unwrap_or(Captured {
                 prior: r.captured.clone(),
@@ -291,29 +268,14 @@ impl Engine {
             None => current.clone(),
         };
         let captured_json = serde_json::to_value(&captured).unwrap_or_default();
-        if !resumed {
-            let rec = StepRecord {
-                index,
-                action: step.action,
-                target: step.target.clone(),
-                phase: StepPhase::Captured,
-                captured: captured_json.clone(),
-                result: serde_json::Value::Null,
-                outcome: None,
-                error_code: None,
-                message: None,
-                started_at: started,
-                finished_at: None,
-            };
+        if prior.is_none() {
             self.store.put_step_record(
                 req.id,
-                &rec,
+                &slot.record(StepPhase::Captured, captured_json.clone(), None),
                 Some(
-                    NewEvent::new(Utc::now(), Actor::System, EventKind::StepCaptured)
-                        .finding(req.finding_id.clone())
-                        .request(req.id)
+                    slot.event(EventKind::StepCaptured)
                         .detail(serde_json::json!({
-                            "step": index,
+                            "step": slot.index,
                             "action": step.action,
                             "target": step.target,
                             "captured": captured.prior,
@@ -324,34 +286,26 @@ impl Engine {
         }
 
         if current.already_in_target_state {
-            // Nothing to change now. If hanko captured a different state before a restart, the
-            // change was hanko's own (applied before the crash): verify and call it applied.
-            let (outcome, message) = if resumed && !captured.already_in_target_state {
+            // Nothing to change now; capture just read the target state, which is the
+            // verification. If hanko captured a different state before a restart, the change
+            // was hanko's own (applied before the crash): call it applied.
+            let (outcome, message) = if prior.is_some() && !captured.already_in_target_state {
                 (
                     StepOutcome::Applied,
-                    "applied before a restart; verified after resume".to_string(),
+                    "applied before a restart; verified after resume",
                 )
             } else {
                 (
                     StepOutcome::AlreadyInTargetState,
-                    "already in the target state; nothing changed".to_string(),
+                    "already in the target state; nothing changed",
                 )
             };
-            // Capture just read the target state, which is the verification.
             let result =
                 serde_json::json!({ "already_in_target_state": true, "observed": current.prior });
-            self.finish(
-                req,
-                index,
-                step,
-                started,
-                captured_json,
-                result,
-                outcome,
-                None,
-                Some(message),
-            )?;
-            return Ok(outcome);
+            return self.finish(
+                slot,
+                Ending::done(outcome, captured_json, result, Some(message.into())),
+            );
         }
 
         let result = match self
@@ -359,67 +313,27 @@ impl Engine {
             .await
         {
             Ok(r) => r,
-            Err(e) => {
-                self.fail(req, index, step, started, captured_json, &e)?;
-                return Ok(StepOutcome::Failed);
-            }
+            Err(e) => return self.finish(slot, Ending::failed(captured_json, &e)),
         };
         failpoint("after-apply", step);
-        match self.verify_with_patience(clients, step, &result, ctx).await {
+        // A read-back that does not yet see the change is a retryable error of the step (IAM is
+        // eventually consistent), so the shared retry policy covers it.
+        match self
+            .retrying(|| aws::verify(clients, step, &result, ctx))
+            .await
+        {
             Ok(()) => {
                 let message = result
                     .get("message")
                     .and_then(|m| m.as_str())
                     .map(str::to_string);
                 self.finish(
-                    req,
-                    index,
-                    step,
-                    started,
-                    captured_json,
-                    result,
-                    StepOutcome::Applied,
-                    None,
-                    message,
-                )?;
-                Ok(StepOutcome::Applied)
+                    slot,
+                    Ending::done(StepOutcome::Applied, captured_json, result, message),
+                )
             }
-            Err(e) => {
-                self.fail(req, index, step, started, captured_json, &e)?;
-                Ok(StepOutcome::Failed)
-            }
+            Err(e) => self.finish(slot, Ending::failed(captured_json, &e)),
         }
-    }
-
-    /// Verification may race eventual consistency (IAM in particular): a failed read-back is
-    /// retried a few times before the step fails.
-    async fn verify_with_patience(
-        &self,
-        clients: &AwsClients,
-        step: &Step,
-        result: &serde_json::Value,
-        ctx: &StepCtx,
-    ) -> Result<(), StepError> {
-        let mut last = None;
-        for attempt in 0..3u32 {
-            match self
-                .retrying(|| aws::verify(clients, step, result, ctx))
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(e) if e.class == ErrorClass::Forbidden => return Err(e),
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(self.retry.base * (attempt + 1)).await;
-        }
-        Err(last.unwrap_or_else(|| StepError {
-            class: ErrorClass::Other,
-            operation: step.operation.clone(),
-            resource: step.target.to_string(),
-            code: None,
-            aws_request_id: None,
-            message: "verification did not observe the target state".into(),
-        }))
     }
 
     /// Runs `op` under the engine's retry policy (retryable failures only).
@@ -431,81 +345,35 @@ impl Engine {
         with_retry_policy(self.retry, op).await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        req: &Request,
-        index: usize,
-        step: &Step,
-        started: DateTime<Utc>,
-        captured: serde_json::Value,
-        result: serde_json::Value,
-        outcome: StepOutcome,
-        error_code: Option<String>,
-        message: Option<String>,
-    ) -> Result<(), EngineError> {
-        let kind = match outcome {
+    /// Persists how a step ended, with its audit event; returns the outcome.
+    fn finish(&self, slot: &Slot<'_>, end: Ending) -> Result<StepOutcome, EngineError> {
+        let kind = match end.outcome {
             StepOutcome::Applied | StepOutcome::AlreadyInTargetState => EventKind::StepApplied,
             StepOutcome::Skipped => EventKind::StepSkipped,
             StepOutcome::Failed => EventKind::StepFailed,
         };
-        let rec = StepRecord {
-            index,
-            action: step.action,
-            target: step.target.clone(),
-            phase: StepPhase::Done,
-            captured,
-            result: result.clone(),
-            outcome: Some(outcome),
-            error_code: error_code.clone(),
-            message: message.clone(),
-            started_at: started,
-            finished_at: Some(Utc::now()),
-        };
-        tracing::info!(outcome = outcome.as_str(), error_code = ?error_code, "step finished");
+        if let Some(e) = &end.error {
+            tracing::warn!(request_id = %slot.req.id, step = slot.index, code = ?e.code, aws_request_id = ?e.aws_request_id, "step failed: {e}");
+        }
+        tracing::info!(outcome = end.outcome.as_str(), error_code = ?end.error_code, "step finished");
+        let detail = serde_json::json!({
+            "step": slot.index,
+            "action": slot.step.action,
+            "operation": slot.step.operation,
+            "target": slot.step.target,
+            "outcome": end.outcome.as_str(),
+            "error_code": end.error_code,
+            "message": end.message,
+            "result": end.result,
+        });
+        let outcome = end.outcome;
+        let captured = end.captured.clone();
         self.store.put_step_record(
-            req.id,
-            &rec,
-            Some(
-                NewEvent::new(Utc::now(), Actor::System, kind)
-                    .finding(req.finding_id.clone())
-                    .request(req.id)
-                    .detail(serde_json::json!({
-                        "step": index,
-                        "action": step.action,
-                        "operation": step.operation,
-                        "target": step.target,
-                        "outcome": outcome.as_str(),
-                        "error_code": error_code,
-                        "message": message,
-                        "result": result,
-                    })),
-            ),
+            slot.req.id,
+            &slot.record(StepPhase::Done, captured, Some(end)),
+            Some(slot.event(kind).detail(detail)),
         )?;
-        Ok(())
-    }
-
-    fn fail(
-        &self,
-        req: &Request,
-        index: usize,
-        step: &Step,
-        started: DateTime<Utc>,
-        captured: serde_json::Value,
-        e: &StepError,
-    ) -> Result<(), EngineError> {
-        tracing::warn!(request_id = %req.id, step = index, code = ?e.code, aws_request_id = ?e.aws_request_id, "step failed: {e}");
-        self.finish(
-            req,
-            index,
-            step,
-            started,
-            captured,
-            serde_json::json!({ "error_class": e.class, "aws_request_id": e.aws_request_id }),
-            StepOutcome::Failed,
-            Some(e.code.clone().unwrap_or_else(|| format!("{:?}", e.class))),
-            Some(e.message.clone()),
-        )
+        Ok(outcome)
     }
 
     async fn run_revert(&self, req: &Request, of: Uuid) -> Result<(), EngineError> {
@@ -519,81 +387,64 @@ impl Engine {
             {
                 continue;
             }
-            let started = Utc::now();
+            let slot = Slot {
+                req,
+                index,
+                step,
+                started: Utc::now(),
+            };
             let Some(orig) = revert_source(step, &original) else {
                 self.finish(
-                    req,
-                    index,
-                    step,
-                    started,
-                    serde_json::Value::Null,
-                    serde_json::Value::Null,
-                    StepOutcome::Skipped,
-                    None,
-                    Some("the original step has no record to revert from".into()),
+                    &slot,
+                    Ending::skipped("the original step has no record to revert from"),
                 )?;
                 continue;
             };
             let clients = match &clients {
                 Ok(c) => c,
                 Err(e) => {
-                    self.fail(req, index, step, started, serde_json::Value::Null, e)?;
+                    self.finish(&slot, Ending::failed(serde_json::Value::Null, e))?;
                     continue;
                 }
             };
-            let ctx = StepCtx {
-                request_id: req.id,
-                finding_id: req.finding_id.clone(),
-                step_index: index,
-                now: Utc::now(),
-                dry_run: false,
-            };
+            let ctx = step_ctx(req.id, &req.finding_id, index, false);
             let prior = orig
                 .captured
                 .get("prior")
                 .cloned()
                 .unwrap_or_else(|| orig.captured.clone());
-            match self
+            // For a revert, "captured" is what hanko left behind and "result" what came back.
+            let left = orig.result.clone();
+            let end = match self
                 .retrying(|| aws::revert(clients, step, &prior, &orig.result, &ctx))
                 .await
             {
-                Ok(RevertOutcome::Restored) => self.finish(
-                    req,
-                    index,
-                    step,
-                    started,
-                    orig.result.clone(),
-                    prior.clone(),
+                Ok(RevertOutcome::Restored) => Ending::done(
                     StepOutcome::Applied,
-                    None,
+                    left,
+                    prior.clone(),
                     Some("restored the state captured before containment".into()),
-                )?,
-                Ok(RevertOutcome::NothingToRevert { reason }) => self.finish(
-                    req,
-                    index,
-                    step,
-                    started,
-                    orig.result.clone(),
-                    serde_json::Value::Null,
+                ),
+                Ok(RevertOutcome::NothingToRevert { reason }) => Ending::done(
                     StepOutcome::AlreadyInTargetState,
-                    None,
-                    Some(reason),
-                )?,
-                Ok(RevertOutcome::Drifted { reason }) => self.finish(
-                    req,
-                    index,
-                    step,
-                    started,
-                    orig.result.clone(),
+                    left,
                     serde_json::Value::Null,
-                    StepOutcome::Failed,
-                    Some("Drifted".into()),
-                    Some(format!(
-                        "not reverted: the resource changed since hanko contained it ({reason})"
-                    )),
-                )?,
-                Err(e) => self.fail(req, index, step, started, orig.result.clone(), &e)?,
-            }
+                    Some(reason),
+                ),
+                Ok(RevertOutcome::Drifted { reason }) => Ending {
+                    error_code: Some("Drifted".into()),
+                    ..Ending::done(
+                        StepOutcome::Failed,
+                        left,
+                        serde_json::Value::Null,
+                        Some(format!(
+                            "not reverted: the resource changed since hanko contained it ({reason})"
+                        )),
+                    )
+                },
+                Err(e) => Ending::failed(left, &e),
+            };
+            self.finish(&slot, end)?;
         }
         Ok(())
     }
@@ -647,6 +498,113 @@ impl Engine {
     pub fn report(&self, req: &Request) -> Result<ExecutionReport, EngineError> {
         let records = self.store.step_records(req.id)?;
         Ok(build_report(req, &records))
+    }
+}
+
+/// One step of one request, being run and recorded.
+struct Slot<'a> {
+    req: &'a Request,
+    index: usize,
+    step: &'a Step,
+    started: DateTime<Utc>,
+}
+
+impl Slot<'_> {
+    fn record(
+        &self,
+        phase: StepPhase,
+        captured: serde_json::Value,
+        end: Option<Ending>,
+    ) -> StepRecord {
+        let (result, outcome, error_code, message, finished_at) = match end {
+            Some(e) => (
+                e.result,
+                Some(e.outcome),
+                e.error_code,
+                e.message,
+                Some(Utc::now()),
+            ),
+            None => (serde_json::Value::Null, None, None, None, None),
+        };
+        StepRecord {
+            index: self.index,
+            action: self.step.action,
+            target: self.step.target.clone(),
+            phase,
+            captured,
+            result,
+            outcome,
+            error_code,
+            message,
+            started_at: self.started,
+            finished_at,
+        }
+    }
+
+    fn event(&self, kind: EventKind) -> NewEvent {
+        NewEvent::new(Utc::now(), Actor::System, kind)
+            .finding(self.req.finding_id.clone())
+            .request(self.req.id)
+    }
+}
+
+/// How a step ended.
+struct Ending {
+    outcome: StepOutcome,
+    captured: serde_json::Value,
+    result: serde_json::Value,
+    error_code: Option<String>,
+    message: Option<String>,
+    /// The AWS failure, for the log (its sentence is already in `message`).
+    error: Option<StepError>,
+}
+
+impl Ending {
+    fn done(
+        outcome: StepOutcome,
+        captured: serde_json::Value,
+        result: serde_json::Value,
+        message: Option<String>,
+    ) -> Self {
+        Ending {
+            outcome,
+            captured,
+            result,
+            error_code: None,
+            message,
+            error: None,
+        }
+    }
+
+    fn skipped(message: &str) -> Self {
+        Ending::done(
+            StepOutcome::Skipped,
+            serde_json::Value::Null,
+            serde_json::Value::Null,
+            Some(message.into()),
+        )
+    }
+
+    fn failed(captured: serde_json::Value, e: &StepError) -> Self {
+        Ending {
+            outcome: StepOutcome::Failed,
+            captured,
+            result: serde_json::json!({ "error_class": e.class, "aws_request_id": e.aws_request_id }),
+            error_code: Some(e.code.clone().unwrap_or_else(|| format!("{:?}", e.class))),
+            message: Some(e.message.clone()),
+            error: Some(e.clone()),
+        }
+    }
+}
+
+/// What a step of `request_id` runs with.
+fn step_ctx(request_id: Uuid, finding_id: &str, step_index: usize, dry_run: bool) -> StepCtx {
+    StepCtx {
+        request_id,
+        finding_id: finding_id.to_string(),
+        step_index,
+        now: Utc::now(),
+        dry_run,
     }
 }
 
@@ -750,85 +708,53 @@ fn failpoint(point: &str, step: &Step) {
 
 /// Dry run: every step's capture and a DryRun apply, no store writes and no mutating call.
 pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
-    let request_id = Uuid::nil();
-    let mut out = Vec::new();
     let clients = clients.clients(&plan.account_id, &plan.region).await;
+    let mut out = Vec::new();
     for (index, step) in plan.steps.iter().enumerate() {
-        let ctx = StepCtx {
-            request_id,
-            finding_id: plan.finding_id.clone(),
-            step_index: index,
-            now: Utc::now(),
-            dry_run: true,
+        let ctx = step_ctx(Uuid::nil(), &plan.finding_id, index, true);
+        let end = match &clients {
+            Ok(c) => dry_run_step(c, step, &ctx).await,
+            Err(e) => Ending::failed(serde_json::Value::Null, e),
         };
-        let line =
-            |outcome, code: Option<String>, message: Option<String>, captured, result| StepReport {
-                index,
-                action: step.action.as_str().into(),
-                operation: step.operation.clone(),
-                target: step.target.to_string(),
-                outcome,
-                error_code: code,
-                message,
-                captured,
-                result,
-            };
-        let clients = match &clients {
-            Ok(c) => c,
-            Err(e) => {
-                out.push(line(
-                    StepOutcome::Failed,
-                    e.code.clone(),
-                    Some(e.message.clone()),
-                    serde_json::Value::Null,
-                    serde_json::Value::Null,
-                ));
-                continue;
-            }
-        };
-        let captured = match aws::capture(clients, step, &ctx).await {
-            Ok(c) => c,
-            Err(e) => {
-                out.push(line(
-                    StepOutcome::Failed,
-                    e.code.clone(),
-                    Some(e.message.clone()),
-                    serde_json::Value::Null,
-                    serde_json::Value::Null,
-                ));
-                continue;
-            }
-        };
-        let cap_json = serde_json::to_value(&captured).unwrap_or_default();
-        if captured.already_in_target_state {
-            out.push(line(
-                StepOutcome::AlreadyInTargetState,
-                None,
-                Some("already in the target state".into()),
-                cap_json,
-                serde_json::Value::Null,
-            ));
-            continue;
-        }
-        match aws::apply(clients, step, &captured, &ctx).await {
-            Ok(result) => out.push(line(
-                StepOutcome::Skipped,
-                None,
-                Some(format!(
-                    "dry run: would call {} with {}",
-                    step.operation, step.parameters
-                )),
-                cap_json,
-                result,
-            )),
-            Err(e) => out.push(line(
-                StepOutcome::Failed,
-                e.code.clone(),
-                Some(e.message.clone()),
-                cap_json,
-                serde_json::Value::Null,
-            )),
-        }
+        out.push(StepReport {
+            index,
+            action: step.action.as_str().into(),
+            operation: step.operation.clone(),
+            target: step.target.to_string(),
+            outcome: end.outcome,
+            error_code: end.error_code,
+            message: end.message,
+            captured: end.captured,
+            result: end.result,
+        });
     }
     out
+}
+
+async fn dry_run_step(clients: &AwsClients, step: &Step, ctx: &StepCtx) -> Ending {
+    let captured = match aws::capture(clients, step, ctx).await {
+        Ok(c) => c,
+        Err(e) => return Ending::failed(serde_json::Value::Null, &e),
+    };
+    let cap_json = serde_json::to_value(&captured).unwrap_or_default();
+    if captured.already_in_target_state {
+        return Ending::done(
+            StepOutcome::AlreadyInTargetState,
+            cap_json,
+            serde_json::Value::Null,
+            Some("already in the target state".into()),
+        );
+    }
+    match aws::apply(clients, step, &captured, ctx).await {
+        Ok(result) => Ending::done(
+            StepOutcome::Skipped,
+            cap_json,
+            result,
+            Some(format!(
+                "dry run: would call {} with {}",
+                step.operation, step.parameters
+            )),
+        ),
+        Err(e) => Ending::failed(cap_json, &e),
+    }
 }
