@@ -9,6 +9,9 @@
 //!   not carry over to a different plan);
 //! * a finding that became archived supersedes its pending request.
 //!
+//! [`accept`] does not flush: a caller that acknowledges findings to someone (a cursor, a queue)
+//! flushes the store first, once per batch. [`propose`] (a person's `/contain`) flushes.
+//!
 //! Every change is announced on the [`Notices`] channel so the chat adapter can post or edit a
 //! card; the pipeline itself knows nothing about Discord.
 
@@ -147,7 +150,7 @@ fn accept_with(
         Upsert::New => {
             let plan = plan_for(finding, playbooks, may_act);
             if !plan.is_notify_only() {
-                accepted.proposed = Some(propose(store, policy, plan, Actor::System, now)?);
+                accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
             }
             notices.send(Notice::FindingNew {
                 finding_id: finding.id.clone(),
@@ -200,7 +203,7 @@ fn accept_with(
                     && r.state != RequestState::Superseded
             });
             if !finding.archived && !plan.is_notify_only() && !has_live && !already_done_same_plan {
-                accepted.proposed = Some(propose(store, policy, plan, Actor::System, now)?);
+                accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
             }
             let request = accepted.proposed.or_else(|| {
                 requests
@@ -218,7 +221,21 @@ fn accept_with(
     Ok(accepted)
 }
 
-/// Stores a new Pending request for `plan`, proposed by `proposer`.
+/// A request proposed by hanko from a finding, durable at the caller's next flush (ingest
+/// flushes once per page or batch, before it acknowledges the findings).
+fn propose_deferred(
+    store: &Store,
+    policy: &Policy,
+    plan: Plan,
+    now: DateTime<Utc>,
+) -> Result<Uuid, StoreError> {
+    let request = Request::new(RequestKind::Contain, plan, Actor::System, now, policy.ttl);
+    store.create_request_deferred(&request, now)?;
+    Ok(request.id)
+}
+
+/// Stores a new Pending request for `plan`, proposed by `proposer`, and flushes it (a person
+/// is told about it next).
 pub fn propose(
     store: &Store,
     policy: &Policy,

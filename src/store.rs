@@ -18,7 +18,10 @@
 //!
 //! Methods whose effect must survive a crash before anyone acts on it (votes, transitions,
 //! request updates, new requests, step records) flush before returning. The others rely on
-//! sled's periodic flush (every 500 ms).
+//! sled's periodic flush (every 500 ms), or on their caller's [`Store::flush`] before it
+//! acknowledges anything: ingest stores a whole page or batch of findings (and the requests
+//! they propose, [`Store::create_request_deferred`]) and flushes once before it moves its
+//! cursor or deletes its messages.
 //!
 //! sled allows one process at a time on a database: a second process gets
 //! [`StoreError::Locked`], whose message says so in one sentence.
@@ -798,7 +801,19 @@ impl Store {
         req: &Request,
         now: DateTime<Utc>,
     ) -> Result<AuditEvent, StoreError> {
-        let event = self.transact(|tx| {
+        let event = self.create_request_deferred(req, now)?;
+        self.flush()?;
+        Ok(event)
+    }
+
+    /// [`Store::create_request`] without the flush, for callers that store many findings and
+    /// flush once before they acknowledge them (ingest).
+    pub fn create_request_deferred(
+        &self,
+        req: &Request,
+        now: DateTime<Utc>,
+    ) -> Result<AuditEvent, StoreError> {
+        self.transact(|tx| {
             if tx.requests.get(req.id.as_bytes())?.is_some() {
                 return abort(StoreError::Duplicate {
                     what: format!("request {}", req.id),
@@ -822,9 +837,7 @@ impl Store {
                     .request(req.id)
                     .detail(detail),
             )
-        })?;
-        self.flush()?;
-        Ok(event)
+        })
     }
 
     pub fn get_request(&self, id: Uuid) -> Result<Option<Request>, StoreError> {
