@@ -304,18 +304,31 @@ fn abort<T, E: From<StoreError>>(e: StoreError) -> TxResult<T, E> {
     Err(ConflictableTransactionError::Abort(E::from(e)))
 }
 
+/// How long [`Store::open`] waits for a file lock to be released.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 impl Store {
     /// Opens (or creates) the store in directory `path`.
+    ///
+    /// A lock held by this process's previous handle is waited for up to [`LOCK_PATIENCE`]:
+    /// sled's flusher thread lets go of the file lock a moment after the last handle is
+    /// dropped. Another process's lock gives [`StoreError::Locked`] after that wait.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(|e| {
-            if is_lock_error(&e) {
-                StoreError::Locked {
-                    path: path.to_path_buf(),
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        let db = loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: path.to_path_buf(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
                 }
-            } else {
-                sled_error(path, e)
+                Err(e) => return Err(sled_error(path, e)),
             }
-        })?;
+        };
         Store::from_db(path.to_path_buf(), db)
     }
 

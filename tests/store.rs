@@ -427,9 +427,25 @@ fn write_events(dir: &Path, n: u64) {
     assert_eq!(store.verify_audit().unwrap(), n);
 }
 
+/// Opens `dir` with sled once the store written before has let go of it: sled's flusher
+/// thread can hold the file lock for a moment after the last handle is dropped.
+fn open_released(dir: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("store still locked, retrying: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the store in {} stayed locked for 10 s: {e}", dir.display()),
+        }
+    }
+}
+
 /// Edits the `audit` tree directly with sled, as an attacker with the files would.
 fn tamper(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir).unwrap();
+    let db = open_released(dir);
     let audit = db.open_tree("audit").unwrap();
     f(&audit);
     db.flush().unwrap();
