@@ -605,6 +605,7 @@ fn step_ctx(request_id: Uuid, finding_id: &str, step_index: usize, dry_run: bool
         step_index,
         now: Utc::now(),
         dry_run,
+        approvers: Vec::new(),
     }
 }
 

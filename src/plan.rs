@@ -63,10 +63,12 @@ pub enum Action {
     // S3
     BlockBucketPublicAccess,
     EnforceBucketOwnership,
+    // Security Hub (posture)
+    SuppressFindings,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::DeactivateAccessKey,
         Action::RevokeUserSessions,
         Action::RevokeRoleSessions,
@@ -81,6 +83,7 @@ impl Action {
         Action::StopInstance,
         Action::BlockBucketPublicAccess,
         Action::EnforceBucketOwnership,
+        Action::SuppressFindings,
     ];
 
     /// The snake_case name used in JSON and in `playbooks.toml`.
@@ -100,6 +103,7 @@ impl Action {
             Action::StopInstance => "stop_instance",
             Action::BlockBucketPublicAccess => "block_bucket_public_access",
             Action::EnforceBucketOwnership => "enforce_bucket_ownership",
+            Action::SuppressFindings => "suppress_findings",
         }
     }
 
@@ -107,9 +111,10 @@ impl Action {
         Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
-    /// `iam`, `ec2` or `s3`.
+    /// `iam`, `ec2`, `s3` or `securityhub`.
     pub fn service(self) -> &'static str {
         match self {
+            Action::SuppressFindings => "securityhub",
             Action::DeactivateAccessKey
             | Action::RevokeUserSessions
             | Action::RevokeRoleSessions
@@ -135,13 +140,17 @@ impl Action {
             Action::StopInstance => "ec2:StopInstances",
             Action::BlockBucketPublicAccess => "s3:PutBucketPublicAccessBlock",
             Action::EnforceBucketOwnership => "s3:PutBucketOwnershipControls",
+            Action::SuppressFindings => "securityhub:BatchUpdateFindings",
         }
     }
 
     /// The risk class a step of this kind has unless a playbook says otherwise.
     pub fn default_risk(self) -> RiskClass {
         match self {
-            Action::SnapshotVolumes | Action::TagInstance => RiskClass::Evidence,
+            // A suppression changes what people see, not what runs.
+            Action::SnapshotVolumes | Action::TagInstance | Action::SuppressFindings => {
+                RiskClass::Evidence
+            }
             Action::QuarantineUser | Action::DetachInstanceProfile | Action::StopInstance => {
                 RiskClass::Disrupt
             }
@@ -193,6 +202,11 @@ pub enum Target {
     Bucket {
         bucket: String,
     },
+    /// Security Hub control findings (ASFF `Id`s) of one control in the plan's account.
+    ControlFindings {
+        control_id: String,
+        finding_ids: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Target {
@@ -206,6 +220,14 @@ impl std::fmt::Display for Target {
             Target::Role { role_name } => write!(f, "role {role_name}"),
             Target::Instance { instance_id } => write!(f, "instance {instance_id}"),
             Target::Bucket { bucket } => write!(f, "bucket {bucket}"),
+            Target::ControlFindings {
+                control_id,
+                finding_ids,
+            } => write!(
+                f,
+                "{} finding(s) of control {control_id}",
+                finding_ids.len()
+            ),
         }
     }
 }
@@ -301,6 +323,17 @@ impl Step {
             }
             Action::EnforceBucketOwnership => {
                 format!("{} {} BucketOwnerEnforced", self.operation, s("Bucket"))
+            }
+            Action::SuppressFindings => {
+                let n = p
+                    .get("FindingIdentifiers")
+                    .and_then(|v| v.as_array())
+                    .map_or(0, |a| a.len());
+                format!(
+                    "{} {n} finding(s) of {} → Workflow SUPPRESSED, note with the reason",
+                    self.operation,
+                    s("ControlId")
+                )
             }
         }
     }

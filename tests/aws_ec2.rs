@@ -59,6 +59,7 @@ fn ctx(request_id: Uuid, step_index: usize, dry_run: bool) -> StepCtx {
         step_index,
         now: Utc::now(),
         dry_run,
+        approvers: Vec::new(),
     }
 }
 

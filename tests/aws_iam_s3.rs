@@ -35,6 +35,7 @@ fn ctx() -> StepCtx {
         step_index: 0,
         now: Utc::now(),
         dry_run: false,
+        approvers: Vec::new(),
     }
 }
 

@@ -34,6 +34,7 @@ pub struct AwsClients {
     pub iam: aws_sdk_iam::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub s3: aws_sdk_s3::Client,
+    pub securityhub: aws_sdk_securityhub::Client,
 }
 
 impl AwsClients {
@@ -46,6 +47,7 @@ impl AwsClients {
             iam: aws_sdk_iam::Client::new(conf),
             ec2: aws_sdk_ec2::Client::new(conf),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            securityhub: aws_sdk_securityhub::Client::new(conf),
         }
     }
 }

@@ -683,6 +683,7 @@ mod tests {
                 .with_ymd_and_hms(2026, 11, 28, 16, 0, 0)
                 .unwrap(),
             dry_run: false,
+            approvers: Vec::new(),
         }
     }
 

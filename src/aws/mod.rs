@@ -28,6 +28,7 @@ pub mod ec2;
 pub mod error;
 pub mod iam;
 pub mod s3;
+pub mod securityhub;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,8 @@ pub struct StepCtx {
     /// When the step runs: the session-revocation cut-off (`aws:TokenIssueTime`).
     pub now: DateTime<Utc>,
     pub dry_run: bool,
+    /// Who approved the request (display names), for steps that write a note (Security Hub).
+    pub approvers: Vec<String>,
 }
 
 /// The result of [`capture`].
@@ -89,6 +92,7 @@ pub async fn capture(
     match step.action.service() {
         "iam" => iam::capture(&clients.iam, step, ctx).await,
         "s3" => s3::capture(&clients.s3, step, ctx).await,
+        "securityhub" => securityhub::capture(&clients.securityhub, step, ctx).await,
         _ => ec2::capture(&clients.ec2, step, ctx).await,
     }
 }
@@ -103,6 +107,7 @@ pub async fn apply(
     match step.action.service() {
         "iam" => iam::apply(&clients.iam, step, captured, ctx).await,
         "s3" => s3::apply(&clients.s3, step, captured, ctx).await,
+        "securityhub" => securityhub::apply(&clients.securityhub, step, captured, ctx).await,
         _ => ec2::apply(&clients.ec2, step, captured, ctx).await,
     }
 }
@@ -117,6 +122,7 @@ pub async fn verify(
     match step.action.service() {
         "iam" => iam::verify(&clients.iam, step, result, ctx).await,
         "s3" => s3::verify(&clients.s3, step, result, ctx).await,
+        "securityhub" => securityhub::verify(&clients.securityhub, step, result, ctx).await,
         _ => ec2::verify(&clients.ec2, step, result, ctx).await,
     }
 }
@@ -132,6 +138,9 @@ pub async fn revert(
     match step.action.service() {
         "iam" => iam::revert(&clients.iam, step, captured, result, ctx).await,
         "s3" => s3::revert(&clients.s3, step, captured, result, ctx).await,
+        "securityhub" => {
+            securityhub::revert(&clients.securityhub, step, captured, result, ctx).await
+        }
         _ => ec2::revert(&clients.ec2, step, captured, result, ctx).await,
     }
 }
@@ -156,5 +165,6 @@ pub fn reads_of(action: Action) -> &'static [&'static str] {
         Action::StopInstance => &["ec2:DescribeInstances"],
         Action::BlockBucketPublicAccess => &["s3:GetBucketPublicAccessBlock"],
         Action::EnforceBucketOwnership => &["s3:GetBucketOwnershipControls"],
+        Action::SuppressFindings => &["securityhub:GetFindings"],
     }
 }

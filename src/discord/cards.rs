@@ -458,6 +458,10 @@ fn revert_danger(step: &Step) -> Option<String> {
         Action::EnforceBucketOwnership => {
             Some(format!("bucket {} honours ACLs again", p("Bucket")))
         }
+        Action::SuppressFindings => Some(format!(
+            "the findings of control {} are NEW again and count against the score",
+            p("ControlId")
+        )),
         Action::SnapshotVolumes
         | Action::EnableTerminationProtection
         | Action::SetShutdownBehaviorStop
@@ -484,6 +488,7 @@ fn revert_effect(action: Action) -> &'static str {
         Action::StopInstance => "starts the instance",
         Action::BlockBucketPublicAccess => "restores the prior public access block",
         Action::EnforceBucketOwnership => "restores the prior ownership controls",
+        Action::SuppressFindings => "sets the findings' workflow back to NEW",
     }
 }
 
@@ -503,6 +508,7 @@ fn action_phrase(action: Action) -> &'static str {
         Action::StopInstance => "stop the instance",
         Action::BlockBucketPublicAccess => "block public access to the bucket",
         Action::EnforceBucketOwnership => "disable the bucket's ACLs",
+        Action::SuppressFindings => "suppress the control's findings",
     }
 }
 
