@@ -1260,7 +1260,7 @@ fn asff_bucket(
 // ---------------------------------------------------------------------------------------------
 
 /// An account id: digits only (it goes into role ARNs).
-fn account_id(s: &str, path: String) -> Result<String, ParseError> {
+pub(crate) fn account_id(s: &str, path: String) -> Result<String, ParseError> {
     if s.bytes().all(|b| b.is_ascii_digit()) {
         Ok(s.to_string())
     } else {
@@ -1273,7 +1273,7 @@ fn account_id(s: &str, path: String) -> Result<String, ParseError> {
 
 /// A region name such as `us-east-1`: lowercase letters, digits and `-` (it goes into URLs
 /// and client configuration).
-fn region_name(s: &str, path: String) -> Result<String, ParseError> {
+pub(crate) fn region_name(s: &str, path: String) -> Result<String, ParseError> {
     if is_region_name(s) {
         Ok(s.to_string())
     } else {
@@ -1321,7 +1321,7 @@ fn parse_bool_str(s: &str, path: String) -> Result<bool, ParseError> {
     }
 }
 
-fn parse_time_str(s: &str, path: String) -> Result<DateTime<Utc>, ParseError> {
+pub(crate) fn parse_time_str(s: &str, path: String) -> Result<DateTime<Utc>, ParseError> {
     DateTime::parse_from_rfc3339(s.trim())
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| ParseError::Invalid {
@@ -1346,7 +1346,7 @@ fn epoch_seconds(secs: f64, path: String) -> Result<DateTime<Utc>, ParseError> {
 }
 
 /// Untrusted text quoted in an error message: bounded, and debug-escaped.
-fn snippet(s: &str) -> String {
+pub(crate) fn snippet(s: &str) -> String {
     const MAX: usize = 64;
     match s.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{:?}...", &s[..cut]),
@@ -1391,7 +1391,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn wrong_type(path: String, expected: &'static str, found: &Value) -> ParseError {
+pub(crate) fn wrong_type(path: String, expected: &'static str, found: &Value) -> ParseError {
     ParseError::WrongType {
         path,
         expected,
@@ -1414,13 +1414,13 @@ fn key_path(parent: &str, key: &str) -> String {
 
 /// A JSON object and the path it was found at. Every accessor treats `null` as absent and
 /// names the field's path in its error.
-struct Obj<'a> {
+pub(crate) struct Obj<'a> {
     map: &'a Map<String, Value>,
     path: String,
 }
 
 impl<'a> Obj<'a> {
-    fn new(v: &'a Value, path: &str) -> Result<Self, ParseError> {
+    pub(crate) fn new(v: &'a Value, path: &str) -> Result<Self, ParseError> {
         match v {
             Value::Object(map) => Ok(Obj {
                 map,
@@ -1430,15 +1430,15 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn path_of(&self, key: &str) -> String {
+    pub(crate) fn path_of(&self, key: &str) -> String {
         key_path(&self.path, key)
     }
 
-    fn get(&self, key: &str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    fn str(&self, key: &str) -> Result<Option<&'a str>, ParseError> {
+    pub(crate) fn str(&self, key: &str) -> Result<Option<&'a str>, ParseError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -1446,16 +1446,16 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn opt_string(&self, key: &str) -> Result<Option<String>, ParseError> {
+    pub(crate) fn opt_string(&self, key: &str) -> Result<Option<String>, ParseError> {
         Ok(self.str(key)?.map(str::to_string))
     }
 
-    fn string_or_empty(&self, key: &str) -> Result<String, ParseError> {
+    pub(crate) fn string_or_empty(&self, key: &str) -> Result<String, ParseError> {
         Ok(self.str(key)?.unwrap_or_default().to_string())
     }
 
     /// A string that must be present and non-empty.
-    fn required_str(&self, key: &str) -> Result<&'a str, ParseError> {
+    pub(crate) fn required_str(&self, key: &str) -> Result<&'a str, ParseError> {
         match self.str(key)? {
             None => Err(ParseError::Missing {
                 path: self.path_of(key),
@@ -1468,7 +1468,7 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn f64(&self, key: &str) -> Result<Option<f64>, ParseError> {
+    pub(crate) fn f64(&self, key: &str) -> Result<Option<f64>, ParseError> {
         match self.get(key) {
             None => Ok(None),
             Some(v @ Value::Number(n)) => match n.as_f64() {
@@ -1479,7 +1479,7 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn bool(&self, key: &str) -> Result<Option<bool>, ParseError> {
+    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>, ParseError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -1488,7 +1488,7 @@ impl<'a> Obj<'a> {
     }
 
     /// A count: a whole number, or a string holding one (ASFF writes counts as strings).
-    fn count(&self, key: &str) -> Result<Option<u64>, ParseError> {
+    pub(crate) fn count(&self, key: &str) -> Result<Option<u64>, ParseError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) => match n.as_u64() {
@@ -1504,7 +1504,7 @@ impl<'a> Obj<'a> {
     }
 
     /// A time: an RFC 3339 string, or a number of epoch seconds.
-    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ParseError> {
+    pub(crate) fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ParseError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => parse_time_str(s, self.path_of(key)).map(Some),
@@ -1516,20 +1516,20 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn obj(&self, key: &str) -> Result<Option<Obj<'a>>, ParseError> {
+    pub(crate) fn obj(&self, key: &str) -> Result<Option<Obj<'a>>, ParseError> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => Obj::new(v, &self.path_of(key)).map(Some),
         }
     }
 
-    fn required_obj(&self, key: &str) -> Result<Obj<'a>, ParseError> {
+    pub(crate) fn required_obj(&self, key: &str) -> Result<Obj<'a>, ParseError> {
         self.obj(key)?.ok_or_else(|| ParseError::Missing {
             path: self.path_of(key),
         })
     }
 
-    fn arr(&self, key: &str) -> Result<Option<Arr<'a>>, ParseError> {
+    pub(crate) fn arr(&self, key: &str) -> Result<Option<Arr<'a>>, ParseError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(items)) => Ok(Some(Arr::new(items, &self.path_of(key)))),
@@ -1537,7 +1537,7 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn required_arr(&self, key: &str) -> Result<Arr<'a>, ParseError> {
+    pub(crate) fn required_arr(&self, key: &str) -> Result<Arr<'a>, ParseError> {
         self.arr(key)?.ok_or_else(|| ParseError::Missing {
             path: self.path_of(key),
         })
@@ -1545,25 +1545,25 @@ impl<'a> Obj<'a> {
 }
 
 /// A JSON array and the path it was found at. `null` elements are skipped.
-struct Arr<'a> {
+pub(crate) struct Arr<'a> {
     items: &'a [Value],
     path: String,
 }
 
 impl<'a> Arr<'a> {
-    fn new(items: &'a [Value], path: &str) -> Self {
+    pub(crate) fn new(items: &'a [Value], path: &str) -> Self {
         Arr {
             items,
             path: path.to_string(),
         }
     }
 
-    fn element_path(&self, i: usize) -> String {
+    pub(crate) fn element_path(&self, i: usize) -> String {
         format!("{}[{i}]", self.path)
     }
 
     /// Each element as an object (a non-object element is an error at its own path).
-    fn objects(&self) -> impl Iterator<Item = Result<Obj<'a>, ParseError>> + '_ {
+    pub(crate) fn objects(&self) -> impl Iterator<Item = Result<Obj<'a>, ParseError>> + '_ {
         self.items
             .iter()
             .enumerate()
@@ -1572,7 +1572,7 @@ impl<'a> Arr<'a> {
     }
 
     /// Every element as a string.
-    fn strings(&self) -> Result<Vec<&'a str>, ParseError> {
+    pub(crate) fn strings(&self) -> Result<Vec<&'a str>, ParseError> {
         self.items
             .iter()
             .enumerate()

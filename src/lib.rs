@@ -26,6 +26,7 @@
 //! |---|---|---|
 //! | [`finding`] | normalized findings, parsers for API JSON, EventBridge, ASFF | serde_json |
 //! | [`plan`] | steps, risk classes, plan hash | finding |
+//! | [`posture`] | Security Hub control findings, groups per control and account, scores | finding |
 //! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
 //! | [`approval`] | request states, policy, `decide` | plan, audit |
 //! | [`audit`] | events, hash chain, query filter | — |
@@ -61,6 +62,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod plan;
 pub mod playbooks;
+pub mod posture;
 pub mod run;
 pub mod store;
 pub mod util;
