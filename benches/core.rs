@@ -4,6 +4,9 @@
 //! 1,000,000 events (`HANKO_BENCH_EVENTS` overrides it for a quick run); building it takes a
 //! while and is done once, in a temporary directory.
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
@@ -16,21 +19,10 @@ use hanko::plan;
 use hanko::playbooks::Playbooks;
 use hanko::store::Store;
 
-fn fixture(name: &str) -> String {
-    let dir = std::env::var("HANKO_FIXTURES").unwrap_or_else(|_| {
-        format!(
-            "{}/../shared/fixtures/guardduty",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let path = format!("{dir}/{name}");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"))
-}
-
 fn parse_and_plan(c: &mut Criterion) {
-    let api = fixture("api/Recon_IAMUser_MaliciousIPCaller.Custom__aws-samples2.json");
-    let ec2 = fixture("api/Backdoor_EC2_C_CActivity.B.json");
-    let asff = fixture(
+    let api = fixtures::read("api/Recon_IAMUser_MaliciousIPCaller.Custom__aws-samples2.json");
+    let ec2 = fixtures::read("api/Backdoor_EC2_C_CActivity.B.json");
+    let asff = fixtures::read(
         "asff/cloud-custodian_placebo_GetFindings_0__Recon_IAMUser_ResourcePermissions__AwsIamAccessKey.json",
     );
     c.bench_function("parse/guardduty_api_access_key", |b| {
@@ -52,7 +44,7 @@ fn parse_and_plan(c: &mut Criterion) {
 fn vote_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store opens");
-    let text = fixture("api/UnauthorizedAccess_IAMUser_TorIPCaller.json");
+    let text = fixtures::read("api/UnauthorizedAccess_IAMUser_TorIPCaller.json");
     let f = finding::parse_document(&text).expect("fixture parses")[0].clone();
     let p = plan::plan(&f, &Playbooks::defaults());
     let policy = Policy {

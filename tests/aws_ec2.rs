@@ -546,7 +546,7 @@ async fn a_missing_permission_fails_the_step_with_the_code_and_the_permission() 
         assert_eq!(err.resource, target.id);
         assert!(
             err.message
-                .contains("needs permission ec2:ModifyInstanceAttribute"),
+                .contains("lacks the permission ec2:ModifyInstanceAttribute"),
             "{}",
             err.message
         );

@@ -320,37 +320,10 @@ async fn put_ownership(s3: &aws_sdk_s3::Client, bucket: &str, rule: &str) {
         .unwrap();
 }
 
-/// A moto server that enforces IAM policies from its fourth request on, and an SDK config for
-/// an "admin" user (allow-all inline policy) made by the three unauthenticated requests.
+/// [`Moto::start_with_auth`], with hanko's clients for its "admin" user.
 async fn moto_with_auth() -> (Moto, AwsClients) {
-    let moto = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
-    let iam = moto.iam().await;
-    iam.create_user().user_name("admin").send().await.unwrap();
-    let allow_all =
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-    iam.put_user_policy()
-        .user_name("admin")
-        .policy_name("all")
-        .policy_document(allow_all)
-        .send()
-        .await
-        .unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name("admin")
-        .send()
-        .await
-        .unwrap();
-    let key = key.access_key().unwrap();
-    let admin = clients_with_keys(&moto, key.access_key_id(), key.secret_access_key()).await;
-    // From here on requests are checked: the old "testing" keys no longer work. (moto answers
-    // with an EC2-shaped error body here, so the SDK sees the status but not the code.)
-    let err = iam.list_users().send().await.unwrap_err();
-    assert_eq!(
-        err.raw_response().map(|r| r.status().as_u16()),
-        Some(403),
-        "moto does not enforce IAM after 3 requests: {err:?}"
-    );
+    let (moto, (key, secret)) = Moto::start_with_auth().await;
+    let admin = clients_with_keys(&moto, &key, &secret).await;
     (moto, admin)
 }
 

@@ -8,6 +8,8 @@
 
 #[path = "support/discord_fake.rs"]
 mod discord_fake;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/moto.rs"]
 mod moto;
 
@@ -50,33 +52,10 @@ fn mallory() -> FakeMember {
     FakeMember::new(1_180_000_000_000_001_666, "mallory", &[OTHER_ROLE])
 }
 
-/// `$HANKO_FIXTURES`, else `shared/fixtures/guardduty` beside the repository (or beside the
-/// worktree folder).
-fn fixtures_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HANKO_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        root.join("../shared/fixtures/guardduty"),
-        root.join("../../shared/fixtures/guardduty"),
-    ];
-    candidates
-        .iter()
-        .find(|d| d.is_dir())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!("fixture folder not found at {candidates:?}: check out shared/ beside the repository or set HANKO_FIXTURES")
-        })
-}
-
 /// The leaked-key fixture with its placeholders replaced: a real key id and user name, and a
 /// distinct finding id.
 fn leaked_key_finding(finding_id: &str, key_id: &str, user: &str) -> Finding {
-    let path = fixtures_dir().join(FIXTURE);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
-    let text = text
+    let text = fixtures::read(FIXTURE)
         .replace("GeneratedFindingAccessKeyId", key_id)
         .replace("GeneratedFindingUserName", user);
     let mut doc: Value = serde_json::from_str(&text).unwrap();

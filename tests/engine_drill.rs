@@ -5,6 +5,8 @@
 
 #[path = "support/ec2_world.rs"]
 mod ec2_world;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/moto.rs"]
 mod moto;
 
@@ -18,25 +20,10 @@ use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
 
-fn fixtures_dir() -> PathBuf {
-    let dir = std::env::var("HANKO_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/guardduty")
-        });
-    assert!(
-        dir.join("api").is_dir(),
-        "fixture folder {} not found: check out shared/ beside the repository or set HANKO_FIXTURES",
-        dir.display()
-    );
-    dir
-}
-
 /// A fixture, edited by `edit`, written to `dir/finding.json` for the CLI; moto's account and
 /// region, never archived.
 fn finding_file(dir: &Path, fixture: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
-    let text = std::fs::read_to_string(fixtures_dir().join(fixture)).unwrap();
-    let mut v: Value = serde_json::from_str(&text).unwrap();
+    let mut v: Value = serde_json::from_str(&fixtures::read(fixture)).unwrap();
     v["accountId"] = ACCOUNT.into();
     v["region"] = "us-east-1".into();
     v["service"]["archived"] = false.into();
@@ -514,36 +501,7 @@ async fn a_crash_between_apply_and_verify_resumes_exactly_once() {
     hanko.verify_audit();
 }
 
-/// A moto that enforces IAM from its fourth request on; returns an admin key pair.
-async fn moto_with_auth() -> (Moto, (String, String)) {
-    let moto = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
-    let iam = moto.iam().await;
-    iam.create_user().user_name("admin").send().await.unwrap();
-    iam.put_user_policy()
-        .user_name("admin")
-        .policy_name("all")
-        .policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
-        )
-        .send()
-        .await
-        .unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name("admin")
-        .send()
-        .await
-        .unwrap();
-    let key = key.access_key().unwrap();
-    (
-        moto,
-        (
-            key.access_key_id().to_string(),
-            key.secret_access_key().to_string(),
-        ),
-    )
-}
-
+/// An IAM client signing with `keys` (from [`Moto::start_with_auth`] or a responder's).
 async fn iam_as(moto: &Moto, keys: &(String, String)) -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::new(&moto.sdk_config_with_keys(&keys.0, &keys.1).await)
 }
@@ -577,7 +535,7 @@ async fn responder_with_policy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_denied_fails_the_steps_with_the_code_and_never_succeeds() {
-    let (moto, admin_keys) = moto_with_auth().await;
+    let (moto, admin_keys) = Moto::start_with_auth().await;
     let admin = iam_as(&moto, &admin_keys).await;
     let (leaked, _) = user_with_two_keys(&admin, "alice").await;
     let read_only = responder_with_policy(
@@ -615,7 +573,7 @@ async fn access_denied_fails_the_steps_with_the_code_and_never_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_least_privilege_policy_runs_the_iam_and_ec2_playbooks() {
-    let (moto, admin_keys) = moto_with_auth().await;
+    let (moto, admin_keys) = Moto::start_with_auth().await;
     let admin = iam_as(&moto, &admin_keys).await;
     let shipped: Value = serde_json::from_str(
         &std::fs::read_to_string(

@@ -2,14 +2,16 @@
 //! every file parses (one known, documented exception), concrete values match the files, and
 //! no truncation or mutation of a fixture makes `parse_document` panic.
 //!
-//! The fixture folder is `shared/fixtures/guardduty` beside the repository (or beside one of
-//! its parent folders, for a git worktree), or `$HANKO_FIXTURES` (the `fixtures` folder or its
-//! `guardduty` subfolder). A missing folder fails the tests; it never skips them.
+//! `support/fixtures.rs` finds the fixture folder (`$HANKO_FIXTURES` or `shared/` beside the
+//! repository); a missing folder fails the tests, it never skips them.
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
 
+use fixtures::fixtures_dir;
 use hanko::finding::{
     parse_document, Finding, FindingSource, ParseError, ResourceKind, SeverityLabel,
 };
@@ -22,37 +24,6 @@ const FOLDERS: [&str; 4] = ["api", "api/_wrappers", "eventbridge", "asff"];
 /// envelope has no `account`: it parses with an unknown (empty) account, which the planner
 /// turns into a notify-only plan. Inventing an account would point containment at the wrong one.
 const PARTIAL_ENVELOPE: &str = "eventbridge/aws-samples-waf-acl__gd2acl_test_event__UnauthorizedAccess_EC2_SSHBruteForce__partial_envelope.json";
-
-fn fixtures_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HANKO_FIXTURES") {
-        let dir = PathBuf::from(dir);
-        for candidate in [dir.join("guardduty"), dir.clone()] {
-            if candidate.join("api").is_dir() {
-                return candidate;
-            }
-        }
-        panic!(
-            "HANKO_FIXTURES={} holds neither guardduty/api nor api; point it at shared/fixtures",
-            dir.display()
-        );
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tried: Vec<PathBuf> = manifest
-        .ancestors()
-        .skip(1)
-        .take(3)
-        .map(|a| a.join("shared/fixtures/guardduty"))
-        .collect();
-    for candidate in &tried {
-        if candidate.join("api").is_dir() {
-            return candidate.clone();
-        }
-    }
-    panic!(
-        "GuardDuty fixtures not found (looked in {tried:?}); clone the shared folder beside the \
-         repository or set HANKO_FIXTURES=/path/to/shared/fixtures"
-    );
-}
 
 /// Every fixture document, by its path relative to the fixture folder.
 fn fixtures() -> BTreeMap<String, String> {
@@ -95,11 +66,8 @@ fn finding_types() -> BTreeMap<String, String> {
 }
 
 fn parse_one(rel: &str) -> Finding {
-    let all = fixtures();
-    let text = all
-        .get(rel)
-        .unwrap_or_else(|| panic!("fixture {rel} not found"));
-    let mut findings = parse_document(text).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let mut findings =
+        parse_document(&fixtures::read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
     assert_eq!(findings.len(), 1, "{rel}");
     findings.remove(0)
 }

@@ -2,8 +2,12 @@
 //! variants built from them (AKIA, ASIA, AssumedRole, Root, AWSService principals), and the
 //! `hanko plan` command's JSON contract.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::path::PathBuf;
 
+use fixtures::fixtures_dir;
 use hanko::finding::{self, Finding};
 use hanko::plan::{self, Action, Target};
 use hanko::playbooks::Playbooks;
@@ -18,20 +22,6 @@ const EC2: &[Action] = &[
     IsolateInstance,
     TagInstance,
 ];
-
-fn fixtures_dir() -> PathBuf {
-    let dir = std::env::var("HANKO_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/guardduty")
-        });
-    assert!(
-        dir.is_dir(),
-        "fixture folder {} not found: check out shared/ beside the repository or set HANKO_FIXTURES",
-        dir.display()
-    );
-    dir
-}
 
 /// Expected actions by fixture file name. Every fixture must be listed.
 fn expected(name: &str) -> Option<&'static [Action]> {
@@ -176,9 +166,7 @@ fn every_fixture_follows_the_routing_table() {
 
 /// Loads a fixture as JSON, lets `edit` change it, parses and plans it.
 fn variant(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> plan::Plan {
-    let path = fixtures_dir().join(name);
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&fixtures::read(name)).unwrap();
     edit(&mut v);
     let findings = finding::parse_document(&v.to_string()).unwrap();
     assert_eq!(findings.len(), 1);
@@ -305,9 +293,7 @@ fn the_shipped_playbooks_file_is_valid_and_applies() {
     )
     .unwrap();
     let books = Playbooks::parse(&text).unwrap_or_else(|e| panic!("config/playbooks.toml: {e:?}"));
-    let text =
-        std::fs::read_to_string(fixtures_dir().join("api/CryptoCurrency_EC2_BitcoinTool.B.json"))
-            .unwrap();
+    let text = fixtures::read("api/CryptoCurrency_EC2_BitcoinTool.B.json");
     let f = &finding::parse_document(&text).unwrap()[0];
     let p = plan::plan(f, &books);
     assert_eq!(p.steps.last().map(|s| s.action), Some(StopInstance));

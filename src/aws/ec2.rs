@@ -19,7 +19,6 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::operation::RequestId;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, EbsInstanceBlockDeviceSpecification, Filter,
     IamInstanceProfileAssociationState, IamInstanceProfileSpecification, Instance,
@@ -32,17 +31,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::error::classify;
 use super::{
     Captured, ErrorClass, RevertOutcome, StepCtx, StepError, TAG_FINDING, TAG_QUARANTINE,
     TAG_REQUEST, TAG_STEP,
 };
-use crate::plan::{Action, Step, Target};
+use crate::plan::{Action, Step, Target, QUARANTINE_GROUP, TRANSITION_GROUP};
 
 /// Tag on the security groups hanko creates: `transition` or `quarantine`.
 pub const TAG_PURPOSE: &str = "hanko:purpose";
-/// Default names of the per-VPC groups, when a plan does not name them.
-pub const DEFAULT_QUARANTINE_GROUP: &str = "hanko-quarantine";
-pub const DEFAULT_TRANSITION_GROUP: &str = "hanko-isolation-transition";
 
 /// Said with every isolation: what a security group change does not cut.
 pub const TRACKED_CONNECTIONS_NOTE: &str = "Security groups do not cut connections that stay \
@@ -169,18 +166,18 @@ fn instance_id(step: &Step) -> Result<String, StepError> {
         _ => None,
     };
     match (from_params, from_target) {
-        (Some(p), Some(t)) if p != t => Err(step_error(
+        (Some(p), Some(t)) if p != t => Err(StepError::local(
             ErrorClass::Other,
             &step.operation,
             t,
             format!("the plan's InstanceId {p} differs from its target {t}; refusing to act"),
         )),
         (Some(id), _) | (None, Some(id)) => Ok(id.to_string()),
-        (None, None) => Err(step_error(
+        (None, None) => Err(StepError::local(
             ErrorClass::Other,
             &step.operation,
-            &step.target.to_string(),
-            "an EC2 step needs an instance target or an InstanceId parameter".into(),
+            step.target.to_string(),
+            "an EC2 step needs an instance target or an InstanceId parameter",
         )),
     }
 }
@@ -200,8 +197,8 @@ fn group_names(step: &Step) -> GroupNames {
             .to_string()
     };
     GroupNames {
-        quarantine: name("QuarantineGroupName", DEFAULT_QUARANTINE_GROUP),
-        transition: name("TransitionGroupName", DEFAULT_TRANSITION_GROUP),
+        quarantine: name("QuarantineGroupName", QUARANTINE_GROUP),
+        transition: name("TransitionGroupName", TRANSITION_GROUP),
     }
 }
 
@@ -214,108 +211,20 @@ fn tag_key(step: &Step) -> String {
 }
 
 fn not_ec2(step: &Step, action: Action) -> StepError {
-    step_error(
+    StepError::local(
         ErrorClass::Other,
         &step.operation,
-        &step.target.to_string(),
+        step.target.to_string(),
         format!("{action} is not an EC2 step"),
     )
 }
 
 // ---------------------------------------------------------------------------------------------
-// Errors
+// Records
 // ---------------------------------------------------------------------------------------------
 
-fn step_error(class: ErrorClass, operation: &str, resource: &str, message: String) -> StepError {
-    StepError {
-        class,
-        operation: operation.to_string(),
-        resource: resource.to_string(),
-        code: None,
-        aws_request_id: None,
-        message,
-    }
-}
-
-/// Classifies an EC2 error code (and HTTP status) once. To be replaced by the shared
-/// classifier of [`crate::aws::error`].
-fn classify(code: Option<&str>, status: Option<u16>) -> ErrorClass {
-    match code {
-        Some(
-            "RequestLimitExceeded"
-            | "Throttling"
-            | "ThrottlingException"
-            | "RequestThrottled"
-            | "InternalError"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-            | "Unavailable",
-        ) => ErrorClass::Retryable,
-        Some("UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException") => {
-            ErrorClass::Forbidden
-        }
-        Some(
-            "InvalidInstanceID.NotFound"
-            | "InvalidNetworkInterfaceID.NotFound"
-            | "InvalidGroup.NotFound"
-            | "InvalidVolume.NotFound"
-            | "InvalidSnapshot.NotFound"
-            | "InvalidAssociationID.NotFound",
-        ) => ErrorClass::NotFound,
-        _ if status.is_some_and(|s| s >= 500) => ErrorClass::Retryable,
-        _ => ErrorClass::Other,
-    }
-}
-
-/// Turns an SDK error into a [`StepError`] carrying the code, the request id and one sentence.
-/// The full error goes to the log, never into the sentence.
-fn aws_error<E>(err: SdkError<E, HttpResponse>, operation: &str, resource: &str) -> StepError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let code = err.code().map(str::to_owned);
-    let aws_request_id = err.request_id().map(str::to_owned);
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let class = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ErrorClass::Retryable,
-        _ => classify(code.as_deref(), status),
-    };
-    tracing::warn!(
-        operation,
-        resource,
-        code = code.as_deref().unwrap_or("-"),
-        aws_request_id = aws_request_id.as_deref().unwrap_or("-"),
-        error = %aws_sdk_ec2::error::DisplayErrorContext(&err),
-        "EC2 call failed"
-    );
-    let what = code.clone().unwrap_or_else(|| match status {
-        Some(s) => format!("HTTP {s}"),
-        None => "no response".into(),
-    });
-    let message = match class {
-        ErrorClass::Forbidden => format!(
-            "AWS refused {operation} on {resource} ({what}): hanko needs permission {operation}"
-        ),
-        ErrorClass::Retryable => {
-            format!("{operation} on {resource} failed for now ({what}); it can be retried")
-        }
-        ErrorClass::NotFound => format!("{resource} was not found ({what})"),
-        ErrorClass::AlreadyContained | ErrorClass::Other => {
-            format!("{operation} on {resource} failed ({what})")
-        }
-    };
-    StepError {
-        class,
-        operation: operation.to_string(),
-        resource: resource.to_string(),
-        code,
-        aws_request_id,
-        message,
-    }
-}
-
 fn unreadable(what: &str, resource: &str, err: serde_json::Error) -> StepError {
-    step_error(
+    StepError::local(
         ErrorClass::Other,
         "hanko:ReadRecord",
         resource,
@@ -381,8 +290,8 @@ impl DryRun {
                 });
                 Ok(())
             }
-            Err(e) => Err(aws_error(e, operation, resource)),
-            Ok(_) => Err(step_error(
+            Err(e) => Err(classify(&e, operation, resource)),
+            Ok(_) => Err(StepError::local(
                 ErrorClass::Other,
                 operation,
                 resource,
@@ -416,14 +325,14 @@ async fn describe_instance(client: &aws_sdk_ec2::Client, id: &str) -> Result<Ins
         .instance_ids(id)
         .send()
         .await
-        .map_err(|e| aws_error(e, DESCRIBE_INSTANCES, id))?;
+        .map_err(|e| classify(&e, DESCRIBE_INSTANCES, id))?;
     out.reservations()
         .iter()
         .flat_map(|r| r.instances())
         .find(|i| i.instance_id() == Some(id))
         .cloned()
         .ok_or_else(|| {
-            step_error(
+            StepError::local(
                 ErrorClass::NotFound,
                 DESCRIBE_INSTANCES,
                 id,
@@ -516,7 +425,7 @@ mod snapshot {
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
-            .map_err(|e| aws_error(e, DESCRIBE, id))?;
+            .map_err(|e| classify(&e, DESCRIBE, id))?;
         Ok(snapshots
             .into_iter()
             .filter(|s| s.state() != Some(&SnapshotState::Error))
@@ -594,7 +503,7 @@ mod snapshot {
             let out = call
                 .send()
                 .await
-                .map_err(|e| aws_error(e, CREATE, volume))?;
+                .map_err(|e| classify(&e, CREATE, volume))?;
             let snap = out.snapshot_id().unwrap_or_default().to_string();
             created.push(snap.clone());
             snapshots.insert(volume.clone(), snap);
@@ -620,7 +529,7 @@ mod snapshot {
         if missing.is_empty() {
             return Ok(());
         }
-        Err(step_error(
+        Err(StepError::local(
             ErrorClass::Other,
             DESCRIBE,
             id,
@@ -658,7 +567,7 @@ mod termination {
             .attribute(InstanceAttributeName::DisableApiTermination)
             .send()
             .await
-            .map_err(|e| aws_error(e, DESCRIBE_ATTRIBUTE, id))?;
+            .map_err(|e| classify(&e, DESCRIBE_ATTRIBUTE, id))?;
         Ok(out
             .disable_api_termination()
             .and_then(AttributeBooleanValue::value)
@@ -698,7 +607,7 @@ mod termination {
             dry.sent(res, MODIFY_ATTRIBUTE, id, params)?;
             return Ok(dry.into_result());
         }
-        res.map_err(|e| aws_error(e, MODIFY_ATTRIBUTE, id))?;
+        res.map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
         Ok(json!({ "disable_api_termination": true }))
     }
 
@@ -706,7 +615,7 @@ mod termination {
         if read(client, id).await? {
             return Ok(());
         }
-        Err(step_error(
+        Err(StepError::local(
             ErrorClass::Other,
             DESCRIBE_ATTRIBUTE,
             id,
@@ -733,7 +642,7 @@ mod termination {
         write(client, id, false, false)
             .send()
             .await
-            .map_err(|e| aws_error(e, MODIFY_ATTRIBUTE, id))?;
+            .map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
         Ok(RevertOutcome::Restored)
     }
 }
@@ -755,7 +664,7 @@ mod shutdown {
             .attribute(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
             .send()
             .await
-            .map_err(|e| aws_error(e, DESCRIBE_ATTRIBUTE, id))?;
+            .map_err(|e| classify(&e, DESCRIBE_ATTRIBUTE, id))?;
         Ok(out
             .instance_initiated_shutdown_behavior()
             .and_then(|v| v.value())
@@ -804,7 +713,7 @@ mod shutdown {
             dry.sent(res, MODIFY_ATTRIBUTE, id, params)?;
             return Ok(dry.into_result());
         }
-        res.map_err(|e| aws_error(e, MODIFY_ATTRIBUTE, id))?;
+        res.map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
         Ok(json!({ "instance_initiated_shutdown_behavior": STOP }))
     }
 
@@ -813,7 +722,7 @@ mod shutdown {
         if behavior == STOP {
             return Ok(());
         }
-        Err(step_error(
+        Err(StepError::local(
             ErrorClass::Other,
             DESCRIBE_ATTRIBUTE,
             id,
@@ -846,7 +755,7 @@ mod shutdown {
         )
         .send()
         .await
-        .map_err(|e| aws_error(e, MODIFY_ATTRIBUTE, id))?;
+        .map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
         Ok(RevertOutcome::Restored)
     }
 }
@@ -936,7 +845,7 @@ mod volumes {
             dry.sent(res, MODIFY_ATTRIBUTE, id, params)?;
             return Ok(dry.into_result());
         }
-        res.map_err(|e| aws_error(e, MODIFY_ATTRIBUTE, id))?;
+        res.map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
         Ok(to_record(&Applied { changed }))
     }
 
@@ -949,7 +858,7 @@ mod volumes {
         if still.is_empty() {
             return Ok(());
         }
-        Err(step_error(
+        Err(StepError::local(
             ErrorClass::Other,
             DESCRIBE_INSTANCES,
             id,
@@ -991,7 +900,7 @@ mod volumes {
             write(client, id, &restore, true, false)
                 .send()
                 .await
-                .map_err(|e| aws_error(e, MODIFY_ATTRIBUTE, id))?;
+                .map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
         }
         if drifted.is_empty() {
             return Ok(RevertOutcome::Restored);
@@ -1069,7 +978,7 @@ mod isolate {
             .filter_map(|n| n.network_interface_id().map(str::to_owned))
             .collect();
         if ids.is_empty() {
-            return Err(step_error(
+            return Err(StepError::local(
                 ErrorClass::Other,
                 DESCRIBE_INSTANCES,
                 id,
@@ -1092,7 +1001,7 @@ mod isolate {
             .set_network_interface_ids(Some(ids.to_vec()))
             .send()
             .await
-            .map_err(|e| aws_error(e, DESCRIBE_ENIS, resource))?;
+            .map_err(|e| classify(&e, DESCRIBE_ENIS, resource))?;
         Ok(out
             .network_interfaces()
             .iter()
@@ -1122,7 +1031,7 @@ mod isolate {
             .filters(filter("vpc-id", vpc))
             .send()
             .await
-            .map_err(|e| aws_error(e, DESCRIBE_GROUPS, vpc))?;
+            .map_err(|e| classify(&e, DESCRIBE_GROUPS, vpc))?;
         Ok(out.security_groups().first().cloned())
     }
 
@@ -1226,7 +1135,7 @@ mod isolate {
             if open && !(created || ours) {
                 // Someone else's group of that name lets traffic through: isolating into it
                 // would not isolate. Fail rather than pretend.
-                return Err(step_error(
+                return Err(StepError::local(
                     ErrorClass::Other,
                     DESCRIBE_GROUPS,
                     &gid,
@@ -1264,7 +1173,7 @@ mod isolate {
                         .send()
                         .await
                         .map(|_| ())
-                        .map_err(|e| aws_error(e, op, &gid))
+                        .map_err(|e| classify(&e, op, &gid))
                 } else {
                     client
                         .authorize_security_group_egress()
@@ -1273,7 +1182,7 @@ mod isolate {
                         .send()
                         .await
                         .map(|_| ())
-                        .map_err(|e| aws_error(e, op, &gid))
+                        .map_err(|e| classify(&e, op, &gid))
                 };
                 res?;
             }
@@ -1311,10 +1220,10 @@ mod isolate {
             Ok(_) => {}
             // Another run created it in the meantime: use that one.
             Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {}
-            Err(e) => return Err(aws_error(e, CREATE_GROUP, vpc)),
+            Err(e) => return Err(classify(&e, CREATE_GROUP, vpc)),
         }
         find_group(client, vpc, name).await?.ok_or_else(|| {
-            step_error(
+            StepError::local(
                 ErrorClass::Other,
                 CREATE_GROUP,
                 vpc,
@@ -1337,7 +1246,7 @@ mod isolate {
                 .set_ip_permissions(Some(group.ip_permissions().to_vec()))
                 .send()
                 .await
-                .map_err(|e| aws_error(e, REVOKE_INGRESS, gid))?;
+                .map_err(|e| classify(&e, REVOKE_INGRESS, gid))?;
         }
         if !group.ip_permissions_egress().is_empty() {
             client
@@ -1346,7 +1255,7 @@ mod isolate {
                 .set_ip_permissions(Some(group.ip_permissions_egress().to_vec()))
                 .send()
                 .await
-                .map_err(|e| aws_error(e, REVOKE_EGRESS, gid))?;
+                .map_err(|e| classify(&e, REVOKE_EGRESS, gid))?;
         }
         Ok(())
     }
@@ -1362,7 +1271,7 @@ mod isolate {
             .set_groups(Some(groups.to_vec()))
             .send()
             .await
-            .map_err(|e| aws_error(e, MODIFY_ENI, eni))?;
+            .map_err(|e| classify(&e, MODIFY_ENI, eni))?;
         Ok(())
     }
 
@@ -1538,7 +1447,7 @@ mod isolate {
             .map(|i| format!("{} [{}]", i.network_interface_id, i.groups.join(", ")))
             .collect();
         if !open.is_empty() {
-            return Err(step_error(
+            return Err(StepError::local(
                 ErrorClass::Other,
                 DESCRIBE_ENIS,
                 id,
@@ -1554,11 +1463,11 @@ mod isolate {
             .set_group_ids(Some(ids))
             .send()
             .await
-            .map_err(|e| aws_error(e, DESCRIBE_GROUPS, id))?;
+            .map_err(|e| classify(&e, DESCRIBE_GROUPS, id))?;
         for g in out.security_groups() {
             if !g.ip_permissions().is_empty() || !g.ip_permissions_egress().is_empty() {
                 let gid = g.group_id().unwrap_or_default();
-                return Err(step_error(
+                return Err(StepError::local(
                     ErrorClass::Other,
                     DESCRIBE_GROUPS,
                     gid,
@@ -1677,7 +1586,7 @@ mod tag {
             .filters(filter("key", key))
             .send()
             .await
-            .map_err(|e| aws_error(e, DESCRIBE, id))?;
+            .map_err(|e| classify(&e, DESCRIBE, id))?;
         Ok(out
             .tags()
             .iter()
@@ -1741,7 +1650,7 @@ mod tag {
             )?;
             return Ok(dry.into_result());
         }
-        res.map_err(|e| aws_error(e, CREATE, id))?;
+        res.map_err(|e| classify(&e, CREATE, id))?;
         Ok(to_record(&Applied {
             key: key.to_string(),
             value,
@@ -1762,7 +1671,7 @@ mod tag {
         if now.as_deref() == Some(want.as_str()) {
             return Ok(());
         }
-        Err(step_error(
+        Err(StepError::local(
             ErrorClass::Other,
             DESCRIBE,
             id,
@@ -1802,7 +1711,7 @@ mod tag {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| aws_error(e, CREATE, id))?,
+                .map_err(|e| classify(&e, CREATE, id))?,
             None => client
                 .delete_tags()
                 .resources(id)
@@ -1810,7 +1719,7 @@ mod tag {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| aws_error(e, DELETE, id))?,
+                .map_err(|e| classify(&e, DELETE, id))?,
         }
         Ok(RevertOutcome::Restored)
     }
@@ -1848,7 +1757,7 @@ mod profile {
             .filters(filter("instance-id", id))
             .send()
             .await
-            .map_err(|e| aws_error(e, DESCRIBE, id))?;
+            .map_err(|e| classify(&e, DESCRIBE, id))?;
         Ok(out
             .iam_instance_profile_associations()
             .iter()
@@ -1906,7 +1815,7 @@ mod profile {
             .association_id(&association.association_id)
             .send()
             .await
-            .map_err(|e| aws_error(e, DISASSOCIATE, id))?;
+            .map_err(|e| classify(&e, DISASSOCIATE, id))?;
         Ok(json!({ "disassociated": to_record(&association) }))
     }
 
@@ -1919,7 +1828,7 @@ mod profile {
             .iter()
             .map(|a| a.instance_profile_arn.as_str())
             .collect();
-        Err(step_error(
+        Err(StepError::local(
             ErrorClass::Other,
             DESCRIBE,
             id,
@@ -1957,7 +1866,7 @@ mod profile {
             )
             .send()
             .await
-            .map_err(|e| aws_error(e, ASSOCIATE, id))?;
+            .map_err(|e| classify(&e, ASSOCIATE, id))?;
         Ok(RevertOutcome::Restored)
     }
 }
@@ -1984,7 +1893,7 @@ mod stop {
             .and_then(|s| s.name())
             .cloned()
             .ok_or_else(|| {
-                step_error(
+                StepError::local(
                     ErrorClass::Other,
                     DESCRIBE_INSTANCES,
                     id,
@@ -2026,7 +1935,7 @@ mod stop {
             dry.sent(res, STOP, id, json!({"InstanceIds": [id]}))?;
             return Ok(dry.into_result());
         }
-        res.map_err(|e| aws_error(e, STOP, id))?;
+        res.map_err(|e| classify(&e, STOP, id))?;
         Ok(json!({ "stopped": true }))
     }
 
@@ -2035,7 +1944,7 @@ mod stop {
         if is_stopped(&s) {
             return Ok(());
         }
-        Err(step_error(
+        Err(StepError::local(
             ErrorClass::Other,
             DESCRIBE_INSTANCES,
             id,
@@ -2057,7 +1966,7 @@ mod stop {
         match state(client, id).await? {
             InstanceStateName::Stopped => {}
             InstanceStateName::Stopping => {
-                return Err(step_error(
+                return Err(StepError::local(
                     ErrorClass::Retryable,
                     START,
                     id,
@@ -2075,7 +1984,7 @@ mod stop {
             .instance_ids(id)
             .send()
             .await
-            .map_err(|e| aws_error(e, START, id))?;
+            .map_err(|e| classify(&e, START, id))?;
         Ok(RevertOutcome::Restored)
     }
 }
@@ -2083,51 +1992,6 @@ mod stop {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn classify_maps_codes_and_statuses() {
-        let cases: &[(Option<&str>, Option<u16>, ErrorClass)] = &[
-            (
-                Some("RequestLimitExceeded"),
-                Some(503),
-                ErrorClass::Retryable,
-            ),
-            (Some("Throttling"), Some(400), ErrorClass::Retryable),
-            (Some("InternalError"), Some(500), ErrorClass::Retryable),
-            (None, Some(502), ErrorClass::Retryable),
-            (
-                Some("UnauthorizedOperation"),
-                Some(403),
-                ErrorClass::Forbidden,
-            ),
-            (Some("AccessDenied"), Some(403), ErrorClass::Forbidden),
-            (
-                Some("InvalidInstanceID.NotFound"),
-                Some(400),
-                ErrorClass::NotFound,
-            ),
-            (
-                Some("InvalidNetworkInterfaceID.NotFound"),
-                Some(400),
-                ErrorClass::NotFound,
-            ),
-            (
-                Some("InvalidGroup.NotFound"),
-                Some(400),
-                ErrorClass::NotFound,
-            ),
-            (
-                Some("InvalidInstanceID.Malformed"),
-                Some(400),
-                ErrorClass::Other,
-            ),
-            (Some("IncorrectInstanceState"), Some(400), ErrorClass::Other),
-            (None, None, ErrorClass::Other),
-        ];
-        for (code, status, want) in cases {
-            assert_eq!(classify(*code, *status), *want, "{code:?} {status:?}");
-        }
-    }
 
     fn step(action: Action, target: &str, params: Value) -> Step {
         Step::new(
@@ -2165,8 +2029,8 @@ mod tests {
         let n = group_names(&s);
         assert_eq!((n.quarantine.as_str(), n.transition.as_str()), ("q", "t"));
         let d = group_names(&step(Action::IsolateInstance, "i-1", json!({})));
-        assert_eq!(d.quarantine, DEFAULT_QUARANTINE_GROUP);
-        assert_eq!(d.transition, DEFAULT_TRANSITION_GROUP);
+        assert_eq!(d.quarantine, QUARANTINE_GROUP);
+        assert_eq!(d.transition, TRANSITION_GROUP);
         assert_eq!(
             tag_key(&step(Action::TagInstance, "i-1", json!({}))),
             TAG_QUARANTINE

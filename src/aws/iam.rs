@@ -22,6 +22,7 @@ use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
 use super::error::classify;
+use super::{dry_run_result, is_dry_run, nothing, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use super::{QUARANTINE_USER_POLICY, SESSION_REVOKE_POLICY};
 use crate::plan::{Action, Step, Target};
@@ -595,36 +596,6 @@ fn param(step: &Step, key: &str, fallback: Option<&str>) -> Result<String, StepE
                 format!("the step's parameters lack {key}"),
             )
         })
-}
-
-/// What a dry-run `apply` returns instead of calling AWS.
-fn dry_run_result(operation: &str, parameters: Value) -> Value {
-    json!({"dry_run": true, "would_call": operation, "parameters": parameters})
-}
-
-fn is_dry_run(result: &Value) -> bool {
-    result
-        .get("dry_run")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
-/// The prior state: from the result (where `apply` copies it), else from what capture stored
-/// (either a whole [`Captured`] or its `prior`).
-fn prior_of<'a>(result: &'a Value, captured: &'a Value) -> &'a Value {
-    if let Some(p) = result.get("prior").filter(|p| p.is_object()) {
-        return p;
-    }
-    match captured.get("prior") {
-        Some(p) if captured.get("already_in_target_state").is_some() => p,
-        _ => captured,
-    }
-}
-
-fn nothing(reason: &str) -> RevertOutcome {
-    RevertOutcome::NothingToRevert {
-        reason: reason.to_string(),
-    }
 }
 
 fn drifted(reason: String) -> RevertOutcome {

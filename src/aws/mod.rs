@@ -83,6 +83,41 @@ pub enum RevertOutcome {
     NothingToRevert { reason: String },
 }
 
+// Shared by the IAM and S3 steps. EC2 has its own dry run (`ec2::DryRun`): EC2 checks one itself.
+
+/// What a dry-run `apply` returns instead of calling AWS.
+fn dry_run_result(operation: &str, parameters: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"dry_run": true, "would_call": operation, "parameters": parameters})
+}
+
+fn is_dry_run(result: &serde_json::Value) -> bool {
+    result
+        .get("dry_run")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The prior state: from the result (where `apply` copies it), else from what capture stored
+/// (either a whole [`Captured`] or its `prior`).
+fn prior_of<'a>(
+    result: &'a serde_json::Value,
+    captured: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    if let Some(p) = result.get("prior").filter(|p| p.is_object()) {
+        return p;
+    }
+    match captured.get("prior") {
+        Some(p) if captured.get("already_in_target_state").is_some() => p,
+        _ => captured,
+    }
+}
+
+fn nothing(reason: &str) -> RevertOutcome {
+    RevertOutcome::NothingToRevert {
+        reason: reason.to_string(),
+    }
+}
+
 /// Reads the target's current state. See the module docs.
 pub async fn capture(
     clients: &AwsClients,

@@ -20,6 +20,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
 use super::error::classify;
+use super::{dry_run_result, is_dry_run, nothing, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use crate::plan::{Action, Step, Target};
 
@@ -363,36 +364,6 @@ fn not_s3(step: &Step, action: Action) -> StepError {
         step.target.to_string(),
         format!("{action} is not an S3 step"),
     )
-}
-
-/// What a dry-run `apply` returns instead of calling AWS.
-fn dry_run_result(operation: &str, parameters: Value) -> Value {
-    json!({"dry_run": true, "would_call": operation, "parameters": parameters})
-}
-
-fn is_dry_run(result: &Value) -> bool {
-    result
-        .get("dry_run")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
-/// The prior state: from the result (where `apply` copies it), else from what capture stored
-/// (either a whole [`Captured`] or its `prior`).
-fn prior_of<'a>(result: &'a Value, captured: &'a Value) -> &'a Value {
-    if let Some(p) = result.get("prior").filter(|p| p.is_object()) {
-        return p;
-    }
-    match captured.get("prior") {
-        Some(p) if captured.get("already_in_target_state").is_some() => p,
-        _ => captured,
-    }
-}
-
-fn nothing(reason: &str) -> RevertOutcome {
-    RevertOutcome::NothingToRevert {
-        reason: reason.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -41,7 +41,9 @@ use crate::app::App;
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::config::Secret;
 use crate::discord::cards::{self, Card};
-use crate::discord::commands::{self, Invocation, Invoker, Reply};
+use crate::discord::commands::{
+    self, Invocation, Invoker, Reply, MAX_CHOICES, MAX_CHOICE_LEN, MAX_CONTENT,
+};
 use crate::discord::{convert, interactions};
 use crate::engine::EngineError;
 use crate::run::Tasks;
@@ -52,11 +54,8 @@ use crate::store::StoreError;
 pub const DIRECT_ANSWER_BUDGET: Duration = Duration::from_millis(1_500);
 /// The answer to every interaction once shutdown began.
 pub const SHUTTING_DOWN: &str = "hanko is shutting down; try again in a minute.";
-/// Discord's limits on a message's content, embeds, autocomplete choices.
-const MAX_CONTENT: usize = 2000;
+/// Discord's limit on the embeds of one message.
 const MAX_EMBEDS: usize = 10;
-const MAX_CHOICES: usize = 25;
-const MAX_CHOICE_LEN: usize = 100;
 
 /// Empty `allowed_mentions`: a message may show a mention, never ping anyone.
 pub fn no_pings() -> CreateAllowedMentions {
@@ -99,6 +98,87 @@ pub fn log_error(error: &(dyn std::error::Error + 'static), context: &str) -> St
 /// The one sentence a person sees when hanko failed.
 pub fn error_sentence(error_id: &str) -> String {
     format!("hanko could not finish this because of an internal error (error id `{error_id}`); the details are in hanko's log.")
+}
+
+/// The interactions hanko answers with a message: buttons, modal submits and slash commands.
+/// The refusal, deferral and error paths are written once, over this.
+pub(crate) trait Answerable {
+    async fn respond(
+        &self,
+        http: &Http,
+        response: CreateInteractionResponse,
+    ) -> serenity::Result<()>;
+    async fn follow_up(
+        &self,
+        http: &Http,
+        followup: CreateInteractionResponseFollowup,
+    ) -> serenity::Result<()>;
+}
+
+macro_rules! answerable {
+    ($($kind:ty),*) => {$(
+        impl Answerable for $kind {
+            async fn respond(
+                &self,
+                http: &Http,
+                response: CreateInteractionResponse,
+            ) -> serenity::Result<()> {
+                self.create_response(http, response).await
+            }
+
+            async fn follow_up(
+                &self,
+                http: &Http,
+                followup: CreateInteractionResponseFollowup,
+            ) -> serenity::Result<()> {
+                self.create_followup(http, followup).await.map(|_| ())
+            }
+        }
+    )*};
+}
+
+answerable!(ComponentInteraction, ModalInteraction, CommandInteraction);
+
+/// One ephemeral sentence, as an interaction's first answer.
+fn ephemeral_message(text: &str) -> CreateInteractionResponse {
+    CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .ephemeral(true)
+            .content(cards::truncate(text, MAX_CONTENT))
+            .allowed_mentions(no_pings()),
+    )
+}
+
+/// One ephemeral sentence, as a followup (after a deferral).
+pub(crate) fn ephemeral_followup(text: &str) -> CreateInteractionResponseFollowup {
+    CreateInteractionResponseFollowup::new()
+        .ephemeral(true)
+        .content(cards::truncate(text, MAX_CONTENT))
+        .allowed_mentions(no_pings())
+}
+
+/// Answers at once with one ephemeral sentence (refusals).
+pub(crate) async fn say_ephemeral(
+    http: &Http,
+    to: &impl Answerable,
+    text: &str,
+) -> Result<(), BotError> {
+    Ok(to.respond(http, ephemeral_message(text)).await?)
+}
+
+/// Defers the answer ephemerally ("hanko is thinking…", seen by the clicker only); the answer
+/// is edited in later.
+pub(crate) async fn defer_ephemeral(http: &Http, to: &impl Answerable) -> Result<(), BotError> {
+    let defer =
+        CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true));
+    Ok(to.respond(http, defer).await?)
+}
+
+/// Tells the person about an internal error, whether or not the interaction was answered yet:
+/// a first answer, else a followup (which works after a deferral). `false` when neither went.
+async fn tell_error(http: &Http, to: &impl Answerable, text: &str) -> bool {
+    to.respond(http, ephemeral_message(text)).await.is_ok()
+        || to.follow_up(http, ephemeral_followup(text)).await.is_ok()
 }
 
 /// What the event handler needs. Shared by every event task.
@@ -222,31 +302,10 @@ impl Handler {
         if let Err(e) = result {
             let error_id = log_error(&e, "answering an interaction failed");
             let text = error_sentence(&error_id);
-            // The interaction may or may not have been answered yet: try a followup first
-            // (works after a deferral), then a first answer.
-            let followup = CreateInteractionResponseFollowup::new()
-                .ephemeral(true)
-                .content(text.clone())
-                .allowed_mentions(no_pings());
-            let first = CreateInteractionResponse::Message(
-                CreateInteractionResponseMessage::new()
-                    .ephemeral(true)
-                    .content(text)
-                    .allowed_mentions(no_pings()),
-            );
             let told = match interaction {
-                Interaction::Component(i) => {
-                    i.create_response(http, first).await.is_ok()
-                        || i.create_followup(http, followup).await.is_ok()
-                }
-                Interaction::Modal(i) => {
-                    i.create_response(http, first).await.is_ok()
-                        || i.create_followup(http, followup).await.is_ok()
-                }
-                Interaction::Command(i) => {
-                    i.create_response(http, first).await.is_ok()
-                        || i.create_followup(http, followup).await.is_ok()
-                }
+                Interaction::Component(i) => tell_error(http, i, &text).await,
+                Interaction::Modal(i) => tell_error(http, i, &text).await,
+                Interaction::Command(i) => tell_error(http, i, &text).await,
                 _ => true,
             };
             if !told {
@@ -255,56 +314,59 @@ impl Handler {
         }
     }
 
+    /// Why a button or a modal submit is refused before it is read: shutdown, or where it came
+    /// from (audited as `VoteRefused`). `None` lets it through.
+    fn click_refusal(
+        &self,
+        user: &User,
+        guild: Option<GuildId>,
+        channel: ChannelId,
+        custom_id: &str,
+    ) -> Option<&'static str> {
+        if self.state.shutting_down() {
+            return Some(SHUTTING_DOWN);
+        }
+        let place = self.elsewhere(guild, channel)?;
+        self.audit_elsewhere(
+            user,
+            EventKind::VoteRefused,
+            serde_json::json!({
+                "code": place.code(),
+                "message": place.sentence(),
+                "custom_id": cards::truncate(custom_id, 100),
+                "channel_id": channel.get().to_string(),
+                "guild_id": guild.map(|g| g.get().to_string()),
+            }),
+        );
+        Some(place.sentence())
+    }
+
     async fn on_component(
         &self,
         http: &Arc<Http>,
         click: &ComponentInteraction,
     ) -> Result<(), BotError> {
-        if self.state.shutting_down() {
-            return ephemeral_component(http, click, SHUTTING_DOWN).await;
-        }
-        if let Some(place) = self.elsewhere(click.guild_id, click.channel_id) {
-            self.audit_elsewhere(
-                &click.user,
-                EventKind::VoteRefused,
-                serde_json::json!({
-                    "code": place.code(),
-                    "message": place.sentence(),
-                    "custom_id": cards::truncate(&click.data.custom_id, 100),
-                    "channel_id": click.channel_id.get().to_string(),
-                    "guild_id": click.guild_id.map(|g| g.get().to_string()),
-                }),
-            );
-            return ephemeral_component(http, click, place.sentence()).await;
+        let refusal = self.click_refusal(
+            &click.user,
+            click.guild_id,
+            click.channel_id,
+            &click.data.custom_id,
+        );
+        if let Some(text) = refusal {
+            return say_ephemeral(http, click, text).await;
         }
         interactions::component(&self.state, http, click).await
     }
 
     async fn on_modal(&self, http: &Arc<Http>, submit: &ModalInteraction) -> Result<(), BotError> {
-        let say = |text: &str| {
-            CreateInteractionResponse::Message(
-                CreateInteractionResponseMessage::new()
-                    .ephemeral(true)
-                    .content(text)
-                    .allowed_mentions(no_pings()),
-            )
-        };
-        if self.state.shutting_down() {
-            return Ok(submit.create_response(http, say(SHUTTING_DOWN)).await?);
-        }
-        if let Some(place) = self.elsewhere(submit.guild_id, submit.channel_id) {
-            self.audit_elsewhere(
-                &submit.user,
-                EventKind::VoteRefused,
-                serde_json::json!({
-                    "code": place.code(),
-                    "message": place.sentence(),
-                    "custom_id": cards::truncate(&submit.data.custom_id, 100),
-                    "channel_id": submit.channel_id.get().to_string(),
-                    "guild_id": submit.guild_id.map(|g| g.get().to_string()),
-                }),
-            );
-            return Ok(submit.create_response(http, say(place.sentence())).await?);
+        let refusal = self.click_refusal(
+            &submit.user,
+            submit.guild_id,
+            submit.channel_id,
+            &submit.data.custom_id,
+        );
+        if let Some(text) = refusal {
+            return say_ephemeral(http, submit, text).await;
         }
         interactions::modal(&self.state, http, submit).await
     }
@@ -315,8 +377,7 @@ impl Handler {
         command: &CommandInteraction,
     ) -> Result<(), BotError> {
         if self.state.shutting_down() {
-            let reply = Reply::ephemeral(SHUTTING_DOWN);
-            return Ok(command.create_response(http, first_answer(&reply)).await?);
+            return say_ephemeral(http, command, SHUTTING_DOWN).await;
         }
         if let Some(place) = self.elsewhere(command.guild_id, command.channel_id) {
             self.audit_elsewhere(
@@ -330,8 +391,7 @@ impl Handler {
                     "guild_id": command.guild_id.map(|g| g.get().to_string()),
                 }),
             );
-            let reply = Reply::ephemeral(place.sentence());
-            return Ok(command.create_response(http, first_answer(&reply)).await?);
+            return say_ephemeral(http, command, place.sentence()).await;
         }
         let invocation = invocation_of(command, None);
         let app = self.state.app.clone();
@@ -344,14 +404,7 @@ impl Handler {
                 return Ok(command.create_response(http, first_answer(&reply)).await?);
             }
             Err(_) => {
-                command
-                    .create_response(
-                        http,
-                        CreateInteractionResponse::Defer(
-                            CreateInteractionResponseMessage::new().ephemeral(true),
-                        ),
-                    )
-                    .await?;
+                defer_ephemeral(http, command).await?;
                 joined_reply(handler.await, &command.data.name)
             }
         };
@@ -419,15 +472,6 @@ impl Handler {
             .create_response(http, CreateInteractionResponse::Autocomplete(response))
             .await?)
     }
-}
-
-async fn ephemeral_component(
-    http: &Http,
-    click: &ComponentInteraction,
-    text: &str,
-) -> Result<(), BotError> {
-    let reply = Reply::ephemeral(text);
-    Ok(click.create_response(http, first_answer(&reply)).await?)
 }
 
 /// The handler's reply, or the error sentence when it panicked.

@@ -295,7 +295,7 @@ pub fn digest_card(findings: &[(String, String, SeverityLabel)], omitted: usize)
                 "**{}** {} · `/finding {}`",
                 sev.as_str(),
                 code(kind),
-                code_inner(id)
+                code_inner(id, CODE_CAP)
             )
         })
         .collect();
@@ -1022,7 +1022,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 /// Untrusted text for one line: control characters become spaces, and markdown, masked-link,
 /// mention and timestamp markup is neutralised with backslashes (`\[x\](y)` is not a link,
 /// `\<@1\>` is not a mention). `#` and `-` only matter at the start of a line.
-fn plain(s: &str) -> String {
+pub(crate) fn plain(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for (i, c) in s.chars().enumerate() {
         match c {
@@ -1046,24 +1046,25 @@ fn plain_capped(s: &str, max: usize) -> String {
     plain(&truncate(s, max))
 }
 
-/// An identifier in a code span: cut to a bounded length first, backticks and control
+/// An identifier in a code span: cut to [`CODE_CAP`] characters first, backticks and control
 /// characters replaced, so the span always closes.
-fn code(s: &str) -> String {
-    format!("`{}`", code_inner(s))
+pub(crate) fn code(s: &str) -> String {
+    code_capped(s, CODE_CAP)
 }
 
-fn code_inner(s: &str) -> String {
-    let cut = truncate(s, CODE_CAP);
-    let inner: String = cut
+/// [`code`], cut to `max` characters.
+pub(crate) fn code_capped(s: &str, max: usize) -> String {
+    format!("`{}`", code_inner(s, max))
+}
+
+/// What goes between the backticks of [`code_capped`]; `?` when nothing would show.
+fn code_inner(s: &str, max: usize) -> String {
+    let inner: String = truncate(s, max)
         .chars()
-        .map(|c| {
-            if c == '`' {
-                'ˋ'
-            } else if c.is_control() {
-                ' '
-            } else {
-                c
-            }
+        .map(|c| match c {
+            '`' => 'ˋ',
+            c if c.is_control() => ' ',
+            c => c,
         })
         .collect();
     if inner.trim().is_empty() {

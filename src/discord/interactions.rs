@@ -31,20 +31,21 @@ use std::time::Duration;
 use chrono::Utc;
 use serenity::all::{
     ActionRowComponent, ComponentInteraction, CreateActionRow, CreateInputText,
-    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
-    CreateModal, EditInteractionResponse, InputTextStyle, MessageId, ModalInteraction,
+    CreateInteractionResponse, CreateModal, EditInteractionResponse, InputTextStyle, MessageId,
+    ModalInteraction,
 };
 use serenity::http::Http;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::approval::{
-    self, Decision, Outcome, Refusal, Request, RequestKind, RequestState, VoteInput, Voter,
-};
+use crate::approval::{self, Decision, Outcome, Refusal, Request, RequestState, VoteInput, Voter};
 use crate::audit::{Actor, EventKind, NewEvent};
-use crate::discord::bot::{self, no_pings, BotError, BotState};
+use crate::discord::bot::{
+    self, defer_ephemeral, ephemeral_followup, no_pings, say_ephemeral, BotError, BotState,
+};
 use crate::discord::cards::{self, Card};
+use crate::discord::commands::{revert::blocking_revert, MAX_CONTENT};
 use crate::discord::convert;
 use crate::discord::custom_id::{self, ButtonAction, ButtonId, REJECT_REASON_INPUT};
 use crate::discord::outbox::{self, CardKey, CardLocation};
@@ -54,8 +55,6 @@ use crate::pipeline::Notice;
 
 /// How long a dry run may wait for AWS before answering with the plan alone.
 pub const DRY_RUN_TIMEOUT: Duration = Duration::from_secs(8);
-/// Discord's limit on message content.
-const MAX_CONTENT: usize = 2000;
 /// Discord's limits on a modal title and a text input's length.
 const MODAL_TITLE: &str = "Reject this containment request";
 const REASON_MIN: u16 = 3;
@@ -105,46 +104,6 @@ fn audit_refusal(
     }
 }
 
-/// An immediate ephemeral answer.
-async fn say_ephemeral(http: &Http, respond: impl Responder, text: &str) -> Result<(), BotError> {
-    respond
-        .respond(
-            http,
-            CreateInteractionResponse::Message(
-                CreateInteractionResponseMessage::new()
-                    .ephemeral(true)
-                    .content(cards::truncate(text, MAX_CONTENT))
-                    .allowed_mentions(no_pings()),
-            ),
-        )
-        .await
-}
-
-/// Abstracts the two interaction kinds that can be answered here.
-trait Responder {
-    async fn respond(self, http: &Http, r: CreateInteractionResponse) -> Result<(), BotError>;
-}
-
-impl Responder for &ComponentInteraction {
-    async fn respond(self, http: &Http, r: CreateInteractionResponse) -> Result<(), BotError> {
-        Ok(self.create_response(http, r).await?)
-    }
-}
-
-impl Responder for &ModalInteraction {
-    async fn respond(self, http: &Http, r: CreateInteractionResponse) -> Result<(), BotError> {
-        Ok(self.create_response(http, r).await?)
-    }
-}
-
-/// An ephemeral followup, after a deferral.
-fn followup(text: &str) -> CreateInteractionResponseFollowup {
-    CreateInteractionResponseFollowup::new()
-        .ephemeral(true)
-        .content(cards::truncate(text, MAX_CONTENT))
-        .allowed_mentions(no_pings())
-}
-
 /// An edit of the interaction's message into `card`.
 fn card_edit(card: &Card) -> EditInteractionResponse {
     EditInteractionResponse::new()
@@ -167,6 +126,58 @@ fn announce_unless_channel_card(app: &App, request_id: Uuid, message_id: Option<
     }
 }
 
+/// What a `custom_id` names, checked against the store.
+enum Clicked {
+    /// One of hanko's ids, of the expected kind, naming a stored request.
+    Request(ButtonId, Box<Request>),
+    /// Refused (and audited as `VoteRefused`); the sentence to answer with.
+    Refused(&'static str),
+}
+
+/// Reads the `custom_id` of a button (`on_modal` false) or of the reject modal's submit, and
+/// loads the request it names.
+fn clicked(
+    app: &App,
+    actor: &Actor,
+    custom_id: &str,
+    on_modal: bool,
+) -> Result<Clicked, crate::store::StoreError> {
+    let id = match ButtonId::parse(custom_id) {
+        Ok(id) if (id.action == ButtonAction::RejectReason) == on_modal => id,
+        parsed => {
+            let (code, wrong_kind) = if on_modal {
+                ("not_hanko_modal", "a button id on a modal")
+            } else {
+                ("not_hanko_button", "a modal id on a button")
+            };
+            let error = match parsed {
+                Err(e) => e.to_string(),
+                Ok(_) => wrong_kind.to_string(),
+            };
+            tracing::warn!(%actor, %error, "refused a custom_id that is not hanko's");
+            audit_refusal(
+                app,
+                actor,
+                None,
+                EventKind::VoteRefused,
+                serde_json::json!({ "code": code, "message": NOT_OURS, "error": error }),
+            );
+            return Ok(Clicked::Refused(NOT_OURS));
+        }
+    };
+    let Some(request) = app.store.get_request(id.request_id)? else {
+        audit_refusal(
+            app,
+            actor,
+            None,
+            EventKind::VoteRefused,
+            serde_json::json!({ "code": "unknown_request", "message": UNKNOWN_REQUEST, "request": id.request_id }),
+        );
+        return Ok(Clicked::Refused(UNKNOWN_REQUEST));
+    };
+    Ok(Clicked::Request(id, Box::new(request)))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Buttons
 // ---------------------------------------------------------------------------------------------
@@ -179,33 +190,9 @@ pub async fn component(
 ) -> Result<(), BotError> {
     let app = &state.app;
     let voter = voter_of(&click.user, click.member.as_ref());
-    let id = match ButtonId::parse(&click.data.custom_id) {
-        Ok(id) if id.action != ButtonAction::RejectReason => id,
-        parsed => {
-            let error = match parsed {
-                Err(e) => e.to_string(),
-                Ok(_) => "a modal id on a button".to_string(),
-            };
-            tracing::warn!(actor = %voter.actor, %error, "refused a button that is not hanko's");
-            audit_refusal(
-                app,
-                &voter.actor,
-                None,
-                EventKind::VoteRefused,
-                serde_json::json!({ "code": "not_hanko_button", "message": NOT_OURS, "error": error }),
-            );
-            return say_ephemeral(http, click, NOT_OURS).await;
-        }
-    };
-    let Some(request) = app.store.get_request(id.request_id)? else {
-        audit_refusal(
-            app,
-            &voter.actor,
-            None,
-            EventKind::VoteRefused,
-            serde_json::json!({ "code": "unknown_request", "message": UNKNOWN_REQUEST, "request": id.request_id }),
-        );
-        return say_ephemeral(http, click, UNKNOWN_REQUEST).await;
+    let (id, request) = match clicked(app, &voter.actor, &click.data.custom_id, false)? {
+        Clicked::Request(id, request) => (id, *request),
+        Clicked::Refused(text) => return say_ephemeral(http, click, text).await,
     };
     let span = tracing::info_span!("click", request_id = %request.id, finding_id = %request.finding_id, actor = %voter.actor.key(), action = ?id.action);
     async {
@@ -243,18 +230,31 @@ async fn approve(
         Ok(decided) => decided,
         Err(refusal) => {
             click
-                .create_followup(http, followup(&refusal.to_string()))
+                .create_followup(http, ephemeral_followup(&refusal.to_string()))
                 .await?;
             return Ok(());
         }
     };
     tracing::info!(request_id = %request.id, outcome = ?decided.outcome, "vote recorded");
-    if let Some(card) = outbox::request_card(app, request.id)? {
-        click.edit_response(http, card_edit(&card)).await?;
-    }
+    // The vote is stored: a failed edit of the clicked card must not keep the approved request
+    // from running, nor the channel card from showing the vote.
+    let edited = edit_clicked_card(app, http, click, request.id).await;
     announce_unless_channel_card(app, request.id, Some(click.message.id));
     if let Outcome::Approved { .. } = decided.outcome {
         spawn_execution(state, http, click, request.id);
+    }
+    edited
+}
+
+/// Edits the message that was clicked into the request's card as the store has it now.
+async fn edit_clicked_card(
+    app: &App,
+    http: &Http,
+    click: &ComponentInteraction,
+    request_id: Uuid,
+) -> Result<(), BotError> {
+    if let Some(card) = outbox::request_card(app, request_id)? {
+        click.edit_response(http, card_edit(&card)).await?;
     }
     Ok(())
 }
@@ -281,7 +281,9 @@ fn spawn_execution(
                     "The approved request could not run: {} (error id {error_id}).",
                     engine_error_sentence(&e)
                 );
-                let _ = click.create_followup(&http, followup(&text)).await;
+                if let Err(e) = click.create_followup(&http, ephemeral_followup(&text)).await {
+                    tracing::warn!(error_id = %error_id, error = %e, "could not tell the clicker the run failed");
+                }
             }
         }
         // A card outside the outbox's (a `/finding` repost) is edited through the click.
@@ -405,14 +407,7 @@ async fn dry_run(
     if let Some(refusal) = refuse_non_responder(app, &voter, request, "dry_run") {
         return say_ephemeral(http, click, &refusal.to_string()).await;
     }
-    click
-        .create_response(
-            http,
-            CreateInteractionResponse::Defer(
-                CreateInteractionResponseMessage::new().ephemeral(true),
-            ),
-        )
-        .await?;
+    defer_ephemeral(http, click).await?;
     let mut text = format!(
         "**Dry run** of request `{}`: these calls would be made, in order.\n{}",
         request.id.simple(),
@@ -481,40 +476,27 @@ async fn revert(
     if let Some(refusal) = refuse_non_responder(app, &voter, request, "revert") {
         return say_ephemeral(http, click, &refusal.to_string()).await;
     }
-    click
-        .create_response(
-            http,
-            CreateInteractionResponse::Defer(
-                CreateInteractionResponseMessage::new().ephemeral(true),
-            ),
-        )
-        .await?;
+    defer_ephemeral(http, click).await?;
     let answer = |text: String| {
         EditInteractionResponse::new()
             .content(cards::truncate(&text, MAX_CONTENT))
             .allowed_mentions(no_pings())
     };
-    let open = app
-        .store
-        .requests_for_finding(&request.finding_id)?
-        .into_iter()
-        .find(|r| {
-            r.kind == (RequestKind::Revert { of: request.id })
-                && matches!(
-                    r.state,
-                    RequestState::Pending | RequestState::Approved | RequestState::Executing
-                )
-        });
-    if let Some(open) = open {
-        click
-            .edit_response(
-                http,
-                answer(format!(
-                    "A revert of this request is already open (request `{}`); vote on its card.",
-                    open.id.simple()
-                )),
+    // The same rule as /revert's: one live revert at a time, none after one succeeded.
+    let siblings = app.store.requests_for_finding(&request.finding_id)?;
+    if let Some(existing) = blocking_revert(&siblings, request.id) {
+        let text = if existing.state == RequestState::Succeeded {
+            format!(
+                "This request was already reverted (request `{}`); nothing was done.",
+                existing.id.simple()
             )
-            .await?;
+        } else {
+            format!(
+                "A revert of this request is already open (request `{}`); vote on its card.",
+                existing.id.simple()
+            )
+        };
+        click.edit_response(http, answer(text)).await?;
         return Ok(());
     }
     let now = Utc::now();
@@ -586,41 +568,19 @@ pub async fn modal(
 ) -> Result<(), BotError> {
     let app = &state.app;
     let voter = voter_of(&submit.user, submit.member.as_ref());
-    let id = match ButtonId::parse(&submit.data.custom_id) {
-        Ok(id) if id.action == ButtonAction::RejectReason => id,
-        parsed => {
-            let error = match parsed {
-                Err(e) => e.to_string(),
-                Ok(_) => "a button id on a modal".to_string(),
-            };
-            audit_refusal(
-                app,
-                &voter.actor,
-                None,
-                EventKind::VoteRefused,
-                serde_json::json!({ "code": "not_hanko_modal", "message": NOT_OURS, "error": error }),
-            );
-            return say_ephemeral(http, submit, NOT_OURS).await;
-        }
-    };
-    let Some(request) = app.store.get_request(id.request_id)? else {
-        audit_refusal(
-            app,
-            &voter.actor,
-            None,
-            EventKind::VoteRefused,
-            serde_json::json!({ "code": "unknown_request", "message": UNKNOWN_REQUEST, "request": id.request_id }),
-        );
-        return say_ephemeral(http, submit, UNKNOWN_REQUEST).await;
+    let (id, request) = match clicked(app, &voter.actor, &submit.data.custom_id, true)? {
+        Clicked::Request(id, request) => (id, *request),
+        Clicked::Refused(text) => return say_ephemeral(http, submit, text).await,
     };
     // From a card, the submit may update that card; otherwise answer ephemerally.
     let on_card = submit.message.is_some();
-    let defer = if on_card {
-        CreateInteractionResponse::Acknowledge
+    if on_card {
+        submit
+            .create_response(http, CreateInteractionResponse::Acknowledge)
+            .await?;
     } else {
-        CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true))
-    };
-    submit.create_response(http, defer).await?;
+        defer_ephemeral(http, submit).await?;
+    }
     let vote = VoteInput {
         voter,
         decision: Decision::Reject {
@@ -631,26 +591,29 @@ pub async fn modal(
     match app.store.vote(&app.policy, request.id, &vote, Utc::now())? {
         Err(refusal) => {
             submit
-                .create_followup(http, followup(&refusal.to_string()))
+                .create_followup(http, ephemeral_followup(&refusal.to_string()))
                 .await?;
         }
         Ok(decided) => {
             tracing::info!(request_id = %request.id, outcome = ?decided.outcome, "request rejected");
-            if on_card {
-                if let Some(card) = outbox::request_card(app, request.id)? {
-                    submit.edit_response(http, card_edit(&card)).await?;
-                }
-            } else {
-                submit
-                    .edit_response(
-                        http,
-                        EditInteractionResponse::new()
-                            .content("Rejected; the reason is in the audit log.")
-                            .allowed_mentions(no_pings()),
-                    )
-                    .await?;
+            // The rejection is stored: the channel card follows even when this answer fails.
+            let answered = async {
+                let edit = if on_card {
+                    match outbox::request_card(app, request.id)? {
+                        Some(card) => card_edit(&card),
+                        None => return Ok(()),
+                    }
+                } else {
+                    EditInteractionResponse::new()
+                        .content("Rejected; the reason is in the audit log.")
+                        .allowed_mentions(no_pings())
+                };
+                submit.edit_response(http, edit).await?;
+                Ok::<_, BotError>(())
             }
+            .await;
             announce_unless_channel_card(app, request.id, submit.message.as_ref().map(|m| m.id));
+            answered?;
         }
     }
     Ok(())

@@ -34,8 +34,9 @@ use std::collections::HashSet;
 
 use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::json::Obj;
 use super::{
     accept, advance_cursor, guardduty_source, quarantine, read_cursor, IngestError, PollReport,
     CURSOR_OVERLAP,
@@ -316,43 +317,6 @@ impl GuardDutyPoller {
 // SDK finding -> the API's camelCase JSON
 // ---------------------------------------------------------------------------------------------
 
-/// An object builder that leaves out absent values, as the API does.
-#[derive(Default)]
-struct Obj(Map<String, Value>);
-
-impl Obj {
-    fn s(mut self, key: &str, v: Option<&str>) -> Self {
-        if let Some(v) = v {
-            self.0.insert(key.into(), Value::String(v.into()));
-        }
-        self
-    }
-
-    fn v(mut self, key: &str, v: Option<Value>) -> Self {
-        if let Some(v) = v {
-            self.0.insert(key.into(), v);
-        }
-        self
-    }
-
-    fn b(self, key: &str, v: Option<bool>) -> Self {
-        self.v(key, v.map(Value::Bool))
-    }
-
-    /// A list, left out when empty (the SDK gives `[]` for an absent list).
-    fn list(self, key: &str, items: Vec<Value>) -> Self {
-        if items.is_empty() {
-            self
-        } else {
-            self.v(key, Some(Value::Array(items)))
-        }
-    }
-
-    fn done(self) -> Value {
-        Value::Object(self.0)
-    }
-}
-
 /// The GuardDuty API JSON of one SDK finding: the fields [`finding::parse_guardduty_value`]
 /// reads, under the API's own names.
 pub fn finding_to_json(f: &aws_sdk_guardduty::types::Finding) -> Value {
@@ -410,44 +374,43 @@ fn instance_json(i: &aws_sdk_guardduty::types::InstanceDetails) -> Value {
         )
         .list(
             "networkInterfaces",
-            i.network_interfaces()
+            i.network_interfaces().iter().map(interface_json).collect(),
+        )
+        .list("tags", tags_json(i.tags()))
+        .done()
+}
+
+fn interface_json(ni: &aws_sdk_guardduty::types::NetworkInterface) -> Value {
+    Obj::default()
+        .s("networkInterfaceId", ni.network_interface_id())
+        .s("vpcId", ni.vpc_id())
+        .s("subnetId", ni.subnet_id())
+        .s("privateIpAddress", ni.private_ip_address())
+        .list(
+            "privateIpAddresses",
+            ni.private_ip_addresses()
                 .iter()
-                .map(|ni| {
+                .map(|a| {
                     Obj::default()
-                        .s("networkInterfaceId", ni.network_interface_id())
-                        .s("vpcId", ni.vpc_id())
-                        .s("subnetId", ni.subnet_id())
-                        .s("privateIpAddress", ni.private_ip_address())
-                        .list(
-                            "privateIpAddresses",
-                            ni.private_ip_addresses()
-                                .iter()
-                                .map(|a| {
-                                    Obj::default()
-                                        .s("privateIpAddress", a.private_ip_address())
-                                        .s("privateDnsName", a.private_dns_name())
-                                        .done()
-                                })
-                                .collect(),
-                        )
-                        .s("publicIp", ni.public_ip())
-                        .list(
-                            "securityGroups",
-                            ni.security_groups()
-                                .iter()
-                                .map(|g| {
-                                    Obj::default()
-                                        .s("groupId", g.group_id())
-                                        .s("groupName", g.group_name())
-                                        .done()
-                                })
-                                .collect(),
-                        )
+                        .s("privateIpAddress", a.private_ip_address())
+                        .s("privateDnsName", a.private_dns_name())
                         .done()
                 })
                 .collect(),
         )
-        .list("tags", tags_json(i.tags()))
+        .s("publicIp", ni.public_ip())
+        .list(
+            "securityGroups",
+            ni.security_groups()
+                .iter()
+                .map(|g| {
+                    Obj::default()
+                        .s("groupId", g.group_id())
+                        .s("groupName", g.group_name())
+                        .done()
+                })
+                .collect(),
+        )
         .done()
 }
 
@@ -475,66 +438,58 @@ fn bucket_json(b: &aws_sdk_guardduty::types::S3BucketDetail) -> Value {
                     .s("effectivePermission", p.effective_permission())
                     .v(
                         "permissionConfiguration",
-                        p.permission_configuration().map(|c| {
-                            Obj::default()
-                                .v(
-                                    "bucketLevelPermissions",
-                                    c.bucket_level_permissions().map(|b| {
-                                        Obj::default()
-                                            .v(
-                                                "accessControlList",
-                                                b.access_control_list().map(|a| {
-                                                    Obj::default()
-                                                        .b(
-                                                            "allowsPublicReadAccess",
-                                                            a.allows_public_read_access(),
-                                                        )
-                                                        .b(
-                                                            "allowsPublicWriteAccess",
-                                                            a.allows_public_write_access(),
-                                                        )
-                                                        .done()
-                                                }),
-                                            )
-                                            .v(
-                                                "bucketPolicy",
-                                                b.bucket_policy().map(|a| {
-                                                    Obj::default()
-                                                        .b(
-                                                            "allowsPublicReadAccess",
-                                                            a.allows_public_read_access(),
-                                                        )
-                                                        .b(
-                                                            "allowsPublicWriteAccess",
-                                                            a.allows_public_write_access(),
-                                                        )
-                                                        .done()
-                                                }),
-                                            )
-                                            .v(
-                                                "blockPublicAccess",
-                                                b.block_public_access().map(block_json),
-                                            )
-                                            .done()
-                                    }),
-                                )
-                                .v(
-                                    "accountLevelPermissions",
-                                    c.account_level_permissions().map(|a| {
-                                        Obj::default()
-                                            .v(
-                                                "blockPublicAccess",
-                                                a.block_public_access().map(block_json),
-                                            )
-                                            .done()
-                                    }),
-                                )
-                                .done()
-                        }),
+                        p.permission_configuration().map(permissions_json),
                     )
                     .done()
             }),
         )
+        .done()
+}
+
+fn permissions_json(c: &aws_sdk_guardduty::types::PermissionConfiguration) -> Value {
+    Obj::default()
+        .v(
+            "bucketLevelPermissions",
+            c.bucket_level_permissions().map(|b| {
+                Obj::default()
+                    .v(
+                        "accessControlList",
+                        b.access_control_list().map(|a| {
+                            public_rw_json(
+                                a.allows_public_read_access(),
+                                a.allows_public_write_access(),
+                            )
+                        }),
+                    )
+                    .v(
+                        "bucketPolicy",
+                        b.bucket_policy().map(|p| {
+                            public_rw_json(
+                                p.allows_public_read_access(),
+                                p.allows_public_write_access(),
+                            )
+                        }),
+                    )
+                    .v("blockPublicAccess", b.block_public_access().map(block_json))
+                    .done()
+            }),
+        )
+        .v(
+            "accountLevelPermissions",
+            c.account_level_permissions().map(|a| {
+                Obj::default()
+                    .v("blockPublicAccess", a.block_public_access().map(block_json))
+                    .done()
+            }),
+        )
+        .done()
+}
+
+/// `accessControlList` and `bucketPolicy`: two SDK types with the same two flags.
+fn public_rw_json(read: Option<bool>, write: Option<bool>) -> Value {
+    Obj::default()
+        .b("allowsPublicReadAccess", read)
+        .b("allowsPublicWriteAccess", write)
         .done()
 }
 

@@ -45,6 +45,7 @@
 //! `aws.endpoint_url` is configured.
 
 pub mod guardduty;
+mod json;
 pub mod securityhub;
 pub mod sqs;
 

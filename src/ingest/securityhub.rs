@@ -25,8 +25,9 @@ use aws_sdk_securityhub::types::{
     SortCriterion, SortOrder, StringFilter, StringFilterComparison, WorkflowStatus,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::json::Obj;
 use super::{
     accept, advance_cursor, quarantine, read_cursor, securityhub_source, IngestError, PollReport,
     CURSOR_OVERLAP,
@@ -289,50 +290,6 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 // SDK finding -> ASFF JSON
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Default)]
-struct Obj(Map<String, Value>);
-
-impl Obj {
-    fn s(mut self, key: &str, v: Option<&str>) -> Self {
-        if let Some(v) = v {
-            self.0.insert(key.into(), Value::String(v.into()));
-        }
-        self
-    }
-
-    fn v(mut self, key: &str, v: Option<Value>) -> Self {
-        if let Some(v) = v {
-            self.0.insert(key.into(), v);
-        }
-        self
-    }
-
-    fn list(self, key: &str, items: Vec<Value>) -> Self {
-        if items.is_empty() {
-            self
-        } else {
-            self.v(key, Some(Value::Array(items)))
-        }
-    }
-
-    fn map(self, key: &str, m: Option<&std::collections::HashMap<String, String>>) -> Self {
-        self.v(
-            key,
-            m.map(|m| {
-                Value::Object(
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                        .collect(),
-                )
-            }),
-        )
-    }
-
-    fn done(self) -> Value {
-        Value::Object(self.0)
-    }
-}
-
 /// The ASFF JSON of one SDK finding: the fields [`finding::parse_asff_value`] reads, under
 /// ASFF's own names.
 pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
@@ -381,7 +338,7 @@ pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
                     .done()
             }),
         )
-        .v("Sample", f.sample().map(Value::Bool))
+        .b("Sample", f.sample())
         .v("Action", f.action().map(action_json))
         .done()
 }
@@ -446,16 +403,10 @@ fn details_json(d: &aws_sdk_securityhub::types::ResourceDetails) -> Value {
                         "PublicAccessBlockConfiguration",
                         b.public_access_block_configuration().map(|p| {
                             Obj::default()
-                                .v("BlockPublicAcls", p.block_public_acls().map(Value::Bool))
-                                .v("IgnorePublicAcls", p.ignore_public_acls().map(Value::Bool))
-                                .v(
-                                    "BlockPublicPolicy",
-                                    p.block_public_policy().map(Value::Bool),
-                                )
-                                .v(
-                                    "RestrictPublicBuckets",
-                                    p.restrict_public_buckets().map(Value::Bool),
-                                )
+                                .b("BlockPublicAcls", p.block_public_acls())
+                                .b("IgnorePublicAcls", p.ignore_public_acls())
+                                .b("BlockPublicPolicy", p.block_public_policy())
+                                .b("RestrictPublicBuckets", p.restrict_public_buckets())
                                 .done()
                         }),
                     )

@@ -15,9 +15,11 @@
 
 #![allow(dead_code)]
 
+#[path = "fixtures.rs"]
+mod fixtures;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -28,6 +30,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+
+pub use fixtures::fixtures_dir;
 
 /// One recorded request.
 #[derive(Debug, Clone)]
@@ -57,21 +61,6 @@ impl Drop for Standin {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// The fixture folder (`../shared/fixtures/guardduty` or `HANKO_FIXTURES`); fails loudly.
-pub fn fixtures_dir() -> PathBuf {
-    let dir = std::env::var("HANKO_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/guardduty")
-        });
-    assert!(
-        dir.is_dir(),
-        "fixture folder {} not found: check out shared/ beside the repository or set HANKO_FIXTURES",
-        dir.display()
-    );
-    dir
 }
 
 /// Every `api/*.json` fixture (not `_wrappers`), sorted by file name: (name, document).

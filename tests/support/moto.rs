@@ -123,6 +123,44 @@ impl Moto {
     pub async fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.sdk_config().await)
     }
+
+    /// Starts moto with IAM enforced after three unchecked setup requests, which create an
+    /// `admin` user allowed everything and its access key: `(moto, (key id, secret))`. From
+    /// then on the default "testing" keys are refused; the test fails if moto does not.
+    pub async fn start_with_auth() -> (Moto, (String, String)) {
+        let moto = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+        let iam = moto.iam().await;
+        iam.create_user().user_name("admin").send().await.unwrap();
+        let allow_all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        iam.put_user_policy()
+            .user_name("admin")
+            .policy_name("all")
+            .policy_document(allow_all)
+            .send()
+            .await
+            .unwrap();
+        let out = iam
+            .create_access_key()
+            .user_name("admin")
+            .send()
+            .await
+            .unwrap();
+        let key = out.access_key().unwrap();
+        let keys = (
+            key.access_key_id().to_string(),
+            key.secret_access_key().to_string(),
+        );
+        // From here on requests are checked: the old "testing" keys no longer work. (moto
+        // answers with an EC2-shaped error body here, so the SDK sees the status but not the
+        // code.)
+        let err = iam.list_users().send().await.unwrap_err();
+        assert_eq!(
+            err.raw_response().map(|r| r.status().as_u16()),
+            Some(403),
+            "moto does not enforce IAM after 3 requests: {err:?}"
+        );
+        (moto, keys)
+    }
 }
 
 impl Drop for Moto {

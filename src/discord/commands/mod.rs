@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::approval::Voter;
 use crate::audit::{Actor, EventKind, NewEvent};
+pub(crate) use crate::discord::cards::{code, code_capped, plain};
 use crate::discord::cards::{truncate, Card, TRUNCATION_MARKER};
 
 pub mod audit;
@@ -427,48 +428,6 @@ pub fn require_admin(app: &App, inv: &Invocation, command: &str) -> Result<(), B
 // ---------------------------------------------------------------------------------------------
 // Text
 // ---------------------------------------------------------------------------------------------
-
-/// Text with Discord markdown and mention markup escaped, control characters made spaces.
-pub fn plain(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
-        match c {
-            '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<' | '>' | '@' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '#' | '-' if i == 0 => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// An identifier in a code span, cut to `max` characters, so the span always closes.
-pub fn code_capped(s: &str, max: usize) -> String {
-    let inner: String = truncate(s, max)
-        .chars()
-        .map(|c| match c {
-            '`' => 'ˋ',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .collect();
-    if inner.trim().is_empty() {
-        "`?`".to_string()
-    } else {
-        format!("`{inner}`")
-    }
-}
-
-/// [`code_capped`] at 120 characters.
-pub fn code(s: &str) -> String {
-    code_capped(s, 120)
-}
 
 /// A time as Discord shows it in each reader's time zone (`<t:UNIX:f>`), with the relative
 /// form after it.

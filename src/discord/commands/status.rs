@@ -120,14 +120,14 @@ fn report(app: &App, now: DateTime<Utc>) -> Result<String, crate::store::StoreEr
         out.push("▶️ Execution is running: approved requests run at once.".to_string());
     }
 
-    let count = |s: RequestState| -> Result<usize, crate::store::StoreError> {
-        Ok(app.store.requests_in_states(&[s])?.len())
-    };
+    // Counted from the state index's keys: no request is read for a status line.
+    let counts = app.store.request_counts()?;
+    let count = |s: RequestState| counts.iter().find(|(c, _)| *c == s).map_or(0, |&(_, n)| n);
     out.push(format!(
         "Requests: **{}** pending approval, **{}** approved and waiting to run, **{}** executing.",
-        count(RequestState::Pending)?,
-        count(RequestState::Approved)?,
-        count(RequestState::Executing)?
+        count(RequestState::Pending),
+        count(RequestState::Approved),
+        count(RequestState::Executing)
     ));
     out.push(format!(
         "Store: {} findings, {} audit events.",
