@@ -232,7 +232,7 @@ impl Engine {
                     continue;
                 }
             };
-            let ctx = step_ctx(req.id, &req.finding_id, index, false);
+            let ctx = step_ctx(req, index);
             let outcome = self.run_step(&slot, prior, clients, &ctx).await?;
             if step.action.is_evidence() && outcome == StepOutcome::Failed {
                 evidence_failed = true;
@@ -407,7 +407,7 @@ impl Engine {
                     continue;
                 }
             };
-            let ctx = step_ctx(req.id, &req.finding_id, index, false);
+            let ctx = step_ctx(req, index);
             let prior = orig
                 .captured
                 .get("prior")
@@ -598,14 +598,20 @@ impl Ending {
 }
 
 /// What a step of `request_id` runs with.
-fn step_ctx(request_id: Uuid, finding_id: &str, step_index: usize, dry_run: bool) -> StepCtx {
+/// What a step of `req` runs with: the request, its finding and who approved it (steps that
+/// write a note, such as a Security Hub suppression, name them).
+fn step_ctx(req: &Request, step_index: usize) -> StepCtx {
     StepCtx {
-        request_id,
-        finding_id: finding_id.to_string(),
+        request_id: req.id,
+        finding_id: req.finding_id.clone(),
         step_index,
         now: Utc::now(),
-        dry_run,
-        approvers: Vec::new(),
+        dry_run: false,
+        approvers: req
+            .approvers()
+            .iter()
+            .map(|a| a.display_name().to_string())
+            .collect(),
     }
 }
 
@@ -712,7 +718,14 @@ pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
     let clients = clients.clients(&plan.account_id, &plan.region).await;
     let mut out = Vec::new();
     for (index, step) in plan.steps.iter().enumerate() {
-        let ctx = step_ctx(Uuid::nil(), &plan.finding_id, index, true);
+        let ctx = StepCtx {
+            request_id: Uuid::nil(),
+            finding_id: plan.finding_id.clone(),
+            step_index: index,
+            now: Utc::now(),
+            dry_run: true,
+            approvers: Vec::new(),
+        };
         let end = match &clients {
             Ok(c) => dry_run_step(c, step, &ctx).await,
             Err(e) => Ending::failed(serde_json::Value::Null, e),
