@@ -43,6 +43,9 @@ pub enum Notice {
     },
     /// A request changed state (vote, execution, supersession).
     RequestChanged { request: Uuid },
+    /// The Security Hub control findings of a posture group changed
+    /// ([`crate::posture::GroupKey::encode`]).
+    PostureChanged { group: String },
 }
 
 /// A broadcast channel of [`Notice`]s. Cheap to clone; sending never blocks and never fails

@@ -54,6 +54,11 @@
 //! | `quarantine` | `id` (`u64`, from 1) | [`QuarantinedInput`] |
 //! | `cursors` | `source` | UTF-8 string: an ingest cursor |
 //! | `kv` | `key` | UTF-8 string: small flags (`paused`) and chat message ids ([`Store::get_meta`]) |
+//! | `posture` | `account/region/control` ([`GroupKey::encode`]) `0` asff_id | [`ControlFinding`] |
+//! | `posture_scores` | `YYYY-MM-DD` | [`Snapshot`]: the day's last recorded scores |
+//!
+//! The posture trees hold Security Hub's state, not hanko's decisions: each write is one key,
+//! outside the audit transaction (what people do about posture is audited through requests).
 //!
 //! The index trees are written in the same transaction as the records they point to. A key
 //! with a `0` separator after a free-form string (a finding id, an actor key) is read back by
@@ -102,6 +107,7 @@ use crate::audit::{
 };
 use crate::execution::StepRecord;
 use crate::finding::Finding;
+use crate::posture::{ControlFinding, GroupKey, Snapshot};
 
 /// The schema this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -128,6 +134,8 @@ const TREE_STEPS: &str = "steps";
 const TREE_QUARANTINE: &str = "quarantine";
 const TREE_CURSORS: &str = "cursors";
 const TREE_KV: &str = "kv";
+const TREE_POSTURE: &str = "posture";
+const TREE_POSTURE_SCORES: &str = "posture_scores";
 
 /// Shown as the path of a temporary store.
 const TEMPORARY_PATH: &str = "<temporary store>";
@@ -265,6 +273,8 @@ struct Inner {
     quarantine: Tree,
     cursors: Tree,
     kv: Tree,
+    posture: Tree,
+    posture_scores: Tree,
     /// Audit events decoded by queries, so a test can show a query reads only what matches.
     events_decoded: AtomicU64,
 }
@@ -358,6 +368,8 @@ impl Store {
             quarantine: open(TREE_QUARANTINE)?,
             cursors: open(TREE_CURSORS)?,
             kv: open(TREE_KV)?,
+            posture: open(TREE_POSTURE)?,
+            posture_scores: open(TREE_POSTURE_SCORES)?,
             events_decoded: AtomicU64::new(0),
             path,
             db,
@@ -1188,6 +1200,84 @@ impl Store {
     }
 
     // ---------------------------------------------------------------------------------------
+    // Posture (Security Hub control findings)
+    // ---------------------------------------------------------------------------------------
+
+    /// Stores a control finding unless the stored copy is newer (by `UpdatedAt`). Returns
+    /// whether anything changed. Durable at the caller's flush (ingest flushes per page).
+    pub fn upsert_control_finding(&self, f: &ControlFinding) -> Result<bool, StoreError> {
+        let key = posture_key(&f.group_key(), &f.id);
+        let value = encode(f, "control finding")?;
+        loop {
+            let old = self
+                .inner
+                .posture
+                .get(&key)
+                .map_err(|e| self.sled_err(e))?;
+            if let Some(old_bytes) = &old {
+                if old_bytes.as_ref() == value.as_slice() {
+                    return Ok(false);
+                }
+                let stored: ControlFinding = decode(old_bytes, || posture_name(&key))?;
+                if stored.updated_at > f.updated_at {
+                    return Ok(false);
+                }
+            }
+            let swapped = self
+                .inner
+                .posture
+                .compare_and_swap(&key, old, Some(value.as_slice()))
+                .map_err(|e| self.sled_err(e))?;
+            if swapped.is_ok() {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Every stored control finding of one group.
+    pub fn control_findings(&self, group: &GroupKey) -> Result<Vec<ControlFinding>, StoreError> {
+        let mut prefix = group.encode().into_bytes();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.inner.posture.scan_prefix(&prefix) {
+            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            out.push(decode(&value, || posture_name(&key))?);
+        }
+        Ok(out)
+    }
+
+    /// Every stored control finding, group by group.
+    pub fn all_control_findings(&self) -> Result<Vec<ControlFinding>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.posture.iter() {
+            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            out.push(decode(&value, || posture_name(&key))?);
+        }
+        Ok(out)
+    }
+
+    /// Records the scores of `snapshot.date`, replacing that day's earlier record.
+    pub fn put_score_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let key = snapshot.date.format("%Y-%m-%d").to_string();
+        self.inner
+            .posture_scores
+            .insert(key.as_bytes(), encode(snapshot, "score snapshot")?)
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    /// The scores recorded on `date`, if any.
+    pub fn score_snapshot(
+        &self,
+        date: chrono::NaiveDate,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let key = date.format("%Y-%m-%d").to_string();
+        self.get(&self.inner.posture_scores, key.as_bytes(), || {
+            format!("{TREE_POSTURE_SCORES}/{key}")
+        })
+    }
+
+    // ---------------------------------------------------------------------------------------
     // Plumbing
     // ---------------------------------------------------------------------------------------
 
@@ -1525,6 +1615,18 @@ fn request_key_name(id: Uuid) -> String {
 // -------------------------------------------------------------------------------------------
 // Encoding and errors
 // -------------------------------------------------------------------------------------------
+
+/// `account/region/control 0 asff_id`: a group's findings share a prefix.
+fn posture_key(group: &GroupKey, finding_id: &str) -> Vec<u8> {
+    let mut key = group.encode().into_bytes();
+    key.push(0);
+    key.extend_from_slice(finding_id.as_bytes());
+    key
+}
+
+fn posture_name(key: &[u8]) -> String {
+    format!("{TREE_POSTURE}/{}", String::from_utf8_lossy(key).replace('\0', "/"))
+}
 
 fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Encode {

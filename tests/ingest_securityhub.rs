@@ -264,3 +264,131 @@ async fn stored_once_through_two_sources() {
     assert_eq!(events(&store, EventKind::FindingIngested, Some(&id)), 1);
     assert!(store.requests_for_finding(&id).unwrap().len() <= 1);
 }
+
+/// A consolidated Security Hub control finding in the documented ASFF shape (written for
+/// these tests: the shared fixtures hold no control findings).
+fn control_finding(n: usize, control: &str, status: &str, updated: &str) -> Value {
+    json!({
+        "SchemaVersion": "2018-10-08",
+        "Id": format!("arn:aws:securityhub:us-east-1:123456789012:security-control/{control}/finding/00000000-0000-4000-8000-{n:012}"),
+        "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+        "GeneratorId": format!("security-control/{control}"),
+        "AwsAccountId": "123456789012",
+        "Region": "us-east-1",
+        "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
+        "FirstObservedAt": "2026-11-20T08:00:00.000Z",
+        "CreatedAt": "2026-11-20T08:00:00.000Z",
+        "UpdatedAt": updated,
+        "Severity": {"Label": if status == "PASSED" { "INFORMATIONAL" } else { "HIGH" }, "Original": "HIGH"},
+        "Title": "S3 general purpose buckets should block public access",
+        "Description": "This control checks whether an S3 general purpose bucket blocks public access.",
+        "Remediation": {"Recommendation": {
+            "Text": "For information on how to correct this issue, consult the AWS Security Hub controls documentation.",
+            "Url": format!("https://docs.aws.amazon.com/console/securityhub/{control}/remediation")}},
+        "ProductFields": {"aws/securityhub/ProductName": "Security Hub"},
+        "Resources": [{"Type": "AwsS3Bucket", "Id": format!("arn:aws:s3:::bucket-{n:02}"), "Partition": "aws", "Region": "us-east-1"}],
+        "Compliance": {
+            "Status": status,
+            "SecurityControlId": control,
+            "AssociatedStandards": [
+                {"StandardsId": "standards/aws-foundational-security-best-practices/v/1.0.0"}
+            ]
+        },
+        "Workflow": {"Status": "NEW"},
+        "RecordState": "ACTIVE"
+    })
+}
+
+#[test]
+fn forty_failures_of_one_control_are_one_posture_group_and_passing_again_resolves_it() {
+    on_ingest_stack(posture_group_lifecycle);
+}
+
+async fn posture_group_lifecycle() {
+    use hanko::pipeline::Notice;
+    use hanko::posture::{Group, GroupKey, GroupStatus};
+
+    let moto = Moto::start();
+    let conf = moto.sdk_config().await;
+    let now = chrono::Utc::now();
+    let t1 = (now - chrono::Duration::hours(2)).to_rfc3339();
+    let failing: Vec<Value> = (0..40)
+        .map(|n| control_finding(n, "S3.8", "FAILED", &t1))
+        .collect();
+    import(&moto, &failing);
+    // A GuardDuty threat finding beside them still goes the threat way.
+    let threats = asff_fixtures();
+    import(&moto, &threats[..1]);
+
+    let store = Store::open_temporary().unwrap();
+    let app = support::app(
+        support::settings("min_severity = 0.0"),
+        store.clone(),
+        conf.clone(),
+    );
+    let mut notices = app.notices.subscribe();
+    let mut poller =
+        SecurityHubPoller::new(app, aws_sdk_securityhub::Client::new(&conf), "us-east-1")
+            .with_page_size(7);
+    let report = poller.poll_once(now).await.unwrap();
+    assert_eq!(report.posture_changed, 40, "{report:?}");
+    assert_eq!(report.quarantined, 0);
+    assert_eq!(
+        store.finding_count(),
+        1,
+        "control findings are not threat findings"
+    );
+
+    let key = GroupKey {
+        account_id: "123456789012".into(),
+        region: "us-east-1".into(),
+        control_id: "S3.8".into(),
+    };
+    let group = Group::of(&store.control_findings(&key).unwrap()).unwrap();
+    assert_eq!(group.status, GroupStatus::Failing);
+    assert_eq!(group.failing.len(), 40);
+    assert_eq!(group.new_count, 40);
+    let posture_notices = |rx: &mut tokio::sync::broadcast::Receiver<Notice>| {
+        let mut groups = Vec::new();
+        while let Ok(n) = rx.try_recv() {
+            if let Notice::PostureChanged { group } = n {
+                groups.push(group);
+            }
+        }
+        groups.sort();
+        groups.dedup();
+        groups
+    };
+    assert_eq!(posture_notices(&mut notices), vec![key.encode()]);
+    let card = hanko::discord::cards::posture_card(&group);
+    assert!(card.title.starts_with("S3.8 "), "{}", card.title);
+    assert!(card
+        .fields
+        .iter()
+        .any(|f| f.name == "Failing resources (40)" && f.value.contains("+35 more")));
+    assert_eq!(
+        card.url.as_deref(),
+        Some("https://docs.aws.amazon.com/console/securityhub/S3.8/remediation")
+    );
+
+    // A second poll with nothing new changes nothing and announces nothing.
+    let again = poller.poll_once(now).await.unwrap();
+    assert_eq!(again.posture_changed, 0);
+    assert!(posture_notices(&mut notices).is_empty());
+
+    // The control passes again on every bucket: the group is resolved.
+    let t2 = (now - chrono::Duration::minutes(5)).to_rfc3339();
+    let passing: Vec<Value> = (0..40)
+        .map(|n| control_finding(n, "S3.8", "PASSED", &t2))
+        .collect();
+    import(&moto, &passing);
+    let report = poller.poll_once(now).await.unwrap();
+    assert_eq!(report.posture_changed, 40, "{report:?}");
+    let group = Group::of(&store.control_findings(&key).unwrap()).unwrap();
+    assert_eq!(group.status, GroupStatus::Resolved);
+    assert_eq!(group.passed_count, 40);
+    assert_eq!(posture_notices(&mut notices), vec![key.encode()]);
+    let card = hanko::discord::cards::posture_card(&group);
+    assert!(card.title.starts_with("[RESOLVED] S3.8"), "{}", card.title);
+    assert_eq!(card.color, hanko::discord::cards::COLOR_RESOLVED);
+}

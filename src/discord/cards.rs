@@ -35,6 +35,7 @@ use crate::audit::Actor;
 use crate::execution::{StepOutcome, StepRecord};
 use crate::finding::{Finding, FindingSource, ResourceKind, SeverityLabel};
 use crate::plan::{Action, Plan, Step};
+use crate::posture::{Group, GroupStatus, PostureSeverity};
 
 // Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits
 // and the message components page).
@@ -66,6 +67,8 @@ pub const COLOR_HIGH: u32 = 0xD13212;
 pub const COLOR_CRITICAL: u32 = 0x7D0A0A;
 /// A digest with nothing in it.
 pub const COLOR_NEUTRAL: u32 = 0x8C8C94;
+/// A posture card whose control passes again: green.
+pub const COLOR_RESOLVED: u32 = 0x1D8102;
 
 /// Field names; handlers and tests find fields by these.
 pub const FIELD_SEVERITY: &str = "Severity";
@@ -81,6 +84,10 @@ pub const FIELD_NOTES: &str = "Notes";
 pub const FIELD_APPROVALS: &str = "Approvals";
 pub const FIELD_STATE: &str = "State";
 pub const FIELD_BY_SEVERITY: &str = "By severity";
+pub const FIELD_STANDARDS: &str = "Standards";
+/// Followed by the count in parentheses.
+pub const FIELD_RESOURCES: &str = "Failing resources";
+pub const FIELD_FAILING_SINCE: &str = "Failing since";
 
 /// A value shown in a code span is cut to this many characters before it is wrapped, so a
 /// huge id never leaves a code span open.
@@ -233,6 +240,115 @@ pub fn request_card(
     };
     enforce_limits(&mut card);
     card
+}
+
+/// The card of a posture group: one Security Hub control failing in one account, with the
+/// resources it fails on (a count and the first few), the standards, the remediation link
+/// Security Hub gives and since when it fails. A group that no longer fails says so.
+pub fn posture_card(group: &Group) -> Card {
+    let key = &group.key;
+    let resolved = matches!(group.status, GroupStatus::Resolved | GroupStatus::Suppressed);
+    let mut title = String::new();
+    if resolved {
+        title.push_str("[RESOLVED] ");
+    }
+    title.push_str(&format!("{} {}", plain(&key.control_id), plain(&group.title)));
+    let description = match group.status {
+        GroupStatus::Failing | GroupStatus::Acknowledged => format!(
+            "Security Hub control {} fails on {} resource(s) in account {}.",
+            code(&key.control_id),
+            group.failing.len(),
+            code(&key.account_id)
+        ),
+        GroupStatus::Suppressed => format!(
+            "Nothing fails any more except {} suppressed finding(s).",
+            group.suppressed_count
+        ),
+        GroupStatus::Resolved => "The control passes again (or its findings were archived): nothing to do.".to_string(),
+    };
+    let mut fields = vec![
+        Field::new(
+            FIELD_SEVERITY,
+            group.severity.as_str().to_string(),
+            true,
+        ),
+        Field::new(FIELD_ACCOUNT, code(&key.account_id), true),
+        Field::new(FIELD_REGION, code(&key.region), true),
+        Field::new(
+            FIELD_STANDARDS,
+            if group.standards.is_empty() {
+                "?".to_string()
+            } else {
+                group
+                    .standards
+                    .iter()
+                    .map(|s| plain(&crate::posture::standard_name(s)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+            false,
+        ),
+    ];
+    if !group.failing.is_empty() {
+        let mut lines: Vec<String> = group
+            .failing
+            .iter()
+            .take(LIST_CAP)
+            .map(|r| format!("{} {}", plain(&r.resource_type), code(&r.id)))
+            .collect();
+        if group.failing.len() > LIST_CAP {
+            lines.push(format!("+{} more", group.failing.len() - LIST_CAP));
+        }
+        fields.push(Field::new(
+            &format!("{} ({})", FIELD_RESOURCES, group.failing.len()),
+            lines.join("\n"),
+            false,
+        ));
+    }
+    if let Some(since) = group.failing_since {
+        fields.push(Field::new(FIELD_FAILING_SINCE, ts(Some(since)), true));
+    }
+    fields.push(Field::new(
+        FIELD_STATE,
+        match group.status {
+            GroupStatus::Failing => format!("failing: {} new", group.new_count),
+            GroupStatus::Acknowledged => "failing, acknowledged".to_string(),
+            GroupStatus::Suppressed => {
+                format!("suppressed ({} finding(s))", group.suppressed_count)
+            }
+            GroupStatus::Resolved => "resolved".to_string(),
+        },
+        true,
+    ));
+    let mut card = Card {
+        title,
+        url: group
+            .remediation_url
+            .as_deref()
+            .filter(|u| u.starts_with("https://") && u.len() <= MAX_URL)
+            .map(str::to_string),
+        description,
+        color: if resolved {
+            COLOR_RESOLVED
+        } else {
+            posture_color(group.severity)
+        },
+        fields,
+        footer: format!("posture {}", plain_capped(&key.encode(), CODE_CAP)),
+        buttons: Vec::new(),
+    };
+    enforce_limits(&mut card);
+    card
+}
+
+/// The embed colour of a posture severity (Informational as Low).
+pub fn posture_color(s: PostureSeverity) -> u32 {
+    match s {
+        PostureSeverity::Informational | PostureSeverity::Low => COLOR_LOW,
+        PostureSeverity::Medium => COLOR_MEDIUM,
+        PostureSeverity::High => COLOR_HIGH,
+        PostureSeverity::Critical => COLOR_CRITICAL,
+    }
 }
 
 /// The card of a finding without an open request: notify-only findings (the plan's notes say

@@ -55,6 +55,7 @@ use crate::discord::convert;
 use crate::finding::SeverityLabel;
 use crate::pipeline::Notice;
 use crate::plan;
+use crate::posture::{Group, GroupKey, GroupStatus, PostureSeverity};
 use crate::store::StoreError;
 
 /// Posts allowed in any [`POST_WINDOW`].
@@ -75,6 +76,8 @@ const DIGEST_MARKER: &str = "digest:";
 pub enum CardKey {
     Request(Uuid),
     Finding(String),
+    /// A Security Hub control in one account ([`crate::posture::GroupKey::encode`]).
+    Posture(String),
 }
 
 impl CardKey {
@@ -83,6 +86,7 @@ impl CardKey {
         match self {
             CardKey::Request(id) => format!("{META_CARD_PREFIX}{id}"),
             CardKey::Finding(id) => format!("{META_CARD_PREFIX}finding.{id}"),
+            CardKey::Posture(group) => format!("{META_CARD_PREFIX}posture.{group}"),
         }
     }
 }
@@ -137,6 +141,25 @@ pub fn render(app: &App, key: &CardKey) -> Result<Option<Card>, StoreError> {
             let plan = plan::plan(&stored.finding, &app.playbooks);
             cards::finding_card(&stored.finding, &plan)
         })),
+        CardKey::Posture(group) => Ok(posture_group(app, group)?.map(|g| cards::posture_card(&g))),
+    }
+}
+
+/// The posture group `group` as the store holds it now (`None` when unknown).
+pub fn posture_group(app: &App, group: &str) -> Result<Option<Group>, StoreError> {
+    let Some(key) = GroupKey::decode(group) else {
+        return Ok(None);
+    };
+    Ok(Group::of(&app.store.control_findings(&key)?))
+}
+
+/// Where a posture severity sorts among findings' in a digest (Informational as Low).
+fn digest_severity(s: PostureSeverity) -> SeverityLabel {
+    match s {
+        PostureSeverity::Informational | PostureSeverity::Low => SeverityLabel::Low,
+        PostureSeverity::Medium => SeverityLabel::Medium,
+        PostureSeverity::High => SeverityLabel::High,
+        PostureSeverity::Critical => SeverityLabel::Critical,
     }
 }
 
@@ -398,6 +421,22 @@ impl Outbox {
                     }
                 }
             }
+            Notice::PostureChanged { group } => {
+                let key = CardKey::Posture(group.clone());
+                match card_location(&self.app, &key)? {
+                    Some(CardLocation::Message(id)) => self.edit(&key, id).await,
+                    Some(CardLocation::Digest(_)) => {}
+                    None => {
+                        // A card for a control that newly fails; one that passes again has
+                        // nothing to say until it fails.
+                        if posture_group(&self.app, group)?
+                            .is_some_and(|g| g.status == GroupStatus::Failing)
+                        {
+                            self.enqueue(key, group)?;
+                        }
+                    }
+                }
+            }
             Notice::RequestChanged { request } => {
                 let key = CardKey::Request(*request);
                 match card_location(&self.app, &key)? {
@@ -424,9 +463,18 @@ impl Outbox {
         if self.queue.iter().any(|d| d.key == key) {
             return Ok(());
         }
-        let (finding_type, severity) = match self.app.store.get_finding(finding_id)? {
-            Some(f) => (f.finding.finding_type, f.finding.severity_label),
-            None => (String::new(), SeverityLabel::Low),
+        let (finding_type, severity) = match &key {
+            CardKey::Posture(group) => match posture_group(&self.app, group)? {
+                Some(g) => (
+                    format!("{} {}", g.key.control_id, g.title),
+                    digest_severity(g.severity),
+                ),
+                None => return Ok(()),
+            },
+            _ => match self.app.store.get_finding(finding_id)? {
+                Some(f) => (f.finding.finding_type, f.finding.severity_label),
+                None => (String::new(), SeverityLabel::Low),
+            },
         };
         self.queue.push(Due {
             key,
@@ -463,7 +511,7 @@ impl Outbox {
                 // Someone deleted the card: forget it and post a fresh one.
                 tracing::warn!(key = %key.meta_key(), message_id, "card message is gone; posting it again");
                 let finding_id = match key {
-                    CardKey::Finding(id) => id.clone(),
+                    CardKey::Finding(id) | CardKey::Posture(id) => id.clone(),
                     CardKey::Request(id) => match self.app.store.get_request(*id) {
                         Ok(Some(r)) => r.finding_id,
                         _ => return,

@@ -94,6 +94,11 @@ pub fn securityhub_source(region: &str) -> String {
     format!("securityhub:{region}")
 }
 
+/// The cursor of the Security Hub posture query (control findings) of one region.
+pub fn posture_source(region: &str) -> String {
+    format!("securityhub-posture:{region}")
+}
+
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -280,6 +285,8 @@ pub struct PollReport {
     pub proposed: usize,
     /// Pending requests superseded.
     pub superseded: usize,
+    /// Security Hub control findings stored or changed (posture).
+    pub posture_changed: usize,
 }
 
 impl PollReport {
@@ -302,6 +309,7 @@ impl PollReport {
         self.quarantined += other.quarantined;
         self.proposed += other.proposed;
         self.superseded += other.superseded;
+        self.posture_changed += other.posture_changed;
     }
 }
 

@@ -29,13 +29,15 @@ use serde_json::{json, Value};
 
 use super::json::Obj;
 use super::{
-    accept, advance_cursor, quarantine, read_cursor, securityhub_source, IngestError, PollReport,
-    CURSOR_OVERLAP,
+    accept, advance_cursor, posture_source, quarantine, read_cursor, securityhub_source,
+    IngestError, PollReport, CURSOR_OVERLAP,
 };
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
 use crate::aws::error::classify;
 use crate::finding::{self, FindingSource};
+use crate::pipeline::Notice;
+use crate::posture;
 
 /// `GetFindings` returns at most this many findings a page.
 pub const MAX_PAGE_SIZE: i32 = 100;
@@ -123,7 +125,8 @@ impl SecurityHubPoller {
             .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
             let mut newest = None;
             for f in page.findings() {
-                if !wanted(f, since, settings.min_severity) {
+                // Control findings are posture, read by the posture query below.
+                if !wanted(f, since, settings.min_severity) || is_control(f) {
                     continue;
                 }
                 if let Some(t) = self.store(f, now, &mut report)? {
@@ -143,7 +146,96 @@ impl SecurityHubPoller {
         }
         let recheck = self.recheck_pending(&seen, now).await?;
         report.add(&recheck);
+        self.posture_pass(now, &mut report).await?;
         Ok(report)
+    }
+
+    /// The posture query: every control finding (any compliance status, active or archived,
+    /// any workflow) updated since the posture cursor, stored per group; each changed group is
+    /// announced once the page that changed it is flushed.
+    async fn posture_pass(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut PollReport,
+    ) -> Result<(), IngestError> {
+        let source = posture_source(&self.region);
+        let store = &self.app.store;
+        let mut cursor = read_cursor(store, &source, now - self.app.settings.ingest.backfill)?;
+        let since = cursor - CURSOR_OVERLAP;
+        let mut filters = AwsSecurityFindingFilters::builder();
+        for status in ["PASSED", "FAILED", "WARNING", "NOT_AVAILABLE"] {
+            filters = filters.compliance_status(
+                StringFilter::builder()
+                    .value(status)
+                    .comparison(StringFilterComparison::Equals)
+                    .build(),
+            );
+        }
+        let filters = filters
+            .updated_at(
+                DateFilter::builder()
+                    .start(rfc3339(since))
+                    .end(rfc3339(now + FUTURE_SLACK))
+                    .build(),
+            )
+            .build();
+        let sort = SortCriterion::builder()
+            .field("UpdatedAt")
+            .sort_order(SortOrder::Ascending)
+            .build();
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = Box::pin(
+                self.client
+                    .get_findings()
+                    .filters(filters.clone())
+                    .sort_criteria(sort.clone())
+                    .max_results(self.page_size)
+                    .set_next_token(next_token.take())
+                    .send(),
+            )
+            .await
+            .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
+            let mut newest = None;
+            let mut changed = std::collections::BTreeSet::new();
+            for f in page.findings() {
+                if !is_control(f) || !updated_since(f, since) {
+                    continue;
+                }
+                let doc = asff_to_json(f);
+                match posture::parse_control_finding(&doc, "$", &self.region) {
+                    Ok(cf) => {
+                        if store.upsert_control_finding(&cf)? {
+                            report.posture_changed += 1;
+                            changed.insert(cf.group_key().encode());
+                        }
+                        newest = newest.max(cf.updated_at);
+                    }
+                    Err(e) => {
+                        quarantine(
+                            &self.app,
+                            &source,
+                            &doc.to_string(),
+                            &e.to_string(),
+                            now,
+                            report,
+                        )?;
+                    }
+                }
+            }
+            match newest {
+                Some(newest) => advance_cursor(store, &source, &mut cursor, newest)?,
+                None => store.flush()?,
+            }
+            for group in changed {
+                self.app.notices.send(Notice::PostureChanged { group });
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next_token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(())
     }
 
     /// Parses and accepts one finding, or quarantines it. Returns its `UpdatedAt`.
@@ -253,14 +345,28 @@ pub fn wanted(f: &AwsSecurityFinding, since: DateTime<Utc>, min_severity: f64) -
         },
         None => min_severity <= 0.0,
     };
-    let recent = match f
+    let recent = updated_since(f, since);
+    active && workflow && severity && recent
+}
+
+/// A compliance check of a security standard (posture), not a threat finding.
+fn is_control(f: &AwsSecurityFinding) -> bool {
+    let compliance = f.compliance();
+    compliance.and_then(|c| c.status()).is_some()
+        && (compliance.and_then(|c| c.security_control_id()).is_some()
+            || f.product_fields().is_some_and(|p| {
+                p.contains_key("ControlId") || p.contains_key("RuleId")
+            }))
+}
+
+fn updated_since(f: &AwsSecurityFinding, since: DateTime<Utc>) -> bool {
+    match f
         .updated_at()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
     {
         Some(t) => t >= since,
         None => true,
-    };
-    active && workflow && severity && recent
+    }
 }
 
 /// The severity labels whose band reaches `min_severity` (GuardDuty's 0-10 scale; Security
@@ -340,6 +446,30 @@ pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
         )
         .b("Sample", f.sample())
         .v("Action", f.action().map(action_json))
+        .v("Compliance", f.compliance().map(compliance_json))
+        .v(
+            "Remediation",
+            f.remediation().and_then(|r| r.recommendation()).map(|rec| {
+                json!({ "Recommendation": Obj::default()
+                    .s("Text", rec.text())
+                    .s("Url", rec.url())
+                    .done() })
+            }),
+        )
+        .done()
+}
+
+fn compliance_json(c: &aws_sdk_securityhub::types::Compliance) -> Value {
+    Obj::default()
+        .s("Status", c.status().map(|s| s.as_str()))
+        .s("SecurityControlId", c.security_control_id())
+        .list(
+            "AssociatedStandards",
+            c.associated_standards()
+                .iter()
+                .map(|a| Obj::default().s("StandardsId", a.standards_id()).done())
+                .collect(),
+        )
         .done()
 }
 
