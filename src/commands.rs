@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// The slash commands hanko ships, one `commands/<name>.json` each.
-pub const COMMAND_NAMES: [&str; 8] = [
-    "findings", "finding", "contain", "audit", "revert", "status", "pause", "resume",
+pub const COMMAND_NAMES: [&str; 9] = [
+    "findings", "finding", "contain", "audit", "revert", "status", "pause", "resume", "score",
 ];
 
 /// Application command types.

@@ -1209,11 +1209,7 @@ impl Store {
         let key = posture_key(&f.group_key(), &f.id);
         let value = encode(f, "control finding")?;
         loop {
-            let old = self
-                .inner
-                .posture
-                .get(&key)
-                .map_err(|e| self.sled_err(e))?;
+            let old = self.inner.posture.get(&key).map_err(|e| self.sled_err(e))?;
             if let Some(old_bytes) = &old {
                 if old_bytes.as_ref() == value.as_slice() {
                     return Ok(false);
@@ -1266,11 +1262,19 @@ impl Store {
         Ok(())
     }
 
+    /// Records today's scores from every stored control finding, replacing today's earlier
+    /// record: each day keeps its last scores.
+    pub fn record_scores(&self, now: DateTime<Utc>) -> Result<Snapshot, StoreError> {
+        let snapshot = Snapshot {
+            date: now.date_naive(),
+            rows: crate::posture::scores(&self.all_control_findings()?),
+        };
+        self.put_score_snapshot(&snapshot)?;
+        Ok(snapshot)
+    }
+
     /// The scores recorded on `date`, if any.
-    pub fn score_snapshot(
-        &self,
-        date: chrono::NaiveDate,
-    ) -> Result<Option<Snapshot>, StoreError> {
+    pub fn score_snapshot(&self, date: chrono::NaiveDate) -> Result<Option<Snapshot>, StoreError> {
         let key = date.format("%Y-%m-%d").to_string();
         self.get(&self.inner.posture_scores, key.as_bytes(), || {
             format!("{TREE_POSTURE_SCORES}/{key}")
@@ -1625,7 +1629,10 @@ fn posture_key(group: &GroupKey, finding_id: &str) -> Vec<u8> {
 }
 
 fn posture_name(key: &[u8]) -> String {
-    format!("{TREE_POSTURE}/{}", String::from_utf8_lossy(key).replace('\0', "/"))
+    format!(
+        "{TREE_POSTURE}/{}",
+        String::from_utf8_lossy(key).replace('\0', "/")
+    )
 }
 
 fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, StoreError> {

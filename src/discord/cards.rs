@@ -247,12 +247,19 @@ pub fn request_card(
 /// Security Hub gives and since when it fails. A group that no longer fails says so.
 pub fn posture_card(group: &Group) -> Card {
     let key = &group.key;
-    let resolved = matches!(group.status, GroupStatus::Resolved | GroupStatus::Suppressed);
+    let resolved = matches!(
+        group.status,
+        GroupStatus::Resolved | GroupStatus::Suppressed
+    );
     let mut title = String::new();
     if resolved {
         title.push_str("[RESOLVED] ");
     }
-    title.push_str(&format!("{} {}", plain(&key.control_id), plain(&group.title)));
+    title.push_str(&format!(
+        "{} {}",
+        plain(&key.control_id),
+        plain(&group.title)
+    ));
     let description = match group.status {
         GroupStatus::Failing | GroupStatus::Acknowledged => format!(
             "Security Hub control {} fails on {} resource(s) in account {}.",
@@ -264,14 +271,12 @@ pub fn posture_card(group: &Group) -> Card {
             "Nothing fails any more except {} suppressed finding(s).",
             group.suppressed_count
         ),
-        GroupStatus::Resolved => "The control passes again (or its findings were archived): nothing to do.".to_string(),
+        GroupStatus::Resolved => {
+            "The control passes again (or its findings were archived): nothing to do.".to_string()
+        }
     };
     let mut fields = vec![
-        Field::new(
-            FIELD_SEVERITY,
-            group.severity.as_str().to_string(),
-            true,
-        ),
+        Field::new(FIELD_SEVERITY, group.severity.as_str().to_string(), true),
         Field::new(FIELD_ACCOUNT, code(&key.account_id), true),
         Field::new(FIELD_REGION, code(&key.region), true),
         Field::new(

@@ -235,6 +235,8 @@ impl SecurityHubPoller {
                 _ => break,
             }
         }
+        // Each day keeps its last scores: `/score`'s trend compares with them.
+        store.record_scores(now)?;
         Ok(())
     }
 
@@ -354,9 +356,8 @@ fn is_control(f: &AwsSecurityFinding) -> bool {
     let compliance = f.compliance();
     compliance.and_then(|c| c.status()).is_some()
         && (compliance.and_then(|c| c.security_control_id()).is_some()
-            || f.product_fields().is_some_and(|p| {
-                p.contains_key("ControlId") || p.contains_key("RuleId")
-            }))
+            || f.product_fields()
+                .is_some_and(|p| p.contains_key("ControlId") || p.contains_key("RuleId")))
 }
 
 fn updated_since(f: &AwsSecurityFinding, since: DateTime<Utc>) -> bool {

@@ -40,6 +40,7 @@ pub mod findings;
 pub mod pause;
 pub mod resume;
 pub mod revert;
+pub mod score;
 pub mod status;
 
 /// Discord's limit on a message's `content`, in characters (code points).
@@ -136,10 +137,11 @@ pub enum Command {
     Status,
     Pause,
     Resume,
+    Score,
 }
 
 impl Command {
-    pub const ALL: [Command; 8] = [
+    pub const ALL: [Command; 9] = [
         Command::Findings,
         Command::Finding,
         Command::Contain,
@@ -148,6 +150,7 @@ impl Command {
         Command::Status,
         Command::Pause,
         Command::Resume,
+        Command::Score,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -160,6 +163,7 @@ impl Command {
             Command::Status => "status",
             Command::Pause => "pause",
             Command::Resume => "resume",
+            Command::Score => "score",
         }
     }
 
@@ -193,6 +197,7 @@ pub async fn dispatch(app: &App, inv: &Invocation) -> Reply {
         Command::Status => status::run(app, inv).await,
         Command::Pause => pause::run(app, inv).await,
         Command::Resume => resume::run(app, inv).await,
+        Command::Score => score::run(app, inv).await,
     }
 }
 
