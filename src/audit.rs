@@ -96,10 +96,12 @@ pub enum EventKind {
     ExecutionPaused,
     ExecutionResumed,
     CommandInvoked,
+    /// Security Hub findings set to workflow NOTIFIED from a posture card (no approval needed).
+    FindingsAcknowledged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::FindingIngested,
         EventKind::FindingUpdated,
         EventKind::FindingRejected,
@@ -120,6 +122,7 @@ impl EventKind {
         EventKind::ExecutionPaused,
         EventKind::ExecutionResumed,
         EventKind::CommandInvoked,
+        EventKind::FindingsAcknowledged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +147,7 @@ impl EventKind {
             EventKind::ExecutionPaused => "ExecutionPaused",
             EventKind::ExecutionResumed => "ExecutionResumed",
             EventKind::CommandInvoked => "CommandInvoked",
+            EventKind::FindingsAcknowledged => "FindingsAcknowledged",
         }
     }
 

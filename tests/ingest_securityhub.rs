@@ -360,7 +360,7 @@ async fn posture_group_lifecycle() {
         groups
     };
     assert_eq!(posture_notices(&mut notices), vec![key.encode()]);
-    let card = hanko::discord::cards::posture_card(&group);
+    let card = hanko::discord::cards::posture_card(&group, false);
     assert!(card.title.starts_with("S3.8 "), "{}", card.title);
     assert!(card
         .fields
@@ -388,7 +388,7 @@ async fn posture_group_lifecycle() {
     assert_eq!(group.status, GroupStatus::Resolved);
     assert_eq!(group.passed_count, 40);
     assert_eq!(posture_notices(&mut notices), vec![key.encode()]);
-    let card = hanko::discord::cards::posture_card(&group);
+    let card = hanko::discord::cards::posture_card(&group, false);
     assert!(card.title.starts_with("[RESOLVED] S3.8"), "{}", card.title);
     assert_eq!(card.color, hanko::discord::cards::COLOR_RESOLVED);
 }

@@ -44,7 +44,8 @@ use crate::discord::cards::{self, Card};
 use crate::discord::commands::{
     self, Invocation, Invoker, Reply, MAX_CHOICES, MAX_CHOICE_LEN, MAX_CONTENT,
 };
-use crate::discord::{convert, interactions};
+use crate::discord::custom_id::PostureId;
+use crate::discord::{convert, interactions, posture_actions};
 use crate::engine::EngineError;
 use crate::run::Tasks;
 use crate::store::StoreError;
@@ -355,6 +356,9 @@ impl Handler {
         if let Some(text) = refusal {
             return say_ephemeral(http, click, text).await;
         }
+        if PostureId::is_posture(&click.data.custom_id) {
+            return posture_actions::component(&self.state, http, click).await;
+        }
         interactions::component(&self.state, http, click).await
     }
 
@@ -367,6 +371,9 @@ impl Handler {
         );
         if let Some(text) = refusal {
             return say_ephemeral(http, submit, text).await;
+        }
+        if PostureId::is_posture(&submit.data.custom_id) {
+            return posture_actions::modal(&self.state, http, submit).await;
         }
         interactions::modal(&self.state, http, submit).await
     }

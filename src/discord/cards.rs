@@ -29,7 +29,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::custom_id::{ButtonAction, ButtonId, MAX_CUSTOM_ID_LEN};
+use super::custom_id::{ButtonAction, ButtonId, PostureAction, PostureId, MAX_CUSTOM_ID_LEN};
 use crate::approval::{Decision, Request, RequestKind, RequestState};
 use crate::audit::Actor;
 use crate::execution::{StepOutcome, StepRecord};
@@ -179,27 +179,103 @@ pub fn request_card(
     records: &[StepRecord],
     needed_approvals: u32,
 ) -> Card {
+    let subject = Subject {
+        title: plain(&finding.finding_type),
+        sample: finding.sample,
+        head_line: title_line(finding),
+        fields: finding_fields(finding),
+        gone: finding.archived.then_some("the finding was archived"),
+        footer: format!("finding {}", plain_capped(&finding.id, CODE_CAP)),
+        url: console_url(finding),
+        color: severity_color(finding.severity_label),
+    };
+    subject_request_card(subject, request, records, needed_approvals)
+}
+
+/// The card of a request about a posture group (a suppression, a remediation, or the revert
+/// of one): the control and its failing resources instead of a finding, the same plan,
+/// approvals, state and buttons as any request.
+pub fn posture_request_card(
+    group: &Group,
+    request: &Request,
+    records: &[StepRecord],
+    needed_approvals: u32,
+) -> Card {
+    let suppression = request
+        .plan
+        .steps
+        .iter()
+        .any(|s| s.action == Action::SuppressFindings);
+    let subject = Subject {
+        title: format!(
+            "{} {} {}",
+            if suppression {
+                "[SUPPRESS]"
+            } else {
+                "[REMEDIATE]"
+            },
+            plain(&group.key.control_id),
+            plain(&group.title)
+        ),
+        sample: false,
+        head_line: format!(
+            "Security Hub control {} in account {}",
+            code(&group.key.control_id),
+            code(&group.key.account_id)
+        ),
+        fields: posture_fields(group),
+        gone: (group.status == GroupStatus::Resolved).then_some("the control passes again"),
+        footer: format!("posture {}", plain_capped(&group.key.encode(), CODE_CAP)),
+        url: remediation_url(group),
+        color: posture_color(group.severity),
+    };
+    subject_request_card(subject, request, records, needed_approvals)
+}
+
+/// What a request card shows about what the request is for.
+struct Subject {
+    /// Plain text, without the `[SAMPLE]`/`[REVERT]` prefixes.
+    title: String,
+    sample: bool,
+    /// The first line of the description.
+    head_line: String,
+    fields: Vec<Field>,
+    /// Why the subject went away (an archived finding, a control that passes again), which a
+    /// superseded request says.
+    gone: Option<&'static str>,
+    /// The footer's first part, e.g. `finding <id>`.
+    footer: String,
+    url: Option<String>,
+    color: u32,
+}
+
+fn subject_request_card(
+    subject: Subject,
+    request: &Request,
+    records: &[StepRecord],
+    needed_approvals: u32,
+) -> Card {
     let plan = &request.plan;
     let revert_of = match request.kind {
         RequestKind::Revert { of } => Some(of),
         RequestKind::Contain => None,
     };
     let mut title = String::new();
-    if plan.sample || finding.sample {
+    if plan.sample || subject.sample {
         title.push_str("[SAMPLE] ");
     }
     if revert_of.is_some() {
         title.push_str("[REVERT] ");
     }
-    title.push_str(&plain(&finding.finding_type));
+    title.push_str(&subject.title);
 
     let proposal = match revert_of {
         Some(of) => revert_line(plan, &of.simple().to_string()),
         None => proposal_line(plan),
     };
-    let description = format!("{}\n{proposal}", title_line(finding));
+    let description = format!("{}\n{proposal}", subject.head_line);
 
-    let mut fields = finding_fields(finding);
+    let mut fields = subject.fields;
     fields.push(Field::new(
         FIELD_PLAN,
         plan_field(plan, records, request.state, revert_of.is_some()),
@@ -218,22 +294,22 @@ pub fn request_card(
     }
     fields.push(Field::new(
         FIELD_STATE,
-        state_text(finding, request, records, needed_approvals),
+        state_text(subject.gone, request, records, needed_approvals),
         false,
     ));
 
     let buttons = buttons_for(request, records);
     let footer = format!(
-        "finding {} · request {} · plan {}",
-        plain_capped(&finding.id, CODE_CAP),
+        "{} · request {} · plan {}",
+        subject.footer,
         request.id.simple(),
         hash_prefix(&plan.plan_hash),
     );
     let mut card = Card {
         title,
-        url: console_url(finding),
+        url: subject.url,
         description,
-        color: severity_color(finding.severity_label),
+        color: subject.color,
         fields,
         footer,
         buttons,
@@ -245,7 +321,10 @@ pub fn request_card(
 /// The card of a posture group: one Security Hub control failing in one account, with the
 /// resources it fails on (a count and the first few), the standards, the remediation link
 /// Security Hub gives and since when it fails. A group that no longer fails says so.
-pub fn posture_card(group: &Group) -> Card {
+///
+/// While it fails, the card offers Suppress (asks for a reason, then needs approval) and
+/// Acknowledge (Security Hub workflow NOTIFIED, no approval); `remediable` adds Remediate.
+pub fn posture_card(group: &Group, remediable: bool) -> Card {
     let key = &group.key;
     let resolved = matches!(
         group.status,
@@ -275,6 +354,77 @@ pub fn posture_card(group: &Group) -> Card {
             "The control passes again (or its findings were archived): nothing to do.".to_string()
         }
     };
+    let mut fields = posture_fields(group);
+    fields.push(Field::new(
+        FIELD_STATE,
+        match group.status {
+            GroupStatus::Failing => format!("failing: {} new", group.new_count),
+            GroupStatus::Acknowledged => "failing, acknowledged".to_string(),
+            GroupStatus::Suppressed => {
+                format!("suppressed ({} finding(s))", group.suppressed_count)
+            }
+            GroupStatus::Resolved => "resolved".to_string(),
+        },
+        true,
+    ));
+    let mut buttons = Vec::new();
+    if !resolved {
+        let id = |action| PostureId::new(action, key.clone()).encode();
+        if remediable {
+            buttons.push(Button {
+                id: id(PostureAction::Remediate),
+                label: "Remediate".into(),
+                style: ButtonStyle::Primary,
+                disabled: false,
+            });
+        }
+        buttons.push(Button {
+            id: id(PostureAction::Suppress),
+            label: "Suppress".into(),
+            style: ButtonStyle::Secondary,
+            disabled: false,
+        });
+        if group.new_count > 0 {
+            buttons.push(Button {
+                id: id(PostureAction::Acknowledge),
+                label: "Acknowledge".into(),
+                style: ButtonStyle::Secondary,
+                disabled: false,
+            });
+        }
+        // An id that does not fit Discord's limit (a very long control id) gets no buttons.
+        buttons.retain(|b| b.id.chars().count() <= MAX_CUSTOM_ID_LEN);
+    }
+    let mut card = Card {
+        title,
+        url: remediation_url(group),
+        description,
+        color: if resolved {
+            COLOR_RESOLVED
+        } else {
+            posture_color(group.severity)
+        },
+        fields,
+        footer: format!("posture {}", plain_capped(&key.encode(), CODE_CAP)),
+        buttons,
+    };
+    enforce_limits(&mut card);
+    card
+}
+
+/// Security Hub's remediation link, when it is an https URL within Discord's limit.
+fn remediation_url(group: &Group) -> Option<String> {
+    group
+        .remediation_url
+        .as_deref()
+        .filter(|u| u.starts_with("https://") && u.len() <= MAX_URL)
+        .map(str::to_string)
+}
+
+/// The fields every posture card has: how bad, where, which standards, which resources, since
+/// when.
+fn posture_fields(group: &Group) -> Vec<Field> {
+    let key = &group.key;
     let mut fields = vec![
         Field::new(FIELD_SEVERITY, group.severity.as_str().to_string(), true),
         Field::new(FIELD_ACCOUNT, code(&key.account_id), true),
@@ -313,37 +463,7 @@ pub fn posture_card(group: &Group) -> Card {
     if let Some(since) = group.failing_since {
         fields.push(Field::new(FIELD_FAILING_SINCE, ts(Some(since)), true));
     }
-    fields.push(Field::new(
-        FIELD_STATE,
-        match group.status {
-            GroupStatus::Failing => format!("failing: {} new", group.new_count),
-            GroupStatus::Acknowledged => "failing, acknowledged".to_string(),
-            GroupStatus::Suppressed => {
-                format!("suppressed ({} finding(s))", group.suppressed_count)
-            }
-            GroupStatus::Resolved => "resolved".to_string(),
-        },
-        true,
-    ));
-    let mut card = Card {
-        title,
-        url: group
-            .remediation_url
-            .as_deref()
-            .filter(|u| u.starts_with("https://") && u.len() <= MAX_URL)
-            .map(str::to_string),
-        description,
-        color: if resolved {
-            COLOR_RESOLVED
-        } else {
-            posture_color(group.severity)
-        },
-        fields,
-        footer: format!("posture {}", plain_capped(&key.encode(), CODE_CAP)),
-        buttons: Vec::new(),
-    };
-    enforce_limits(&mut card);
-    card
+    fields
 }
 
 /// The embed colour of a posture severity (Informational as Low).
@@ -755,7 +875,12 @@ fn mention(actor: &Actor) -> String {
 }
 
 /// Where the request is, who decided, when and why, and what the reader can do.
-fn state_text(finding: &Finding, request: &Request, records: &[StepRecord], needed: u32) -> String {
+fn state_text(
+    gone: Option<&str>,
+    request: &Request,
+    records: &[StepRecord],
+    needed: u32,
+) -> String {
     let approvers = request.approvers();
     let decided = ts(request.decided_at);
     let approved_by = if approvers.is_empty() {
@@ -801,11 +926,7 @@ fn state_text(finding: &Finding, request: &Request, records: &[StepRecord], need
             approvers.len()
         ),
         RequestState::Superseded => {
-            let why = if finding.archived {
-                "the finding was archived"
-            } else {
-                "the plan changed; the newer card replaces this one"
-            };
+            let why = gone.unwrap_or("the plan changed; the newer card replaces this one");
             format!("↪️ Superseded {decided}: {why}. Nothing was changed.")
         }
         RequestState::Succeeded | RequestState::PartiallyFailed | RequestState::Failed => {

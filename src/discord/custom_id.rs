@@ -13,6 +13,16 @@
 //! | [`ButtonAction::DryRun`] | `d` | button, Secondary; ephemeral list of the calls |
 //! | [`ButtonAction::Revert`] | `v` | button, Secondary; proposes the revert of an executed request |
 //!
+//! Posture cards (one Security Hub control in one account) have no request yet; their ids name
+//! the group instead: `hk1p:<action>:<account>/<region>/<control>` ([`PostureId`]):
+//!
+//! | action | letter | component |
+//! |---|---|---|
+//! | [`PostureAction::Suppress`] | `s` | button; opens the suppression reason modal |
+//! | [`PostureAction::SuppressReason`] | `n` | that modal's submit: proposes the suppression |
+//! | [`PostureAction::Acknowledge`] | `k` | button; Security Hub workflow NOTIFIED |
+//! | [`PostureAction::Remediate`] | `x` | button; proposes the control's remediation |
+//!
 //! The plan hash prefix lets the interaction handler refuse a click on a card whose plan has
 //! changed since it was posted ([`hash_matches`]) before it even loads votes.
 //!
@@ -21,6 +31,8 @@
 //! [`ButtonId::encode`] produces, and never panics.
 
 use uuid::Uuid;
+
+use crate::posture::GroupKey;
 
 /// The version prefix of every id this module produces.
 pub const VERSION: &str = "hk1";
@@ -98,6 +110,8 @@ pub enum CustomIdError {
     BadRequestId { value: String },
     #[error("custom_id plan hash {value:?} is not {PLAN_HASH_PREFIX_LEN} lowercase hex digits")]
     BadPlanHash { value: String },
+    #[error("custom_id posture group {value:?} is not `<12-digit account>/<region>/<control>`")]
+    BadGroup { value: String },
 }
 
 impl ButtonId {
@@ -180,6 +194,113 @@ impl ButtonId {
 impl std::fmt::Display for ButtonId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.encode())
+    }
+}
+
+/// The version prefix of posture ids.
+pub const POSTURE_VERSION: &str = "hk1p";
+/// The `custom_id` of the text input inside the suppression modal.
+pub const SUPPRESS_REASON_INPUT: &str = "reason";
+
+/// What a posture card's component does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PostureAction {
+    /// Opens the modal that asks why.
+    Suppress,
+    /// The suppression modal's submit, carrying the reason.
+    SuppressReason,
+    Acknowledge,
+    Remediate,
+}
+
+impl PostureAction {
+    pub const ALL: [PostureAction; 4] = [
+        PostureAction::Suppress,
+        PostureAction::SuppressReason,
+        PostureAction::Acknowledge,
+        PostureAction::Remediate,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            PostureAction::Suppress => "s",
+            PostureAction::SuppressReason => "n",
+            PostureAction::Acknowledge => "k",
+            PostureAction::Remediate => "x",
+        }
+    }
+
+    pub fn from_code(s: &str) -> Option<PostureAction> {
+        PostureAction::ALL.into_iter().find(|a| a.code() == s)
+    }
+}
+
+/// A decoded posture `custom_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PostureId {
+    pub action: PostureAction,
+    pub group: GroupKey,
+}
+
+impl PostureId {
+    pub fn new(action: PostureAction, group: GroupKey) -> Self {
+        PostureId { action, group }
+    }
+
+    /// Is `s` meant to be a posture id (whether or not it is a valid one)?
+    pub fn is_posture(s: &str) -> bool {
+        s.starts_with(POSTURE_VERSION) && s[POSTURE_VERSION.len()..].starts_with(':')
+    }
+
+    /// `hk1p:s:123456789012/us-east-1/S3.8`. May exceed [`MAX_CUSTOM_ID_LEN`] for a very long
+    /// control id; the card leaves such buttons out.
+    pub fn encode(&self) -> String {
+        format!(
+            "{POSTURE_VERSION}:{}:{}",
+            self.action.code(),
+            self.group.encode()
+        )
+    }
+
+    /// Decodes an id produced by [`PostureId::encode`]: the account must be 12 digits, the
+    /// region a region name, the control id printable and without `:`. Anything else is an
+    /// error; never panics.
+    pub fn parse(s: &str) -> Result<PostureId, CustomIdError> {
+        if s.is_empty() {
+            return Err(CustomIdError::Empty);
+        }
+        let len = s.chars().count();
+        if len > MAX_CUSTOM_ID_LEN {
+            return Err(CustomIdError::TooLong { len });
+        }
+        let parts: Vec<&str> = s.splitn(3, ':').collect();
+        let [version, action, group] = parts[..] else {
+            return Err(CustomIdError::NotHanko { id: s.to_string() });
+        };
+        if version != POSTURE_VERSION {
+            return Err(CustomIdError::NotHanko { id: s.to_string() });
+        }
+        let action =
+            PostureAction::from_code(action).ok_or_else(|| CustomIdError::UnknownAction {
+                action: action.to_string(),
+            })?;
+        let bad = || CustomIdError::BadGroup {
+            value: group.to_string(),
+        };
+        let key = GroupKey::decode(group).ok_or_else(bad)?;
+        let region_ok = key
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let control_ok = key.control_id.chars().all(|c| !c.is_control() && c != ':');
+        if key.account_id.len() != 12
+            || !key.account_id.bytes().all(|b| b.is_ascii_digit())
+            || !region_ok
+            || !control_ok
+        {
+            return Err(bad());
+        }
+        Ok(PostureId { action, group: key })
     }
 }
 

@@ -23,3 +23,4 @@ pub mod convert;
 pub mod custom_id;
 pub mod interactions;
 pub mod outbox;
+pub mod posture_actions;

@@ -120,17 +120,19 @@ pub fn request_card(app: &App, request_id: Uuid) -> Result<Option<Card>, StoreEr
     let Some(request) = app.store.get_request(request_id)? else {
         return Ok(None);
     };
-    let Some(stored) = app.store.get_finding(&request.finding_id)? else {
-        return Ok(None);
-    };
     let records = app.store.step_records(request.id)?;
     let needed = app.policy.needed(&request.plan);
-    Ok(Some(cards::request_card(
-        &stored.finding,
-        &request,
-        &records,
-        needed,
-    )))
+    if let Some(stored) = app.store.get_finding(&request.finding_id)? {
+        return Ok(Some(cards::request_card(
+            &stored.finding,
+            &request,
+            &records,
+            needed,
+        )));
+    }
+    // A suppression or remediation of a Security Hub control names its posture group.
+    Ok(posture_group(app, &request.finding_id)?
+        .map(|g| cards::posture_request_card(&g, &request, &records, needed)))
 }
 
 /// The card for `key`, rendered from the store now.
@@ -141,7 +143,9 @@ pub fn render(app: &App, key: &CardKey) -> Result<Option<Card>, StoreError> {
             let plan = plan::plan(&stored.finding, &app.playbooks);
             cards::finding_card(&stored.finding, &plan)
         })),
-        CardKey::Posture(group) => Ok(posture_group(app, group)?.map(|g| cards::posture_card(&g))),
+        CardKey::Posture(group) => {
+            Ok(posture_group(app, group)?.map(|g| cards::posture_card(&g, false)))
+        }
     }
 }
 

@@ -1,0 +1,367 @@
+//! Security Hub posture end to end (issue 7): the real bot against the Discord fake, Security
+//! Hub control findings in moto behind the `BatchUpdateFindings` stand-in, and the real
+//! Security Hub poller.
+//!
+//! * 40 failed findings of one control make one card; 3 of another control make a second;
+//! * Suppress needs a responder, a reason (modal) and another person's approval, and then sends
+//!   exactly the control's findings to `BatchUpdateFindings` as SUPPRESSED with a note naming
+//!   the reason, the approver and the request;
+//! * Acknowledge sends NOTIFIED at once, audited, and the card says so;
+//! * the control passing again turns its card into a resolved one.
+//!
+//! Needs `moto_server` (`pip install 'moto[server]'`).
+
+#[path = "support/discord_fake.rs"]
+mod discord_fake;
+#[path = "support/e2e_bot.rs"]
+#[allow(dead_code)]
+mod e2e_bot;
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/securityhub_standin.rs"]
+mod standin;
+
+use discord_fake::{DiscordFake, FakeMessage, MessageSource, CALLBACK_MODAL};
+use hanko::app::App;
+use hanko::approval::RequestState;
+use hanko::audit::{AuditQuery, EventKind};
+use hanko::aws::ClientFactory;
+use hanko::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
+use hanko::ingest::securityhub::SecurityHubPoller;
+use hanko::plan::Action;
+use serde_json::{json, Value};
+
+use e2e_bot::*;
+use moto::Moto;
+
+const ACCOUNT: &str = "123456789012";
+const REASON: &str = "Public by design: the static website buckets (RISK-142)";
+
+/// A consolidated control finding in the ASFF shape Security Hub documents.
+fn control_finding(n: usize, control: &str, status: &str, resource: &str, updated: &str) -> Value {
+    json!({
+        "SchemaVersion": "2018-10-08",
+        "Id": format!("arn:aws:securityhub:us-east-1:{ACCOUNT}:security-control/{control}/finding/6c7d8e9f-0000-4000-8000-{n:012}"),
+        "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+        "GeneratorId": format!("security-control/{control}"),
+        "AwsAccountId": ACCOUNT,
+        "Region": "us-east-1",
+        "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
+        "FirstObservedAt": "2026-11-20T08:00:00.000Z",
+        "CreatedAt": "2026-11-20T08:00:00.000Z",
+        "UpdatedAt": updated,
+        "Severity": {"Label": if status == "PASSED" { "INFORMATIONAL" } else { "HIGH" }, "Original": "HIGH"},
+        "Title": format!("{control} should pass"),
+        "Description": "A control check.",
+        "Remediation": {"Recommendation": {
+            "Text": "See the Security Hub controls documentation.",
+            "Url": format!("https://docs.aws.amazon.com/console/securityhub/{control}/remediation")}},
+        "ProductFields": {"aws/securityhub/ProductName": "Security Hub"},
+        "Resources": [{"Type": "AwsS3Bucket", "Id": resource, "Partition": "aws", "Region": "us-east-1"}],
+        "Compliance": {
+            "Status": status,
+            "SecurityControlId": control,
+            "AssociatedStandards": [
+                {"StandardsId": "standards/aws-foundational-security-best-practices/v/1.0.0"}
+            ]
+        },
+        "Workflow": {"Status": "NEW"},
+        "RecordState": "ACTIVE"
+    })
+}
+
+fn s3_findings(status: &str, updated: &str) -> Vec<Value> {
+    (0..40)
+        .map(|n| {
+            control_finding(
+                n,
+                "S3.8",
+                status,
+                &format!("arn:aws:s3:::site-{n:02}"),
+                updated,
+            )
+        })
+        .collect()
+}
+
+fn ec2_findings(status: &str, updated: &str) -> Vec<Value> {
+    (100..103)
+        .map(|n| {
+            control_finding(
+                n,
+                "EC2.19",
+                status,
+                &format!("arn:aws:ec2:us-east-1:{ACCOUNT}:security-group/sg-{n}"),
+                updated,
+            )
+        })
+        .collect()
+}
+
+/// One poll of the Security Hub poller with the bot's app, on a thread with the stack hanko
+/// gives its ingest loops (the SDK's Security Hub types overflow a 2 MiB test thread).
+async fn poll(app: &App, conf: &aws_config::SdkConfig) -> hanko::ingest::PollReport {
+    let app = app.clone();
+    let client = aws_sdk_securityhub::Client::new(conf);
+    tokio::task::spawn_blocking(move || {
+        std::thread::Builder::new()
+            .stack_size(hanko::ingest::INGEST_THREAD_STACK)
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async move {
+                        SecurityHubPoller::new(app, client, "us-east-1")
+                            .poll_once(chrono::Utc::now())
+                            .await
+                            .unwrap()
+                    })
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn group_footer(control: &str) -> String {
+    format!("posture {ACCOUNT}/us-east-1/{control}")
+}
+
+/// The posture card of `control` as the fake holds it, once `check` holds for it.
+async fn wait_for_posture_card(
+    fake: &DiscordFake,
+    control: &str,
+    check: impl Fn(&FakeMessage) -> bool,
+) -> FakeMessage {
+    let footer = group_footer(control);
+    let found = fake
+        .wait_for_message(
+            |m| {
+                m.source == MessageSource::ChannelPost
+                    && m.embed_text().contains(&footer)
+                    && check(m)
+            },
+            WAIT,
+        )
+        .await;
+    found.unwrap_or_else(|e| {
+        let cards: Vec<String> = fake
+            .channel_posts(fake.channel_id())
+            .iter()
+            .map(|m| format!("{}\nbuttons: {:?}", m.embed_text(), m.button_labels()))
+            .collect();
+        panic!(
+            "the {control} card never matched: {e}\ncards now:\n{}",
+            cards.join("\n---\n")
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve() {
+    let moto = Moto::start();
+    let standin = standin::Standin::start(moto.port).await;
+    let moto_conf = moto.sdk_config().await;
+    // Every AWS call of the bot and the poller goes through the stand-in.
+    let conf = moto_conf
+        .to_builder()
+        .endpoint_url(standin.endpoint())
+        .build();
+    let updated = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    standin.import(&s3_findings("FAILED", &updated)).await;
+    standin.import(&ec2_findings("FAILED", &updated)).await;
+
+    let bot = Bot::start(1, ClientFactory::from_sdk_config(conf.clone(), None)).await;
+    let fake = &bot.fake;
+    let app = bot.app().clone();
+    let report = poll(&app, &conf).await;
+    assert_eq!(report.posture_changed, 43, "{report:?}");
+
+    // One card per control, not one per finding.
+    let s3_card = wait_for_posture_card(fake, "S3.8", |_| true).await;
+    let ec2_card = wait_for_posture_card(fake, "EC2.19", |_| true).await;
+    let text = s3_card.embed_text();
+    assert!(text.contains("Failing resources (40)"), "{text}");
+    assert!(text.contains("+35 more"), "{text}");
+    assert!(
+        text.contains("AWS Foundational Security Best Practices v1.0.0"),
+        "{text}"
+    );
+    assert_eq!(s3_card.button_labels(), vec!["Suppress", "Acknowledge"]);
+    assert_eq!(
+        fake.channel_posts(fake.channel_id()).len(),
+        2,
+        "43 failed findings, 2 controls: 2 cards"
+    );
+
+    // Someone without a responder role cannot start a suppression.
+    let click = fake.inject_button(
+        &s3_card.custom_id_of("Suppress").unwrap(),
+        s3_card.id,
+        &mallory(),
+    );
+    let answer = wait_for_ephemeral_answer(fake, &click).await;
+    assert!(answer.starts_with("you are not a responder"), "{answer}");
+
+    // Suppress asks for a reason in a modal.
+    let click = fake.inject_button(
+        &s3_card.custom_id_of("Suppress").unwrap(),
+        s3_card.id,
+        &alice(),
+    );
+    let callback = fake.wait_for_callback(&click, WAIT).await.unwrap();
+    assert_eq!(callback.body_at("/type"), Some(&json!(CALLBACK_MODAL)));
+    let modal_id = callback
+        .body_at("/data/custom_id")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        PostureId::parse(&modal_id).unwrap().action,
+        PostureAction::SuppressReason
+    );
+    let input = callback.body_at("/data/components/0/components/0").unwrap();
+    assert_eq!(input["custom_id"], SUPPRESS_REASON_INPUT);
+    assert_eq!(input["required"], true);
+
+    // Without a reason, nothing is proposed.
+    let submit = fake.inject_modal_submit(&modal_id, &[(SUPPRESS_REASON_INPUT, "  ")], &alice());
+    let answer = wait_for_ephemeral_answer(fake, &submit).await;
+    assert!(answer.contains("needs a reason"), "{answer}");
+    let group = format!("{ACCOUNT}/us-east-1/S3.8");
+    assert!(app.store.requests_for_finding(&group).unwrap().is_empty());
+
+    // With one, a suppression request is proposed and its card posted.
+    let submit = fake.inject_modal_submit(&modal_id, &[(SUPPRESS_REASON_INPUT, REASON)], &alice());
+    eventually("the suppression request", || {
+        app.store.requests_for_finding(&group).unwrap().len() == 1
+    })
+    .await;
+    let request = app.store.requests_for_finding(&group).unwrap().remove(0);
+    assert_eq!(request.proposer.display_name(), "alice");
+    assert_eq!(request.plan.steps.len(), 1);
+    let step = &request.plan.steps[0];
+    assert_eq!(step.action, Action::SuppressFindings);
+    assert_eq!(step.parameters["Reason"], REASON);
+    assert_eq!(
+        step.parameters["FindingIdentifiers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        40
+    );
+    eventually("the proposer's answer", || {
+        fake.original_response(&submit).is_some_and(|o| {
+            o.content
+                .contains(&format!("proposed as request `{}`", request.id.simple()))
+        })
+    })
+    .await;
+    let card = wait_for_card(fake, request.id).await;
+    assert!(
+        card.embed_text().contains("[SUPPRESS] S3.8"),
+        "{}",
+        card.embed_text()
+    );
+    assert!(
+        standin.batch_updates().is_empty(),
+        "nothing is sent before approval"
+    );
+
+    // The proposer cannot approve it; another responder can, and then it runs.
+    let own = fake.inject_button(&card.custom_id_of("Approve").unwrap(), card.id, &alice());
+    let refusal = wait_for_followup(fake, &own).await;
+    assert_eq!(
+        refusal.content,
+        "you proposed this request, and the policy forbids approving your own request"
+    );
+    assert!(standin.batch_updates().is_empty());
+    fake.inject_button(&card.custom_id_of("Approve").unwrap(), card.id, &bob());
+    eventually("the suppression to run", || {
+        app.store
+            .get_request(request.id)
+            .unwrap()
+            .is_some_and(|r| r.state == RequestState::Succeeded)
+    })
+    .await;
+    let bodies = standin.batch_updates();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let body = &bodies[0];
+    assert_eq!(body["Workflow"]["Status"], "SUPPRESSED");
+    let sent: std::collections::BTreeSet<&str> = body["FindingIdentifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["Id"].as_str().unwrap())
+        .collect();
+    let expected: std::collections::BTreeSet<String> = s3_findings("FAILED", &updated)
+        .iter()
+        .map(|f| f["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        sent,
+        expected.iter().map(String::as_str).collect(),
+        "exactly the control's findings"
+    );
+    let note = body["Note"]["Text"].as_str().unwrap();
+    assert!(note.contains(REASON), "{note}");
+    assert!(note.contains("bob"), "{note}");
+    assert!(
+        note.contains(&request.id.to_string()) || note.contains(&request.id.simple().to_string()),
+        "{note}"
+    );
+
+    // Acknowledge sets NOTIFIED at once, without approval.
+    fake.inject_button(
+        &ec2_card.custom_id_of("Acknowledge").unwrap(),
+        ec2_card.id,
+        &bob(),
+    );
+    eventually("the acknowledgement", || standin.batch_updates().len() == 2).await;
+    let body = &standin.batch_updates()[1];
+    assert_eq!(body["Workflow"]["Status"], "NOTIFIED");
+    assert_eq!(body["FindingIdentifiers"].as_array().unwrap().len(), 3);
+    let acked = || {
+        app.store
+            .query_audit(&AuditQuery {
+                kind: Some(EventKind::FindingsAcknowledged),
+                ..AuditQuery::default()
+            })
+            .unwrap()
+    };
+    eventually("the acknowledgement's audit event", || !acked().is_empty()).await;
+    let acked = acked();
+    assert_eq!(acked.len(), 1);
+    assert_eq!(acked[0].actor.display_name(), "bob");
+    assert_eq!(acked[0].detail["processed"], 3);
+    wait_for_posture_card(fake, "EC2.19", |m| {
+        m.embed_text().contains("acknowledged")
+            && !m.button_labels().contains(&"Acknowledge".to_string())
+    })
+    .await;
+
+    // The next poll reads the suppression back: the S3.8 card no longer fails.
+    poll(&app, &conf).await;
+    wait_for_posture_card(fake, "S3.8", |m| {
+        m.embed_text().contains("[RESOLVED]") && m.embed_text().contains("suppressed (40")
+    })
+    .await;
+
+    // EC2.19 passes again: its card is resolved, with no buttons.
+    let later = chrono::Utc::now().to_rfc3339();
+    standin.import(&ec2_findings("PASSED", &later)).await;
+    poll(&app, &conf).await;
+    let resolved =
+        wait_for_posture_card(fake, "EC2.19", |m| m.embed_text().contains("[RESOLVED]")).await;
+    assert!(resolved.button_labels().is_empty());
+    assert_eq!(
+        fake.channel_posts(fake.channel_id()).len(),
+        3,
+        "2 posture cards and 1 request card"
+    );
+
+    bot.stop().await;
+}
