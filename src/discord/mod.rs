@@ -21,5 +21,6 @@ pub mod cards;
 pub mod commands;
 pub mod convert;
 pub mod custom_id;
+pub mod digest;
 pub mod interactions;
 pub mod outbox;
