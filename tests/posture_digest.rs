@@ -81,9 +81,8 @@ impl World {
         }
     }
 
-    /// A fresh app and HTTP client over the store directory: a start (or a restart) of hanko.
-    /// Every clone of the store must be dropped before the next call (sled locks the directory).
-    fn start(&self) -> Digest {
+    /// The validated settings of a hanko talking to the fake, with the `[posture]` lines.
+    fn settings(&self) -> hanko::config::Settings {
         let token_file = self.dir.path().join("token");
         std::fs::write(&token_file, self.fake.token()).unwrap();
         let text = format!(
@@ -106,6 +105,9 @@ securityhub = true
 [store]
 path = "{store}"
 
+[http]
+listen = "127.0.0.1:0"
+
 [posture]
 {posture}
 "#,
@@ -116,7 +118,13 @@ path = "{store}"
             store = self.dir.path().join("store").display(),
             posture = self.posture,
         );
-        let settings = hanko::config::parse(&text, &self.dir.path().join("hanko.toml")).unwrap();
+        hanko::config::parse(&text, &self.dir.path().join("hanko.toml")).unwrap()
+    }
+
+    /// A fresh app and HTTP client over the store directory: a start (or a restart) of hanko.
+    /// Every clone of the store must be dropped before the next call (sled locks the directory).
+    fn start(&self) -> Digest {
+        let settings = self.settings();
         let token = settings.discord.token_source.read().unwrap();
         let http = Arc::new(bot::http_client(
             settings.discord.api_base.as_deref(),
@@ -466,4 +474,46 @@ async fn a_digest_discord_refuses_is_retried_a_bounded_number_of_times_then_give
     drop(digest);
     let claimed = world.with_store(|s| s.get_meta(META_DIGEST_LAST).unwrap());
     assert_eq!(claimed.as_deref(), Some("2026-11-28"));
+}
+
+/// `hanko run` starts the digest (Security Hub ingest on) and stops it with everything else.
+/// `digest_at = "00:00"` makes it due whatever the wall clock says, so its first tick posts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanko_run_starts_the_digest_and_stops_it_on_shutdown() {
+    let world = World::new("digest_at = \"00:00\"").await;
+    world.with_store(two_days_of_account_a);
+    let settings = world.settings();
+    let token = settings.discord.token_source.read().unwrap();
+    let store = Store::open(&settings.store.path).unwrap();
+    let app = App::new(settings, Playbooks::defaults(), store, unreachable_aws());
+    let mut options = hanko::run::Options::new(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("commands"),
+    );
+    options.ingest = false;
+    let running = hanko::run::start(app, &token, options).await.unwrap();
+    let posted = world
+        .fake
+        .wait_for_message(
+            |m| m.content.starts_with("**Security score**"),
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    assert!(
+        posted.content.contains("**3/4 (75.0 %)**"),
+        "{}",
+        posted.content
+    );
+    assert!(running
+        .app
+        .store
+        .get_meta(META_DIGEST_LAST)
+        .unwrap()
+        .is_some());
+    tokio::time::timeout(Duration::from_secs(15), running.shutdown())
+        .await
+        .expect("shutdown within the bound")
+        .expect("clean shutdown");
+    assert_eq!(world.posts().len(), 1);
+    world.fake.shutdown().await;
 }
