@@ -19,18 +19,20 @@
 //! resolved against the directory holding the config file, so hanko behaves the same whatever
 //! its working directory.
 //!
-//! Uses [`crate::approval`] and [`crate::util`]; never imports serenity, the AWS SDK or sled.
+//! Uses [`crate::approval`], [`crate::plan`] (risk class names) and [`crate::util`]; never
+//! imports serenity, the AWS SDK or sled.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use chrono::Duration;
+use chrono::{Duration, NaiveTime};
 use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::approval::{Approvals, Policy};
+use crate::plan::RiskClass;
 use crate::util::parse_duration;
 
 /// The environment variable holding the bot token when neither `token_env` nor `token_file` is set.
@@ -46,6 +48,9 @@ const MIN_POLL_SECS: i64 = 10;
 const MAX_BACKFILL_SECS: i64 = 90 * 86_400;
 /// The most approvers a risk class may require.
 const MAX_APPROVALS: i64 = 10;
+/// The shortest and longest IAM access key age IAM.3 remediation may use as its threshold.
+const MIN_KEY_AGE_SECS: i64 = 86_400;
+const MAX_KEY_AGE_SECS: i64 = 3_650 * 86_400;
 
 // ---------------------------------------------------------------------------------------------
 // Settings: what the rest of hanko sees
@@ -64,6 +69,7 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `playbooks.path`, resolved; `None` means the built-in playbooks.
     pub playbooks_path: Option<PathBuf>,
+    pub posture: PostureSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +139,31 @@ pub struct IngestSettings {
     pub securityhub: bool,
     /// GuardDuty detector id by region; regions not listed are looked up with ListDetectors.
     pub detector_ids: BTreeMap<String, String>,
+}
+
+/// Security Hub posture: the daily score digest, drop alerts, suppressions, remediation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostureSettings {
+    /// UTC time of day the score digest is posted; `None` when `digest = false`.
+    pub digest_at: Option<NaiveTime>,
+    /// A score that fell by more than this many percentage points since the previous day's
+    /// recorded score is announced at once (0 to 100; 100 never fires).
+    pub drop_alert_points: f64,
+    /// The risk class of a suppression request: how many approvers the policy asks for.
+    pub suppress_risk: RiskClass,
+    /// IAM.3 remediation proposes deactivating access keys older than this.
+    pub iam3_max_key_age: Duration,
+}
+
+impl Default for PostureSettings {
+    fn default() -> Self {
+        PostureSettings {
+            digest_at: NaiveTime::from_hms_opt(9, 0, 0),
+            drop_alert_points: 5.0,
+            suppress_risk: RiskClass::Evidence,
+            iam3_max_key_age: Duration::days(90),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -430,6 +461,7 @@ struct RawConfig {
     store: RawStore,
     http: RawHttp,
     playbooks: RawPlaybooks,
+    posture: RawPosture,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -508,6 +540,16 @@ struct RawPlaybooks {
     path: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPosture {
+    digest: Option<bool>,
+    digest_at: Option<String>,
+    drop_alert_points: Option<f64>,
+    suppress_risk: Option<String>,
+    iam3_max_key_age: Option<String>,
+}
+
 impl RawConfig {
     /// Reads every section, reporting unknown keys and wrong types; never fails.
     fn read(doc: &toml::Table, problems: &mut Vec<Problem>) -> RawConfig {
@@ -541,6 +583,7 @@ impl RawConfig {
         let store = take("store");
         let http = take("http");
         let playbooks = take("playbooks");
+        let posture = take("posture");
         r.nested::<RawApprovals>(&mut policy, "policy", "approvals");
         RawConfig {
             discord: r.section(&discord, "discord"),
@@ -551,6 +594,7 @@ impl RawConfig {
             store: r.section(&store, "store"),
             http: r.section(&http, "http"),
             playbooks: r.section(&playbooks, "playbooks"),
+            posture: r.section(&posture, "posture"),
         }
     }
 }
@@ -642,7 +686,7 @@ fn dotted(path: &str, key: &str) -> String {
 
 /// The section that owns a key name, for keys written in the wrong section.
 fn section_of(key: &str) -> Option<&'static str> {
-    let sections: [(&str, &[&str]); 8] = [
+    let sections: [(&str, &[&str]); 9] = [
         ("discord", field_names::<RawDiscord>()),
         ("responders", field_names::<RawResponders>()),
         ("policy", field_names::<RawPolicy>()),
@@ -651,6 +695,7 @@ fn section_of(key: &str) -> Option<&'static str> {
         ("store", field_names::<RawStore>()),
         ("http", field_names::<RawHttp>()),
         ("playbooks", field_names::<RawPlaybooks>()),
+        ("posture", field_names::<RawPosture>()),
     ];
     let owners: Vec<&str> = sections
         .iter()
@@ -678,9 +723,10 @@ fn type_message(key: &str, value: &toml::Value, e: &toml::de::Error) -> String {
             toml::Value::Integer(_) | toml::Value::Array(_),
         ) => "; write Discord ids as quoted strings, e.g. \"123456789012345678\"",
         ("accounts", _) => "; write account ids as quoted strings, e.g. [\"123456789012\"]",
-        ("poll_interval" | "backfill" | "request_ttl", toml::Value::Integer(_)) => {
-            "; write durations as strings with a unit, e.g. \"60s\", \"15m\", \"4h\", \"7d\""
-        }
+        (
+            "poll_interval" | "backfill" | "request_ttl" | "iam3_max_key_age",
+            toml::Value::Integer(_),
+        ) => "; write durations as strings with a unit, e.g. \"60s\", \"15m\", \"4h\", \"7d\"",
         (_, toml::Value::String(_)) if what.contains("expected a boolean") => {
             "; write true or false without quotes"
         }
@@ -789,6 +835,7 @@ impl RawConfig {
             Some(p) => Some(resolve(base, p)),
             None => None,
         };
+        let posture = v.posture(self.posture);
         Some(Settings {
             discord: discord?,
             responders,
@@ -798,6 +845,7 @@ impl RawConfig {
             store,
             http: http?,
             playbooks_path,
+            posture: posture?,
         })
     }
 }
@@ -1148,6 +1196,62 @@ impl Validator<'_> {
         })
     }
 
+    fn posture(&mut self, raw: RawPosture) -> Option<PostureSettings> {
+        let defaults = PostureSettings::default();
+        // A bad digest_at is reported even when the digest is off: it would bite once turned on.
+        let digest_at = match raw.digest_at {
+            None => Some(defaults.digest_at),
+            Some(text) => match parse_time_of_day(&text) {
+                Ok(t) => Some(Some(t)),
+                Err(message) => {
+                    self.problem("posture.digest_at", message);
+                    None
+                }
+            },
+        };
+        let digest_at = match raw.digest {
+            Some(false) => digest_at.map(|_| None),
+            _ => digest_at,
+        };
+        let drop_alert_points = match raw.drop_alert_points {
+            None => Some(defaults.drop_alert_points),
+            Some(p) if (0.0..=100.0).contains(&p) => Some(p),
+            Some(p) => {
+                self.problem(
+                    "posture.drop_alert_points",
+                    format!("{p} is not a number of percentage points: use 0 to 100 (100 turns drop alerts off)"),
+                );
+                None
+            }
+        };
+        let suppress_risk = match raw.suppress_risk {
+            None => Some(defaults.suppress_risk),
+            Some(text) => match RiskClass::parse(text.trim()) {
+                Some(class) => Some(class),
+                None => {
+                    self.problem(
+                        "posture.suppress_risk",
+                        format!("`{text}` is not a risk class: use evidence, contain or disrupt (their approvers are set in policy.approvals)"),
+                    );
+                    None
+                }
+            },
+        };
+        let iam3_max_key_age = self.duration(
+            "posture.iam3_max_key_age",
+            raw.iam3_max_key_age,
+            "90d",
+            (MIN_KEY_AGE_SECS, MAX_KEY_AGE_SECS),
+            "between 1d and 3650d",
+        );
+        Some(PostureSettings {
+            digest_at: digest_at?,
+            drop_alert_points: drop_alert_points?,
+            suppress_risk: suppress_risk?,
+            iam3_max_key_age: iam3_max_key_age?,
+        })
+    }
+
     fn http(&mut self, raw: RawHttp) -> Option<HttpSettings> {
         let text = raw.listen.unwrap_or_else(|| "127.0.0.1:9464".to_owned());
         match text.parse::<SocketAddr>() {
@@ -1161,6 +1265,21 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// `HH:MM`, 24-hour, as the digest time of day (UTC).
+fn parse_time_of_day(s: &str) -> Result<NaiveTime, String> {
+    let bad = || {
+        format!("`{s}` is not a time of day: write it as HH:MM in UTC, 24-hour, e.g. \"09:00\" or \"17:30\"")
+    };
+    let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
+    let two_digits = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(h) || !two_digits(m) {
+        return Err(bad());
+    }
+    let hour: u32 = h.parse().map_err(|_| bad())?;
+    let minute: u32 = m.parse().map_err(|_| bad())?;
+    NaiveTime::from_hms_opt(hour, minute, 0).ok_or_else(bad)
 }
 
 /// A Discord snowflake: 17 to 20 digits, no leading zero, fits in u64.
@@ -1289,6 +1408,11 @@ regions = ["us-east-1"]
         assert_eq!(s.playbooks_path, None);
         assert_eq!(s.aws.accounts, None);
         assert!(s.aws.may_act_in("999999999999"));
+        assert_eq!(s.posture.digest_at, NaiveTime::from_hms_opt(9, 0, 0));
+        assert_eq!(s.posture.drop_alert_points, 5.0);
+        assert_eq!(s.posture.suppress_risk, RiskClass::Evidence);
+        assert_eq!(s.posture.iam3_max_key_age, Duration::days(90));
+        assert_eq!(s.posture, PostureSettings::default());
     }
 
     #[test]
@@ -1333,6 +1457,13 @@ listen = "[::1]:9000"
 
 [playbooks]
 path = "/etc/hanko/playbooks.toml"
+
+[posture]
+digest = true
+digest_at = "17:45"
+drop_alert_points = 2.5
+suppress_risk = "contain"
+iam3_max_key_age = "45d"
 "#;
         let s = parse(text, Path::new(ORIGIN)).unwrap();
         assert_eq!(
@@ -1373,6 +1504,62 @@ path = "/etc/hanko/playbooks.toml"
             s.playbooks_path,
             Some(PathBuf::from("/etc/hanko/playbooks.toml"))
         );
+        assert_eq!(
+            s.posture,
+            PostureSettings {
+                digest_at: NaiveTime::from_hms_opt(17, 45, 0),
+                drop_alert_points: 2.5,
+                suppress_risk: RiskClass::Contain,
+                iam3_max_key_age: Duration::days(45),
+            }
+        );
+    }
+
+    #[test]
+    fn the_posture_digest_can_be_turned_off_and_whole_points_are_numbers() {
+        let s = parse(
+            &format!("{BASE}\n[posture]\ndigest = false\ndrop_alert_points = 10\n"),
+            Path::new(ORIGIN),
+        )
+        .unwrap();
+        assert_eq!(s.posture.digest_at, None);
+        assert_eq!(s.posture.drop_alert_points, 10.0);
+        // Off, but a bad time is still reported: it would bite when turned back on.
+        let p = problems(&format!(
+            "{BASE}\n[posture]\ndigest = false\ndigest_at = \"9am\"\n"
+        ));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "posture.digest_at");
+        assert_eq!(
+            p[0].message,
+            "`9am` is not a time of day: write it as HH:MM in UTC, 24-hour, e.g. \"09:00\" or \"17:30\""
+        );
+        let p = problems(&format!("{BASE}\n[posture]\nsuppress_risk = \"low\"\n"));
+        assert_eq!(
+            p[0].message,
+            "`low` is not a risk class: use evidence, contain or disrupt (their approvers are set in policy.approvals)"
+        );
+    }
+
+    #[test]
+    fn times_of_day() {
+        for (text, h, m) in [
+            ("00:00", 0, 0),
+            ("09:00", 9, 0),
+            ("23:59", 23, 59),
+            (" 07:05 ", 7, 5),
+        ] {
+            assert_eq!(
+                parse_time_of_day(text),
+                Ok(NaiveTime::from_hms_opt(h, m, 0).unwrap()),
+                "{text}"
+            );
+        }
+        for bad in [
+            "24:00", "12:60", "9:00", "09:0", "0900", "09:00:00", "-1:00", "", "ab:cd", "09:00Z",
+        ] {
+            assert!(parse_time_of_day(bad).is_err(), "{bad}");
+        }
     }
 
     /// Each entry: a change to BASE (appended TOML, or a replaced line) and the one problem key
@@ -1436,6 +1623,21 @@ path = "/etc/hanko/playbooks.toml"
             ("approver_roles = [\"323456789012345678\"]", "approver_roles = [\"323456789012345678\", \"x\"]", "responders.approver_roles[1]"),
             ("approver_roles = [\"323456789012345678\"]", "approver_roles = [323456789012345678]", "responders.approver_roles"),
             ("approver_roles = [\"323456789012345678\"]", "approver_roles = [\"323456789012345678\"]\nadmin_roles = [\"1\"]", "responders.admin_roles[0]"),
+            ("", "[posture]\ndigest_at = \"9:00\"", "posture.digest_at"),
+            ("", "[posture]\ndigest_at = \"25:00\"", "posture.digest_at"),
+            ("", "[posture]\ndigest_at = 900", "posture.digest_at"),
+            ("", "[posture]\ndigest = \"no\"", "posture.digest"),
+            ("", "[posture]\ndrop_alert_points = -1", "posture.drop_alert_points"),
+            ("", "[posture]\ndrop_alert_points = 101.0", "posture.drop_alert_points"),
+            ("", "[posture]\ndrop_alert_points = \"5\"", "posture.drop_alert_points"),
+            ("", "[posture]\nsuppress_risk = \"Evidence!\"", "posture.suppress_risk"),
+            ("", "[posture]\nsuppress_risk = 1", "posture.suppress_risk"),
+            ("", "[posture]\niam3_max_key_age = \"12h\"", "posture.iam3_max_key_age"),
+            ("", "[posture]\niam3_max_key_age = \"3651d\"", "posture.iam3_max_key_age"),
+            ("", "[posture]\niam3_max_key_age = 90", "posture.iam3_max_key_age"),
+            ("", "[posture]\niam3_max_key_age = \"90 days\"", "posture.iam3_max_key_age"),
+            ("", "[posture]\ndigest_time = \"09:00\"", "posture.digest_time"),
+            ("", "[posture]\nregions = []", "posture.regions"),
         ];
         for (from, to, want) in table {
             let text = if from.is_empty() {
@@ -1614,7 +1816,8 @@ listen = "nowhere"
                 "ingest",
                 "store",
                 "http",
-                "playbooks"
+                "playbooks",
+                "posture"
             ]
         );
         assert_eq!(
@@ -1715,6 +1918,7 @@ listen = "nowhere"
         assert_eq!(s.aws.regions, vec!["us-east-1"]);
         assert_eq!(s.policy.approvals, Approvals::default());
         assert_eq!(s.policy.ttl, Duration::hours(4));
+        assert_eq!(s.posture, PostureSettings::default());
         assert!(check(&path).is_empty());
     }
 

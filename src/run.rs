@@ -4,10 +4,11 @@
 //! [`start`] takes a built [`App`] (the binary builds it from the config; tests build it around a
 //! temporary store and moto) and starts, in this order: the outbox (subscribed to the notices
 //! before anything can send one), the HTTP server (`/healthz`, `/metrics`), the engine's resume
-//! of requests left Approved or Executing, and the Discord bot. [`Running::shutdown`] sends the
-//! shutdown signal (the bot answers further clicks with "hanko is shutting down"; the outbox and
-//! the HTTP server stop), waits a bounded time for engine runs under way, flushes the store and
-//! closes the gateway.
+//! of requests left Approved or Executing, the ingest loops, the posture digest (with
+//! `ingest.securityhub` on; [`crate::discord::digest`]) and the Discord bot.
+//! [`Running::shutdown`] sends the shutdown signal (the bot answers further clicks with "hanko is
+//! shutting down"; the outbox, the digest and the HTTP server stop), waits a bounded time for
+//! engine runs under way, flushes the store and closes the gateway.
 //!
 //! It owns the wiring and the lifetimes of tasks; it holds no policy. It may use every module.
 
@@ -27,6 +28,7 @@ use crate::approval::RequestState;
 use crate::commands::{self, CommandDefError};
 use crate::config::Secret;
 use crate::discord::bot::{self, BotState};
+use crate::discord::digest::Digest;
 use crate::discord::outbox::Outbox;
 use crate::engine::{EngineError, ExecutionReport};
 use crate::pipeline::Notice;
@@ -66,6 +68,9 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// Start the configured ingest loops (tests that feed findings themselves turn it off).
     pub ingest: bool,
+    /// Start the posture digest and drop alerts (when `ingest.securityhub` is on; tests that
+    /// count channel posts turn it off, tests of the digest call its `tick` themselves).
+    pub posture_digest: bool,
 }
 
 impl Options {
@@ -74,6 +79,7 @@ impl Options {
             commands_dir,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             ingest: true,
+            posture_digest: true,
         }
     }
 }
@@ -198,6 +204,8 @@ pub struct Running {
     outbox: JoinHandle<()>,
     server: JoinHandle<()>,
     ingest: Vec<JoinHandle<()>>,
+    /// The posture digest task, when started.
+    digest: Option<JoinHandle<()>>,
 }
 
 /// Starts the outbox, the HTTP server, the engine's resume and the bot. Returns once they are
@@ -261,6 +269,12 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         Vec::new()
     };
 
+    // Without Security Hub ingest the scores never change: nothing to post a digest of.
+    let digest = (options.posture_digest && app.settings.ingest.securityhub).then(|| {
+        let digest = Digest::new(app.clone(), Arc::clone(&client.http));
+        tokio::spawn(digest.run(shutdown_rx.clone()))
+    });
+
     let bot = tokio::spawn(async move {
         if let Err(e) = client.start().await {
             tracing::error!(error = %e, "the Discord client stopped with an error");
@@ -278,6 +292,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         outbox,
         server,
         ingest,
+        digest,
     })
 }
 
@@ -295,6 +310,15 @@ impl Running {
             let abort = task.abort_handle();
             if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
                 tracing::warn!("an ingest loop did not stop in time; aborting it");
+                abort.abort();
+            }
+        }
+        // A digest post under way finishes (its retries are bounded) or is cut at the timeout;
+        // its day is claimed already, so it is never posted twice.
+        if let Some(task) = self.digest {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
+                tracing::warn!("the posture digest did not stop in time; aborting it");
                 abort.abort();
             }
         }

@@ -21,6 +21,7 @@ pub mod cards;
 pub mod commands;
 pub mod convert;
 pub mod custom_id;
+pub mod digest;
 pub mod interactions;
 pub mod outbox;
 pub mod posture_actions;
