@@ -36,6 +36,7 @@
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
+//! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → containment plans, run by the same engine | plan, posture, aws |
 //! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
 //! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions and the outbox | core modules, serenity |
@@ -63,6 +64,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod playbooks;
 pub mod posture;
+pub mod remediate;
 pub mod run;
 pub mod store;
 pub mod util;

@@ -63,12 +63,14 @@ pub enum Action {
     // S3
     BlockBucketPublicAccess,
     EnforceBucketOwnership,
+    // S3 Control (account level)
+    BlockAccountPublicAccess,
     // Security Hub (posture)
     SuppressFindings,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::DeactivateAccessKey,
         Action::RevokeUserSessions,
         Action::RevokeRoleSessions,
@@ -83,6 +85,7 @@ impl Action {
         Action::StopInstance,
         Action::BlockBucketPublicAccess,
         Action::EnforceBucketOwnership,
+        Action::BlockAccountPublicAccess,
         Action::SuppressFindings,
     ];
 
@@ -103,6 +106,7 @@ impl Action {
             Action::StopInstance => "stop_instance",
             Action::BlockBucketPublicAccess => "block_bucket_public_access",
             Action::EnforceBucketOwnership => "enforce_bucket_ownership",
+            Action::BlockAccountPublicAccess => "block_account_public_access",
             Action::SuppressFindings => "suppress_findings",
         }
     }
@@ -111,10 +115,11 @@ impl Action {
         Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
-    /// `iam`, `ec2`, `s3` or `securityhub`.
+    /// `iam`, `ec2`, `s3`, `s3control` or `securityhub`.
     pub fn service(self) -> &'static str {
         match self {
             Action::SuppressFindings => "securityhub",
+            Action::BlockAccountPublicAccess => "s3control",
             Action::DeactivateAccessKey
             | Action::RevokeUserSessions
             | Action::RevokeRoleSessions
@@ -140,6 +145,8 @@ impl Action {
             Action::StopInstance => "ec2:StopInstances",
             Action::BlockBucketPublicAccess => "s3:PutBucketPublicAccessBlock",
             Action::EnforceBucketOwnership => "s3:PutBucketOwnershipControls",
+            // S3 Control's PutPublicAccessBlock, as IAM names its permission.
+            Action::BlockAccountPublicAccess => "s3:PutAccountPublicAccessBlock",
             Action::SuppressFindings => "securityhub:BatchUpdateFindings",
         }
     }
@@ -202,6 +209,10 @@ pub enum Target {
     Bucket {
         bucket: String,
     },
+    /// An account-wide setting of the plan's account (S3 Block Public Access).
+    Account {
+        account_id: String,
+    },
     /// Security Hub control findings (ASFF `Id`s) of one control in the plan's account.
     ControlFindings {
         control_id: String,
@@ -220,6 +231,7 @@ impl std::fmt::Display for Target {
             Target::Role { role_name } => write!(f, "role {role_name}"),
             Target::Instance { instance_id } => write!(f, "instance {instance_id}"),
             Target::Bucket { bucket } => write!(f, "bucket {bucket}"),
+            Target::Account { account_id } => write!(f, "account {account_id}"),
             Target::ControlFindings {
                 control_id,
                 finding_ids,
@@ -324,6 +336,11 @@ impl Step {
             Action::EnforceBucketOwnership => {
                 format!("{} {} BucketOwnerEnforced", self.operation, s("Bucket"))
             }
+            Action::BlockAccountPublicAccess => format!(
+                "{} account {}: all four flags true",
+                self.operation,
+                s("AccountId")
+            ),
             Action::SuppressFindings => {
                 let n = p
                     .get("FindingIdentifiers")
@@ -483,8 +500,65 @@ struct Builder<'a> {
     notes: Vec<String>,
 }
 
+/// The step that deactivates exactly one access key of one IAM user (never deletes it).
+/// Shared by the GuardDuty playbook and posture remediation (`crate::remediate`, IAM.3).
+pub fn deactivate_access_key_step(user_name: &str, access_key_id: &str) -> Step {
+    Step::new(
+        Action::DeactivateAccessKey,
+        Target::AccessKey {
+            user_name: user_name.into(),
+            access_key_id: access_key_id.into(),
+        },
+        serde_json::json!({
+            "UserName": user_name, "AccessKeyId": access_key_id, "Status": "Inactive"
+        }),
+    )
+}
+
+/// The step that turns on all four public-access-block flags of exactly one bucket.
+/// Shared by the GuardDuty playbook and posture remediation (`crate::remediate`, S3.8).
+pub fn block_bucket_public_access_step(bucket: &str) -> Step {
+    Step::new(
+        Action::BlockBucketPublicAccess,
+        Target::Bucket {
+            bucket: bucket.into(),
+        },
+        serde_json::json!({
+            "Bucket": bucket,
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": true, "IgnorePublicAcls": true,
+                "BlockPublicPolicy": true, "RestrictPublicBuckets": true
+            }
+        }),
+    )
+}
+
+/// The step that turns on all four account-level S3 Block Public Access flags of the plan's
+/// account (S3 Control). Used by posture remediation (`crate::remediate`, S3.1).
+pub fn block_account_public_access_step(account_id: &str) -> Step {
+    Step::new(
+        Action::BlockAccountPublicAccess,
+        Target::Account {
+            account_id: account_id.into(),
+        },
+        serde_json::json!({
+            "AccountId": account_id,
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": true, "IgnorePublicAcls": true,
+                "BlockPublicPolicy": true, "RestrictPublicBuckets": true
+            }
+        }),
+    )
+}
+
 impl Builder<'_> {
     fn push(&mut self, action: Action, target: Target, parameters: serde_json::Value) {
+        self.push_step(Step::new(action, target, parameters));
+    }
+
+    /// Adds `step` unless a playbook switched its action off; the playbook's risk class wins.
+    fn push_step(&mut self, mut step: Step) {
+        let action = step.action;
         if !self.overrides.is_on(action) {
             if !action.is_opt_in() {
                 self.notes
@@ -492,7 +566,6 @@ impl Builder<'_> {
             }
             return;
         }
-        let mut step = Step::new(action, target, parameters);
         step.risk = self.overrides.risk_of(action);
         self.steps.push(step);
     }
@@ -555,16 +628,7 @@ impl Builder<'_> {
         match (user_type, name) {
             ("IAMUser", Some(user)) => {
                 if key_id.starts_with("AKIA") {
-                    self.push(
-                        Action::DeactivateAccessKey,
-                        Target::AccessKey {
-                            user_name: user.into(),
-                            access_key_id: key_id.into(),
-                        },
-                        serde_json::json!({
-                            "UserName": user, "AccessKeyId": key_id, "Status": "Inactive"
-                        }),
-                    );
+                    self.push_step(deactivate_access_key_step(user, key_id));
                 } else if key_id.starts_with("ASIA") {
                     self.notes.push(format!(
                         "{key_id} is a temporary (STS) credential: it cannot be deactivated, so the user's sessions are revoked instead"
@@ -653,19 +717,7 @@ impl Builder<'_> {
                 ));
                 continue;
             }
-            self.push(
-                Action::BlockBucketPublicAccess,
-                Target::Bucket {
-                    bucket: name.clone(),
-                },
-                serde_json::json!({
-                    "Bucket": name,
-                    "PublicAccessBlockConfiguration": {
-                        "BlockPublicAcls": true, "IgnorePublicAcls": true,
-                        "BlockPublicPolicy": true, "RestrictPublicBuckets": true
-                    }
-                }),
-            );
+            self.push_step(block_bucket_public_access_step(&name));
             self.push(
                 Action::EnforceBucketOwnership,
                 Target::Bucket {

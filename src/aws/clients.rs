@@ -8,7 +8,9 @@
 //! Endpoints: an explicit override (from the config) applies to every client. Without one,
 //! aws-config itself honours `AWS_ENDPOINT_URL` and the service-specific
 //! `AWS_ENDPOINT_URL_<SERVICE>` variables; hanko does not force anything. S3 uses path-style
-//! addressing whenever an endpoint is set (moto, LocalStack and MinIO need it).
+//! addressing whenever an endpoint is set (moto, LocalStack and MinIO need it), and S3 Control
+//! then calls that endpoint as given, without the account id the SDK puts in front of the host
+//! (see [`S3ControlEndpoint`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,8 @@ pub struct AwsClients {
     pub iam: aws_sdk_iam::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub s3: aws_sdk_s3::Client,
+    /// Account-level S3 settings (Block Public Access of the whole account).
+    pub s3control: aws_sdk_s3control::Client,
     pub securityhub: aws_sdk_securityhub::Client,
 }
 
@@ -43,11 +47,38 @@ impl AwsClients {
         let s3 = aws_sdk_s3::config::Builder::from(conf)
             .force_path_style(path_style_s3)
             .build();
+        let s3control = aws_sdk_s3control::config::Builder::from(conf)
+            .endpoint_resolver(S3ControlEndpoint::default())
+            .build();
         AwsClients {
             iam: aws_sdk_iam::Client::new(conf),
             ec2: aws_sdk_ec2::Client::new(conf),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            s3control: aws_sdk_s3control::Client::from_conf(s3control),
             securityhub: aws_sdk_securityhub::Client::new(conf),
+        }
+    }
+}
+
+/// S3 Control's endpoint: AWS's own rules, except behind a custom endpoint. The SDK's rules put
+/// the account id in front of the host (`123456789012.s3-control.us-east-1.amazonaws.com`), also
+/// of a custom endpoint, where `123456789012.127.0.0.1:5000` does not resolve. Behind a custom
+/// endpoint (moto, LocalStack) the request goes to that endpoint as given, the way S3 switches to
+/// path-style there; the account id still travels in the `x-amz-account-id` header.
+#[derive(Debug, Default)]
+struct S3ControlEndpoint(aws_sdk_s3control::config::endpoint::DefaultResolver);
+
+impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for S3ControlEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        params: &'a aws_sdk_s3control::config::endpoint::Params,
+    ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
+        use aws_sdk_s3control::config::endpoint::{Endpoint, EndpointFuture};
+        match params.endpoint() {
+            Some(url) => {
+                EndpointFuture::ready(Ok(Endpoint::builder().url(url.to_string()).build()))
+            }
+            None => self.0.resolve_endpoint(params),
         }
     }
 }

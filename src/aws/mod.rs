@@ -7,8 +7,8 @@
 //!
 //! ## The step contract
 //!
-//! Every [`Action`] is implemented by four functions in its service module (`iam`, `ec2`, `s3`),
-//! reached through the dispatchers below:
+//! Every [`Action`] is implemented by four functions in its service module (`iam`, `ec2`, `s3`,
+//! `s3control`, `securityhub`), reached through the dispatchers below:
 //!
 //! 1. [`capture`]: read the current state of exactly the step's target. Returns what the step is
 //!    about to replace (persisted by the engine *before* `apply`) and whether the target is already
@@ -28,6 +28,7 @@ pub mod ec2;
 pub mod error;
 pub mod iam;
 pub mod s3;
+pub mod s3control;
 pub mod securityhub;
 
 use chrono::{DateTime, Utc};
@@ -126,6 +127,7 @@ pub async fn capture(
 ) -> Result<Captured, StepError> {
     match step.action.service() {
         "iam" => iam::capture(&clients.iam, step, ctx).await,
+        "s3control" => s3control::capture(&clients.s3control, step, ctx).await,
         "s3" => s3::capture(&clients.s3, step, ctx).await,
         "securityhub" => securityhub::capture(&clients.securityhub, step, ctx).await,
         _ => ec2::capture(&clients.ec2, step, ctx).await,
@@ -141,6 +143,7 @@ pub async fn apply(
 ) -> Result<serde_json::Value, StepError> {
     match step.action.service() {
         "iam" => iam::apply(&clients.iam, step, captured, ctx).await,
+        "s3control" => s3control::apply(&clients.s3control, step, captured, ctx).await,
         "s3" => s3::apply(&clients.s3, step, captured, ctx).await,
         "securityhub" => securityhub::apply(&clients.securityhub, step, captured, ctx).await,
         _ => ec2::apply(&clients.ec2, step, captured, ctx).await,
@@ -156,6 +159,7 @@ pub async fn verify(
 ) -> Result<(), StepError> {
     match step.action.service() {
         "iam" => iam::verify(&clients.iam, step, result, ctx).await,
+        "s3control" => s3control::verify(&clients.s3control, step, result, ctx).await,
         "s3" => s3::verify(&clients.s3, step, result, ctx).await,
         "securityhub" => securityhub::verify(&clients.securityhub, step, result, ctx).await,
         _ => ec2::verify(&clients.ec2, step, result, ctx).await,
@@ -172,6 +176,7 @@ pub async fn revert(
 ) -> Result<RevertOutcome, StepError> {
     match step.action.service() {
         "iam" => iam::revert(&clients.iam, step, captured, result, ctx).await,
+        "s3control" => s3control::revert(&clients.s3control, step, captured, result, ctx).await,
         "s3" => s3::revert(&clients.s3, step, captured, result, ctx).await,
         "securityhub" => {
             securityhub::revert(&clients.securityhub, step, captured, result, ctx).await
@@ -200,6 +205,7 @@ pub fn reads_of(action: Action) -> &'static [&'static str] {
         Action::StopInstance => &["ec2:DescribeInstances"],
         Action::BlockBucketPublicAccess => &["s3:GetBucketPublicAccessBlock"],
         Action::EnforceBucketOwnership => &["s3:GetBucketOwnershipControls"],
+        Action::BlockAccountPublicAccess => &["s3:GetAccountPublicAccessBlock"],
         Action::SuppressFindings => &["securityhub:GetFindings"],
     }
 }

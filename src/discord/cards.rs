@@ -699,6 +699,10 @@ fn revert_danger(step: &Step) -> Option<String> {
         Action::EnforceBucketOwnership => {
             Some(format!("bucket {} honours ACLs again", p("Bucket")))
         }
+        Action::BlockAccountPublicAccess => Some(format!(
+            "buckets of account {} may be public again",
+            p("AccountId")
+        )),
         Action::SuppressFindings => Some(format!(
             "the findings of control {} are NEW again and count against the score",
             p("ControlId")
@@ -729,6 +733,7 @@ fn revert_effect(action: Action) -> &'static str {
         Action::StopInstance => "starts the instance",
         Action::BlockBucketPublicAccess => "restores the prior public access block",
         Action::EnforceBucketOwnership => "restores the prior ownership controls",
+        Action::BlockAccountPublicAccess => "restores the account's prior public access block",
         Action::SuppressFindings => "sets the findings' workflow back to NEW",
     }
 }
@@ -749,6 +754,7 @@ fn action_phrase(action: Action) -> &'static str {
         Action::StopInstance => "stop the instance",
         Action::BlockBucketPublicAccess => "block public access to the bucket",
         Action::EnforceBucketOwnership => "disable the bucket's ACLs",
+        Action::BlockAccountPublicAccess => "block public access account-wide",
         Action::SuppressFindings => "suppress the control's findings",
     }
 }
