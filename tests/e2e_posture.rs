@@ -190,7 +190,15 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
         text.contains("AWS Foundational Security Best Practices v1.0.0"),
         "{text}"
     );
-    assert_eq!(s3_card.button_labels(), vec!["Suppress", "Acknowledge"]);
+    assert_eq!(
+        s3_card.button_labels(),
+        vec!["Remediate", "Suppress", "Acknowledge"]
+    );
+    assert_eq!(
+        ec2_card.button_labels(),
+        vec!["Suppress", "Acknowledge"],
+        "hanko has no remediation for EC2.19"
+    );
     assert_eq!(
         fake.channel_posts(fake.channel_id()).len(),
         2,
@@ -363,5 +371,91 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
         "2 posture cards and 1 request card"
     );
 
+    bot.stop().await;
+}
+
+/// Whether all four public-access-block flags of `bucket` are on (false when none is set).
+async fn blocked(s3: &aws_sdk_s3::Client, bucket: &str) -> bool {
+    match s3.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => out.public_access_block_configuration().is_some_and(|c| {
+            c.block_public_acls() == Some(true)
+                && c.ignore_public_acls() == Some(true)
+                && c.block_public_policy() == Some(true)
+                && c.restrict_public_buckets() == Some(true)
+        }),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remediate_on_a_posture_card_blocks_exactly_its_failing_buckets_once_approved() {
+    let moto = Moto::start();
+    let standin = standin::Standin::start(moto.port).await;
+    let moto_conf = moto.sdk_config().await;
+    let conf = moto_conf
+        .to_builder()
+        .endpoint_url(standin.endpoint())
+        .build();
+    let s3 = moto.s3().await;
+    for bucket in ["site-a", "site-b", "unrelated"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    let updated = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let findings: Vec<Value> = ["site-a", "site-b"]
+        .iter()
+        .enumerate()
+        .map(|(n, b)| control_finding(n, "S3.8", "FAILED", &format!("arn:aws:s3:::{b}"), &updated))
+        .collect();
+    standin.import(&findings).await;
+
+    let bot = Bot::start(1, ClientFactory::from_sdk_config(conf.clone(), None)).await;
+    let fake = &bot.fake;
+    let app = bot.app().clone();
+    poll(&app, &conf).await;
+    let card = wait_for_posture_card(fake, "S3.8", |_| true).await;
+
+    fake.inject_button(&card.custom_id_of("Remediate").unwrap(), card.id, &bob());
+    let group = format!("{ACCOUNT}/us-east-1/S3.8");
+    eventually("the remediation request", || {
+        app.store.requests_for_finding(&group).unwrap().len() == 1
+    })
+    .await;
+    let request = app.store.requests_for_finding(&group).unwrap().remove(0);
+    let buckets: Vec<&str> = request
+        .plan
+        .steps
+        .iter()
+        .map(|s| {
+            assert_eq!(s.action, Action::BlockBucketPublicAccess);
+            s.parameters["Bucket"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(buckets, vec!["site-a", "site-b"]);
+    let request_card = wait_for_card(fake, request.id).await;
+    assert!(
+        request_card.embed_text().contains("[REMEDIATE] S3.8"),
+        "{}",
+        request_card.embed_text()
+    );
+    assert!(
+        !blocked(&s3, "site-a").await,
+        "nothing changes before approval"
+    );
+
+    fake.inject_button(
+        &request_card.custom_id_of("Approve").unwrap(),
+        request_card.id,
+        &alice(),
+    );
+    eventually("the remediation to run", || {
+        app.store
+            .get_request(request.id)
+            .unwrap()
+            .is_some_and(|r| r.state == RequestState::Succeeded)
+    })
+    .await;
+    assert!(blocked(&s3, "site-a").await);
+    assert!(blocked(&s3, "site-b").await);
+    assert!(!blocked(&s3, "unrelated").await, "only the failing buckets");
     bot.stop().await;
 }

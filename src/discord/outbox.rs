@@ -143,9 +143,10 @@ pub fn render(app: &App, key: &CardKey) -> Result<Option<Card>, StoreError> {
             let plan = plan::plan(&stored.finding, &app.playbooks);
             cards::finding_card(&stored.finding, &plan)
         })),
-        CardKey::Posture(group) => {
-            Ok(posture_group(app, group)?.map(|g| cards::posture_card(&g, false)))
-        }
+        CardKey::Posture(group) => Ok(posture_group(app, group)?.map(|g| {
+            let remediable = crate::remediate::offers(&g.key.control_id);
+            cards::posture_card(&g, remediable)
+        })),
     }
 }
 

@@ -9,8 +9,8 @@
 //! * **Acknowledge** sets the control's NEW failing findings to NOTIFIED at once, without
 //!   approval (it changes who is looking, not what is exposed), audited as
 //!   `FindingsAcknowledged`.
-//! * **Remediate** proposes the control's remediation (see [`crate::remediate`]) where hanko
-//!   has one.
+//! * **Remediate** proposes the control's remediation (see [`crate::remediate`]: S3.8, S3.1,
+//!   IAM.3) as a request of its own, approval-gated like a containment.
 //!
 //! Every click is checked from scratch: the id ([`PostureId`]), the clicker's roles, and the
 //! group as the store holds it now. Refusals are ephemeral and audited.
@@ -38,6 +38,7 @@ use crate::discord::outbox;
 use crate::pipeline::{self, Notice};
 use crate::plan::{Action, Plan, RiskClass, Step, Target};
 use crate::posture::{ControlFinding, Group, GroupKey, WorkflowStatus};
+use crate::remediate::{self, Remediation};
 
 /// The answer to a click on a posture card whose control hanko does not know.
 pub const UNKNOWN_GROUP: &str =
@@ -311,9 +312,9 @@ pub async fn modal(
     Ok(())
 }
 
-/// The risk class of a suppression step.
-fn suppress_risk(_app: &App) -> RiskClass {
-    Action::SuppressFindings.default_risk()
+/// The risk class of a suppression step (`posture.suppress_risk`).
+fn suppress_risk(app: &App) -> RiskClass {
+    app.settings.posture.suppress_risk
 }
 
 async fn acknowledge(
@@ -422,11 +423,69 @@ async fn remediate(
     group: &Group,
     voter: &Voter,
 ) -> Result<(), BotError> {
-    let _ = (app, group, voter);
-    say_ephemeral(
-        http,
-        click,
-        "hanko has no remediation for this control; nothing was done.",
-    )
-    .await
+    let key = &group.key;
+    if let Some(id) = open_request(app, key)? {
+        return say_ephemeral(http, click, &already_open(id)).await;
+    }
+    defer_ephemeral(http, click).await?;
+    let answer = |text: String| {
+        EditInteractionResponse::new()
+            .content(cards::truncate(&text, MAX_CONTENT))
+            .allowed_mentions(no_pings())
+    };
+    let now = Utc::now();
+    // Read-only calls (IAM.3 lists the users' keys); nothing changes before approval.
+    let planned = match app.clients.clients(&key.account_id, &key.region).await {
+        Ok(clients) => {
+            remediate::plan_for_group(&clients, group, now, app.settings.posture.iam3_max_key_age)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let plan = match planned {
+        Ok(Remediation::Plan(plan)) => plan,
+        Ok(Remediation::NotOffered { reason }) => {
+            refused(
+                app,
+                &voter.actor,
+                Some(key),
+                "remediation_not_offered",
+                &reason,
+            );
+            click
+                .edit_response(http, answer(format!("No remediation proposed: {reason}")))
+                .await?;
+            return Ok(());
+        }
+        Err(message) => {
+            tracing::warn!(group = %key.encode(), error = %message, "planning a remediation failed");
+            click
+                .edit_response(
+                    http,
+                    answer(format!(
+                        "hanko could not read what the remediation needs: {message}"
+                    )),
+                )
+                .await?;
+            return Ok(());
+        }
+    };
+    let steps = plan.steps.len();
+    let needed = app.policy.needed(&plan);
+    let request = pipeline::propose(&app.store, &app.policy, plan, voter.actor.clone(), now)?;
+    app.notices.send(Notice::RequestChanged { request });
+    tracing::info!(request_id = %request, group = %key.encode(), proposer = %voter.actor.key(), "remediation proposed");
+    click
+        .edit_response(
+            http,
+            answer(format!(
+                "Remediation of {} ({steps} step(s)) proposed as request `{}`; its card is \
+                 posted in the channel. It runs once {needed} other responder(s) approve it.",
+                cards::code(&key.control_id),
+                request.simple()
+            )),
+        )
+        .await?;
+    Ok(())
 }
