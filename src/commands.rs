@@ -15,8 +15,17 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// The slash commands hanko ships, one `commands/<name>.json` each.
-pub const COMMAND_NAMES: [&str; 9] = [
-    "findings", "finding", "contain", "audit", "revert", "status", "pause", "resume", "score",
+pub const COMMAND_NAMES: [&str; 10] = [
+    "findings",
+    "finding",
+    "contain",
+    "audit",
+    "revert",
+    "status",
+    "pause",
+    "resume",
+    "score",
+    "suppressions",
 ];
 
 /// Application command types.

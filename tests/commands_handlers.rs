@@ -1314,7 +1314,7 @@ async fn an_unknown_command_is_answered_politely_and_audited() {
     assert!(ephemeral && cards.is_empty());
     assert_eq!(
         content,
-        "Sorry, hanko does not know the command `/frobnicate`. It knows /findings, /finding, /contain, /audit, /revert, /status, /pause, /resume, /score."
+        "Sorry, hanko does not know the command `/frobnicate`. It knows /findings, /finding, /contain, /audit, /revert, /status, /pause, /resume, /score, /suppressions."
     );
     let audited = &invocations(&app)[0];
     assert_eq!(audited.detail["command"], "frobnicate");

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use discord_fake::{
-    DiscordFake, FakeMessage, InjectedInteraction, MessageSource, Origin, CALLBACK_DEFERRED_UPDATE,
-    CALLBACK_MESSAGE, CALLBACK_MODAL, EPHEMERAL,
+    DiscordFake, FakeMessage, MessageSource, Origin, CALLBACK_DEFERRED_UPDATE, CALLBACK_MODAL,
+    EPHEMERAL,
 };
 use hanko::approval::RequestState;
 use hanko::audit::{AuditQuery, EventKind};
@@ -807,35 +807,6 @@ async fn a_burst_that_trickles_in_waits_for_the_window_and_grows_one_digest() {
     assert_eq!(posts.len(), 6, "5 cards and 1 digest");
     assert_eq!(fake.rate_limited_count(), 0);
     bot.stop().await;
-}
-
-/// The text of a slash command's answer, however the bot sent it: a direct answer (callback
-/// type 4), or a deferral (type 5) followed by an edit of the original or a followup.
-async fn command_answer(fake: &DiscordFake, cmd: &InjectedInteraction) -> String {
-    let callback = fake.wait_for_callback(cmd, WAIT).await.unwrap();
-    assert!(
-        callback.received_at.duration_since(cmd.injected_at) < Duration::from_secs(3),
-        "answered within Discord's 3 s"
-    );
-    if callback.body_at("/type") == Some(&json!(CALLBACK_MESSAGE)) {
-        return callback
-            .body_at("/data/content")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-    }
-    let later = fake
-        .wait_for_request(
-            |r| cmd.is_webhook_call(r) && (r.method == "PATCH" || r.method == "POST"),
-            WAIT,
-        )
-        .await
-        .unwrap();
-    later
-        .body_at("/content")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -371,6 +371,59 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
         "2 posture cards and 1 request card"
     );
 
+    // /suppressions lists it: who proposed, who approved, why.
+    let cmd = fake.inject_slash_command("suppressions", json!([]), &alice());
+    let listed = command_answer(fake, &cmd).await;
+    assert!(listed.contains("`S3.8`"), "{listed}");
+    assert!(listed.contains("40 finding(s)"), "{listed}");
+    assert!(listed.contains("by alice"), "{listed}");
+    assert!(listed.contains("approved by bob"), "{listed}");
+    assert!(listed.contains("RISK-142"), "{listed}");
+    assert!(listed.contains("in force"), "{listed}");
+
+    // Lifting it is its revert: proposed by one responder, approved by another, back to NEW.
+    let card = fake.message(card.id).unwrap();
+    fake.inject_button(&card.custom_id_of("Revert").unwrap(), card.id, &alice());
+    eventually("the lift request", || {
+        app.store.requests_for_finding(&group).unwrap().len() == 2
+    })
+    .await;
+    let revert = app
+        .store
+        .requests_for_finding(&group)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id != request.id)
+        .unwrap();
+    let revert_card = wait_for_card(fake, revert.id).await;
+    let before = standin.batch_updates().len();
+    fake.inject_button(
+        &revert_card.custom_id_of("Approve").unwrap(),
+        revert_card.id,
+        &bob(),
+    );
+    eventually("the lift to run", || {
+        app.store
+            .get_request(revert.id)
+            .unwrap()
+            .is_some_and(|r| r.state == RequestState::Succeeded)
+    })
+    .await;
+    let bodies = standin.batch_updates();
+    assert_eq!(bodies.len(), before + 1);
+    let body = &bodies[before];
+    assert_eq!(body["Workflow"]["Status"], "NEW");
+    assert_eq!(body["FindingIdentifiers"].as_array().unwrap().len(), 40);
+    let cmd = fake.inject_slash_command("suppressions", json!([]), &alice());
+    let listed = command_answer(fake, &cmd).await;
+    assert!(listed.contains("lifted"), "{listed}");
+    // The next poll reads the findings back as NEW: the control fails again on its card.
+    poll(&app, &conf).await;
+    wait_for_posture_card(fake, "S3.8", |m| {
+        !m.embed_text().contains("[RESOLVED]") && m.embed_text().contains("failing: 40 new")
+    })
+    .await;
+
     bot.stop().await;
 }
 

@@ -289,3 +289,32 @@ pub async fn eventually(what: &str, check: impl Fn() -> bool) {
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// The text of a slash command's answer, however the bot sent it: a direct answer (callback
+/// type 4), or a deferral (type 5) followed by an edit of the original or a followup.
+pub async fn command_answer(fake: &DiscordFake, cmd: &InjectedInteraction) -> String {
+    let callback = fake.wait_for_callback(cmd, WAIT).await.unwrap();
+    assert!(
+        callback.received_at.duration_since(cmd.injected_at) < Duration::from_secs(3),
+        "answered within Discord's 3 s"
+    );
+    if callback.body_at("/type") == Some(&json!(CALLBACK_MESSAGE)) {
+        return callback
+            .body_at("/data/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+    }
+    let later = fake
+        .wait_for_request(
+            |r| cmd.is_webhook_call(r) && (r.method == "PATCH" || r.method == "POST"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    later
+        .body_at("/content")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}

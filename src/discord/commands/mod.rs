@@ -42,6 +42,7 @@ pub mod resume;
 pub mod revert;
 pub mod score;
 pub mod status;
+pub mod suppressions;
 
 /// Discord's limit on a message's `content`, in characters (code points).
 pub const MAX_CONTENT: usize = 2000;
@@ -138,10 +139,11 @@ pub enum Command {
     Pause,
     Resume,
     Score,
+    Suppressions,
 }
 
 impl Command {
-    pub const ALL: [Command; 9] = [
+    pub const ALL: [Command; 10] = [
         Command::Findings,
         Command::Finding,
         Command::Contain,
@@ -151,6 +153,7 @@ impl Command {
         Command::Pause,
         Command::Resume,
         Command::Score,
+        Command::Suppressions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -164,6 +167,7 @@ impl Command {
             Command::Pause => "pause",
             Command::Resume => "resume",
             Command::Score => "score",
+            Command::Suppressions => "suppressions",
         }
     }
 
@@ -198,6 +202,7 @@ pub async fn dispatch(app: &App, inv: &Invocation) -> Reply {
         Command::Pause => pause::run(app, inv).await,
         Command::Resume => resume::run(app, inv).await,
         Command::Score => score::run(app, inv).await,
+        Command::Suppressions => suppressions::run(app, inv).await,
     }
 }
 
