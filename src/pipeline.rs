@@ -26,6 +26,7 @@ use crate::audit::{Actor, EventKind, NewEvent};
 use crate::finding::Finding;
 use crate::plan::{self, Plan};
 use crate::playbooks::Playbooks;
+use crate::posture::{Group, GroupKey};
 use crate::store::{Store, StoreError, Upsert};
 
 /// Something the chat adapter may want to show.
@@ -237,6 +238,42 @@ fn propose_deferred(
     Ok(request.id)
 }
 
+/// A posture group changed: when nothing of it fails any more (the control passes again, or
+/// its findings were archived or suppressed elsewhere), its pending suppression or
+/// remediation has nothing left to act on and is superseded. Returns the superseded requests;
+/// the caller announces the group (`Notice::PostureChanged`).
+pub fn posture_changed(
+    store: &Store,
+    notices: &Notices,
+    group: &GroupKey,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, StoreError> {
+    let still_fails =
+        Group::of(&store.control_findings(group)?).is_some_and(|g| !g.failing_findings.is_empty());
+    if still_fails {
+        return Ok(Vec::new());
+    }
+    let key = group.encode();
+    let mut superseded = Vec::new();
+    for r in store.requests_for_finding(&key)? {
+        if r.state != RequestState::Pending || r.kind != RequestKind::Contain {
+            continue;
+        }
+        store.transition(
+            r.id,
+            RequestState::Pending,
+            RequestState::Superseded,
+            NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
+                .finding(key.clone())
+                .request(r.id)
+                .detail(serde_json::json!({ "reason": "nothing fails for this control any more" })),
+        )?;
+        notices.send(Notice::RequestChanged { request: r.id });
+        superseded.push(r.id);
+    }
+    Ok(superseded)
+}
+
 /// Stores a new Pending request for `plan`, proposed by `proposer`, and flushes it (a person
 /// is told about it next).
 pub fn propose(
@@ -364,6 +401,47 @@ mod tests {
             }
         );
         assert_eq!(w.requests().len(), 1);
+    }
+
+    #[test]
+    fn a_posture_group_that_no_longer_fails_supersedes_its_pending_request() {
+        use crate::posture::{parse_control_finding, ComplianceStatus};
+        let w = World::new();
+        let doc = serde_json::json!({
+            "Id": "arn:aws:securityhub:us-east-1:123456789012:security-control/S3.8/finding/1",
+            "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+            "AwsAccountId": "123456789012",
+            "UpdatedAt": "2026-11-28T08:00:00Z",
+            "Resources": [{"Type": "AwsS3Bucket", "Id": "arn:aws:s3:::b"}],
+            "Compliance": {"Status": "FAILED", "SecurityControlId": "S3.8"},
+        });
+        let mut f = parse_control_finding(&doc, "$", "us-east-1").unwrap();
+        w.store.upsert_control_finding(&f).unwrap();
+        let key = f.group_key();
+        let plan = Plan::new(
+            key.encode(),
+            "123456789012".into(),
+            "us-east-1".into(),
+            false,
+            Vec::new(),
+            Vec::new(),
+        );
+        let id = propose(&w.store, &w.policy, plan, Actor::System, t(1)).unwrap();
+        // Still failing: nothing happens.
+        assert!(posture_changed(&w.store, &w.notices, &key, t(2))
+            .unwrap()
+            .is_empty());
+        f.compliance = ComplianceStatus::Passed;
+        f.updated_at = Some(t(3));
+        w.store.upsert_control_finding(&f).unwrap();
+        assert_eq!(
+            posture_changed(&w.store, &w.notices, &key, t(4)).unwrap(),
+            vec![id]
+        );
+        assert_eq!(
+            w.store.get_request(id).unwrap().unwrap().state,
+            RequestState::Superseded
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
 use crate::aws::error::classify;
 use crate::finding::{self, FindingSource};
-use crate::pipeline::Notice;
+use crate::pipeline::{self, Notice};
 use crate::posture;
 
 /// `GetFindings` returns at most this many findings a page.
@@ -228,6 +228,11 @@ impl SecurityHubPoller {
                 None => store.flush()?,
             }
             for group in changed {
+                if let Some(key) = posture::GroupKey::decode(&group) {
+                    let superseded =
+                        pipeline::posture_changed(store, &self.app.notices, &key, now)?;
+                    report.superseded += superseded.len();
+                }
                 self.app.notices.send(Notice::PostureChanged { group });
             }
             match page.next_token() {
