@@ -31,7 +31,7 @@
 //! | [`approval`] | request states, policy, `decide` | plan, audit |
 //! | [`audit`] | events, hash chain, query filter | — |
 //! | [`execution`] | step records and outcomes | plan |
-//! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, util |
+//! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, plan, util |
 //! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
@@ -39,7 +39,7 @@
 //! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → containment plans, run by the same engine | plan, posture, aws |
 //! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
-//! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions and the outbox | core modules, serenity |
+//! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions (posture buttons in `discord::posture_actions`), the outbox and the daily score digest | core modules, remediate, serenity |
 //! | [`metrics`] | counters and the histogram behind `/metrics` | core types |
 //! | [`http`] | `/healthz` and `/metrics` (axum) | app, metrics |
 //! | [`run`] | `hanko run`: start-up, the shutdown signal, engine runs started from chat | everything above |

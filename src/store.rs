@@ -54,6 +54,8 @@
 //! | `quarantine` | `id` (`u64`, from 1) | [`QuarantinedInput`] |
 //! | `cursors` | `source` | UTF-8 string: an ingest cursor |
 //! | `kv` | `key` | UTF-8 string: small flags (`paused`) and chat message ids ([`Store::get_meta`]) |
+//! | `kv` | `posture.digest.last` | `YYYY-MM-DD`: the last day whose score digest was claimed ([`crate::discord::digest`]) |
+//! | `kv` | `posture.drop.<account>.<standard>` | `YYYY-MM-DD`: the last day a score drop was announced |
 //! | `posture` | `account/region/control` ([`GroupKey::encode`]) `0` asff_id | [`ControlFinding`] |
 //! | `posture_scores` | `YYYY-MM-DD` | [`Snapshot`]: the day's last recorded scores |
 //!
