@@ -33,7 +33,9 @@ const NO_PAB: &str = "NoSuchPublicAccessBlockConfiguration";
 /// The error code of `GetBucketOwnershipControls` on a bucket without ownership controls.
 const NO_OWNERSHIP: &str = "OwnershipControlsNotFoundError";
 /// The four public-access-block flags, as the API and the JSON records name them.
-const FLAGS: [&str; 4] = [
+/// The four public-access-block flags, in the order of the `[bool; 4]`s below; shared with
+/// the account-level block ([`super::s3control`]).
+pub(super) const FLAGS: [&str; 4] = [
     "BlockPublicAcls",
     "IgnorePublicAcls",
     "BlockPublicPolicy",
@@ -42,7 +44,7 @@ const FLAGS: [&str; 4] = [
 const ENFORCED: &str = "BucketOwnerEnforced";
 
 /// A bucket's public access block: `None` when it has none.
-type Pab = Option<[bool; 4]>;
+pub(super) type Pab = Option<[bool; 4]>;
 
 pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, StepError> {
     let bucket = bucket_of(step)?;
@@ -314,7 +316,7 @@ async fn put_ownership(client: &Client, bucket: &str, rules: &[String]) -> Resul
 }
 
 /// `{"configured": false}` or `{"configured": true, "BlockPublicAcls": .., ...}`.
-fn pab_json(pab: Pab) -> Value {
+pub(super) fn pab_json(pab: Pab) -> Value {
     let mut v = json!({"configured": pab.is_some()});
     if let Some(flags) = pab {
         for (name, on) in FLAGS.iter().zip(flags) {
@@ -324,7 +326,7 @@ fn pab_json(pab: Pab) -> Value {
     v
 }
 
-fn flags_of(v: &Value) -> [bool; 4] {
+pub(super) fn flags_of(v: &Value) -> [bool; 4] {
     FLAGS.map(|name| v.get(name).and_then(Value::as_bool).unwrap_or(false))
 }
 

@@ -21,23 +21,13 @@ use aws_sdk_s3control::Client;
 use serde_json::{json, Value};
 
 use super::error::classify;
+use super::s3::{flags_of, pab_json, Pab};
 use super::{dry_run_result, is_dry_run, nothing, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use crate::plan::{Action, Step, Target};
 
 const GET_ACCOUNT_PAB: &str = "s3:GetAccountPublicAccessBlock";
 const PUT_ACCOUNT_PAB: &str = "s3:PutAccountPublicAccessBlock";
-/// The four public-access-block flags, as the API and the JSON records name them.
-const FLAGS: [&str; 4] = [
-    "BlockPublicAcls",
-    "IgnorePublicAcls",
-    "BlockPublicPolicy",
-    "RestrictPublicBuckets",
-];
-
-/// An account's public access block: `None` when it has none.
-type Pab = Option<[bool; 4]>;
-
 pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, StepError> {
     let account = account_of(step)?;
     let pab = get_pab(client, &account).await?;
@@ -177,21 +167,6 @@ async fn put_pab(client: &Client, account: &str, flags: [bool; 4]) -> Result<(),
         .await
         .map(drop)
         .map_err(|e| classify(&e, PUT_ACCOUNT_PAB, &format!("account {account}")))
-}
-
-/// `{"configured": false}` or `{"configured": true, "BlockPublicAcls": .., ...}`.
-fn pab_json(pab: Pab) -> Value {
-    let mut v = json!({"configured": pab.is_some()});
-    if let Some(flags) = pab {
-        for (name, on) in FLAGS.iter().zip(flags) {
-            v[*name] = Value::Bool(on);
-        }
-    }
-    v
-}
-
-fn flags_of(v: &Value) -> [bool; 4] {
-    FLAGS.map(|name| v.get(name).and_then(Value::as_bool).unwrap_or(false))
 }
 
 /// The account the step is about; only a `BlockAccountPublicAccess` step is accepted.

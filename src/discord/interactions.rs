@@ -547,13 +547,18 @@ async fn revert(
 
 /// The text typed into the modal's reason input.
 fn reason_of(submit: &ModalInteraction) -> Option<String> {
+    text_input(submit, REJECT_REASON_INPUT)
+}
+
+/// The text typed into a modal's input `custom_id`.
+pub(crate) fn text_input(submit: &ModalInteraction, custom_id: &str) -> Option<String> {
     submit
         .data
         .components
         .iter()
         .flat_map(|row| &row.components)
         .find_map(|c| match c {
-            ActionRowComponent::InputText(input) if input.custom_id == REJECT_REASON_INPUT => {
+            ActionRowComponent::InputText(input) if input.custom_id == custom_id => {
                 input.value.clone()
             }
             _ => None,

@@ -20,9 +20,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::json;
 use serenity::all::{
-    ActionRowComponent, ComponentInteraction, CreateActionRow, CreateInputText,
-    CreateInteractionResponse, CreateModal, EditInteractionResponse, InputTextStyle,
-    ModalInteraction,
+    ComponentInteraction, CreateActionRow, CreateInputText, CreateInteractionResponse, CreateModal,
+    EditInteractionResponse, InputTextStyle, ModalInteraction,
 };
 use serenity::http::Http;
 
@@ -33,7 +32,7 @@ use crate::discord::bot::{defer_ephemeral, no_pings, say_ephemeral, BotError, Bo
 use crate::discord::cards;
 use crate::discord::commands::MAX_CONTENT;
 use crate::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
-use crate::discord::interactions::{voter_of, NOT_OURS};
+use crate::discord::interactions::{text_input, voter_of, NOT_OURS};
 use crate::discord::outbox;
 use crate::pipeline::{self, Notice};
 use crate::plan::{Action, Plan, RiskClass, Step, Target};
@@ -195,19 +194,9 @@ async fn open_suppress_modal(
     Ok(())
 }
 
-/// The text typed into the modal's reason input.
+/// The reason typed into the suppression modal, trimmed.
 fn reason_of(submit: &ModalInteraction) -> String {
-    submit
-        .data
-        .components
-        .iter()
-        .flat_map(|row| &row.components)
-        .find_map(|c| match c {
-            ActionRowComponent::InputText(input) if input.custom_id == SUPPRESS_REASON_INPUT => {
-                input.value.clone()
-            }
-            _ => None,
-        })
+    text_input(submit, SUPPRESS_REASON_INPUT)
         .unwrap_or_default()
         .trim()
         .to_string()

@@ -20,6 +20,7 @@
 
 use std::collections::HashSet;
 
+use aws_sdk_securityhub::operation::get_findings::GetFindingsOutput;
 use aws_sdk_securityhub::types::{
     AwsSecurityFinding, AwsSecurityFindingFilters, DateFilter, RecordState, SeverityLabel,
     SortCriterion, SortOrder, StringFilter, StringFilterComparison, WorkflowStatus,
@@ -94,35 +95,13 @@ impl SecurityHubPoller {
         for label in labels_at_or_above(settings.min_severity) {
             filters = filters.severity_label(eq(label.as_str()));
         }
-        let filters = filters
-            .updated_at(
-                DateFilter::builder()
-                    .start(rfc3339(since))
-                    .end(rfc3339(now + FUTURE_SLACK))
-                    .build(),
-            )
-            .build();
-        let sort = SortCriterion::builder()
-            .field("UpdatedAt")
-            .sort_order(SortOrder::Ascending)
-            .build();
+        let filters = updated_between(filters, since, now).build();
 
         let mut report = PollReport::default();
         let mut seen = HashSet::new();
         let mut next_token: Option<String> = None;
         loop {
-            // Boxed: Security Hub's finding type is large, and so is the send future.
-            let page = Box::pin(
-                self.client
-                    .get_findings()
-                    .filters(filters.clone())
-                    .sort_criteria(sort.clone())
-                    .max_results(self.page_size)
-                    .set_next_token(next_token.take())
-                    .send(),
-            )
-            .await
-            .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
+            let page = self.page(&filters, next_token.take()).await?;
             let mut newest = None;
             for f in page.findings() {
                 // Control findings are posture, read by the posture query below.
@@ -171,31 +150,10 @@ impl SecurityHubPoller {
                     .build(),
             );
         }
-        let filters = filters
-            .updated_at(
-                DateFilter::builder()
-                    .start(rfc3339(since))
-                    .end(rfc3339(now + FUTURE_SLACK))
-                    .build(),
-            )
-            .build();
-        let sort = SortCriterion::builder()
-            .field("UpdatedAt")
-            .sort_order(SortOrder::Ascending)
-            .build();
+        let filters = updated_between(filters, since, now).build();
         let mut next_token: Option<String> = None;
         loop {
-            let page = Box::pin(
-                self.client
-                    .get_findings()
-                    .filters(filters.clone())
-                    .sort_criteria(sort.clone())
-                    .max_results(self.page_size)
-                    .set_next_token(next_token.take())
-                    .send(),
-            )
-            .await
-            .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region))?;
+            let page = self.page(&filters, next_token.take()).await?;
             let mut newest = None;
             let mut changed = std::collections::BTreeSet::new();
             for f in page.findings() {
@@ -243,6 +201,30 @@ impl SecurityHubPoller {
         // Each day keeps its last scores: `/score`'s trend compares with them.
         store.record_scores(now)?;
         Ok(())
+    }
+
+    /// One `GetFindings` page for `filters`, oldest update first.
+    async fn page(
+        &self,
+        filters: &AwsSecurityFindingFilters,
+        next_token: Option<String>,
+    ) -> Result<GetFindingsOutput, IngestError> {
+        let sort = SortCriterion::builder()
+            .field("UpdatedAt")
+            .sort_order(SortOrder::Ascending)
+            .build();
+        // Boxed: Security Hub's finding type is large, and so is the send future.
+        Box::pin(
+            self.client
+                .get_findings()
+                .filters(filters.clone())
+                .sort_criteria(sort)
+                .max_results(self.page_size)
+                .set_next_token(next_token)
+                .send(),
+        )
+        .await
+        .map_err(|e| classify(&e, "securityhub:GetFindings", &self.region).into())
     }
 
     /// Parses and accepts one finding, or quarantines it. Returns its `UpdatedAt`.
@@ -354,6 +336,20 @@ pub fn wanted(f: &AwsSecurityFinding, since: DateTime<Utc>, min_severity: f64) -
     };
     let recent = updated_since(f, since);
     active && workflow && severity && recent
+}
+
+/// `filters` with `UpdatedAt` from `since` to a little after `now` (clock skew).
+fn updated_between(
+    filters: aws_sdk_securityhub::types::builders::AwsSecurityFindingFiltersBuilder,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> aws_sdk_securityhub::types::builders::AwsSecurityFindingFiltersBuilder {
+    filters.updated_at(
+        DateFilter::builder()
+            .start(rfc3339(since))
+            .end(rfc3339(now + FUTURE_SLACK))
+            .build(),
+    )
 }
 
 /// A compliance check of a security standard (posture), not a threat finding.
