@@ -512,3 +512,48 @@ async fn remediate_on_a_posture_card_blocks_exactly_its_failing_buckets_once_app
     assert!(!blocked(&s3, "unrelated").await, "only the failing buckets");
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_control_whose_notice_was_lost_gets_its_card_at_start() {
+    // Stored by an earlier run that stopped before announcing them.
+    let bot = Bot::start_prepared(
+        1,
+        ClientFactory::from_sdk_config(
+            aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+            None,
+        ),
+        |store| {
+            let updated = "2026-11-27T08:00:00Z";
+            let failing = s3_findings("FAILED", updated);
+            let passing = ec2_findings("PASSED", updated);
+            for doc in failing.iter().take(3).chain(&passing) {
+                let f = hanko::posture::parse_control_finding(doc, "$", "us-east-1").unwrap();
+                store.upsert_control_finding(&f).unwrap();
+            }
+            store.flush().unwrap();
+        },
+    )
+    .await;
+    let fake = &bot.fake;
+    let card = wait_for_posture_card(fake, "S3.8", |_| true).await;
+    assert!(
+        card.embed_text().contains("Failing resources (3)"),
+        "{}",
+        card.embed_text()
+    );
+    // The passing control has nothing to say, and the failing one is posted once.
+    bot.app()
+        .notices
+        .send(hanko::pipeline::Notice::PostureChanged {
+            group: format!("{ACCOUNT}/us-east-1/EC2.19"),
+        });
+    eventually("the notice to be handled", || {
+        fake.requests_matching("POST", "/channels/*/messages").len() == 1
+    })
+    .await;
+    assert_eq!(fake.channel_posts(fake.channel_id()).len(), 1);
+    bot.stop().await;
+}

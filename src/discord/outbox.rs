@@ -366,8 +366,8 @@ impl Outbox {
         }
     }
 
-    /// Queues a card for every pending request without one (notices lost to a crash or a
-    /// lagging receiver).
+    /// Queues a card for every pending request, and every newly failing posture group, without
+    /// one (notices lost to a crash or a lagging receiver).
     fn sweep(&mut self) -> Result<(), StoreError> {
         for request in self
             .app
@@ -382,6 +382,21 @@ impl Outbox {
                 continue;
             }
             self.enqueue(key, &request.finding_id)?;
+        }
+        // Posture groups that newly fail and have no card (their notice was lost).
+        let mut by_group: std::collections::BTreeMap<GroupKey, Vec<_>> = Default::default();
+        for f in self.app.store.all_control_findings()? {
+            by_group.entry(f.group_key()).or_default().push(f);
+        }
+        for findings in by_group.values() {
+            let Some(group) = Group::of(findings) else {
+                continue;
+            };
+            let key = CardKey::Posture(group.key.encode());
+            if group.status == GroupStatus::Failing && card_location(&self.app, &key)?.is_none() {
+                let id = group.key.encode();
+                self.enqueue(key, &id)?;
+            }
         }
         Ok(())
     }

@@ -112,6 +112,16 @@ pub struct Bot {
 
 impl Bot {
     pub async fn start(contain_approvals: u32, clients: ClientFactory) -> Bot {
+        Bot::start_prepared(contain_approvals, clients, |_| {}).await
+    }
+
+    /// [`Bot::start`], with `prepare` run on the store before hanko starts (state a previous
+    /// run left behind).
+    pub async fn start_prepared(
+        contain_approvals: u32,
+        clients: ClientFactory,
+        prepare: impl FnOnce(&Store),
+    ) -> Bot {
         let fake = DiscordFake::start().await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hanko.toml");
@@ -119,6 +129,7 @@ impl Bot {
         let settings = hanko::config::parse(&text, &config).unwrap();
         let token = settings.discord.token_source.read().unwrap();
         let store = Store::open(&settings.store.path).unwrap();
+        prepare(&store);
         let app = App::new(settings, Playbooks::defaults(), store, clients);
         let mut options = run::Options::new(commands_dir());
         options.shutdown_grace = Duration::from_secs(10);
