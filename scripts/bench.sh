@@ -101,8 +101,15 @@ install_python_tools() {
 }
 
 build_hanko() {
-    say "building hanko (release) into $CARGO_TARGET_DIR"
-    cargo build --release --locked --bin hanko >&2
+    # One build for every section: the bench targets (release profile) and the `hanko` binary
+    # cargo builds with them (`CARGO_BIN_EXE_hanko`, which §1-§5 run). A separate
+    # `cargo build --release` would resolve features without the dev-dependencies and compile
+    # every dependency a second time (half an hour on a shared 2-core machine) for a binary
+    # that differs only in the features of shared dependencies.
+    say "building hanko and the benches (release) into $CARGO_TARGET_DIR"
+    local benches=(--bench system --bench drill)
+    [[ "${HANKO_BENCH_CORE:-}" == 1 ]] && benches+=(--bench core)
+    cargo bench --locked --no-run "${benches[@]}" >&2
     HANKO="$CARGO_TARGET_DIR/release/hanko"
     [[ -x "$HANKO" ]] || { echo "bench: $HANKO not built" >&2; exit 2; }
 }
