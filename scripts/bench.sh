@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Produces BENCHMARKS.md: every figure of issue 6 that is measured so far, the machine it ran
-# on, and how to reproduce it. One entry point, one machine, one run:
+# Produces BENCHMARKS.md: every figure of issue 6, the machine it ran on, and how to reproduce
+# it. One entry point, one machine, one run:
 #
 #   scripts/bench.sh                      # writes BENCHMARKS.md at the repository root
 #
@@ -13,6 +13,8 @@
 #   HANKO_BENCH_ROUNDS        rounds of the side-by-side with Cloud Custodian (default 10)
 #   HANKO_BENCH_DRILL_ROUNDS  rounds of `cargo bench --bench drill` (default 20)
 #   HANKO_BENCH_CORE=1        also run `cargo bench --bench core` (long: builds a 1,000,000-event log)
+#   HANKO_BENCH_SMOKE=1       the system benchmarks (§1-§5) with small counts: checks the wiring
+#                             in a few minutes, measures nothing (the file says so)
 #   HANKO_BENCH_TIME_LIMIT    seconds before the whole run is stopped (default 5400)
 #   HANKO_BENCH_OUT           output file (default BENCHMARKS.md at the repository root)
 #   HANKO_BENCH_VENV          virtualenv for moto and c7n (default ~/.cache/hanko/bench-venv)
@@ -37,6 +39,8 @@ ROOT=$PWD
 OUT=${HANKO_BENCH_OUT:-$ROOT/BENCHMARKS.md}
 ROUNDS=${HANKO_BENCH_ROUNDS:-10}
 DRILL_ROUNDS=${HANKO_BENCH_DRILL_ROUNDS:-20}
+SMOKE=$([[ "${HANKO_BENCH_SMOKE:-}" == 1 ]] && echo 1 || true)
+export HANKO_BENCH_SMOKE=${SMOKE:-0}
 VENV=${HANKO_BENCH_VENV:-$HOME/.cache/hanko/bench-venv}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/hanko/target}
 
@@ -97,8 +101,15 @@ install_python_tools() {
 }
 
 build_hanko() {
-    say "building hanko (release) into $CARGO_TARGET_DIR"
-    cargo build --release --locked --bin hanko >&2
+    # One build for every section: the bench targets (release profile) and the `hanko` binary
+    # cargo builds with them (`CARGO_BIN_EXE_hanko`, which §1-§5 run). A separate
+    # `cargo build --release` would resolve features without the dev-dependencies and compile
+    # every dependency a second time (half an hour on a shared 2-core machine) for a binary
+    # that differs only in the features of shared dependencies.
+    say "building hanko and the benches (release) into $CARGO_TARGET_DIR"
+    local benches=(--bench system --bench drill)
+    [[ "${HANKO_BENCH_CORE:-}" == 1 ]] && benches+=(--bench core)
+    cargo bench --locked --no-run "${benches[@]}" >&2
     HANKO="$CARGO_TARGET_DIR/release/hanko"
     [[ -x "$HANKO" ]] || { echo "bench: $HANKO not built" >&2; exit 2; }
 }
@@ -130,40 +141,69 @@ start_moto() {
 # ---- sections: each writes $FRAG/NN-name.md, and may add rows to $FRAG/NN-name.summary ------
 # Summary rows: "| figure | value | section |".
 
-not_measured() { # number, title, what the figure will be
-    {
-        echo "## $1. $2"
-        echo
-        echo "Not measured yet. ($3)"
-        echo
-    } >"$FRAG/$(printf %02d "$1")-section.md"
-    echo "| $1. $2 | not measured yet | [§$1](#$1-$(echo "$2" | tr 'A-Z ' 'a-z-')) |" \
-        >"$FRAG/$(printf %02d "$1")-section.summary"
+# The system benchmarks (`cargo bench --bench system -- PART`): the release binary against the
+# Discord fake, moto and the GuardDuty stand-in. The bench prints `md<TAB>N<TAB>line` (section
+# N's Markdown) and `summary<TAB>N<TAB>figure<TAB>value`; a part that fails or overruns its
+# bound leaves its sections marked, and the rest of the run goes on.
+SYSTEM_TITLES=([1]="Approval to containment" [2]="Finding to card" [3]="Burst" [4]="Audit" [5]="Footprint")
+SYSTEM_CMD="cargo bench --locked --bench system -- PART"
+
+system_part() { # part, time bound in seconds, section numbers...
+    local part=$1 bound=$2 out="$FRAG/system-$1.out" n title anchor
+    shift 2
+    say "cargo bench --bench system -- $part${SMOKE:+ (smoke)} (at most ${bound} s)"
+    local status=0
+    timeout --kill-after=10 "$bound" cargo bench --locked --bench system -- "$part" \
+        >"$out" 2>"$FRAG/system-$part.err" || status=$?
+    for n in "$@"; do
+        title=${SYSTEM_TITLES[$n]}
+        anchor="#$n-$(echo "$title" | tr 'A-Z ' 'a-z-')"
+        {
+            echo "## $n. $title"
+            echo
+            awk -F'\t' -v n="$n" '$1 == "md" && $2 == n { sub(/^md\t[0-9]+\t/, ""); print }' "$out"
+            if [[ $status -ne 0 ]]; then
+                echo "**Not (fully) measured in this run**: \`${SYSTEM_CMD/PART/$part}\` stopped with status $status$([[ $status -eq 124 ]] && echo " at its ${bound} s bound"). Its last lines:"
+                echo
+                echo '```'
+                tail -n 15 "$FRAG/system-$part.err"
+                echo '```'
+            fi
+            echo
+            echo "Made by \`${SYSTEM_CMD/PART/$part}\` (\`benches/system.rs\`)."
+            echo
+        } >"$FRAG/$(printf %02d "$n")-section.md"
+        awk -F'\t' -v n="$n" -v a="$anchor" '$1 == "summary" && $2 == n { printf "| %s | %s | [§%s](%s) |\n", $3, $4, n, a }' \
+            "$out" >"$FRAG/$(printf %02d "$n")-section.summary"
+        if [[ ! -s "$FRAG/$(printf %02d "$n")-section.summary" ]]; then
+            echo "| $n. $title | not measured (the bench stopped: see §$n) | [§$n]($anchor) |" \
+                >"$FRAG/$(printf %02d "$n")-section.summary"
+        fi
+    done
+    if [[ $status -ne 0 ]]; then
+        say "system $part stopped with status $status (see its section)"
+    fi
 }
 
 section_approval() {
-    not_measured 1 "Approval to containment" \
-        "p50/p99 over 200+ approvals from an Approve interaction on the fake gateway to the first AWS call, the key Inactive in moto, and the card edit reaching the fake."
+    # §1 and §2 run in one bot process: each SQS finding's card is then approved.
+    system_part approval 1200 1 2
 }
 
 section_finding_to_card() {
-    not_measured 2 "Finding to card" \
-        "p50/p99 from an SQS message / GuardDuty stand-in serving a finding to its card's create-message request reaching the fake."
+    :   # measured with §1 (section_approval)
 }
 
 section_burst() {
-    not_measured 3 "Burst" \
-        "10,000 findings at once: time until all are stored and planned, posts within the channel rate, peak resident memory."
+    system_part burst 900 3
 }
 
 section_audit() {
-    not_measured 4 "Audit" \
-        "query by actor and by finding over 1,000,000 events (p50/p99), and export of all of them."
+    system_part audit 1500 4
 }
 
 section_footprint() {
-    not_measured 5 "Footprint" \
-        "resident memory idle and after 100,000 stored findings; start-up time to ready against the fake gateway."
+    system_part footprint 900 5
 }
 
 section_side_by_side() {
@@ -259,7 +299,9 @@ reproduce() {
         echo "It creates a virtualenv (\`$([[ $VENV == "$HOME"/* ]] && echo "~${VENV#"$HOME"}" || echo "$VENV")\`) with \`moto[server]\` and \`c7n\`, builds \`hanko\`"
         echo "in release, starts moto on a free port of 127.0.0.1 and writes this file. It stops itself after"
         echo "\`HANKO_BENCH_TIME_LIMIT\` seconds (default 5400). The side-by-side logic is"
-        echo "\`scripts/bench/side_by_side.py\`; per-section notes are in \`scripts/bench.sh\`."
+        echo "\`scripts/bench/side_by_side.py\`; §1–§5 are \`benches/system.rs\` (one part at a time:"
+        echo "\`cargo bench --bench system -- approval|burst|audit|footprint\`, \`HANKO_BENCH_SMOKE=1\` for a"
+        echo "quick check with small counts); per-section notes are in \`scripts/bench.sh\`."
         echo
     } >"$FRAG/99-reproduce.md"
 }
@@ -270,7 +312,9 @@ assemble() {
         echo "# hanko benchmarks"
         echo
         echo "Generated by \`scripts/bench.sh\` on one machine in one run; do not edit by hand."
-        echo "Times are wall-clock milliseconds; each is a median over repeated runs with its spread."
+        echo "Times are wall-clock milliseconds; a latency is a p50/p99 over many samples, any other figure a"
+        echo "median over repeated runs with its spread."
+        [[ -n "$SMOKE" ]] && echo && echo "**Smoke run (\`HANKO_BENCH_SMOKE=1\`): §1–§5 ran with small counts; they check the wiring, not the figures.**"
         echo
         echo "| figure | value | section |"
         echo "|---|---|---|"

@@ -1,0 +1,457 @@
+//! Helpers of `benches/system.rs`: the real `hanko` binary as a child process, a timestamping
+//! HTTP proxy in front of moto and the GuardDuty stand-in, resident memory from `/proc`, and
+//! percentiles. The Discord fake, moto and the stand-in are the ones of `tests/support/`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+// ---- the hanko binary ------------------------------------------------------------------------
+
+/// The release binary cargo built for this bench (`HANKO_BIN` overrides it).
+pub fn hanko_bin() -> PathBuf {
+    std::env::var_os("HANKO_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hanko")))
+}
+
+/// A running `hanko run`; SIGKILLed when dropped if still alive.
+pub struct Hanko {
+    child: Child,
+    pub pid: u32,
+    pub http: SocketAddr,
+    pub spawned_at: Instant,
+    pub log: PathBuf,
+}
+
+impl Hanko {
+    /// `hanko run --config CONFIG` with `env` added, stderr to `log`.
+    pub fn spawn(config: &Path, http: SocketAddr, env: &[(&str, String)], log: &Path) -> Hanko {
+        let err = std::fs::File::create(log).expect("log file");
+        let mut cmd = Command::new(hanko_bin());
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .env(
+                "HANKO_COMMANDS_DIR",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("commands"),
+            )
+            .env("HANKO_LOG", "warn")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(err);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let spawned_at = Instant::now();
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", hanko_bin().display()));
+        Hanko {
+            pid: child.id(),
+            child,
+            http,
+            spawned_at,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// (VmRSS, VmHWM) in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("/proc/PID/status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Polls `/healthz` every 2 ms until it answers 200; the moment it did.
+    pub async fn wait_healthy(&mut self, timeout: Duration) -> Instant {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "hanko exited with {status} before /healthz was ok; its log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if let Ok((200, _)) = http_get(self.http, "/healthz").await {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/healthz not ok within {timeout:?}; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        http_get(self.http, "/metrics")
+            .await
+            .map(|r| r.1)
+            .unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits (at most 30 s, then SIGKILL); the time it took to exit.
+    pub fn stop(mut self) -> Duration {
+        let t = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let deadline = t + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return t.elapsed();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                eprintln!("hanko did not stop within 30 s of SIGTERM: killed");
+                return t.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Hanko {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The value of an unlabelled (or exactly labelled) Prometheus line.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A GET over a fresh connection: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut conn = TcpStream::connect(addr).await?;
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).await?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
+// ---- a timestamping proxy --------------------------------------------------------------------
+
+/// One request through the proxy.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    /// From the SigV4 credential scope (`iam`, `sqs`, `guardduty`, ...).
+    pub service: String,
+    /// `X-Amz-Target`'s operation, the query protocol's `Action`, else `METHOD path`.
+    pub action: String,
+    pub body: String,
+    /// When the request's first bytes reached the proxy (left hanko).
+    pub sent: Instant,
+    /// When the response's first bytes came back from upstream.
+    pub answered: Option<Instant>,
+}
+
+type Log = Arc<Mutex<Vec<Exchange>>>;
+
+/// A plain TCP proxy on 127.0.0.1 that reads HTTP/1.1 requests as they pass (head and
+/// `Content-Length` body) and timestamps each request and the start of its response. The SDK
+/// does not pipeline, so the first bytes from upstream after a request answer that request.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    log: Log,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let log: Log = Arc::default();
+        let l = log.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let l = l.clone();
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(upstream).await {
+                        connection(client, server, l).await;
+                    }
+                });
+            }
+        });
+        Proxy { addr, log, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+async fn connection(client: TcpStream, server: TcpStream, log: Log) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let awaiting: Arc<Mutex<VecDeque<usize>>> = Arc::default();
+    let (log2, awaiting2) = (log.clone(), awaiting.clone());
+    let up = async move {
+        let mut parser = RequestParser::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let at = Instant::now();
+            parser.feed(&buf[..n], at, &log2, &awaiting2);
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = sw.shutdown().await;
+    };
+    let down = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let at = Instant::now();
+            if let Some(i) = awaiting.lock().unwrap().pop_front() {
+                log.lock().unwrap()[i].answered = Some(at);
+            }
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = cw.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+#[derive(Default)]
+struct RequestParser {
+    pending: Vec<u8>,
+    started: Option<Instant>,
+    /// Inside a body: (log index, bytes still expected).
+    body: Option<(usize, usize)>,
+    /// A chunked body: the rest of the connection is not parsed.
+    opaque: bool,
+}
+
+impl RequestParser {
+    fn feed(&mut self, bytes: &[u8], at: Instant, log: &Log, awaiting: &Mutex<VecDeque<usize>>) {
+        if self.opaque {
+            return;
+        }
+        self.pending.extend_from_slice(bytes);
+        loop {
+            if let Some((i, remaining)) = self.body {
+                let take = remaining.min(self.pending.len());
+                let chunk: Vec<u8> = self.pending.drain(..take).collect();
+                let mut l = log.lock().unwrap();
+                let e = &mut l[i];
+                e.body.push_str(&String::from_utf8_lossy(&chunk));
+                if take == remaining {
+                    if e.action.is_empty() {
+                        e.action = form_value(&e.body, "Action").unwrap_or_default();
+                    }
+                    self.body = None;
+                    continue;
+                }
+                self.body = Some((i, remaining - take));
+                return;
+            }
+            if self.pending.is_empty() {
+                self.started = None;
+                return;
+            }
+            let started = *self.started.get_or_insert(at);
+            let Some(end) = find(&self.pending, b"\r\n\r\n") else {
+                return;
+            };
+            let head: Vec<u8> = self.pending.drain(..end + 4).collect();
+            let head = String::from_utf8_lossy(&head).to_string();
+            self.started = None;
+            let mut lines = head.split("\r\n");
+            let request_line = lines.next().unwrap_or_default();
+            let (mut service, mut action, mut length, mut chunked) =
+                (String::new(), String::new(), 0usize, false);
+            for line in lines {
+                let Some((k, v)) = line.split_once(':') else {
+                    continue;
+                };
+                let v = v.trim();
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "authorization" => {
+                        if let Some(scope) = v.split("Credential=").nth(1) {
+                            service = scope.split('/').nth(3).unwrap_or_default().to_string();
+                        }
+                    }
+                    "x-amz-target" => {
+                        action = v.rsplit('.').next().unwrap_or_default().to_string();
+                    }
+                    "content-length" => length = v.parse().unwrap_or(0),
+                    "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+                    _ => {}
+                }
+            }
+            if action.is_empty() && service == "guardduty" {
+                action = request_line
+                    .rsplit_once(' ')
+                    .map_or(request_line, |r| r.0)
+                    .to_string();
+            }
+            let i = {
+                let mut l = log.lock().unwrap();
+                l.push(Exchange {
+                    service,
+                    action,
+                    body: String::new(),
+                    sent: started,
+                    answered: None,
+                });
+                l.len() - 1
+            };
+            awaiting.lock().unwrap().push_back(i);
+            if chunked {
+                self.opaque = true;
+                return;
+            }
+            if length > 0 {
+                self.body = Some((i, length));
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A value of an `application/x-www-form-urlencoded` body.
+fn form_value(body: &str, key: &str) -> Option<String> {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=').map(str::to_string))
+}
+
+// ---- figures ---------------------------------------------------------------------------------
+
+/// Nearest-rank percentile of sorted `v` (`q` in 0..=1).
+pub fn pct(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((v.len() as f64) * q).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `d` after `from`, in ms (negative when before).
+pub fn ms_between(from: Instant, to: Instant) -> f64 {
+    if to >= from {
+        ms(to - from)
+    } else {
+        -ms(from - to)
+    }
+}
+
+/// p50, p99 and max of `samples` as a Markdown table row: `| what | n | p50 | p99 | max |`.
+pub fn row(what: &str, samples: &[f64]) -> (String, f64, f64) {
+    let mut v = samples.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p99) = (pct(&v, 0.5), pct(&v, 0.99));
+    let line = format!(
+        "| {what} | {} | {} | {} | {} | {} |",
+        v.len(),
+        fmt_ms(pct(&v, 0.0)),
+        fmt_ms(p50),
+        fmt_ms(p99),
+        fmt_ms(*v.last().unwrap_or(&f64::NAN))
+    );
+    (line, p50, p99)
+}
+
+pub fn fmt_ms(x: f64) -> String {
+    if x.abs() < 10.0 {
+        format!("{x:.2}")
+    } else if x.abs() < 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// The section of BENCHMARKS.md the following lines belong to.
+static SECTION: AtomicU8 = AtomicU8::new(0);
+
+pub fn section(n: u8) {
+    SECTION.store(n, Ordering::Relaxed);
+}
+
+/// A line of the current section's Markdown: `md<TAB>section<TAB>line`.
+pub fn md(line: impl AsRef<str>) {
+    println!("md\t{}\t{}", SECTION.load(Ordering::Relaxed), line.as_ref());
+}
+
+/// A row of BENCHMARKS.md's summary table: `summary<TAB>section<TAB>figure<TAB>value`.
+pub fn summary(figure: impl AsRef<str>, value: impl AsRef<str>) {
+    println!(
+        "summary\t{}\t{}\t{}",
+        SECTION.load(Ordering::Relaxed),
+        figure.as_ref(),
+        value.as_ref()
+    );
+}
