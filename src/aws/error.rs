@@ -85,6 +85,17 @@ impl StepError {
         }
     }
 
+    /// A step hanko cannot run as written (wrong kind for this module, a parameter missing):
+    /// an [`ErrorClass::Other`] about the step's own operation and target.
+    pub fn invalid_step(step: &crate::plan::Step, message: impl Into<String>) -> StepError {
+        StepError::local(
+            ErrorClass::Other,
+            step.operation.clone(),
+            step.target.to_string(),
+            message,
+        )
+    }
+
     pub fn is_retryable(&self) -> bool {
         self.class == ErrorClass::Retryable
     }

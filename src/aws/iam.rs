@@ -427,10 +427,8 @@ impl InlinePolicy {
                 )
             }
             other => {
-                return Err(StepError::local(
-                    ErrorClass::Other,
-                    step.operation.clone(),
-                    step.target.to_string(),
+                return Err(StepError::invalid_step(
+                    step,
                     format!("{other} is not an IAM step"),
                 ))
             }
@@ -588,14 +586,7 @@ fn param(step: &Step, key: &str, fallback: Option<&str>) -> Result<String, StepE
         .and_then(Value::as_str)
         .or(fallback)
         .map(str::to_string)
-        .ok_or_else(|| {
-            StepError::local(
-                ErrorClass::Other,
-                step.operation.clone(),
-                step.target.to_string(),
-                format!("the step's parameters lack {key}"),
-            )
-        })
+        .ok_or_else(|| StepError::invalid_step(step, format!("the step's parameters lack {key}")))
 }
 
 fn drifted(reason: String) -> RevertOutcome {

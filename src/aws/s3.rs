@@ -349,23 +349,11 @@ fn bucket_of(step: &Step) -> Result<String, StepError> {
         .and_then(Value::as_str)
         .or(fallback)
         .map(str::to_string)
-        .ok_or_else(|| {
-            StepError::local(
-                ErrorClass::Other,
-                step.operation.clone(),
-                step.target.to_string(),
-                "the step's parameters lack Bucket",
-            )
-        })
+        .ok_or_else(|| StepError::invalid_step(step, "the step's parameters lack Bucket"))
 }
 
 fn not_s3(step: &Step, action: Action) -> StepError {
-    StepError::local(
-        ErrorClass::Other,
-        step.operation.clone(),
-        step.target.to_string(),
-        format!("{action} is not an S3 step"),
-    )
+    StepError::invalid_step(step, format!("{action} is not an S3 step"))
 }
 
 #[cfg(test)]

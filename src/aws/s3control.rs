@@ -172,14 +172,7 @@ async fn put_pab(client: &Client, account: &str, flags: [bool; 4]) -> Result<(),
 /// The account the step is about; only a `BlockAccountPublicAccess` step is accepted.
 #[allow(clippy::result_large_err)] // StepError is the step contract's error type; boxing it only here buys nothing
 fn account_of(step: &Step) -> Result<String, StepError> {
-    let local = |message: String| {
-        StepError::local(
-            ErrorClass::Other,
-            step.operation.clone(),
-            step.target.to_string(),
-            message,
-        )
-    };
+    let local = |message: String| StepError::invalid_step(step, message);
     if step.action != Action::BlockAccountPublicAccess {
         return Err(local(format!("{} is not an S3 Control step", step.action)));
     }
