@@ -84,7 +84,8 @@ pub enum RevertOutcome {
     NothingToRevert { reason: String },
 }
 
-// Shared by the IAM and S3 steps. EC2 has its own dry run (`ec2::DryRun`): EC2 checks one itself.
+// Shared by the IAM, S3, S3 Control and Security Hub steps. EC2 has its own dry run
+// (`ec2::DryRun`): EC2 checks one itself.
 
 /// What a dry-run `apply` returns instead of calling AWS.
 fn dry_run_result(operation: &str, parameters: serde_json::Value) -> serde_json::Value {

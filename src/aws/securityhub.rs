@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{classify, classify_parts, Failure};
+use super::{dry_run_result, is_dry_run, nothing, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use crate::plan::{Action, Step, Target};
 
@@ -134,15 +135,14 @@ pub async fn apply(
         .partition(|f| prior.get(&f.id).map(String::as_str) != Some(SUPPRESSED));
     let ids = |v: &[FindingIdentifier]| v.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
     if ctx.dry_run {
-        return Ok(json!({
-            "dry_run": true,
-            "would_call": BATCH_UPDATE,
-            "parameters": {
+        return Ok(dry_run_result(
+            BATCH_UPDATE,
+            json!({
                 "FindingIdentifiers": to_suppress,
                 "Workflow": {"Status": SUPPRESSED},
                 "Note": {"Text": note, "UpdatedBy": NOTE_UPDATED_BY},
-            },
-        }));
+            }),
+        ));
     }
     let updated = batch_update(client, &to_suppress, SUPPRESSED, &note, &resource).await?;
     Ok(json!({
@@ -643,14 +643,7 @@ fn unprocessed_class(code: Option<&str>) -> ErrorClass {
 
 #[allow(clippy::result_large_err)] // StepError is the step contract's error type
 fn suppression_of(step: &Step) -> Result<Suppression, StepError> {
-    let invalid = |what: String| {
-        StepError::local(
-            ErrorClass::Other,
-            step.operation.clone(),
-            step.target.to_string(),
-            what,
-        )
-    };
+    let invalid = |what: String| StepError::invalid_step(step, what);
     if step.action != Action::SuppressFindings {
         return Err(invalid(format!(
             "{} is not a Security Hub step",
@@ -763,31 +756,6 @@ fn identifiers_in(result: &Value, key: &str) -> Vec<FindingIdentifier> {
         .cloned()
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default()
-}
-
-fn is_dry_run(result: &Value) -> bool {
-    result
-        .get("dry_run")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
-/// The prior state: from the result (where `apply` copies it), else from what capture stored
-/// (either a whole [`Captured`] or its `prior`).
-fn prior_of<'a>(result: &'a Value, captured: &'a Value) -> &'a Value {
-    if let Some(p) = result.get("prior").filter(|p| p.is_object()) {
-        return p;
-    }
-    match captured.get("prior") {
-        Some(p) if captured.get("already_in_target_state").is_some() => p,
-        _ => captured,
-    }
-}
-
-fn nothing(reason: &str) -> RevertOutcome {
-    RevertOutcome::NothingToRevert {
-        reason: reason.to_string(),
-    }
 }
 
 #[cfg(test)]
