@@ -371,10 +371,29 @@ async fn posture_group_lifecycle() {
         Some("https://docs.aws.amazon.com/console/securityhub/S3.8/remediation")
     );
 
-    // A second poll with nothing new changes nothing and announces nothing.
+    // The day's scores are recorded: S3.8 fails, 0 of 1 control passes.
+    let today = now.date_naive();
+    let recorded = store.score_snapshot(today).unwrap().unwrap();
+    assert_eq!(
+        recorded
+            .rows
+            .iter()
+            .map(|r| (r.passed, r.total))
+            .collect::<Vec<_>>(),
+        vec![(0, 1)]
+    );
+
+    // A second poll with nothing new changes nothing, announces nothing, and does not
+    // recompute the day's scores (a marker record stays as it is).
+    let marker = hanko::posture::Snapshot {
+        date: today,
+        rows: Vec::new(),
+    };
+    store.put_score_snapshot(&marker).unwrap();
     let again = poller.poll_once(now).await.unwrap();
     assert_eq!(again.posture_changed, 0);
     assert!(posture_notices(&mut notices).is_empty());
+    assert_eq!(store.score_snapshot(today).unwrap(), Some(marker));
 
     // The control passes again on every bucket: the group is resolved.
     let t2 = (now - chrono::Duration::minutes(5)).to_rfc3339();
@@ -387,6 +406,16 @@ async fn posture_group_lifecycle() {
     let group = Group::of(&store.control_findings(&key).unwrap()).unwrap();
     assert_eq!(group.status, GroupStatus::Resolved);
     assert_eq!(group.passed_count, 40);
+    // A change records the day's scores again: now 1 of 1 passes.
+    let recorded = store.score_snapshot(today).unwrap().unwrap();
+    assert_eq!(
+        recorded
+            .rows
+            .iter()
+            .map(|r| (r.passed, r.total))
+            .collect::<Vec<_>>(),
+        vec![(1, 1)]
+    );
     assert_eq!(posture_notices(&mut notices), vec![key.encode()]);
     let card = hanko::discord::cards::posture_card(&group, false);
     assert!(card.title.starts_with("[RESOLVED] S3.8"), "{}", card.title);

@@ -139,6 +139,7 @@ impl SecurityHubPoller {
     ) -> Result<(), IngestError> {
         let source = posture_source(&self.region);
         let store = &self.app.store;
+        let before = report.posture_changed;
         let mut cursor = read_cursor(store, &source, now - self.app.settings.ingest.backfill)?;
         let since = cursor - CURSOR_OVERLAP;
         let mut filters = AwsSecurityFindingFilters::builder();
@@ -198,8 +199,13 @@ impl SecurityHubPoller {
                 _ => break,
             }
         }
-        // Each day keeps its last scores: `/score`'s trend compares with them.
-        store.record_scores(now)?;
+        // Each day keeps its last scores (`/score`'s trend compares with them): recorded when
+        // a control finding changed, and once on a day that has no record yet. Recording scans
+        // every control finding, so it is not done on every poll of every region.
+        let changed = report.posture_changed > before;
+        if changed || store.score_snapshot(now.date_naive())?.is_none() {
+            store.record_scores(now)?;
+        }
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 //! channel sees it: a score is meant to be seen.
 //!
 //! Reads the store only. The ingest's posture pass records the day's scores
-//! ([`Store::record_scores`]) after every poll, so each day keeps its last scores.
+//! ([`Store::record_scores`]) whenever a control finding changed, and once on a day without a
+//! record, so each day keeps its last scores.
 
 use std::collections::BTreeMap;
 
