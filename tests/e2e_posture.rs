@@ -11,6 +11,8 @@
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`).
 
+#[path = "support/control_findings.rs"]
+mod control_findings;
 #[path = "support/discord_fake.rs"]
 mod discord_fake;
 #[path = "support/e2e_bot.rs"]
@@ -31,44 +33,11 @@ use hanko::ingest::securityhub::SecurityHubPoller;
 use hanko::plan::Action;
 use serde_json::{json, Value};
 
+use control_findings::{control_finding, ACCOUNT};
 use e2e_bot::*;
 use moto::Moto;
 
-const ACCOUNT: &str = "123456789012";
 const REASON: &str = "Public by design: the static website buckets (RISK-142)";
-
-/// A consolidated control finding in the ASFF shape Security Hub documents.
-fn control_finding(n: usize, control: &str, status: &str, resource: &str, updated: &str) -> Value {
-    json!({
-        "SchemaVersion": "2018-10-08",
-        "Id": format!("arn:aws:securityhub:us-east-1:{ACCOUNT}:security-control/{control}/finding/6c7d8e9f-0000-4000-8000-{n:012}"),
-        "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
-        "GeneratorId": format!("security-control/{control}"),
-        "AwsAccountId": ACCOUNT,
-        "Region": "us-east-1",
-        "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
-        "FirstObservedAt": "2026-11-20T08:00:00.000Z",
-        "CreatedAt": "2026-11-20T08:00:00.000Z",
-        "UpdatedAt": updated,
-        "Severity": {"Label": if status == "PASSED" { "INFORMATIONAL" } else { "HIGH" }, "Original": "HIGH"},
-        "Title": format!("{control} should pass"),
-        "Description": "A control check.",
-        "Remediation": {"Recommendation": {
-            "Text": "See the Security Hub controls documentation.",
-            "Url": format!("https://docs.aws.amazon.com/console/securityhub/{control}/remediation")}},
-        "ProductFields": {"aws/securityhub/ProductName": "Security Hub"},
-        "Resources": [{"Type": "AwsS3Bucket", "Id": resource, "Partition": "aws", "Region": "us-east-1"}],
-        "Compliance": {
-            "Status": status,
-            "SecurityControlId": control,
-            "AssociatedStandards": [
-                {"StandardsId": "standards/aws-foundational-security-best-practices/v/1.0.0"}
-            ]
-        },
-        "Workflow": {"Status": "NEW"},
-        "RecordState": "ACTIVE"
-    })
-}
 
 fn s3_findings(status: &str, updated: &str) -> Vec<Value> {
     (0..40)
@@ -516,26 +485,16 @@ async fn remediate_on_a_posture_card_blocks_exactly_its_failing_buckets_once_app
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_control_whose_notice_was_lost_gets_its_card_at_start() {
     // Stored by an earlier run that stopped before announcing them.
-    let bot = Bot::start_prepared(
-        1,
-        ClientFactory::from_sdk_config(
-            aws_config::SdkConfig::builder()
-                .behavior_version(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .build(),
-            None,
-        ),
-        |store| {
-            let updated = "2026-11-27T08:00:00Z";
-            let failing = s3_findings("FAILED", updated);
-            let passing = ec2_findings("PASSED", updated);
-            for doc in failing.iter().take(3).chain(&passing) {
-                let f = hanko::posture::parse_control_finding(doc, "$", "us-east-1").unwrap();
-                store.upsert_control_finding(&f).unwrap();
-            }
-            store.flush().unwrap();
-        },
-    )
+    let bot = Bot::start_prepared(1, unreachable_aws(), |store| {
+        let updated = "2026-11-27T08:00:00Z";
+        let failing = s3_findings("FAILED", updated);
+        let passing = ec2_findings("PASSED", updated);
+        for doc in failing.iter().take(3).chain(&passing) {
+            let f = hanko::posture::parse_control_finding(doc, "$", "us-east-1").unwrap();
+            store.upsert_control_finding(&f).unwrap();
+        }
+        store.flush().unwrap();
+    })
     .await;
     let fake = &bot.fake;
     let card = wait_for_posture_card(fake, "S3.8", |_| true).await;

@@ -2,6 +2,8 @@
 //! then polled; filters moto ignores are applied client-side; and one GuardDuty finding that
 //! arrives through SQS and Security Hub is stored once.
 
+#[path = "support/control_findings.rs"]
+mod control_findings;
 #[path = "support/moto.rs"]
 mod moto;
 #[path = "support/guardduty_standin.rs"]
@@ -21,6 +23,7 @@ use hanko::ingest::sqs::SqsIngest;
 use hanko::store::Store;
 use serde_json::{json, Value};
 
+use control_findings::control_finding;
 use moto::Moto;
 use support::events;
 
@@ -265,38 +268,8 @@ async fn stored_once_through_two_sources() {
     assert!(store.requests_for_finding(&id).unwrap().len() <= 1);
 }
 
-/// A consolidated Security Hub control finding in the documented ASFF shape (written for
-/// these tests: the shared fixtures hold no control findings).
-fn control_finding(n: usize, control: &str, status: &str, updated: &str) -> Value {
-    json!({
-        "SchemaVersion": "2018-10-08",
-        "Id": format!("arn:aws:securityhub:us-east-1:123456789012:security-control/{control}/finding/00000000-0000-4000-8000-{n:012}"),
-        "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
-        "GeneratorId": format!("security-control/{control}"),
-        "AwsAccountId": "123456789012",
-        "Region": "us-east-1",
-        "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
-        "FirstObservedAt": "2026-11-20T08:00:00.000Z",
-        "CreatedAt": "2026-11-20T08:00:00.000Z",
-        "UpdatedAt": updated,
-        "Severity": {"Label": if status == "PASSED" { "INFORMATIONAL" } else { "HIGH" }, "Original": "HIGH"},
-        "Title": "S3 general purpose buckets should block public access",
-        "Description": "This control checks whether an S3 general purpose bucket blocks public access.",
-        "Remediation": {"Recommendation": {
-            "Text": "For information on how to correct this issue, consult the AWS Security Hub controls documentation.",
-            "Url": format!("https://docs.aws.amazon.com/console/securityhub/{control}/remediation")}},
-        "ProductFields": {"aws/securityhub/ProductName": "Security Hub"},
-        "Resources": [{"Type": "AwsS3Bucket", "Id": format!("arn:aws:s3:::bucket-{n:02}"), "Partition": "aws", "Region": "us-east-1"}],
-        "Compliance": {
-            "Status": status,
-            "SecurityControlId": control,
-            "AssociatedStandards": [
-                {"StandardsId": "standards/aws-foundational-security-best-practices/v/1.0.0"}
-            ]
-        },
-        "Workflow": {"Status": "NEW"},
-        "RecordState": "ACTIVE"
-    })
+fn bucket(n: usize) -> String {
+    format!("arn:aws:s3:::bucket-{n:02}")
 }
 
 #[test]
@@ -313,7 +286,7 @@ async fn posture_group_lifecycle() {
     let now = chrono::Utc::now();
     let t1 = (now - chrono::Duration::hours(2)).to_rfc3339();
     let failing: Vec<Value> = (0..40)
-        .map(|n| control_finding(n, "S3.8", "FAILED", &t1))
+        .map(|n| control_finding(n, "S3.8", "FAILED", &bucket(n), &t1))
         .collect();
     import(&moto, &failing);
     // A GuardDuty threat finding beside them still goes the threat way.
@@ -398,7 +371,7 @@ async fn posture_group_lifecycle() {
     // The control passes again on every bucket: the group is resolved.
     let t2 = (now - chrono::Duration::minutes(5)).to_rfc3339();
     let passing: Vec<Value> = (0..40)
-        .map(|n| control_finding(n, "S3.8", "PASSED", &t2))
+        .map(|n| control_finding(n, "S3.8", "PASSED", &bucket(n), &t2))
         .collect();
     import(&moto, &passing);
     let report = poller.poll_once(now).await.unwrap();

@@ -7,14 +7,17 @@
 
 #[path = "support/discord_fake.rs"]
 mod discord_fake;
+#[path = "support/e2e_bot.rs"]
+#[allow(dead_code)]
+mod e2e_bot;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use discord_fake::{DiscordFake, FakeMessage};
+use e2e_bot::unreachable_aws;
 use hanko::app::App;
-use hanko::aws::ClientFactory;
 use hanko::discord::bot;
 use hanko::discord::commands::score::score_text;
 use hanko::discord::digest::{Digest, TickReport, MAX_ATTEMPTS, META_DIGEST_LAST};
@@ -48,21 +51,6 @@ fn finding(account: &str, control: &str, n: usize, status: &str, updated: &str) 
         "RecordState": "ACTIVE"
     });
     parse_control_finding(&v, "$", "us-east-1").unwrap()
-}
-
-/// AWS clients that reach nothing (the digest never calls AWS).
-fn unreachable_aws() -> ClientFactory {
-    let conf = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:9")
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("testing", "testing", None, None, "test"),
-            ),
-        )
-        .build();
-    ClientFactory::from_sdk_config(conf, None)
 }
 
 /// The fake, a store directory, and the `[posture]` lines of the config.
