@@ -5,7 +5,7 @@
 //! chosen `now`, so no test waits for the clock). Each tick:
 //!
 //! 1. **Digest**: from `posture.digest_at` (UTC) on, once a day, it posts what `/score` shows
-//!    ([`score_text`]) to the incident channel. A day whose digest time passed while hanko was
+//!    ([`score_report`]) to the incident channel. A day whose digest time passed while hanko was
 //!    down gets its digest when hanko starts. Nothing is posted while no control has been
 //!    evaluated (Security Hub off, or nothing ingested yet): there is no score to show, and the
 //!    day is not used up.
@@ -52,7 +52,7 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::discord::bot::no_pings;
 use crate::discord::cards::{code, plain, truncate};
-use crate::discord::commands::score::score_text;
+use crate::discord::commands::score::score_report;
 use crate::discord::commands::MAX_CONTENT;
 use crate::discord::outbox::status_of;
 use crate::posture::{self, ScoreRow};
@@ -165,11 +165,10 @@ impl Digest {
             return Ok(0);
         }
         let store = &self.app.store;
-        if posture::scores(&store.all_control_findings()?).is_empty() {
-            return Ok(0);
-        }
         // Rendered before the claim, so a store error does not use the day up.
-        let text = score_text(store, now)?;
+        let Some(text) = score_report(store, now)? else {
+            return Ok(0);
+        };
         self.claim(META_DIGEST_LAST, today)?;
         store.flush()?;
         let parts = split_content(&text, MAX_CONTENT, MAX_PARTS);

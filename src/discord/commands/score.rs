@@ -28,16 +28,22 @@ pub async fn run(app: &App, inv: &Invocation) -> Reply {
     .finish(app, inv)
 }
 
+/// The answer when no control was evaluated.
+pub const NOTHING_EVALUATED: &str = "No Security Hub control has been evaluated yet (is \
+    `ingest.securityhub` on, with a standard enabled?).";
+
 /// The `/score` answer at `now`.
 pub fn score_text(store: &Store, now: DateTime<Utc>) -> Result<String, StoreError> {
+    Ok(score_report(store, now)?.unwrap_or_else(|| NOTHING_EVALUATED.to_string()))
+}
+
+/// The score report at `now`, `None` when no control was evaluated (the daily digest posts
+/// nothing then).
+pub fn score_report(store: &Store, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
     let findings = store.all_control_findings()?;
     let rows = posture::scores(&findings);
     if rows.is_empty() {
-        return Ok(
-            "No Security Hub control has been evaluated yet (is `ingest.securityhub` on, \
-                   with a standard enabled?)."
-                .to_string(),
-        );
+        return Ok(None);
     }
     let today = now.date_naive();
     let day_ago = store.score_snapshot(today - Duration::days(1))?;
@@ -82,7 +88,7 @@ pub fn score_text(store: &Store, now: DateTime<Utc>) -> Result<String, StoreErro
             ));
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 #[cfg(test)]
