@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::approval::Policy;
 use crate::aws::ClientFactory;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct App {
     /// Counters for `/metrics`, shared by the chat adapter, the engine runs and ingest.
     pub metrics: Arc<Metrics>,
     pub started_at: DateTime<Utc>,
+    /// The one wall clock ([`Clock`]): the engine reads the same one; tests shift it.
+    pub clock: Clock,
 }
 
 impl App {
@@ -38,7 +41,8 @@ impl App {
         store: Store,
         clients: ClientFactory,
     ) -> Self {
-        let engine = Engine::new(store.clone(), clients.clone());
+        let clock = Clock::system();
+        let engine = Engine::new(store.clone(), clients.clone()).with_clock(clock.clone());
         App {
             policy: Arc::new(settings.policy.clone()),
             settings: Arc::new(settings),
@@ -48,7 +52,8 @@ impl App {
             clients,
             notices: Notices::default(),
             metrics: Arc::new(Metrics::new()),
-            started_at: Utc::now(),
+            started_at: clock.now(),
+            clock,
         }
     }
 }

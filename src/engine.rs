@@ -29,6 +29,7 @@ use crate::approval::{Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::aws::error::{with_retry_policy, RetryPolicy};
 use crate::aws::{self, AwsClients, Captured, ClientFactory, RevertOutcome, StepCtx, StepError};
+use crate::clock::Clock;
 use crate::execution::{StepOutcome, StepPhase, StepRecord};
 use crate::plan::{Plan, Step};
 use crate::store::{Store, StoreError};
@@ -81,6 +82,8 @@ pub struct Engine {
     store: Store,
     clients: ClientFactory,
     retry: RetryPolicy,
+    /// Every timestamp the engine writes comes from here (tests shift it).
+    clock: Clock,
 }
 
 impl Engine {
@@ -89,7 +92,18 @@ impl Engine {
             store,
             clients,
             retry: RetryPolicy::default(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The clock the engine reads (shared with the [`crate::app::App`] that built it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -121,7 +135,8 @@ impl Engine {
             EventKind::ExecutionResumed
         };
         self.store.append_audit(
-            NewEvent::new(Utc::now(), actor, kind).detail(serde_json::json!({ "reason": reason })),
+            NewEvent::new(self.clock.now(), actor, kind)
+                .detail(serde_json::json!({ "reason": reason })),
         )?;
         self.store.flush()?;
         Ok(())
@@ -165,7 +180,7 @@ impl Engine {
                     req.id,
                     RequestState::Approved,
                     RequestState::Executing,
-                    NewEvent::new(Utc::now(), Actor::System, EventKind::ExecutionStarted)
+                    NewEvent::new(self.clock.now(), Actor::System, EventKind::ExecutionStarted)
                         .finding(req.finding_id.clone())
                         .request(req.id)
                         .detail(serde_json::json!({
@@ -188,7 +203,7 @@ impl Engine {
             req.id,
             RequestState::Executing,
             final_state,
-            NewEvent::new(Utc::now(), Actor::System, EventKind::ExecutionFinished)
+            NewEvent::new(self.clock.now(), Actor::System, EventKind::ExecutionFinished)
                 .finding(req.finding_id.clone())
                 .request(req.id)
                 .detail(serde_json::json!({
@@ -216,10 +231,13 @@ impl Engine {
                 continue;
             }
             let slot = Slot {
+                clock: &self.clock,
                 req,
                 index,
                 step,
-                started: prior.map(|r| r.started_at).unwrap_or_else(Utc::now),
+                started: prior
+                    .map(|r| r.started_at)
+                    .unwrap_or_else(|| self.clock.now()),
             };
             if evidence_failed && !req.override_evidence {
                 self.finish(&slot, Ending::skipped("not run: an evidence step before it failed and the approval carried no override"))?;
@@ -232,7 +250,7 @@ impl Engine {
                     continue;
                 }
             };
-            let ctx = step_ctx(req, index);
+            let ctx = step_ctx(req, index, self.clock.now());
             let outcome = self.run_step(&slot, prior, clients, &ctx).await?;
             if step.action.is_evidence() && outcome == StepOutcome::Failed {
                 evidence_failed = true;
@@ -388,10 +406,11 @@ impl Engine {
                 continue;
             }
             let slot = Slot {
+                clock: &self.clock,
                 req,
                 index,
                 step,
-                started: Utc::now(),
+                started: self.clock.now(),
             };
             let Some(orig) = revert_source(step, &original) else {
                 self.finish(
@@ -407,7 +426,7 @@ impl Engine {
                     continue;
                 }
             };
-            let ctx = step_ctx(req, index);
+            let ctx = step_ctx(req, index, self.clock.now());
             let prior = orig
                 .captured
                 .get("prior")
@@ -503,6 +522,7 @@ impl Engine {
 
 /// One step of one request, being run and recorded.
 struct Slot<'a> {
+    clock: &'a Clock,
     req: &'a Request,
     index: usize,
     step: &'a Step,
@@ -522,7 +542,7 @@ impl Slot<'_> {
                 Some(e.outcome),
                 e.error_code,
                 e.message,
-                Some(Utc::now()),
+                Some(self.clock.now()),
             ),
             None => (serde_json::Value::Null, None, None, None, None),
         };
@@ -542,7 +562,7 @@ impl Slot<'_> {
     }
 
     fn event(&self, kind: EventKind) -> NewEvent {
-        NewEvent::new(Utc::now(), Actor::System, kind)
+        NewEvent::new(self.clock.now(), Actor::System, kind)
             .finding(self.req.finding_id.clone())
             .request(self.req.id)
     }
@@ -600,12 +620,12 @@ impl Ending {
 /// What a step of `request_id` runs with.
 /// What a step of `req` runs with: the request, its finding and who approved it (steps that
 /// write a note, such as a Security Hub suppression, name them).
-fn step_ctx(req: &Request, step_index: usize) -> StepCtx {
+fn step_ctx(req: &Request, step_index: usize, now: DateTime<Utc>) -> StepCtx {
     StepCtx {
         request_id: req.id,
         finding_id: req.finding_id.clone(),
         step_index,
-        now: Utc::now(),
+        now,
         dry_run: false,
         approvers: req
             .approvers()

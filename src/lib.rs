@@ -30,6 +30,7 @@
 //! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
 //! | [`approval`] | request states, policy, `decide` | plan, audit |
 //! | [`audit`] | events, hash chain, query filter | — |
+//! | [`clock`] | the one wall clock (system time, shiftable by tests) | — |
 //! | [`execution`] | step records and outcomes | plan |
 //! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, plan, util |
 //! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
@@ -51,6 +52,7 @@ pub mod app;
 pub mod approval;
 pub mod audit;
 pub mod aws;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod discord;

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use serenity::all::ShardManager;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -162,7 +161,7 @@ fn count_report(app: &App, report: &ExecutionReport) {
     if report.state == RequestState::Succeeded {
         if let Ok(Some(req)) = app.store.get_request(report.request_id) {
             if let Some(decided) = req.decided_at {
-                let seconds = (Utc::now() - decided).num_milliseconds() as f64 / 1000.0;
+                let seconds = (app.clock.now() - decided).num_milliseconds() as f64 / 1000.0;
                 app.metrics.record_approval_to_contained(seconds);
             }
         }

@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use serenity::all::{
     ChannelId, Client, ClientBuilder, CommandDataOption, CommandDataOptionValue,
     CommandInteraction, ComponentInteraction, ConnectionStage, Context, CreateAllowedMentions,
@@ -285,7 +284,7 @@ impl Handler {
 
     /// Audits an interaction refused for where it came from.
     fn audit_elsewhere(&self, user: &User, kind: EventKind, detail: serde_json::Value) {
-        let ev = NewEvent::new(Utc::now(), actor_of(user), kind).detail(detail);
+        let ev = NewEvent::new(self.state.app.clock.now(), actor_of(user), kind).detail(detail);
         if let Err(e) = self.state.app.store.append_audit(ev) {
             tracing::error!(error = %e, "could not audit a refused interaction");
         }

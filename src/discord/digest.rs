@@ -126,7 +126,7 @@ impl Digest {
             if *shutdown.borrow() {
                 break;
             }
-            self.tick(Utc::now()).await;
+            self.tick(self.app.clock.now()).await;
             tokio::select! {
                 changed = shutdown.changed() => {
                     if changed.is_err() {

@@ -28,7 +28,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use serenity::all::{
     ActionRowComponent, ComponentInteraction, CreateActionRow, CreateInputText,
     CreateInteractionResponse, CreateModal, EditInteractionResponse, InputTextStyle, MessageId,
@@ -95,7 +94,7 @@ fn audit_refusal(
     kind: EventKind,
     detail: serde_json::Value,
 ) {
-    let mut ev = NewEvent::new(Utc::now(), actor.clone(), kind).detail(detail);
+    let mut ev = NewEvent::new(app.clock.now(), actor.clone(), kind).detail(detail);
     if let Some(r) = request {
         ev = ev.finding(r.finding_id.clone()).request(r.id);
     }
@@ -226,7 +225,10 @@ async fn approve(
         decision: Decision::Approve,
         plan_hash: voted_hash(id, request),
     };
-    let decided = match app.store.vote(&app.policy, request.id, &vote, Utc::now())? {
+    let decided = match app
+        .store
+        .vote(&app.policy, request.id, &vote, app.clock.now())?
+    {
         Ok(decided) => decided,
         Err(refusal) => {
             click
@@ -328,7 +330,7 @@ async fn open_reject_modal(
         },
         plan_hash: voted_hash(id, request),
     };
-    if let Err(refusal) = approval::decide(&app.policy, request, &probe, Utc::now()) {
+    if let Err(refusal) = approval::decide(&app.policy, request, &probe, app.clock.now()) {
         audit_vote_refusal(app, &voter.actor, request, &refusal, "reject");
         return say_ephemeral(http, click, &refusal.to_string()).await;
     }
@@ -499,7 +501,7 @@ async fn revert(
         click.edit_response(http, answer(text)).await?;
         return Ok(());
     }
-    let now = Utc::now();
+    let now = app.clock.now();
     let revert = match app.engine.revert_request(
         request.id,
         voter.actor.clone(),
@@ -593,7 +595,10 @@ pub async fn modal(
         },
         plan_hash: voted_hash(&id, &request),
     };
-    match app.store.vote(&app.policy, request.id, &vote, Utc::now())? {
+    match app
+        .store
+        .vote(&app.policy, request.id, &vote, app.clock.now())?
+    {
         Err(refusal) => {
             submit
                 .create_followup(http, ephemeral_followup(&refusal.to_string()))

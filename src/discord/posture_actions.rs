@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde_json::json;
 use serenity::all::{
     ComponentInteraction, CreateActionRow, CreateInputText, CreateInteractionResponse, CreateModal,
@@ -125,7 +124,7 @@ fn checked(
 /// Audits a refused posture click.
 fn refused(app: &App, actor: &Actor, group: Option<&GroupKey>, code: &str, message: &str) {
     let mut ev =
-        NewEvent::new(Utc::now(), actor.clone(), EventKind::CommandInvoked).detail(json!({
+        NewEvent::new(app.clock.now(), actor.clone(), EventKind::CommandInvoked).detail(json!({
             "action": "posture",
             "refused": code,
             "message": message,
@@ -277,7 +276,7 @@ pub async fn modal(
         return say_ephemeral(http, submit, &already_open(open)).await;
     }
     defer_ephemeral(http, submit).await?;
-    let now = Utc::now();
+    let now = app.clock.now();
     let plan = suppression_plan(&group, &reason, suppress_risk(app));
     let needed = app.policy.needed(&plan);
     let request = pipeline::propose(&app.store, &app.policy, plan, voter.actor.clone(), now)?;
@@ -344,7 +343,7 @@ async fn acknowledge(
         }
         Err(e) => Err(e),
     };
-    let now = Utc::now();
+    let now = app.clock.now();
     let mut ev = NewEvent::new(now, voter.actor.clone(), EventKind::FindingsAcknowledged)
         .finding(key.encode());
     match result {
@@ -422,7 +421,7 @@ async fn remediate(
             .content(cards::truncate(&text, MAX_CONTENT))
             .allowed_mentions(no_pings())
     };
-    let now = Utc::now();
+    let now = app.clock.now();
     // Read-only calls (IAM.3 lists the users' keys); nothing changes before approval.
     let planned = match app.clients.clients(&key.account_id, &key.region).await {
         Ok(clients) => {

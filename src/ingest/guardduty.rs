@@ -67,6 +67,11 @@ pub struct GuardDutyPoller {
 }
 
 impl GuardDutyPoller {
+    /// Now, on the application's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.app.clock.now()
+    }
+
     /// A poller for `region`, with the detector from `ingest.detector_ids` when configured.
     pub fn new(app: App, client: aws_sdk_guardduty::Client, region: &str) -> GuardDutyPoller {
         let detector_id = app.settings.ingest.detector_ids.get(region).cloned();

@@ -509,12 +509,21 @@ impl Source {
         }
     }
 
+    /// Now, on the application's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Source::GuardDuty(p) => p.now(),
+            Source::Sqs(s) => s.now(),
+            Source::SecurityHub(p) => p.now(),
+        }
+    }
+
     /// One poll. The SQS loop long-polls, so it has no interval of its own.
     pub async fn poll(&mut self) -> Result<PollReport, IngestError> {
         match self {
-            Source::GuardDuty(p) => p.poll_once(Utc::now()).await,
+            Source::GuardDuty(p) => p.poll_once(p.now()).await,
             Source::Sqs(s) => s.poll_once().await.map(|r| r.report),
-            Source::SecurityHub(p) => p.poll_once(Utc::now()).await,
+            Source::SecurityHub(p) => p.poll_once(p.now()).await,
         }
     }
 
@@ -547,7 +556,7 @@ pub async fn run_loop(
         };
         let wait = match result {
             Ok(report) => {
-                health.ok(Utc::now());
+                health.ok(source.now());
                 if report.new + report.updated + report.quarantined > 0 {
                     tracing::info!(
                         source = %health.source(),
@@ -562,7 +571,7 @@ pub async fn run_loop(
                 interval
             }
             Err(e) => {
-                health.failed(&e, Utc::now());
+                health.failed(&e, source.now());
                 health.backoff(backoff_base)
             }
         };

@@ -56,6 +56,11 @@ pub struct SecurityHubPoller {
 }
 
 impl SecurityHubPoller {
+    /// Now, on the application's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.app.clock.now()
+    }
+
     pub fn new(app: App, client: aws_sdk_securityhub::Client, region: &str) -> SecurityHubPoller {
         SecurityHubPoller {
             app,

@@ -81,6 +81,11 @@ pub struct SqsReport {
 }
 
 impl SqsIngest {
+    /// Now, on the application's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.app.clock.now()
+    }
+
     pub fn new(app: App, client: aws_sdk_sqs::Client, queue_url: String) -> SqsIngest {
         SqsIngest {
             app,
@@ -102,7 +107,7 @@ impl SqsIngest {
         if messages.is_empty() {
             return Ok(SqsReport::default());
         }
-        let batch = self.store(&messages, Utc::now());
+        let batch = self.store(&messages, self.app.clock.now());
         let deleted = self.delete(&batch.handled).await?;
         if let Some(e) = batch.error {
             return Err(e);
@@ -151,7 +156,7 @@ impl SqsIngest {
             batch.error = Some(e.into());
             return batch;
         }
-        let stored_at = Utc::now();
+        let stored_at = self.app.clock.now();
         for (m, receipt_handle, outcome) in pending {
             let delivery = sent_at(m).and_then(|sent| (stored_at - sent).to_std().ok());
             batch.handled.push(Handled {

@@ -44,7 +44,7 @@ pub async fn run(app: &App, inv: &Invocation) -> Reply {
 }
 
 fn handle(app: &App, inv: &Invocation) -> Handled {
-    let now = Utc::now();
+    let now = app.clock.now();
     let (mut query, limit) = match query_from(inv, now) {
         Ok(q) => q,
         Err(why) => {

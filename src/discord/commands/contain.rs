@@ -225,7 +225,7 @@ async fn handle(app: &App, inv: &Invocation) -> Handled {
         );
     }
 
-    let now = Utc::now();
+    let now = app.clock.now();
     let actor = inv.invoker.actor.clone();
     let lookup = async {
         let clients = app.clients.clients(&account, &region).await?;
@@ -648,7 +648,7 @@ mod tests {
 
     #[test]
     fn manual_findings_plan_like_real_ones() {
-        let now = Utc::now();
+        let now = chrono::Utc::now();
         let actor = Actor::Discord {
             id: "42".into(),
             name: "alice".into(),

@@ -314,7 +314,7 @@ impl Handled {
             obj.extend(more);
         }
         let mut ev = NewEvent::new(
-            Utc::now(),
+            app.clock.now(),
             inv.invoker.actor.clone(),
             EventKind::CommandInvoked,
         )

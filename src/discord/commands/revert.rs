@@ -12,7 +12,6 @@
 //!
 //! Uses the store, the engine and the pipeline's notices; no Discord or AWS I/O.
 
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -59,7 +58,7 @@ fn handle(app: &App, inv: &Invocation) -> Handled {
             ),
         );
     };
-    let now = Utc::now();
+    let now = app.clock.now();
     let revert = match app
         .engine
         .revert_request(of, inv.invoker.actor.clone(), now, app.policy.ttl)

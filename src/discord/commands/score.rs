@@ -21,7 +21,7 @@ use super::{code, plain, Handled, Invocation, Reply};
 pub const RECENT: usize = 5;
 
 pub async fn run(app: &App, inv: &Invocation) -> Reply {
-    match score_text(&app.store, Utc::now()) {
+    match score_text(&app.store, app.clock.now()) {
         Ok(text) => Handled::done(Reply::public(text)),
         Err(e) => Handled::failed("score", "reading the store", &e),
     }

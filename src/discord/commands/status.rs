@@ -73,7 +73,7 @@ pub async fn run(app: &App, inv: &Invocation) -> Reply {
 }
 
 fn handle(app: &App, _inv: &Invocation) -> Handled {
-    let now = Utc::now();
+    let now = app.clock.now();
     match report(app, now) {
         Ok(text) => Handled::done(Reply::ephemeral(text)),
         Err(e) => Handled::failed("status", "reading the store", &e),
