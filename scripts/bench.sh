@@ -18,8 +18,7 @@
 #   HANKO_BENCH_TIME_LIMIT    seconds before the whole run is stopped (default 5400)
 #   HANKO_BENCH_OUT           output file (default BENCHMARKS.md at the repository root)
 #   HANKO_BENCH_VENV          virtualenv for moto and c7n (default ~/.cache/hanko/bench-venv)
-#   HANKO_FIXTURES            shared/fixtures (default: shared/fixtures beside the repository
-#                             or beside one of its parent folders)
+#   HANKO_FIXTURES            the fixtures folder (default: tests/fixtures in the repository)
 #   CARGO_TARGET_DIR          cargo's build directory (default ~/.cache/hanko/target)
 #
 # Layout: one function per section writes a Markdown fragment (and optionally summary-table
@@ -75,12 +74,10 @@ find_fixtures() {
         echo "bench: HANKO_FIXTURES=$HANKO_FIXTURES holds neither guardduty/api nor api" >&2
         exit 2
     fi
-    for d in "$ROOT/../shared/fixtures/guardduty" "$ROOT/../../shared/fixtures/guardduty" \
-             "$ROOT/../../../shared/fixtures/guardduty"; do
-        [[ -d "$d/api" ]] && { (cd "$d" && pwd); return; }
-    done
-    echo "bench: GuardDuty fixtures not found: check out shared/ beside the repository" \
-         "(../shared/fixtures/guardduty/api) or set HANKO_FIXTURES=/path/to/shared/fixtures" >&2
+    d="$ROOT/tests/fixtures/guardduty"
+    [[ -d "$d/api" ]] && { echo "$d"; return; }
+    echo "bench: GuardDuty fixtures not found in $d (part of the repository)" \
+         "or set HANKO_FIXTURES=/path/to/fixtures" >&2
     exit 2
 }
 
@@ -290,7 +287,7 @@ reproduce() {
     {
         echo "## How to reproduce"
         echo
-        echo "From a clone with \`shared/fixtures\` beside it (or \`HANKO_FIXTURES\` set), with Rust and Python 3:"
+        echo "From a clone, with Rust and Python 3:"
         echo
         echo '```sh'
         echo "HANKO_BENCH_ROUNDS=$ROUNDS HANKO_BENCH_DRILL_ROUNDS=$DRILL_ROUNDS${HANKO_BENCH_CORE:+ HANKO_BENCH_CORE=$HANKO_BENCH_CORE} scripts/bench.sh"

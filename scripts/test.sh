@@ -22,4 +22,6 @@ export AWS_EC2_METADATA_DISABLED=true
 export AWS_ACCESS_KEY_ID="${HANKO_TEST_AWS_KEY:-testing}" AWS_SECRET_ACCESS_KEY=testing
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
-cargo test --locked "$@"
+# --no-fail-fast: every test binary runs even when one fails; cargo lists the failed ones together
+# at the end.
+cargo test --locked --no-fail-fast "$@"

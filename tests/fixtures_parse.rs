@@ -1,9 +1,9 @@
-//! The finding parsers against the real published documents in `shared/fixtures/guardduty`:
+//! The finding parsers against the real published documents in `tests/fixtures/guardduty`:
 //! every file parses (one known, documented exception), concrete values match the files, and
 //! no truncation or mutation of a fixture makes `parse_document` panic.
 //!
-//! `support/fixtures.rs` finds the fixture folder (`$HANKO_FIXTURES` or `shared/` beside the
-//! repository); a missing folder fails the tests, it never skips them.
+//! `support/fixtures.rs` finds the fixture folder (`tests/fixtures/guardduty`, or
+//! `$HANKO_FIXTURES`); a missing folder fails the tests, it never skips them.
 
 #[path = "support/fixtures.rs"]
 mod fixtures;

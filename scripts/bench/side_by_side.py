@@ -14,7 +14,7 @@ Markdown fragment on stdout. Progress goes to stderr. Nothing here talks to real
 client and both tools get AWS_ENDPOINT_URL pointing at the moto server given.
 
 Usage: side_by_side.py --endpoint http://127.0.0.1:PORT --hanko target/release/hanko
-                       --custodian .../bin/custodian --fixtures ../shared/fixtures/guardduty/api
+                       --custodian .../bin/custodian --fixtures tests/fixtures/guardduty/api
                        --workdir DIR [--rounds 10]
 """
 

@@ -1,8 +1,9 @@
 //! Where the GuardDuty fixture documents are, for the tests and benches that read them.
 //!
-//! `$HANKO_FIXTURES` names the `fixtures` folder or its `guardduty` subfolder; without it, the
-//! folder is `shared/fixtures/guardduty` beside the repository (or beside one of its parent
-//! folders, for a git worktree). A missing folder fails the test with the fix; it never skips.
+//! They live in the repository, in `tests/fixtures/guardduty` (with `SOURCES.md`: where each
+//! document came from and under which licence), so a fresh clone's tests need nothing beside
+//! it. `$HANKO_FIXTURES` may name another `fixtures` folder or its `guardduty` subfolder. A
+//! missing folder fails the test with the fix; it never skips.
 
 #![allow(dead_code)]
 
@@ -18,26 +19,18 @@ pub fn fixtures_dir() -> PathBuf {
             }
         }
         panic!(
-            "HANKO_FIXTURES={} holds neither guardduty/api nor api; point it at shared/fixtures",
+            "HANKO_FIXTURES={} holds neither guardduty/api nor api; point it at a fixtures folder",
             dir.display()
         );
     }
-    let tried: Vec<PathBuf> = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .skip(1)
-        .take(3)
-        .map(|a| a.join("shared/fixtures/guardduty"))
-        .collect();
-    tried
-        .iter()
-        .find(|candidate| candidate.join("api").is_dir())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "GuardDuty fixtures not found (looked in {tried:?}); check out shared/ beside the \
-                 repository or set HANKO_FIXTURES=/path/to/shared/fixtures"
-            )
-        })
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/guardduty");
+    assert!(
+        dir.join("api").is_dir(),
+        "GuardDuty fixtures not found in {}; they are part of the repository (git checkout -- \
+         tests/fixtures), or set HANKO_FIXTURES=/path/to/fixtures",
+        dir.display()
+    );
+    dir
 }
 
 /// The text of the fixture at `rel` (e.g. `api/Backdoor_EC2_C_CActivity.B.json`).

@@ -1,5 +1,5 @@
 //! A local stand-in for the GuardDuty REST API (moto does not implement GuardDuty findings),
-//! on 127.0.0.1, serving the real fixture documents of `shared/fixtures/guardduty/api/`.
+//! on 127.0.0.1, serving the real fixture documents of `tests/fixtures/guardduty/api/`.
 //!
 //! Routes, as the SDK calls them:
 //! * `GET /detector` (ListDetectors) -> `{"detectorIds": [...]}`
