@@ -1,7 +1,8 @@
 //! Security Hub steps: suppress the findings of one failing control (`BatchUpdateFindings`,
 //! `Workflow.Status` SUPPRESSED with a note carrying the reason, the approvers and the request),
-//! lift a suppression (revert), and acknowledge findings (NOTIFIED, no approval needed). See the
-//! step contract in [`crate::aws`].
+//! lift a suppression (revert), and acknowledge findings (NOTIFIED, no approval needed; with
+//! [`acknowledge_new`], only those Security Hub still reads as NEW). See the step contract in
+//! [`crate::aws`].
 //!
 //! May use `aws-sdk-securityhub` and the core plan types; never imports sled or serenity.
 //!
