@@ -210,7 +210,11 @@ async fn reread(
     for doc in docs {
         match posture::parse_control_finding(&doc, "$", &group.region) {
             Ok(f) if f.group_key() == *group => {
-                if app.store.upsert_control_finding(&f).map_err(|e| e.to_string())? {
+                if app
+                    .store
+                    .upsert_control_finding(&f)
+                    .map_err(|e| e.to_string())?
+                {
                     changed += 1;
                 }
             }

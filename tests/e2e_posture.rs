@@ -37,9 +37,9 @@ use hanko::audit::{Actor, AuditQuery, EventKind};
 use hanko::aws::ClientFactory;
 use hanko::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
 use hanko::discord::posture_actions::{ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE};
-use hanko::posture::{GroupKey, WorkflowStatus};
 use hanko::ingest::securityhub::SecurityHubPoller;
 use hanko::plan::Action;
+use hanko::posture::{GroupKey, WorkflowStatus};
 use serde_json::{json, Value};
 
 use control_findings::{control_finding, ACCOUNT};
@@ -438,7 +438,11 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
     );
     let answer = wait_for_ephemeral_answer(fake, &stale).await;
     assert_eq!(answer, NOTHING_FAILS);
-    assert_eq!(standin.batch_updates().len(), 1, "no call after the suppression");
+    assert_eq!(
+        standin.batch_updates().len(),
+        1,
+        "no call after the suppression"
+    );
     assert!(!sent_status_for(&standin, "NOTIFIED", &s3_ids));
     assert!(
         stored_workflows(&app, "S3.8")
@@ -569,10 +573,8 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
             .all(|s| *s == WorkflowStatus::New)
     })
     .await;
-    let failing_again = wait_for_posture_card(fake, "S3.8", |m| {
-        m.embed_text().contains("failing: 40 new")
-    })
-    .await;
+    let failing_again =
+        wait_for_posture_card(fake, "S3.8", |m| m.embed_text().contains("failing: 40 new")).await;
     assert!(
         !failing_again.embed_text().contains("Suppressed\n"),
         "{}",
@@ -719,7 +721,13 @@ async fn a_failing_control_whose_notice_was_lost_gets_its_card_at_start() {
 /// into its store and their card posted. `edit` changes the config first.
 async fn ec2_world(
     edit: impl FnOnce(String) -> String,
-) -> (Moto, standin::Standin, aws_config::SdkConfig, Bot, FakeMessage) {
+) -> (
+    Moto,
+    standin::Standin,
+    aws_config::SdkConfig,
+    Bot,
+    FakeMessage,
+) {
     let moto = Moto::start();
     let standin = standin::Standin::start(moto.port).await;
     let conf = moto
@@ -730,8 +738,8 @@ async fn ec2_world(
         .build();
     let updated = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     standin.import(&ec2_findings("FAILED", &updated)).await;
-    let bot = Bot::start_with_config(1, ClientFactory::from_sdk_config(conf.clone(), None), edit)
-        .await;
+    let bot =
+        Bot::start_with_config(1, ClientFactory::from_sdk_config(conf.clone(), None), edit).await;
     poll(bot.app(), &conf).await;
     let card = wait_for_posture_card(&bot.fake, "EC2.19", |_| true).await;
     (moto, standin, conf, bot, card)
@@ -749,7 +757,10 @@ async fn acknowledge_while_paused_is_refused_and_audited() {
     let ack = card.custom_id_of("Acknowledge").unwrap();
     let click = fake.inject_button(&ack, card.id, &bob());
     assert_eq!(wait_for_ephemeral_answer(fake, &click).await, ACK_PAUSED);
-    assert!(standin.batch_updates().is_empty(), "nothing sent while paused");
+    assert!(
+        standin.batch_updates().is_empty(),
+        "nothing sent while paused"
+    );
     let refused = refusals(&app, "paused");
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].actor.display_name(), "bob");
@@ -882,7 +893,7 @@ async fn acknowledge_leaves_a_finding_suppressed_outside_hanko_alone() {
         .map(|f| f["Id"].as_str().unwrap())
         .collect();
     assert_eq!(sent, vec![ids[2].as_str()], "only the finding still NEW");
-    assert!(!sent_status_for(&standin, "NOTIFIED", &ids[..2].to_vec()));
+    assert!(!sent_status_for(&standin, "NOTIFIED", &ids[..2]));
     eventually("the store to learn the suppression", || {
         let mut w = stored_workflows(&app, "EC2.19");
         w.sort();

@@ -446,8 +446,10 @@ pub fn posture_card_with_suppressions(
         .position(|f| f.name == FIELD_STATE)
         .unwrap_or(card.fields.len());
     for (i, s) in suppressions.iter().enumerate() {
-        card.fields
-            .insert(at + i, Field::new(FIELD_SUPPRESSED, suppression_text(s), false));
+        card.fields.insert(
+            at + i,
+            Field::new(FIELD_SUPPRESSED, suppression_text(s), false),
+        );
     }
     enforce_limits(&mut card);
     card

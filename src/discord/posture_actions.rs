@@ -182,13 +182,7 @@ fn already_open(id: uuid::Uuid) -> String {
 }
 
 /// Audits the "already open" refusal (issue 11, 4(c)), naming the open request.
-fn refused_already_open(
-    app: &App,
-    actor: &Actor,
-    group: &GroupKey,
-    open: uuid::Uuid,
-    text: &str,
-) {
+fn refused_already_open(app: &App, actor: &Actor, group: &GroupKey, open: uuid::Uuid, text: &str) {
     let ev = NewEvent::new(app.clock.now(), actor.clone(), EventKind::CommandInvoked)
         .finding(group.encode())
         .request(open)
@@ -410,16 +404,20 @@ async fn acknowledge(
     // Audited before the call to Security Hub: who asked to acknowledge which findings. The
     // outcome follows as `FindingsAcknowledged`.
     app.store.append_audit(
-        NewEvent::new(app.clock.now(), voter.actor.clone(), EventKind::CommandInvoked)
-            .finding(key.encode())
-            .detail(json!({
-                "action": "acknowledge",
-                "control": key.control_id,
-                "account": key.account_id,
-                "region": key.region,
-                "asked": identifiers.len(),
-                "findings": identifiers.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-            })),
+        NewEvent::new(
+            app.clock.now(),
+            voter.actor.clone(),
+            EventKind::CommandInvoked,
+        )
+        .finding(key.encode())
+        .detail(json!({
+            "action": "acknowledge",
+            "control": key.control_id,
+            "account": key.account_id,
+            "region": key.region,
+            "asked": identifiers.len(),
+            "findings": identifiers.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        })),
     )?;
     app.store.flush()?;
     let by = voter.actor.display_name().to_string();

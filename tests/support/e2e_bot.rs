@@ -147,6 +147,7 @@ impl Bot {
     }
 
     /// [`Bot::start`] with the config text changed by `edit` first (an allow-list, say).
+    #[allow(dead_code)] // not every test binary that includes this module uses it
     pub async fn start_with_config(
         contain_approvals: u32,
         clients: ClientFactory,
