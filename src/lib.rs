@@ -37,6 +37,7 @@
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
+//! | [`posture_sync`] | after a suppression or its lift runs: the stored control findings from the step's result and a re-read by id, the card announced | app, posture, aws |
 //! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → containment plans, run by the same engine | plan, posture, aws |
 //! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
@@ -66,6 +67,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod playbooks;
 pub mod posture;
+pub mod posture_sync;
 pub mod remediate;
 pub mod run;
 pub mod store;

@@ -12,7 +12,11 @@
 //!   passed controls among the evaluated ones. A control fails when one of its active,
 //!   not-suppressed findings is FAILED, passes when they are all PASSED, and is not evaluated
 //!   otherwise (only WARNING or NOT_AVAILABLE, or no findings). Suppressed findings do not count,
-//!   as in Security Hub.
+//!   as in Security Hub: "When determining control status, Security Hub ignores findings that
+//!   have a `RecordState` of ARCHIVED and findings that have a `Workflow.Status` of SUPPRESSED"
+//!   (Security Hub User Guide, "Evaluating compliance status and control status",
+//!   <https://docs.aws.amazon.com/securityhub/latest/userguide/controls-overall-status.html>),
+//!   so a control whose findings are all suppressed has no data and leaves the score.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,7 +59,8 @@ pub enum WorkflowStatus {
 }
 
 impl WorkflowStatus {
-    fn parse(s: &str) -> Option<Self> {
+    /// From `Workflow.Status` (or an older `WorkflowState`) as Security Hub writes it.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "NEW" => Some(Self::New),
             // `WorkflowState` values, which predate `Workflow.Status`.

@@ -137,14 +137,18 @@ impl Tasks {
 // Engine runs
 // ---------------------------------------------------------------------------------------------
 
-/// Executes an approved request, then counts its step outcomes and announces its new state so
-/// the card is edited. Used by the Approve button and on resume.
+/// Executes an approved request, then counts its step outcomes, brings the posture store in
+/// step with a suppression or its lift, and announces its new state so the card is edited.
+/// Used by the Approve button and on resume.
 pub async fn execute_request(app: &App, id: Uuid) -> Result<ExecutionReport, EngineError> {
     let runs = app
         .store
         .get_request(id)?
         .is_some_and(|r| r.state.needs_engine());
     let result = app.engine.execute(id).await;
+    if runs {
+        sync_posture(app, id).await;
+    }
     app.notices.send(Notice::RequestChanged { request: id });
     if let Ok(report) = &result {
         if runs {
@@ -152,6 +156,14 @@ pub async fn execute_request(app: &App, id: Uuid) -> Result<ExecutionReport, Eng
         }
     }
     result
+}
+
+/// After a run that suppressed or lifted Security Hub findings, the stored control findings,
+/// the posture card and `/score` show it ([`crate::posture_sync`]); other runs are untouched.
+async fn sync_posture(app: &App, id: Uuid) {
+    if let Err(e) = crate::posture_sync::after_execution(app, id).await {
+        tracing::error!(request_id = %id, error = %e, "could not bring the posture findings in step after an execution");
+    }
 }
 
 fn count_report(app: &App, report: &ExecutionReport) {
@@ -174,6 +186,7 @@ async fn resume(app: App) {
         Ok(reports) => {
             for report in &reports {
                 count_report(&app, report);
+                sync_posture(&app, report.request_id).await;
                 app.notices.send(Notice::RequestChanged {
                     request: report.request_id,
                 });

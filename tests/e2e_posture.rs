@@ -7,7 +7,14 @@
 //!   exactly the control's findings to `BatchUpdateFindings` as SUPPRESSED with a note naming
 //!   the reason, the approver and the request;
 //! * Acknowledge sends NOTIFIED at once, audited, and the card says so;
-//! * the control passing again turns its card into a resolved one.
+//! * the control passing again turns its card into a resolved one;
+//! * (issue 11, item 5) a suppression and its lift reach the card at once, without a poll (the
+//!   stand-in, like Security Hub, does not move `UpdatedAt` on `BatchUpdateFindings`): the card
+//!   says suppressed, by whom, why and how to lift it; `/score` drops the control; a stale
+//!   Acknowledge cannot touch the suppressed findings, nor one suppressed outside hanko;
+//! * (issue 11, 4(c)) Acknowledge is refused and audited while paused and outside
+//!   `aws.accounts`, audited before its call; "already open" and "nothing to acknowledge"
+//!   refusals are audited.
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`).
 
@@ -26,11 +33,13 @@ mod standin;
 use discord_fake::{DiscordFake, FakeMessage, MessageSource, CALLBACK_MODAL};
 use hanko::app::App;
 use hanko::approval::RequestState;
-use hanko::audit::{AuditQuery, EventKind};
+use hanko::audit::{Actor, AuditQuery, EventKind};
 use hanko::aws::ClientFactory;
 use hanko::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
+use hanko::discord::posture_actions::{ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE};
 use hanko::ingest::securityhub::SecurityHubPoller;
 use hanko::plan::Action;
+use hanko::posture::{GroupKey, WorkflowStatus};
 use serde_json::{json, Value};
 
 use control_findings::{control_finding, ACCOUNT};
@@ -97,6 +106,67 @@ async fn poll(app: &App, conf: &aws_config::SdkConfig) -> hanko::ingest::PollRep
 
 fn group_footer(control: &str) -> String {
     format!("posture {ACCOUNT}/us-east-1/{control}")
+}
+
+fn group_key(control: &str) -> GroupKey {
+    GroupKey {
+        account_id: ACCOUNT.into(),
+        region: "us-east-1".into(),
+        control_id: control.into(),
+    }
+}
+
+/// The stored workflow status of every control finding of `control`.
+fn stored_workflows(app: &App, control: &str) -> Vec<WorkflowStatus> {
+    app.store
+        .control_findings(&group_key(control))
+        .unwrap()
+        .iter()
+        .map(|f| f.workflow)
+        .collect()
+}
+
+/// `/score`'s answer, as `who` sees it.
+async fn score(fake: &DiscordFake, who: &discord_fake::FakeMember) -> String {
+    let cmd = fake.inject_slash_command("score", json!([]), who);
+    command_answer(fake, &cmd).await
+}
+
+/// The FSBP score line's "passed/evaluated" part for the test account, e.g. `**0/2 (0.0 %)**`.
+fn fsbp(passed: u32, total: u32) -> String {
+    let percent = if total == 0 {
+        0.0
+    } else {
+        f64::from(passed) * 100.0 / f64::from(total)
+    };
+    format!(
+        "AWS Foundational Security Best Practices v1.0.0 · account `{ACCOUNT}`: **{passed}/{total} ({percent:.1} %)**"
+    )
+}
+
+/// Refused posture clicks audited with `code`.
+fn refusals(app: &App, code: &str) -> Vec<hanko::audit::AuditEvent> {
+    app.store
+        .query_audit(&AuditQuery {
+            kind: Some(EventKind::CommandInvoked),
+            ..AuditQuery::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.detail["refused"] == code)
+        .collect()
+}
+
+/// Whether any `BatchUpdateFindings` body the stand-in received sets `status` on one of `ids`.
+fn sent_status_for(standin: &standin::Standin, status: &str, ids: &[String]) -> bool {
+    standin.batch_updates().iter().any(|b| {
+        b["Workflow"]["Status"] == status
+            && b["FindingIdentifiers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| ids.iter().any(|id| f["Id"] == id.as_str()))
+    })
 }
 
 /// The posture card of `control` as the fake holds it, once `check` holds for it.
@@ -173,6 +243,9 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
         2,
         "43 failed findings, 2 controls: 2 cards"
     );
+    // Both controls fail: 0 of 2 evaluated controls pass.
+    let scored = score(fake, &alice()).await;
+    assert!(scored.contains(&fsbp(0, 2)), "{scored}");
 
     // Someone without a responder role cannot start a suppression.
     let click = fake.inject_button(
@@ -247,6 +320,19 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
         standin.batch_updates().is_empty(),
         "nothing is sent before approval"
     );
+    // While it is open, Remediate on the control is refused, and the refusal is audited with
+    // the open request (issue 11, 4(c)).
+    let click = fake.inject_button(
+        &s3_card.custom_id_of("Remediate").unwrap(),
+        s3_card.id,
+        &bob(),
+    );
+    let answer = wait_for_ephemeral_answer(fake, &click).await;
+    assert!(answer.contains("already open"), "{answer}");
+    let open = refusals(&app, "already_open");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].request_id, Some(request.id));
+    assert_eq!(open[0].actor.display_name(), "bob");
 
     // The proposer cannot approve it; another responder can, and then it runs.
     let own = fake.inject_button(&card.custom_id_of("Approve").unwrap(), card.id, &alice());
@@ -290,6 +376,89 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
         note.contains(&request.id.to_string()) || note.contains(&request.id.simple().to_string()),
         "{note}"
     );
+    // The stand-in, as Security Hub, left UpdatedAt alone: a poll cannot read this back.
+    let s3_ids: Vec<String> = expected.iter().cloned().collect();
+    assert!(standin
+        .findings()
+        .await
+        .iter()
+        .filter(|f| s3_ids.iter().any(|id| f["Id"] == id.as_str()))
+        .all(|f| f["UpdatedAt"] == updated.as_str() && f["Workflow"]["Status"] == "SUPPRESSED"));
+
+    // Issue 11, item 5: the suppression reaches the store and its posture card at once, with
+    // no poll: suppressed, by whom, why, and how to lift it.
+    eventually("the stored S3.8 findings to read SUPPRESSED", || {
+        let w = stored_workflows(&app, "S3.8");
+        w.len() == 40 && w.iter().all(|s| *s == WorkflowStatus::Suppressed)
+    })
+    .await;
+    let suppressed_card = wait_for_posture_card(fake, "S3.8", |m| {
+        m.embed_text().contains("suppressed (40") && m.embed_text().contains("Suppressed\n")
+    })
+    .await;
+    let text = suppressed_card.embed_text();
+    assert!(text.contains("[RESOLVED]"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "40 finding(s) suppressed by request `{}`",
+            request.id.simple()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("proposed by alice, approved by bob"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("Why: {REASON}")), "{text}");
+    assert!(
+        text.contains(&format!("/revert request:{}", request.id.simple())),
+        "{text}"
+    );
+    assert!(
+        !text.contains("failing: 40 new"),
+        "the card no longer says the control fails: {text}"
+    );
+    assert!(
+        suppressed_card.button_labels().is_empty(),
+        "no Suppress, no Acknowledge on a suppressed control: {:?}",
+        suppressed_card.button_labels()
+    );
+    // /score follows Security Hub: a control whose findings are all suppressed is not
+    // evaluated, so only EC2.19 counts, and S3.8 is not among the recent failures.
+    let scored = score(fake, &bob()).await;
+    assert!(scored.contains(&fsbp(0, 1)), "{scored}");
+    assert!(!scored.contains("`S3.8`"), "{scored}");
+
+    // A click on the stale card's Acknowledge (the message as first posted) cannot touch the
+    // suppressed findings: refused, audited, and nothing reaches Security Hub.
+    let stale = fake.inject_button(
+        &s3_card.custom_id_of("Acknowledge").unwrap(),
+        s3_card.id,
+        &bob(),
+    );
+    let answer = wait_for_ephemeral_answer(fake, &stale).await;
+    assert_eq!(answer, NOTHING_FAILS);
+    assert_eq!(
+        standin.batch_updates().len(),
+        1,
+        "no call after the suppression"
+    );
+    assert!(!sent_status_for(&standin, "NOTIFIED", &s3_ids));
+    assert!(
+        stored_workflows(&app, "S3.8")
+            .iter()
+            .all(|s| *s == WorkflowStatus::Suppressed),
+        "still suppressed"
+    );
+    assert!(!refusals(&app, "nothing_fails").is_empty());
+    // Suppress on the stale card proposes nothing either.
+    let stale = fake.inject_button(
+        &s3_card.custom_id_of("Suppress").unwrap(),
+        s3_card.id,
+        &alice(),
+    );
+    assert_eq!(wait_for_ephemeral_answer(fake, &stale).await, NOTHING_FAILS);
+    assert_eq!(app.store.requests_for_finding(&group).unwrap().len(), 1);
 
     // Acknowledge sets NOTIFIED at once, without approval.
     fake.inject_button(
@@ -319,6 +488,16 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
             && !m.button_labels().contains(&"Acknowledge".to_string())
     })
     .await;
+    // Acknowledge again (the stale button): nothing is NEW any more; refused and audited.
+    let again = fake.inject_button(
+        &ec2_card.custom_id_of("Acknowledge").unwrap(),
+        ec2_card.id,
+        &alice(),
+    );
+    let answer = wait_for_ephemeral_answer(fake, &again).await;
+    assert_eq!(answer, NOTHING_TO_ACKNOWLEDGE);
+    assert_eq!(refusals(&app, "nothing_to_acknowledge").len(), 1);
+    assert_eq!(standin.batch_updates().len(), 2);
 
     // The next poll reads the suppression back: the S3.8 card no longer fails.
     poll(&app, &conf).await;
@@ -386,6 +565,27 @@ async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve
     let cmd = fake.inject_slash_command("suppressions", json!([]), &alice());
     let listed = command_answer(fake, &cmd).await;
     assert!(listed.contains("lifted"), "{listed}");
+    // The lift reaches the store and the card at once too: failing again, with its buttons,
+    // and no longer named suppressed; /score counts the control again (EC2.19 passes: 1 of 2).
+    eventually("the stored S3.8 findings to read NEW again", || {
+        stored_workflows(&app, "S3.8")
+            .iter()
+            .all(|s| *s == WorkflowStatus::New)
+    })
+    .await;
+    let failing_again =
+        wait_for_posture_card(fake, "S3.8", |m| m.embed_text().contains("failing: 40 new")).await;
+    assert!(
+        !failing_again.embed_text().contains("Suppressed\n"),
+        "{}",
+        failing_again.embed_text()
+    );
+    assert_eq!(
+        failing_again.button_labels(),
+        vec!["Remediate", "Suppress", "Acknowledge"]
+    );
+    let scored = score(fake, &alice()).await;
+    assert!(scored.contains(&fsbp(1, 2)), "{scored}");
     // The next poll reads the findings back as NEW: the control fails again on its card.
     poll(&app, &conf).await;
     wait_for_posture_card(fake, "S3.8", |m| {
@@ -514,5 +714,195 @@ async fn a_failing_control_whose_notice_was_lost_gets_its_card_at_start() {
     })
     .await;
     assert_eq!(fake.channel_posts(fake.channel_id()).len(), 1);
+    bot.stop().await;
+}
+
+/// A bot against moto behind the stand-in, with the EC2.19 findings (3, FAILED, NEW) polled
+/// into its store and their card posted. `edit` changes the config first.
+async fn ec2_world(
+    edit: impl FnOnce(String) -> String,
+) -> (
+    Moto,
+    standin::Standin,
+    aws_config::SdkConfig,
+    Bot,
+    FakeMessage,
+) {
+    let moto = Moto::start();
+    let standin = standin::Standin::start(moto.port).await;
+    let conf = moto
+        .sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(standin.endpoint())
+        .build();
+    let updated = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    standin.import(&ec2_findings("FAILED", &updated)).await;
+    let bot =
+        Bot::start_with_config(1, ClientFactory::from_sdk_config(conf.clone(), None), edit).await;
+    poll(bot.app(), &conf).await;
+    let card = wait_for_posture_card(&bot.fake, "EC2.19", |_| true).await;
+    (moto, standin, conf, bot, card)
+}
+
+/// Issue 11, 4(c): Acknowledge respects `/pause` (refused, audited, nothing sent), and works
+/// again once resumed; its audit event is written before the `BatchUpdateFindings` call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledge_while_paused_is_refused_and_audited() {
+    let (_moto, standin, _conf, bot, card) = ec2_world(|c| c).await;
+    let (fake, app) = (&bot.fake, bot.app().clone());
+    app.engine
+        .set_paused(true, Actor::System, Some("incident review"))
+        .unwrap();
+    let ack = card.custom_id_of("Acknowledge").unwrap();
+    let click = fake.inject_button(&ack, card.id, &bob());
+    assert_eq!(wait_for_ephemeral_answer(fake, &click).await, ACK_PAUSED);
+    assert!(
+        standin.batch_updates().is_empty(),
+        "nothing sent while paused"
+    );
+    let refused = refusals(&app, "paused");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].actor.display_name(), "bob");
+    assert_eq!(
+        refused[0].finding_id.as_deref(),
+        Some(group_key("EC2.19").encode().as_str())
+    );
+    assert!(stored_workflows(&app, "EC2.19")
+        .iter()
+        .all(|s| *s == WorkflowStatus::New));
+
+    // Resumed, the same click acknowledges: the pause was what refused it.
+    app.engine.set_paused(false, Actor::System, None).unwrap();
+    fake.inject_button(&ack, card.id, &bob());
+    eventually("the acknowledgement", || standin.batch_updates().len() == 1).await;
+    assert_eq!(standin.batch_updates()[0]["Workflow"]["Status"], "NOTIFIED");
+    eventually("the acknowledgement's outcome", || {
+        !app.store
+            .query_audit(&AuditQuery {
+                kind: Some(EventKind::FindingsAcknowledged),
+                ..AuditQuery::default()
+            })
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    // The click's own event precedes the outcome: it was written before the call.
+    let events = app.store.query_audit(&AuditQuery::default()).unwrap();
+    let asked = events
+        .iter()
+        .find(|e| e.kind == EventKind::CommandInvoked && e.detail["action"] == "acknowledge")
+        .expect("the click is audited");
+    let done = events
+        .iter()
+        .find(|e| e.kind == EventKind::FindingsAcknowledged)
+        .unwrap();
+    assert!(asked.seq < done.seq, "audited before the call");
+    assert_eq!(asked.detail["asked"], 3);
+    assert_eq!(asked.actor.display_name(), "bob");
+    assert_eq!(done.detail["processed"], 3);
+    bot.stop().await;
+}
+
+/// Issue 11, 4(c): Acknowledge on a control of an account outside `aws.accounts` is refused,
+/// audited, and nothing reaches Security Hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledge_outside_aws_accounts_is_refused() {
+    let (_moto, standin, _conf, bot, card) = ec2_world(|c| {
+        c.replace(
+            "[aws]\n",
+            "[aws]\naccounts = [\"111111111111\", \"222222222222\"]\n",
+        )
+    })
+    .await;
+    let (fake, app) = (&bot.fake, bot.app().clone());
+    assert!(!app.settings.aws.may_act_in(ACCOUNT), "the config took");
+    let click = fake.inject_button(&card.custom_id_of("Acknowledge").unwrap(), card.id, &bob());
+    let answer = wait_for_ephemeral_answer(fake, &click).await;
+    assert!(answer.contains("aws.accounts"), "{answer}");
+    assert!(answer.contains(ACCOUNT), "{answer}");
+    assert!(standin.batch_updates().is_empty(), "nothing sent");
+    assert_eq!(refusals(&app, "aws.accounts").len(), 1);
+    assert!(stored_workflows(&app, "EC2.19")
+        .iter()
+        .all(|s| *s == WorkflowStatus::New));
+    bot.stop().await;
+}
+
+/// Issue 11, item 5: a finding suppressed in Security Hub outside hanko (the console, another
+/// tool) keeps its `UpdatedAt`, so no poll sees it and the store still says NEW. Acknowledge
+/// re-reads the findings at the click and sends NOTIFIED only for the one still NEW: it never
+/// lifts a suppression. The store then learns what Security Hub said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledge_leaves_a_finding_suppressed_outside_hanko_alone() {
+    let (_moto, standin, conf, bot, card) = ec2_world(|c| c).await;
+    let (fake, app) = (&bot.fake, bot.app().clone());
+    // A newer finding of another control moves the posture cursor past the EC2.19 findings
+    // (updated an hour ago), so the poll's overlap window no longer re-reads them.
+    let now = chrono::Utc::now().to_rfc3339();
+    let other = control_finding(
+        200,
+        "IAM.3",
+        "PASSED",
+        &format!("arn:aws:iam::{ACCOUNT}:user/erin"),
+        &now,
+    );
+    standin.import(&[other]).await;
+    poll(&app, &conf).await;
+    let ids: Vec<String> = ec2_findings("FAILED", "")
+        .iter()
+        .map(|f| f["Id"].as_str().unwrap().to_string())
+        .collect();
+    let arn = ec2_findings("FAILED", "")[0]["ProductArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Suppressed by someone else, straight through the SDK.
+    let client = aws_sdk_securityhub::Client::new(&conf);
+    let mut call = client.batch_update_findings().workflow(
+        aws_sdk_securityhub::types::WorkflowUpdate::builder()
+            .status(aws_sdk_securityhub::types::WorkflowStatus::Suppressed)
+            .build(),
+    );
+    for id in &ids[..2] {
+        call = call.finding_identifiers(
+            aws_sdk_securityhub::types::AwsSecurityFindingIdentifier::builder()
+                .id(id)
+                .product_arn(&arn)
+                .build(),
+        );
+    }
+    call.send().await.unwrap();
+    standin.clear_requests();
+    poll(&app, &conf).await;
+    assert!(
+        stored_workflows(&app, "EC2.19")
+            .iter()
+            .all(|s| *s == WorkflowStatus::New),
+        "the poll cannot see a BatchUpdateFindings change"
+    );
+
+    fake.inject_button(&card.custom_id_of("Acknowledge").unwrap(), card.id, &bob());
+    eventually("the acknowledgement", || standin.batch_updates().len() == 1).await;
+    let body = &standin.batch_updates()[0];
+    assert_eq!(body["Workflow"]["Status"], "NOTIFIED");
+    let sent: Vec<&str> = body["FindingIdentifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent, vec![ids[2].as_str()], "only the finding still NEW");
+    assert!(!sent_status_for(&standin, "NOTIFIED", &ids[..2]));
+    eventually("the store to learn the suppression", || {
+        let mut w = stored_workflows(&app, "EC2.19");
+        w.sort();
+        w == vec![
+            WorkflowStatus::Notified,
+            WorkflowStatus::Suppressed,
+            WorkflowStatus::Suppressed,
+        ]
+    })
+    .await;
     bot.stop().await;
 }

@@ -1,7 +1,8 @@
 //! Security Hub steps: suppress the findings of one failing control (`BatchUpdateFindings`,
 //! `Workflow.Status` SUPPRESSED with a note carrying the reason, the approvers and the request),
-//! lift a suppression (revert), and acknowledge findings (NOTIFIED, no approval needed). See the
-//! step contract in [`crate::aws`].
+//! lift a suppression (revert), and acknowledge findings (NOTIFIED, no approval needed; with
+//! [`acknowledge_new`], only those Security Hub still reads as NEW). See the step contract in
+//! [`crate::aws`].
 //!
 //! May use `aws-sdk-securityhub` and the core plan types; never imports sled or serenity.
 //!
@@ -18,6 +19,8 @@
 //!   SUPPRESSED yet (those someone else already suppressed are left as they are, note included).
 //!   Any finding Security Hub reports unprocessed fails the step, named with its error code.
 //! * verify: every finding hanko suppressed reads back SUPPRESSED, else Retryable.
+//! * [`read_findings`] re-reads findings by `Id` as ASFF JSON, so the posture store can take
+//!   what a step did (a `BatchUpdateFindings` does not move `UpdatedAt`, so no poll sees it).
 //! * revert (lifting the suppression): each finding hanko suppressed goes back to the status
 //!   captured before (NEW for a card's findings), with a note saying it was lifted, for which
 //!   request and with whose approval; only while it still reads SUPPRESSED. One that someone
@@ -319,6 +322,62 @@ pub async fn acknowledge(
     batch_update(client, &findings, NOTIFIED, &note, &resource).await
 }
 
+/// What [`acknowledge_new`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// The `BatchUpdateFindings` round; `None` when no finding was still NEW.
+    pub updated: Option<Updated>,
+    /// Findings left alone because Security Hub no longer holds them as NEW: `Id` → the status
+    /// it read (a finding that no longer exists is absent).
+    pub skipped: BTreeMap<String, String>,
+}
+
+/// [`acknowledge`], for only those of `identifiers` that Security Hub still holds in workflow
+/// NEW when asked: their statuses are read first (`GetFindings` by `Id`), so a finding
+/// suppressed (or resolved, or acknowledged) since hanko last read it is never sent NOTIFIED.
+/// That matters because `BatchUpdateFindings` does not change `UpdatedAt`: a workflow change
+/// made outside hanko is never seen by a poll of "updated since", so the stored status may be
+/// stale, and NOTIFIED on a SUPPRESSED finding would lift a suppression without approval.
+pub async fn acknowledge_new(
+    client: &Client,
+    identifiers: &[(String, String)],
+    by: &str,
+) -> Result<Acknowledged, StepError> {
+    let findings = dedup(
+        identifiers
+            .iter()
+            .map(|(id, arn)| FindingIdentifier {
+                id: id.clone(),
+                product_arn: arn.clone(),
+            })
+            .collect(),
+    );
+    let resource = format!("{} finding(s)", findings.len());
+    let seen = read_statuses(client, &findings, &resource).await?;
+    let (still_new, moved): (Vec<FindingIdentifier>, Vec<FindingIdentifier>) = findings
+        .into_iter()
+        .filter(|f| seen.contains_key(&f.id))
+        .partition(|f| seen.get(&f.id).map(String::as_str) == Some(DEFAULT_STATUS));
+    let skipped = moved
+        .iter()
+        .filter_map(|f| Some((f.id.clone(), seen.get(&f.id)?.clone())))
+        .collect();
+    if still_new.is_empty() {
+        return Ok(Acknowledged {
+            updated: None,
+            skipped,
+        });
+    }
+    let pairs: Vec<(String, String)> = still_new
+        .into_iter()
+        .map(|f| (f.id, f.product_arn))
+        .collect();
+    Ok(Acknowledged {
+        updated: Some(acknowledge(client, &pairs, by).await?),
+        skipped,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // notes
 
@@ -435,6 +494,43 @@ async fn read_statuses_here(
     resource: &str,
 ) -> Result<BTreeMap<String, String>, StepError> {
     let mut seen = BTreeMap::new();
+    for_each_found(client, findings, resource, |id, f| {
+        seen.insert(id.to_string(), status_of(f));
+    })
+    .await?;
+    Ok(seen)
+}
+
+/// Each finding of `findings` as Security Hub holds it now, as ASFF JSON (the shape the posture
+/// parser reads, [`crate::ingest::securityhub::asff_to_json`]); findings that no longer exist are
+/// left out. `GetFindings` with an `Id` filter, [`ID_FILTER_BATCH`] ids a call; on a deep stack
+/// like [`read_statuses`].
+pub async fn read_findings(
+    client: &Client,
+    findings: &[FindingIdentifier],
+) -> Result<Vec<Value>, StepError> {
+    let resource = format!("{} finding(s)", findings.len());
+    let (client, findings, res) = (client.clone(), findings.to_vec(), resource.clone());
+    on_deep_stack(async move {
+        let mut docs = Vec::new();
+        for_each_found(&client, &findings, &res, |_, f| {
+            docs.push(crate::ingest::securityhub::asff_to_json(f));
+        })
+        .await
+        .map(|()| docs)
+    })
+    .await
+    .map_err(|m| StepError::local(ErrorClass::Retryable, GET_FINDINGS, &resource, m))?
+}
+
+/// Calls `each` with the `Id` and the finding for every one of `findings` that exists
+/// (matching `ProductArn`), reading them by `Id` filter.
+async fn for_each_found(
+    client: &Client,
+    findings: &[FindingIdentifier],
+    resource: &str,
+    mut each: impl FnMut(&str, &AwsSecurityFinding),
+) -> Result<(), StepError> {
     for batch in findings.chunks(ID_FILTER_BATCH) {
         let mut filters = AwsSecurityFindingFilters::builder();
         for f in batch {
@@ -456,7 +552,7 @@ async fn read_statuses_here(
                 .map_err(|e| classify(&e, GET_FINDINGS, resource))?;
             for f in out.findings() {
                 if let Some(id) = wanted(f, batch) {
-                    seen.insert(id.to_string(), status_of(f));
+                    each(id, f);
                 }
             }
             token = out
@@ -468,7 +564,7 @@ async fn read_statuses_here(
             }
         }
     }
-    Ok(seen)
+    Ok(())
 }
 
 /// The stack of the thread [`on_deep_stack`] starts: what the ingest loops get, for the same

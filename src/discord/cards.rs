@@ -412,6 +412,82 @@ pub fn posture_card(group: &Group, remediable: bool) -> Card {
     card
 }
 
+/// A suppression in force on a posture group, as its card names it: the request that ran it,
+/// who proposed and approved it, why, and whether its lift is under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressionInForce {
+    pub request_id: uuid::Uuid,
+    pub findings: usize,
+    pub proposer: String,
+    pub approvers: Vec<String>,
+    pub reason: String,
+    /// A lift (revert) proposed or running.
+    pub lift_pending: Option<uuid::Uuid>,
+}
+
+/// The field of a posture card that names its suppressions.
+pub const FIELD_SUPPRESSED: &str = "Suppressed";
+
+/// [`posture_card`], plus a [`FIELD_SUPPRESSED`] field per suppression in force naming who
+/// proposed and approved it, why, and how to lift it (its revert, approval-gated).
+pub fn posture_card_with_suppressions(
+    group: &Group,
+    remediable: bool,
+    suppressions: &[SuppressionInForce],
+) -> Card {
+    let mut card = posture_card(group, remediable);
+    if group.suppressed_count == 0 {
+        return card;
+    }
+    // Before the State field, so the card reads: what, where, suppressed by whom, state.
+    let at = card
+        .fields
+        .iter()
+        .position(|f| f.name == FIELD_STATE)
+        .unwrap_or(card.fields.len());
+    for (i, s) in suppressions.iter().enumerate() {
+        card.fields.insert(
+            at + i,
+            Field::new(FIELD_SUPPRESSED, suppression_text(s), false),
+        );
+    }
+    enforce_limits(&mut card);
+    card
+}
+
+fn suppression_text(s: &SuppressionInForce) -> String {
+    let id = s.request_id.simple().to_string();
+    let approvers = if s.approvers.is_empty() {
+        "?".to_string()
+    } else {
+        s.approvers
+            .iter()
+            .take(LIST_CAP)
+            .map(|a| plain(a))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let lift = match s.lift_pending {
+        Some(lift) => format!(
+            "Lift proposed as request {}: vote on its card.",
+            code(&lift.simple().to_string())
+        ),
+        None => format!(
+            "Lift: the Revert button on request {}'s card, or `/revert request:{id}` (needs \
+             approval).",
+            code(&id)
+        ),
+    };
+    format!(
+        "{} finding(s) suppressed by request {}, proposed by {}, approved by {}.\nWhy: {}\n{lift}",
+        s.findings,
+        code(&id),
+        plain(&s.proposer),
+        approvers,
+        plain(&truncate(&s.reason, TEXT_CAP)),
+    )
+}
+
 /// Security Hub's remediation link, when it is an https URL within Discord's limit.
 fn remediation_url(group: &Group) -> Option<String> {
     group

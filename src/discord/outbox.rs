@@ -143,11 +143,47 @@ pub fn render(app: &App, key: &CardKey) -> Result<Option<Card>, StoreError> {
             let plan = plan::plan(&stored.finding, &app.playbooks);
             cards::finding_card(&stored.finding, &plan)
         })),
-        CardKey::Posture(group) => Ok(posture_group(app, group)?.map(|g| {
+        CardKey::Posture(group) => {
+            let Some(g) = posture_group(app, group)? else {
+                return Ok(None);
+            };
             let remediable = crate::remediate::offers(&g.key.control_id);
-            cards::posture_card(&g, remediable)
-        })),
+            let suppressions = suppressions_in_force(app, group)?;
+            Ok(Some(cards::posture_card_with_suppressions(
+                &g,
+                remediable,
+                &suppressions,
+            )))
+        }
     }
+}
+
+/// The suppressions of a posture group that ran and are not lifted, as its card names them.
+fn suppressions_in_force(
+    app: &App,
+    group: &str,
+) -> Result<Vec<cards::SuppressionInForce>, StoreError> {
+    Ok(
+        crate::discord::commands::suppressions::in_force_for_group(&app.store, group)?
+            .into_iter()
+            .map(|s| cards::SuppressionInForce {
+                request_id: s.request.id,
+                findings: s.findings,
+                proposer: s.request.proposer.display_name().to_string(),
+                approvers: s
+                    .request
+                    .approvers()
+                    .iter()
+                    .map(|a| a.display_name().to_string())
+                    .collect(),
+                reason: s.reason,
+                lift_pending: match s.lift {
+                    crate::discord::commands::suppressions::Lift::Pending(id) => Some(id),
+                    _ => None,
+                },
+            })
+            .collect(),
+    )
 }
 
 /// The posture group `group` as the store holds it now (`None` when unknown).

@@ -7,13 +7,24 @@
 //!   risk class (`evidence` by default) decides how many approvers it needs. Lifting it is its
 //!   revert, approval-gated like any other.
 //! * **Acknowledge** sets the control's NEW failing findings to NOTIFIED at once, without
-//!   approval (it changes who is looking, not what is exposed), audited as
-//!   `FindingsAcknowledged`.
+//!   approval (it changes who is looking, not what is exposed). It acts only on findings the
+//!   store holds as failing and NEW at the click, and of those only on the ones Security Hub
+//!   still reads as NEW ([`crate::aws::securityhub::acknowledge_new`]): never on a SUPPRESSED
+//!   finding, which would lift an approved suppression without approval. Like an execution it
+//!   is refused while paused (`/pause`) and outside `aws.accounts` / `aws.regions`. The click
+//!   is audited (`CommandInvoked`, action `acknowledge`) before the `BatchUpdateFindings` call,
+//!   and its outcome after it as `FindingsAcknowledged`.
 //! * **Remediate** proposes the control's remediation (see [`crate::remediate`]: S3.8, S3.1,
 //!   IAM.3) as a request of its own, approval-gated like a containment.
 //!
 //! Every click is checked from scratch: the id ([`PostureId`]), the clicker's roles, and the
-//! group as the store holds it now. Refusals are ephemeral and audited.
+//! group as the store holds it now. Refusals are ephemeral and audited (`CommandInvoked` with
+//! `refused`: `already_open` naming the open request, `nothing_to_acknowledge`, `paused`,
+//! `aws.accounts`, `aws.regions`, ...).
+//!
+//! What a suppression did reaches the store and this card through [`crate::posture_sync`]
+//! once its execution ends; Suppress proposes only the findings that are failing (NEW or
+//! NOTIFIED) at the moment of the submit.
 
 use std::sync::Arc;
 
@@ -43,6 +54,12 @@ pub const UNKNOWN_GROUP: &str =
     "hanko has no record of this control in this account; nothing was done.";
 /// The answer when nothing fails any more.
 pub const NOTHING_FAILS: &str = "Nothing fails for this control any more; nothing was done.";
+/// The answer to Acknowledge when no failing finding is NEW any more.
+pub const NOTHING_TO_ACKNOWLEDGE: &str =
+    "Every failing finding of this control is already acknowledged; nothing was done.";
+/// The answer to Acknowledge while execution is paused.
+pub const ACK_PAUSED: &str = "Execution is paused: hanko changes nothing in AWS until an admin \
+    runs /resume; nothing was done.";
 const MODAL_TITLE: &str = "Suppress this control's findings";
 const REASON_MIN: u16 = 3;
 const REASON_MAX: u16 = 1000;
@@ -60,7 +77,9 @@ pub async fn component(
         Err(text) => return say_ephemeral(http, click, &text).await,
     };
     match id.action {
-        PostureAction::Suppress => open_suppress_modal(app, http, click, &id.group, &group).await,
+        PostureAction::Suppress => {
+            open_suppress_modal(app, http, click, &id.group, &group, &voter).await
+        }
         PostureAction::Acknowledge => acknowledge(app, http, click, &id.group, &voter).await,
         PostureAction::Remediate => remediate(app, http, click, &group, &voter).await,
         // Filtered out by `checked`: a modal's id on a button.
@@ -162,15 +181,45 @@ fn already_open(id: uuid::Uuid) -> String {
     )
 }
 
+/// Audits the "already open" refusal (issue 11, 4(c)), naming the open request.
+fn refused_already_open(app: &App, actor: &Actor, group: &GroupKey, open: uuid::Uuid, text: &str) {
+    let ev = NewEvent::new(app.clock.now(), actor.clone(), EventKind::CommandInvoked)
+        .finding(group.encode())
+        .request(open)
+        .detail(json!({
+            "action": "posture",
+            "refused": "already_open",
+            "message": text,
+        }));
+    if let Err(e) = app.store.append_audit(ev) {
+        tracing::error!(error = %e, "could not audit a refused posture click");
+    }
+}
+
+/// Answers a click with the "already open" refusal, audited.
+async fn refuse_already_open(
+    app: &App,
+    http: &Http,
+    click: &ComponentInteraction,
+    group: &GroupKey,
+    voter: &Voter,
+    open: uuid::Uuid,
+) -> Result<(), BotError> {
+    let text = already_open(open);
+    refused_already_open(app, &voter.actor, group, open, &text);
+    say_ephemeral(http, click, &text).await
+}
+
 async fn open_suppress_modal(
     app: &App,
     http: &Http,
     click: &ComponentInteraction,
     key: &GroupKey,
     group: &Group,
+    voter: &Voter,
 ) -> Result<(), BotError> {
     if let Some(id) = open_request(app, key)? {
-        return say_ephemeral(http, click, &already_open(id)).await;
+        return refuse_already_open(app, http, click, key, voter, id).await;
     }
     let input = CreateInputText::new(
         InputTextStyle::Paragraph,
@@ -273,7 +322,9 @@ pub async fn modal(
         .await;
     }
     if let Some(open) = open_request(app, &id.group)? {
-        return say_ephemeral(http, submit, &already_open(open)).await;
+        let text = already_open(open);
+        refused_already_open(app, &voter.actor, &id.group, open, &text);
+        return say_ephemeral(http, submit, &text).await;
     }
     defer_ephemeral(http, submit).await?;
     let now = app.clock.now();
@@ -312,6 +363,18 @@ async fn acknowledge(
     key: &GroupKey,
     voter: &Voter,
 ) -> Result<(), BotError> {
+    // Acknowledge changes Security Hub: like an execution, it waits while paused, and it acts
+    // only in the accounts and regions hanko may act in.
+    if app.engine.is_paused()? {
+        refused(app, &voter.actor, Some(key), "paused", ACK_PAUSED);
+        return say_ephemeral(http, click, ACK_PAUSED).await;
+    }
+    if let Some((code, text)) = outside_allow_list(app, key) {
+        refused(app, &voter.actor, Some(key), code, &text);
+        return say_ephemeral(http, click, &text).await;
+    }
+    // Only findings the store holds as failing and NEW now: never a SUPPRESSED one (that would
+    // lift an approved suppression without approval), nor one already acknowledged.
     let fresh: Vec<ControlFinding> = app
         .store
         .control_findings(key)?
@@ -319,12 +382,14 @@ async fn acknowledge(
         .filter(|f| f.is_failing() && f.workflow == WorkflowStatus::New)
         .collect();
     if fresh.is_empty() {
-        return say_ephemeral(
-            http,
-            click,
-            "Every failing finding of this control is already acknowledged; nothing was done.",
-        )
-        .await;
+        refused(
+            app,
+            &voter.actor,
+            Some(key),
+            "nothing_to_acknowledge",
+            NOTHING_TO_ACKNOWLEDGE,
+        );
+        return say_ephemeral(http, click, NOTHING_TO_ACKNOWLEDGE).await;
     }
     defer_ephemeral(http, click).await?;
     let identifiers: Vec<(String, String)> = fresh
@@ -336,10 +401,29 @@ async fn acknowledge(
             .content(cards::truncate(&text, MAX_CONTENT))
             .allowed_mentions(no_pings())
     };
+    // Audited before the call to Security Hub: who asked to acknowledge which findings. The
+    // outcome follows as `FindingsAcknowledged`.
+    app.store.append_audit(
+        NewEvent::new(
+            app.clock.now(),
+            voter.actor.clone(),
+            EventKind::CommandInvoked,
+        )
+        .finding(key.encode())
+        .detail(json!({
+            "action": "acknowledge",
+            "control": key.control_id,
+            "account": key.account_id,
+            "region": key.region,
+            "asked": identifiers.len(),
+            "findings": identifiers.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        })),
+    )?;
+    app.store.flush()?;
     let by = voter.actor.display_name().to_string();
     let result = match app.clients.clients(&key.account_id, &key.region).await {
         Ok(clients) => {
-            crate::aws::securityhub::acknowledge(&clients.securityhub, &identifiers, &by).await
+            crate::aws::securityhub::acknowledge_new(&clients.securityhub, &identifiers, &by).await
         }
         Err(e) => Err(e),
     };
@@ -347,21 +431,34 @@ async fn acknowledge(
     let mut ev = NewEvent::new(now, voter.actor.clone(), EventKind::FindingsAcknowledged)
         .finding(key.encode());
     match result {
-        Ok(updated) => {
+        Ok(done) => {
+            let processed: &[String] = done
+                .updated
+                .as_ref()
+                .map_or(&[], |u| u.processed.as_slice());
             ev = ev.detail(json!({
                 "control": key.control_id,
                 "account": key.account_id,
                 "region": key.region,
                 "asked": identifiers.len(),
-                "processed": updated.processed.len(),
-                "note": updated.note,
+                "processed": processed.len(),
+                "note": done.updated.as_ref().map(|u| u.note.clone()),
+                // Findings Security Hub no longer held as NEW: left alone.
+                "skipped": done.skipped,
             }));
             app.store.append_audit(ev)?;
-            // Security Hub is the source of truth; until the next poll reads it back, the
-            // card shows what was just done.
+            // Security Hub is the source of truth; BatchUpdateFindings does not move UpdatedAt,
+            // so no poll reads this back: the store takes what was done and what was seen.
             for mut f in fresh {
-                if updated.processed.contains(&f.id) {
-                    f.workflow = WorkflowStatus::Notified;
+                let now_status = if processed.contains(&f.id) {
+                    Some(WorkflowStatus::Notified)
+                } else {
+                    done.skipped
+                        .get(&f.id)
+                        .and_then(|s| WorkflowStatus::parse(s))
+                };
+                if let Some(status) = now_status {
+                    f.workflow = status;
                     app.store.upsert_control_finding(&f)?;
                 }
             }
@@ -369,16 +466,19 @@ async fn acknowledge(
             app.notices.send(Notice::PostureChanged {
                 group: key.encode(),
             });
-            click
-                .edit_response(
-                    http,
-                    answer(format!(
-                        "Acknowledged {} finding(s) of {}: Security Hub workflow NOTIFIED.",
-                        updated.processed.len(),
-                        cards::code(&key.control_id)
-                    )),
-                )
-                .await?;
+            let mut text = format!(
+                "Acknowledged {} finding(s) of {}: Security Hub workflow NOTIFIED.",
+                processed.len(),
+                cards::code(&key.control_id)
+            );
+            if !done.skipped.is_empty() {
+                text.push_str(&format!(
+                    " {} finding(s) were left alone: Security Hub no longer holds them as NEW \
+                     (suppressed, resolved or acknowledged elsewhere).",
+                    done.skipped.len()
+                ));
+            }
+            click.edit_response(http, answer(text)).await?;
         }
         Err(e) => {
             let error_id =
@@ -404,6 +504,31 @@ async fn acknowledge(
     Ok(())
 }
 
+/// Why hanko may not act on `key`'s account or region (the refusal's code and sentence), if
+/// so: `aws.accounts` and `aws.regions`.
+fn outside_allow_list(app: &App, key: &GroupKey) -> Option<(&'static str, String)> {
+    let aws = &app.settings.aws;
+    if !aws.may_act_in(&key.account_id) {
+        return Some((
+            "aws.accounts",
+            format!(
+                "hanko may not act in account {}: it is not listed in aws.accounts; nothing was done.",
+                cards::code(&key.account_id)
+            ),
+        ));
+    }
+    if !aws.regions.iter().any(|r| r == &key.region) {
+        return Some((
+            "aws.regions",
+            format!(
+                "hanko may not act in region {}: it is not listed in aws.regions; nothing was done.",
+                cards::code(&key.region)
+            ),
+        ));
+    }
+    None
+}
+
 async fn remediate(
     app: &App,
     http: &Http,
@@ -413,7 +538,7 @@ async fn remediate(
 ) -> Result<(), BotError> {
     let key = &group.key;
     if let Some(id) = open_request(app, key)? {
-        return say_ephemeral(http, click, &already_open(id)).await;
+        return refuse_already_open(app, http, click, key, voter, id).await;
     }
     defer_ephemeral(http, click).await?;
     let answer = |text: String| {

@@ -146,6 +146,35 @@ impl Bot {
         bot
     }
 
+    /// [`Bot::start`] with the config text changed by `edit` first (an allow-list, say).
+    #[allow(dead_code)] // not every test binary that includes this module uses it
+    pub async fn start_with_config(
+        contain_approvals: u32,
+        clients: ClientFactory,
+        edit: impl FnOnce(String) -> String,
+    ) -> Bot {
+        let fake = DiscordFake::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("hanko.toml");
+        let text = edit(config_text(&fake, dir.path(), contain_approvals, 0));
+        let settings = hanko::config::parse(&text, &config).unwrap();
+        let token = settings.discord.token_source.read().unwrap();
+        let store = Store::open(&settings.store.path).unwrap();
+        let app = App::new(settings, Playbooks::defaults(), store, clients);
+        let mut options = run::Options::new(commands_dir());
+        options.shutdown_grace = Duration::from_secs(10);
+        options.ingest = false;
+        let running = run::start(app, &token, options).await.unwrap();
+        fake.wait_for_ready(WAIT).await.unwrap();
+        let bot = Bot {
+            fake,
+            running: Some(running),
+            _dir: dir,
+        };
+        bot.wait_healthy().await;
+        bot
+    }
+
     pub fn app(&self) -> &App {
         &self.running.as_ref().unwrap().app
     }

@@ -5,11 +5,19 @@
 //!   recorded. It is validated as Security Hub does (1 to 100 identifiers, `Note.Text` and
 //!   `Note.UpdatedBy` at most 512 characters and given together, a known `Workflow.Status`);
 //!   an invalid one is a 400 `InvalidInputException`. Each identifier is then looked up in moto
-//!   (`GetFindings`, matched on `Id` and `ProductArn`): found ones get `Workflow.Status`,
-//!   `Note` (with `UpdatedAt`) and `UpdatedAt` set and are re-imported into moto with
+//!   (`GetFindings`, matched on `Id` and `ProductArn`): found ones get `Workflow.Status` and
+//!   `Note` (with the note's own `UpdatedAt`) set and are re-imported into moto with
 //!   `BatchImportFindings`, which moto merges into the stored finding (top-level keys replaced),
 //!   so a later `GetFindings` shows the change; unknown ones come back unprocessed with
 //!   `FindingNotFound`. [`Standin::report_unprocessed`] makes it refuse a chosen finding.
+//!
+//!   The finding's own `UpdatedAt` is left as it was: "Updates from `BatchUpdateFindings` do
+//!   not affect the value of `UpdatedAt` for a finding" (Security Hub API Reference,
+//!   `BatchUpdateFindings`,
+//!   <https://docs.aws.amazon.com/securityhub/1.0/APIReference/API_BatchUpdateFindings.html>).
+//!   `UpdatedAt` belongs to the finding provider (`BatchImportFindings`); a stand-in that bumped
+//!   it would let a poller that reads "updated since its cursor" see workflow changes that the
+//!   real service never shows it.
 //! * Everything else (`GetFindings`, `BatchImportFindings`, ...) is recorded and forwarded to
 //!   moto unchanged (HTTP/1.0, so moto answers without chunking), and moto's answer is returned.
 
@@ -268,7 +276,8 @@ async fn batch_update(State(state): State<Shared>, body: Bytes) -> Response {
             f["Note"] = json!({"Text": note["Text"], "UpdatedBy": note["UpdatedBy"],
                                "UpdatedAt": now});
         }
-        f["UpdatedAt"] = json!(now);
+        // No `f["UpdatedAt"] = now`: BatchUpdateFindings leaves the finding's UpdatedAt alone
+        // (API reference, see the module docs).
         changed.push(f);
         processed.push(ident);
     }

@@ -51,56 +51,85 @@ pub fn suppressions(store: &Store) -> Result<Vec<Suppression>, StoreError> {
     for request in
         store.requests_in_states(&[RequestState::Succeeded, RequestState::PartiallyFailed])?
     {
-        if request.kind != RequestKind::Contain {
-            continue;
+        if let Some(s) = suppression_of(store, request)? {
+            out.push(s);
         }
-        let Some(step) = request
-            .plan
-            .steps
-            .iter()
-            .find(|s| s.action == Action::SuppressFindings)
-        else {
-            continue;
-        };
-        let (control_id, findings) = match &step.target {
-            Target::ControlFindings {
-                control_id,
-                finding_ids,
-            } => (control_id.clone(), finding_ids.len()),
-            _ => continue,
-        };
-        let reason = step
-            .parameters
-            .get("Reason")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        let mut lift = Lift::None;
-        for other in store.requests_for_finding(&request.finding_id)? {
-            if other.kind != (RequestKind::Revert { of: request.id }) {
-                continue;
-            }
-            match other.state {
-                RequestState::Succeeded | RequestState::PartiallyFailed => {
-                    lift = Lift::Done(other.id, other.decided_at);
-                    break;
-                }
-                RequestState::Pending | RequestState::Approved | RequestState::Executing => {
-                    lift = Lift::Pending(other.id)
-                }
-                _ => {}
-            }
-        }
-        out.push(Suppression {
-            request,
-            control_id,
-            findings,
-            reason,
-            lift,
-        });
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.request.decided_at));
     Ok(out)
+}
+
+/// The suppressions of one posture group ([`crate::posture::GroupKey::encode`]) that ran and
+/// are not lifted, newest first: what its posture card names.
+pub fn in_force_for_group(store: &Store, group: &str) -> Result<Vec<Suppression>, StoreError> {
+    let mut out = Vec::new();
+    for request in store.requests_for_finding(group)? {
+        if !matches!(
+            request.state,
+            RequestState::Succeeded | RequestState::PartiallyFailed
+        ) {
+            continue;
+        }
+        if let Some(s) = suppression_of(store, request)? {
+            if !matches!(s.lift, Lift::Done(..)) {
+                out.push(s);
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.request.decided_at));
+    Ok(out)
+}
+
+/// `request` as a suppression, when it is one (a containment request with a
+/// `SuppressFindings` step), with where its lift stands.
+fn suppression_of(store: &Store, request: Request) -> Result<Option<Suppression>, StoreError> {
+    if request.kind != RequestKind::Contain {
+        return Ok(None);
+    }
+    let Some(step) = request
+        .plan
+        .steps
+        .iter()
+        .find(|s| s.action == Action::SuppressFindings)
+    else {
+        return Ok(None);
+    };
+    let (control_id, findings) = match &step.target {
+        Target::ControlFindings {
+            control_id,
+            finding_ids,
+        } => (control_id.clone(), finding_ids.len()),
+        _ => return Ok(None),
+    };
+    let reason = step
+        .parameters
+        .get("Reason")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let mut lift = Lift::None;
+    for other in store.requests_for_finding(&request.finding_id)? {
+        if other.kind != (RequestKind::Revert { of: request.id }) {
+            continue;
+        }
+        match other.state {
+            RequestState::Succeeded | RequestState::PartiallyFailed => {
+                lift = Lift::Done(other.id, other.decided_at);
+                break;
+            }
+            RequestState::Pending | RequestState::Approved | RequestState::Executing => {
+                lift = Lift::Pending(other.id)
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(Suppression {
+        request,
+        control_id,
+        findings,
+        reason,
+        lift,
+    }))
 }
 
 /// The `/suppressions` answer.
