@@ -7,7 +7,11 @@
 //! * a finding seen again (higher count, newer `updatedAt`) never creates a second request; if
 //!   its plan changed, the pending request is superseded and a new one proposed (old votes do
 //!   not carry over to a different plan);
-//! * a finding that became archived supersedes its pending request.
+//! * a finding that became archived supersedes its pending request, and its approved request
+//!   that has not started executing (the engine's pre-flight would refuse it anyway);
+//! * a finding seen again after its request expired (a Pending request past `expires_at` is
+//!   not live, [`Request::is_live`]; it is expired now if the sweep has not yet) gets a fresh
+//!   request for its current plan, with its own card.
 //!
 //! [`accept`] does not flush: a caller that acknowledges findings to someone (a cursor, a queue)
 //! flushes the store first, once per batch. [`propose`] (a person's `/contain`) flushes.
@@ -21,7 +25,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::approval::{Policy, Request, RequestKind, RequestState};
+use crate::approval::{Closure, Policy, Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::finding::Finding;
 use crate::plan::{self, Plan};
@@ -47,6 +51,9 @@ pub enum Notice {
     /// The Security Hub control findings of a posture group changed
     /// ([`crate::posture::GroupKey::encode`]).
     PostureChanged { group: String },
+    /// `/resume` lifted the pause: every Approved request should start now (`hanko run`
+    /// starts them; [`crate::run`]).
+    ExecutionResumed,
 }
 
 /// A broadcast channel of [`Notice`]s. Cheap to clone; sending never blocks and never fails
@@ -83,8 +90,10 @@ pub struct Accepted {
     pub upsert: Upsert,
     /// The request proposed now, if any.
     pub proposed: Option<Uuid>,
-    /// Pending requests superseded now.
+    /// Pending (or not yet executing Approved) requests superseded now.
     pub superseded: Vec<Uuid>,
+    /// Pending requests past `expires_at` that this call expired (before the sweep did).
+    pub expired: Vec<Uuid>,
 }
 
 /// Stores `finding` and keeps its request in step with it, under the running app's settings:
@@ -148,6 +157,7 @@ fn accept_with(
         upsert,
         proposed: None,
         superseded: Vec::new(),
+        expired: Vec::new(),
     };
     match upsert {
         Upsert::Unchanged => return Ok(accepted),
@@ -164,47 +174,65 @@ fn accept_with(
         Upsert::Updated { .. } => {
             let plan = plan_for(finding, playbooks, may_act);
             let requests = store.requests_for_finding(&finding.id)?;
-            let pending: Vec<&Request> = requests
-                .iter()
-                .filter(|r| r.state == RequestState::Pending && r.kind == RequestKind::Contain)
-                .collect();
-            for r in &pending {
-                let reason = if finding.archived {
-                    Some("the finding was archived")
-                } else if r.plan.plan_hash != plan.plan_hash {
-                    Some("the finding changed and so did its plan")
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    store.transition(
-                        r.id,
-                        RequestState::Pending,
-                        RequestState::Superseded,
-                        NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
-                            .finding(finding.id.clone())
-                            .request(r.id)
-                            .detail(serde_json::json!({ "reason": reason })),
-                    )?;
-                    accepted.superseded.push(r.id);
-                    notices.send(Notice::RequestChanged { request: r.id });
+            for r in requests.iter().filter(|r| r.kind == RequestKind::Contain) {
+                match r.state {
+                    // Its time is up: expire it now (audited, as the sweep would), so the
+                    // fresh request below does not sit beside a Pending one nobody can approve.
+                    RequestState::Pending if !r.is_live(now) => {
+                        if store.expire_request(r.id, now)?.is_some() {
+                            accepted.expired.push(r.id);
+                            notices.send(Notice::RequestChanged { request: r.id });
+                        }
+                    }
+                    RequestState::Pending => {
+                        let reason = if finding.archived {
+                            Some("the finding was archived")
+                        } else if r.plan.plan_hash != plan.plan_hash {
+                            Some("the finding changed and so did its plan")
+                        } else {
+                            None
+                        };
+                        if let Some(reason) = reason {
+                            let moved = store.transition(
+                                r.id,
+                                RequestState::Pending,
+                                RequestState::Superseded,
+                                NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
+                                    .finding(finding.id.clone())
+                                    .request(r.id)
+                                    .detail(serde_json::json!({ "reason": reason })),
+                            );
+                            if unless_conflict(moved)? {
+                                accepted.superseded.push(r.id);
+                                notices.send(Notice::RequestChanged { request: r.id });
+                            }
+                        }
+                    }
+                    // Approved but not yet executing: an archived finding is not contained.
+                    RequestState::Approved if finding.archived => {
+                        if supersede_approved(store, r, finding, now)? {
+                            accepted.superseded.push(r.id);
+                            notices.send(Notice::RequestChanged { request: r.id });
+                        }
+                    }
+                    _ => {}
                 }
             }
-            // A live finding whose pending request was superseded (or which never had one,
+            // A live finding whose request was superseded or expired (or which never had one,
             // e.g. its plan was notify-only before) gets a request for the current plan,
-            // unless a request for this plan is already pending or under way.
+            // unless a request for this plan is still live.
             let has_live = requests.iter().any(|r| {
                 r.kind == RequestKind::Contain
                     && !accepted.superseded.contains(&r.id)
-                    && matches!(
-                        r.state,
-                        RequestState::Pending | RequestState::Approved | RequestState::Executing
-                    )
+                    && r.is_live(now)
             });
+            // A finished request for the same plan blocks a new one (it was decided or done);
+            // an expired one does not: nobody decided it in time.
             let already_done_same_plan = requests.iter().any(|r| {
                 r.plan.plan_hash == plan.plan_hash
                     && r.state.is_final()
                     && r.state != RequestState::Superseded
+                    && r.state != RequestState::Expired
             });
             if !finding.archived && !plan.is_notify_only() && !has_live && !already_done_same_plan {
                 accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
@@ -223,6 +251,40 @@ fn accept_with(
         }
     }
     Ok(accepted)
+}
+
+/// `Ok(true)` when a state change happened, `Ok(false)` when something else changed the
+/// request first (a vote, the engine starting it): the other change stands.
+fn unless_conflict<T>(moved: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match moved {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Supersedes an Approved request whose finding was archived before it ran, with the reason on
+/// the request ([`Closure`]) and its `RequestSuperseded` event. `Ok(false)` when the engine
+/// started it first (compare-and-swap on Approved).
+fn supersede_approved(
+    store: &Store,
+    r: &Request,
+    finding: &Finding,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    const REASON: &str = "the finding was archived before the approved plan ran";
+    let mut next = r.clone();
+    next.state = RequestState::Superseded;
+    next.closure = Some(Closure {
+        at: now,
+        code: "finding_archived".into(),
+        reason: REASON.into(),
+    });
+    let event = NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
+        .finding(finding.id.clone())
+        .request(r.id)
+        .detail(serde_json::json!({ "reason": REASON, "code": "finding_archived", "was": "Approved" }));
+    unless_conflict(store.update_request(&next, RequestState::Approved, Some(event)))
 }
 
 /// A request proposed by hanko from a finding, durable at the caller's next flush (ingest
