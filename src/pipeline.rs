@@ -552,6 +552,128 @@ mod tests {
     }
 
     #[test]
+    fn a_finding_recurring_after_its_request_expired_gets_a_fresh_request() {
+        let w = World::new();
+        let mut rx = w.notices.subscribe();
+        let first = w
+            .accept(&finding("AKIAEXAMPLE", 1, 0), t(1))
+            .proposed
+            .unwrap();
+        let _ = rx.try_recv();
+        // Within the TTL a recurrence proposes nothing.
+        let soon = w.accept(&finding("AKIAEXAMPLE", 2, 10), t(30));
+        assert_eq!(soon.proposed, None);
+        let _ = rx.try_recv();
+
+        // Past expires_at and before any sweep: the old request is not live, so it is expired
+        // (audited) and a fresh request for the same plan is proposed.
+        let late = t(1) + w.policy.ttl + Duration::minutes(1);
+        let a = w.accept(&finding("AKIAEXAMPLE", 3, 300), late);
+        assert_eq!(a.expired, vec![first]);
+        let fresh = a.proposed.expect("a fresh request is proposed");
+        assert_ne!(fresh, first);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Notice::RequestChanged { request: first }
+        );
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Notice::FindingUpdated {
+                finding_id: "f-1".into(),
+                request: Some(fresh)
+            }
+        );
+        let old = w.store.get_request(first).unwrap().unwrap();
+        assert_eq!(old.state, RequestState::Expired);
+        let new = w.store.get_request(fresh).unwrap().unwrap();
+        assert_eq!(new.state, RequestState::Pending);
+        assert_eq!(new.plan.plan_hash, old.plan.plan_hash);
+        assert!(new.is_live(late));
+        let expired = w
+            .store
+            .query_audit(&AuditQuery {
+                request_id: Some(first),
+                kind: Some(EventKind::RequestExpired),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(expired.len(), 1);
+
+        // Already swept: an Expired request does not block the next fresh one either.
+        let later = late + w.policy.ttl;
+        assert_eq!(
+            crate::expiry::sweep(&w.store, &w.notices, later).unwrap(),
+            vec![fresh]
+        );
+        let b = w.accept(&finding("AKIAEXAMPLE", 4, 600), later);
+        assert!(b.expired.is_empty());
+        assert!(b.proposed.is_some());
+        assert_eq!(w.requests().len(), 3);
+    }
+
+    #[test]
+    fn archiving_supersedes_an_approved_request_that_has_not_run() {
+        let w = World::new();
+        let id = w
+            .accept(&finding("AKIAEXAMPLE", 1, 0), t(1))
+            .proposed
+            .unwrap();
+        let mut approved = w.store.get_request(id).unwrap().unwrap();
+        approved.state = RequestState::Approved;
+        approved.decided_at = Some(t(2));
+        w.store
+            .update_request(&approved, RequestState::Pending, None)
+            .unwrap();
+
+        let mut archived = finding("AKIAEXAMPLE", 1, 20);
+        archived.archived = true;
+        let a = w.accept(&archived, t(3));
+        assert_eq!(a.superseded, vec![id]);
+        assert_eq!(a.proposed, None);
+        let req = w.store.get_request(id).unwrap().unwrap();
+        assert_eq!(req.state, RequestState::Superseded);
+        let closure = req.closure.expect("the reason is on the request");
+        assert_eq!(closure.code, "finding_archived");
+        assert_eq!(closure.at, t(3));
+        let events = w
+            .store
+            .query_audit(&AuditQuery {
+                request_id: Some(id),
+                kind: Some(EventKind::RequestSuperseded),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].detail["was"], "Approved");
+
+        // An Executing request is not touched: what runs, finishes.
+        let w = World::new();
+        let id = w
+            .accept(&finding("AKIAEXAMPLE", 1, 0), t(1))
+            .proposed
+            .unwrap();
+        let mut running = w.store.get_request(id).unwrap().unwrap();
+        running.state = RequestState::Approved;
+        w.store
+            .update_request(&running, RequestState::Pending, None)
+            .unwrap();
+        w.store
+            .transition(
+                id,
+                RequestState::Approved,
+                RequestState::Executing,
+                NewEvent::new(t(2), Actor::System, EventKind::ExecutionStarted),
+            )
+            .unwrap();
+        let a = w.accept(&archived, t(3));
+        assert!(a.superseded.is_empty());
+        assert_eq!(
+            w.store.get_request(id).unwrap().unwrap().state,
+            RequestState::Executing
+        );
+    }
+
+    #[test]
     fn notify_only_findings_are_stored_without_a_request() {
         let w = World::new();
         let mut root = finding("AKIAROOT", 1, 0);
