@@ -76,6 +76,9 @@ pub struct Options {
     /// Start the posture digest and drop alerts (when `ingest.securityhub` is on; tests that
     /// count channel posts turn it off, tests of the digest call its `tick` themselves).
     pub posture_digest: bool,
+    /// How often the expiry sweep runs after the one at start-up ([`expiry::SWEEP_INTERVAL`];
+    /// tests that shift the clock sweep more often rather than wait a minute).
+    pub sweep_interval: Duration,
 }
 
 impl Options {
@@ -85,6 +88,7 @@ impl Options {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             ingest: true,
             posture_digest: true,
+            sweep_interval: expiry::SWEEP_INTERVAL,
         }
     }
 }
@@ -242,17 +246,19 @@ fn sweep_expired(app: &App) {
     }
 }
 
-/// The request lifecycle task: the expiry sweep every [`expiry::SWEEP_INTERVAL`] (the sweep at
-/// start-up ran before), and the start of every Approved request on `/resume`, as owned engine
-/// runs that shutdown waits for.
+/// The request lifecycle task: the expiry sweep every `interval` ([`expiry::SWEEP_INTERVAL`];
+/// the sweep at start-up ran before), and the start of every Approved request on `/resume`, as
+/// owned engine runs that shutdown waits for.
 async fn lifecycle(
     app: App,
     tasks: Tasks,
+    interval: Duration,
     mut notices: broadcast::Receiver<Notice>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let first = tokio::time::Instant::now() + expiry::SWEEP_INTERVAL;
-    let mut sweeps = tokio::time::interval_at(first, expiry::SWEEP_INTERVAL);
+    let interval = interval.max(Duration::from_millis(10));
+    let first = tokio::time::Instant::now() + interval;
+    let mut sweeps = tokio::time::interval_at(first, interval);
     sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if *shutdown.borrow() {
@@ -359,6 +365,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
     let lifecycle = tokio::spawn(lifecycle(
         app.clone(),
         tasks.clone(),
+        options.sweep_interval,
         app.notices.subscribe(),
         shutdown_rx.clone(),
     ));
