@@ -57,10 +57,7 @@ pub enum EngineError {
     /// The pre-flight checks refused to start it; the request is closed (Expired or
     /// Superseded) and audited.
     #[error("request {id} was not run: {refusal}")]
-    Refused {
-        id: Uuid,
-        refusal: PreflightRefusal,
-    },
+    Refused { id: Uuid, refusal: PreflightRefusal },
 }
 
 /// The per-step lines of an execution report.

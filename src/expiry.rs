@@ -30,7 +30,11 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Expires every Pending request with `expires_at <= now`, audits and announces each; returns
 /// the ids expired, oldest request first.
-pub fn sweep(store: &Store, notices: &Notices, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+pub fn sweep(
+    store: &Store,
+    notices: &Notices,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, StoreError> {
     let mut expired = Vec::new();
     for request in store.requests_in_states(&[RequestState::Pending])? {
         if request.expires_at > now {

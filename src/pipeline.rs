@@ -175,15 +175,12 @@ fn accept_with(
             let plan = plan_for(finding, playbooks, may_act);
             let requests = store.requests_for_finding(&finding.id)?;
             for r in requests.iter().filter(|r| r.kind == RequestKind::Contain) {
-                match r.state {
+                let closed = match r.state {
                     // Its time is up: expire it now (audited, as the sweep would), so the
                     // fresh request below does not sit beside a Pending one nobody can approve.
-                    RequestState::Pending if !r.is_live(now) => {
-                        if store.expire_request(r.id, now)?.is_some() {
-                            accepted.expired.push(r.id);
-                            notices.send(Notice::RequestChanged { request: r.id });
-                        }
-                    }
+                    RequestState::Pending if !r.is_live(now) => store
+                        .expire_request(r.id, now)?
+                        .map(|_| RequestState::Expired),
                     RequestState::Pending => {
                         let reason = if finding.archived {
                             Some("the finding was archived")
@@ -192,31 +189,35 @@ fn accept_with(
                         } else {
                             None
                         };
-                        if let Some(reason) = reason {
-                            let moved = store.transition(
-                                r.id,
-                                RequestState::Pending,
-                                RequestState::Superseded,
-                                NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
-                                    .finding(finding.id.clone())
-                                    .request(r.id)
-                                    .detail(serde_json::json!({ "reason": reason })),
-                            );
-                            if unless_conflict(moved)? {
-                                accepted.superseded.push(r.id);
-                                notices.send(Notice::RequestChanged { request: r.id });
-                            }
+                        match reason {
+                            Some(reason) => unless_conflict(
+                                store.transition(
+                                    r.id,
+                                    RequestState::Pending,
+                                    RequestState::Superseded,
+                                    NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
+                                        .finding(finding.id.clone())
+                                        .request(r.id)
+                                        .detail(serde_json::json!({ "reason": reason })),
+                                ),
+                            )?
+                            .then_some(RequestState::Superseded),
+                            None => None,
                         }
                     }
                     // Approved but not yet executing: an archived finding is not contained.
                     RequestState::Approved if finding.archived => {
-                        if supersede_approved(store, r, finding, now)? {
-                            accepted.superseded.push(r.id);
-                            notices.send(Notice::RequestChanged { request: r.id });
-                        }
+                        supersede_approved(store, r, finding, now)?
+                            .then_some(RequestState::Superseded)
                     }
-                    _ => {}
+                    _ => None,
+                };
+                match closed {
+                    Some(RequestState::Expired) => accepted.expired.push(r.id),
+                    Some(_) => accepted.superseded.push(r.id),
+                    None => continue,
                 }
+                notices.send(Notice::RequestChanged { request: r.id });
             }
             // A live finding whose request was superseded or expired (or which never had one,
             // e.g. its plan was notify-only before) gets a request for the current plan,
@@ -283,7 +284,9 @@ fn supersede_approved(
     let event = NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
         .finding(finding.id.clone())
         .request(r.id)
-        .detail(serde_json::json!({ "reason": REASON, "code": "finding_archived", "was": "Approved" }));
+        .detail(
+            serde_json::json!({ "reason": REASON, "code": "finding_archived", "was": "Approved" }),
+        );
     unless_conflict(store.update_request(&next, RequestState::Approved, Some(event)))
 }
 

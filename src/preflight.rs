@@ -287,7 +287,10 @@ mod tests {
     #[test]
     fn a_fresh_approval_of_the_stored_plan_passes() {
         let r = approved();
-        assert_eq!(check(&r, None, &policy(), t0() + Duration::hours(1)), Ok(()));
+        assert_eq!(
+            check(&r, None, &policy(), t0() + Duration::hours(1)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -356,7 +359,10 @@ mod tests {
             allow_self_approval: true,
             ..policy()
         };
-        assert_eq!(check(&own, None, &lenient, t0() + Duration::hours(1)), Ok(()));
+        assert_eq!(
+            check(&own, None, &lenient, t0() + Duration::hours(1)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -365,7 +371,12 @@ mod tests {
         let decided = r.decided_at.unwrap();
         // Just younger than the TTL: runs.
         assert_eq!(
-            check(&r, None, &policy(), decided + Duration::hours(4) - Duration::seconds(1)),
+            check(
+                &r,
+                None,
+                &policy(),
+                decided + Duration::hours(4) - Duration::seconds(1)
+            ),
             Ok(())
         );
         // Exactly the TTL old, and older: refused.
@@ -397,7 +408,10 @@ mod tests {
     fn an_archived_finding_supersedes_first() {
         let r = approved();
         let mut f = finding("f-1");
-        assert_eq!(check(&r, Some(&f), &policy(), t0() + Duration::hours(1)), Ok(()));
+        assert_eq!(
+            check(&r, Some(&f), &policy(), t0() + Duration::hours(1)),
+            Ok(())
+        );
         f.archived = true;
         // Archived wins over every other failure (here the approval is also too old).
         let got = check(&r, Some(&f), &policy(), t0() + Duration::hours(9));

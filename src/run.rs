@@ -239,7 +239,10 @@ async fn start_approved(app: App) {
 fn sweep_expired(app: &App) {
     match expiry::sweep(&app.store, &app.notices, app.clock.now()) {
         Ok(expired) if !expired.is_empty() => {
-            tracing::info!(requests = expired.len(), "expired requests nobody approved in time")
+            tracing::info!(
+                requests = expired.len(),
+                "expired requests nobody approved in time"
+            )
         }
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "the expiry sweep failed; it runs again in a minute"),

@@ -101,8 +101,8 @@ use sled::Tree;
 use uuid::Uuid;
 
 use crate::approval::{
-    self, Closure, Decided, Decision, Outcome, Policy, Refusal, Request, RequestKind,
-    RequestState, VoteInput,
+    self, Closure, Decided, Decision, Outcome, Policy, Refusal, Request, RequestKind, RequestState,
+    VoteInput,
 };
 use crate::audit::{
     Actor, AuditEvent, AuditQuery, ChainError, ChainVerifier, EventKind, NewEvent, GENESIS_HASH,

@@ -312,7 +312,10 @@ async fn an_archived_finding_supersedes_its_approved_request_before_it_runs() {
     let request = rig.store.requests_for_finding(&id).unwrap().remove(0);
     // Approved (while execution is paused, say), not yet run.
     let policy = Policy::default();
-    for name in ["ops-1", "ops-2"].iter().take(policy.needed(&request.plan) as usize) {
+    for name in ["ops-1", "ops-2"]
+        .iter()
+        .take(policy.needed(&request.plan) as usize)
+    {
         let vote = VoteInput {
             voter: Voter {
                 actor: Actor::Cli {
@@ -348,7 +351,10 @@ async fn an_archived_finding_supersedes_its_approved_request_before_it_runs() {
             .iter()
             .any(|v| v == &id)
     });
-    assert!(rechecked, "the approved request's finding was read again by id");
+    assert!(
+        rechecked,
+        "the approved request's finding was read again by id"
+    );
     assert_eq!(report.superseded, 1);
     let superseded = rig.store.get_request(request.id).unwrap().unwrap();
     assert_eq!(superseded.state, RequestState::Superseded);

@@ -44,7 +44,11 @@ const ACCOUNT: &str = "123456789012";
 
 /// An admin (may `/pause` and `/resume`) who is also a responder.
 fn dana() -> FakeMember {
-    FakeMember::new(1_180_000_000_000_001_004, "dana", &[ADMIN_ROLE, RESPONDER_ROLE])
+    FakeMember::new(
+        1_180_000_000_000_001_004,
+        "dana",
+        &[ADMIN_ROLE, RESPONDER_ROLE],
+    )
 }
 
 /// The leaked-key fixture for `key_id` of `user` in moto's account.
@@ -68,7 +72,12 @@ async fn user_with_key(user: &str) -> (moto::Moto, ClientFactory, String) {
     let moto = moto::Moto::start();
     let iam = moto.iam().await;
     iam.create_user().user_name(user).send().await.unwrap();
-    let key = iam.create_access_key().user_name(user).send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap();
     let key_id = key.access_key().unwrap().access_key_id().to_string();
     let clients = ClientFactory::from_sdk_config(moto.sdk_config().await, None);
     (moto, clients, key_id)
@@ -124,10 +133,19 @@ fn events(bot: &Bot, request: Uuid, kind: EventKind) -> Vec<hanko::audit::AuditE
 }
 
 /// The channel card `id` once `check` holds for it.
-async fn card_when(fake: &DiscordFake, id: u64, check: impl Fn(&FakeMessage) -> bool) -> FakeMessage {
+async fn card_when(
+    fake: &DiscordFake,
+    id: u64,
+    check: impl Fn(&FakeMessage) -> bool,
+) -> FakeMessage {
     fake.wait_for_message(|m| m.id == id && check(m), WAIT)
         .await
-        .unwrap_or_else(|e| panic!("card {id}: {e}; now {:?}", fake.message(id).map(|m| m.embed_text())))
+        .unwrap_or_else(|e| {
+            panic!(
+                "card {id}: {e}; now {:?}",
+                fake.message(id).map(|m| m.embed_text())
+            )
+        })
 }
 
 /// Runs a slash command and returns its answer.
@@ -139,7 +157,10 @@ async fn command(fake: &DiscordFake, name: &str, options: Value, who: &FakeMembe
 /// Pauses, then approves `request` on its card with alice and bob; returns the card.
 async fn pause_and_approve_twice(bot: &Bot, request: Uuid) -> FakeMessage {
     let answer = command(&bot.fake, "pause", json!({ "reason": "drill" }), &dana()).await;
-    assert!(answer.starts_with("⏸️ Execution paused by dana"), "{answer}");
+    assert!(
+        answer.starts_with("⏸️ Execution paused by dana"),
+        "{answer}"
+    );
     approve_twice_while_paused(bot, request).await
 }
 
@@ -156,7 +177,8 @@ async fn approve_twice_while_paused(bot: &Bot, request: Uuid) -> FakeMessage {
     let told = wait_for_followup(fake, &second).await;
     assert!(told.is_ephemeral());
     assert!(
-        told.content.contains("execution is paused; /resume starts it again"),
+        told.content
+            .contains("execution is paused; /resume starts it again"),
         "{}",
         told.content
     );
@@ -188,7 +210,8 @@ async fn a_pending_request_past_its_ttl_is_expired_by_the_sweeper_and_its_target
     assert!(answer.contains("already covers"), "{answer}");
 
     // The TTL (4h) passes: the sweeper expires it, audited, and the card loses its buttons.
-    app.clock.shift(chrono::Duration::hours(4) + chrono::Duration::minutes(1));
+    app.clock
+        .shift(chrono::Duration::hours(4) + chrono::Duration::minutes(1));
     let expired = card_when(fake, card.id, |m| {
         m.button_labels().is_empty() && m.embed_text().contains("Expired unapproved")
     })
@@ -234,7 +257,9 @@ async fn a_pending_request_past_its_ttl_is_expired_by_the_sweeper_and_its_target
     again.updated_at = Some(app.clock.now());
     again.last_seen = again.updated_at;
     let accepted = ingest(&bot, &again);
-    let fresh = accepted.proposed.expect("a recurrence after expiry proposes again");
+    let fresh = accepted
+        .proposed
+        .expect("a recurrence after expiry proposes again");
     assert_ne!(fresh, request);
     let fresh_card = wait_for_card(fake, fresh).await;
     assert_eq!(fresh_card.button_labels(), ["Approve", "Reject", "Dry run"]);
@@ -258,10 +283,16 @@ async fn pause_two_approvals_then_resume_runs_it_without_a_restart() {
         .proposed
         .unwrap();
     let card = pause_and_approve_twice(&bot, request).await;
-    assert_eq!(key_status(&moto, "paused", &key_id).await, StatusType::Active);
+    assert_eq!(
+        key_status(&moto, "paused", &key_id).await,
+        StatusType::Active
+    );
 
     let answer = command(fake, "resume", json!({}), &dana()).await;
-    assert!(answer.starts_with("▶️ Execution resumed by dana"), "{answer}");
+    assert!(
+        answer.starts_with("▶️ Execution resumed by dana"),
+        "{answer}"
+    );
     assert!(answer.contains("(1 waiting)"), "{answer}");
 
     // The same process runs it: no restart.
@@ -281,7 +312,11 @@ async fn pause_two_approvals_then_resume_runs_it_without_a_restart() {
     );
     assert_eq!(events(&bot, request, EventKind::ExecutionStarted).len(), 1);
     let done = card_when(fake, card.id, |m| m.button_labels() == ["Revert"]).await;
-    assert!(done.embed_text().contains("Contained"), "{}", done.embed_text());
+    assert!(
+        done.embed_text().contains("Contained"),
+        "{}",
+        done.embed_text()
+    );
     bot.stop().await;
 }
 
@@ -315,7 +350,11 @@ async fn an_approved_request_whose_finding_is_archived_before_resume_is_supersed
     // Another request, approved while still paused, shows that /resume runs what is approved
     // and only that.
     let iam = moto.iam().await;
-    iam.create_user().user_name("bystander").send().await.unwrap();
+    iam.create_user()
+        .user_name("bystander")
+        .send()
+        .await
+        .unwrap();
     let other_key = iam
         .create_access_key()
         .user_name("bystander")
@@ -383,7 +422,10 @@ async fn an_approval_older_than_the_ttl_is_refused_by_the_engine_on_resume() {
     assert_eq!(audited[0].detail["code"], "approval_too_old");
     assert!(events(&bot, request, EventKind::ExecutionStarted).is_empty());
     assert!(bot.app().store.step_records(request).unwrap().is_empty());
-    assert_eq!(key_status(&moto, "stale", &key_id).await, StatusType::Active);
+    assert_eq!(
+        key_status(&moto, "stale", &key_id).await,
+        StatusType::Active
+    );
 
     let shown = card_when(fake, card.id, |m| m.embed_text().contains("before it ran")).await;
     let text = shown.embed_text();

@@ -1198,7 +1198,9 @@ fn start_execution_checks_inside_the_transaction_and_a_refusal_closes_the_reques
         })
         .unwrap();
     assert!(seen.get(), "the check is given the stored finding");
-    assert!(matches!(started, ExecutionStart::Started(ref r) if r.state == RequestState::Executing));
+    assert!(
+        matches!(started, ExecutionStart::Started(ref r) if r.state == RequestState::Executing)
+    );
     // Not Approved any more: a second start is a conflict, and writes nothing.
     let len = store.audit_len();
     assert!(matches!(

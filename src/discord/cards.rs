@@ -1999,13 +1999,23 @@ mod tests {
         ] {
             // Expired unapproved by the sweep, with one vote of two.
             let mut unapproved = request(&f, kind, vec![deactivate(KEY, "alice")]);
-            vote(&mut unapproved, discord("111", "alice.sec"), Decision::Approve, 1);
+            vote(
+                &mut unapproved,
+                discord("111", "alice.sec"),
+                Decision::Approve,
+                1,
+            );
             unapproved.state = RequestState::Expired;
             unapproved.decided_at = Some(unapproved.expires_at);
             cases.push((unapproved, false, "⌛ Expired unapproved"));
             // Approved, then refused by the engine's pre-flight (approval too old).
             let mut stale = request(&f, kind, vec![deactivate(KEY, "alice")]);
-            vote(&mut stale, discord("111", "alice.sec"), Decision::Approve, 1);
+            vote(
+                &mut stale,
+                discord("111", "alice.sec"),
+                Decision::Approve,
+                1,
+            );
             vote(&mut stale, discord("222", "bob.sec"), Decision::Approve, 2);
             stale.state = RequestState::Expired;
             stale.decided_at = Some(t0() + Duration::minutes(2));
@@ -2016,7 +2026,12 @@ mod tests {
             cases.push((stale, false, "⌛ Expired"));
             // Approved, then its finding was archived before it ran.
             let mut archived = request(&f, kind, vec![deactivate(KEY, "alice")]);
-            vote(&mut archived, discord("111", "alice.sec"), Decision::Approve, 1);
+            vote(
+                &mut archived,
+                discord("111", "alice.sec"),
+                Decision::Approve,
+                1,
+            );
             archived.state = RequestState::Superseded;
             archived.decided_at = Some(t0() + Duration::minutes(1));
             archived.closure = Some(closure(
