@@ -42,9 +42,13 @@ impl App {
         clients: ClientFactory,
     ) -> Self {
         let clock = Clock::system();
-        let engine = Engine::new(store.clone(), clients.clone()).with_clock(clock.clone());
+        let policy = Arc::new(settings.policy.clone());
+        // The engine's pre-flight holds approvals to the same policy the votes met.
+        let engine = Engine::new(store.clone(), clients.clone())
+            .with_clock(clock.clone())
+            .with_policy(Arc::clone(&policy));
         App {
-            policy: Arc::new(settings.policy.clone()),
+            policy,
             settings: Arc::new(settings),
             playbooks: Arc::new(playbooks),
             store,

@@ -10,7 +10,13 @@
 //!    ├──reject──> Rejected
 //!    ├──ttl──> Expired
 //!    └──finding archived or plan changed──> Superseded
+//!
+//! Approved ──pre-flight refused (approval too old, plan or policy changed)──> Expired
+//!    └──finding archived before it ran──> Superseded
 //! ```
+//!
+//! [`Request::is_live`] is the one liveness rule: every "is a request already open for this?"
+//! check asks it.
 
 use std::collections::BTreeSet;
 
@@ -145,6 +151,20 @@ pub struct Request {
     /// Run destructive steps even when an evidence step before them failed.
     #[serde(default)]
     pub override_evidence: bool,
+    /// Why and when an approved request was closed without running (the engine's pre-flight
+    /// refusal, [`crate::preflight::PreflightRefusal`]); its card says it. `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closure: Option<Closure>,
+}
+
+/// Why a request that was approved ended without running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closure {
+    pub at: DateTime<Utc>,
+    /// A short machine name (`approval_too_old`, `finding_archived`, ...).
+    pub code: String,
+    /// One sentence for people.
+    pub reason: String,
 }
 
 impl Request {
@@ -167,6 +187,19 @@ impl Request {
             votes: Vec::new(),
             decided_at: None,
             override_evidence: false,
+            closure: None,
+        }
+    }
+
+    /// Is this request still open for its target at `now`: Pending and not past
+    /// `expires_at`, or Approved or Executing? The one liveness rule behind every "is a request
+    /// already open for this?" check; a Pending request past `expires_at` is not live even
+    /// before the expiry sweep marks it Expired.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        match self.state {
+            RequestState::Pending => self.expires_at > now,
+            RequestState::Approved | RequestState::Executing => true,
+            _ => false,
         }
     }
 
@@ -427,6 +460,9 @@ pub fn can_transition(from: RequestState, to: RequestState) -> bool {
             | (Pending, Expired)
             | (Pending, Superseded)
             | (Approved, Executing)
+            // The engine's pre-flight refused to start it, or its finding was archived first.
+            | (Approved, Expired)
+            | (Approved, Superseded)
             | (Executing, Succeeded)
             | (Executing, PartiallyFailed)
             | (Executing, Failed)
@@ -747,8 +783,37 @@ mod tests {
         assert!(!can_transition(Rejected, Approved));
         assert!(!can_transition(Succeeded, Executing));
         assert!(!can_transition(Pending, Executing));
+        assert!(can_transition(Approved, Expired));
+        assert!(can_transition(Approved, Superseded));
+        assert!(!can_transition(Executing, Expired));
+        assert!(!can_transition(Executing, Superseded));
         for s in RequestState::ALL {
             assert!(!can_transition(s, Pending), "{s} -> Pending");
+        }
+    }
+
+    #[test]
+    fn liveness_is_pending_before_expiry_or_approved_or_executing() {
+        let req = request(&[RiskClass::Contain], Actor::System);
+        let before = req.expires_at - Duration::seconds(1);
+        assert!(req.is_live(before));
+        assert!(!req.is_live(req.expires_at), "expires_at itself is past");
+        assert!(!req.is_live(req.expires_at + Duration::hours(1)));
+        for state in RequestState::ALL {
+            let mut r = req.clone();
+            r.state = state;
+            let want = matches!(
+                state,
+                RequestState::Pending | RequestState::Approved | RequestState::Executing
+            );
+            assert_eq!(r.is_live(before), want, "{state} before expiry");
+            // Only a Pending request dies of its own expiry.
+            let want_late = matches!(state, RequestState::Approved | RequestState::Executing);
+            assert_eq!(
+                r.is_live(req.expires_at + Duration::hours(1)),
+                want_late,
+                "{state} after expiry"
+            );
         }
     }
 }

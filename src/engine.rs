@@ -16,7 +16,11 @@
 //! the request carries `override_evidence`.
 //!
 //! Security: the engine only executes requests the store holds as `Approved` (or `Executing`,
-//! on resume); it never decides approval itself.
+//! on resume); it never decides approval itself. Right before Approved → Executing, in the same
+//! store transaction, it runs the [`crate::preflight`] checks again (finding not archived, plan
+//! hash as approved, policy still met, approval younger than `policy.request_ttl`) against the
+//! policy it was given ([`Engine::with_policy`]); a refused request is closed as Superseded or
+//! Expired, audited, and never runs.
 //!
 //! Test failpoints: `HANKO_FAILPOINT=after-capture:<action>` or `after-apply:<action>` aborts
 //! the process at that point (used by the crash test); unset in production.
@@ -25,14 +29,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::approval::{Request, RequestKind, RequestState};
+use std::sync::Arc;
+
+use crate::approval::{Closure, Policy, Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::aws::error::{with_retry_policy, RetryPolicy};
 use crate::aws::{self, AwsClients, Captured, ClientFactory, RevertOutcome, StepCtx, StepError};
 use crate::clock::Clock;
 use crate::execution::{StepOutcome, StepPhase, StepRecord};
 use crate::plan::{Plan, Step};
-use crate::store::{Store, StoreError};
+use crate::preflight::{preflight, PreflightInput, PreflightRefusal};
+use crate::store::{ExecutionStart, StartRefusal, Store, StoreError};
 
 /// Why the engine could not run a request (as opposed to a step failing, which is recorded).
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +54,10 @@ pub enum EngineError {
     NotRevertible { id: Uuid, reason: String },
     #[error("execution is paused; /resume (or `hanko` with the store) starts it again")]
     Paused,
+    /// The pre-flight checks refused to start it; the request is closed (Expired or
+    /// Superseded) and audited.
+    #[error("request {id} was not run: {refusal}")]
+    Refused { id: Uuid, refusal: PreflightRefusal },
 }
 
 /// The per-step lines of an execution report.
@@ -84,6 +95,9 @@ pub struct Engine {
     retry: RetryPolicy,
     /// Every timestamp the engine writes comes from here (tests shift it).
     clock: Clock,
+    /// The policy the pre-flight checks hold an approval to (the app's; the default policy
+    /// until [`Engine::with_policy`]).
+    policy: Arc<Policy>,
 }
 
 impl Engine {
@@ -93,7 +107,14 @@ impl Engine {
             clients,
             retry: RetryPolicy::default(),
             clock: Clock::system(),
+            policy: Arc::new(Policy::default()),
         }
+    }
+
+    /// The policy the pre-flight checks use (the one the app votes with).
+    pub fn with_policy(mut self, policy: Arc<Policy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The clock the engine reads (shared with the [`crate::app::App`] that built it).
@@ -176,18 +197,7 @@ impl Engine {
                 if self.is_paused()? {
                     return Err(EngineError::Paused);
                 }
-                self.store.transition(
-                    req.id,
-                    RequestState::Approved,
-                    RequestState::Executing,
-                    NewEvent::new(self.clock.now(), Actor::System, EventKind::ExecutionStarted)
-                        .finding(req.finding_id.clone())
-                        .request(req.id)
-                        .detail(serde_json::json!({
-                            "plan_hash": req.plan.plan_hash,
-                            "steps": req.plan.steps.len(),
-                        })),
-                )?
+                self.start(&req)?
             }
             RequestState::Executing => req,
             state if state.is_final() => return self.report(&req),
@@ -213,6 +223,47 @@ impl Engine {
         )?;
         self.store.flush()?;
         Ok(build_report(&finished, &records))
+    }
+
+    /// Approved → Executing, after the pre-flight checks in the same store transaction. A
+    /// refusal closes the request (audited) and is returned as [`EngineError::Refused`].
+    fn start(&self, req: &Request) -> Result<Request, EngineError> {
+        let now = self.clock.now();
+        let policy = Arc::clone(&self.policy);
+        let started = NewEvent::new(now, Actor::System, EventKind::ExecutionStarted)
+            .finding(req.finding_id.clone())
+            .request(req.id)
+            .detail(serde_json::json!({
+                "plan_hash": req.plan.plan_hash,
+                "steps": req.plan.steps.len(),
+            }));
+        // The transaction may run the check more than once; the last refusal is the one stored.
+        let refused = std::cell::RefCell::new(None);
+        let check = |stored: &Request, finding: Option<&crate::finding::Finding>| {
+            let outcome = preflight(&PreflightInput {
+                request: stored,
+                finding,
+                policy: &policy,
+                now,
+            });
+            let refusal = outcome.err();
+            let closing = refusal.as_ref().map(|r| start_refusal(stored, r, now));
+            *refused.borrow_mut() = refusal;
+            closing
+        };
+        match self.store.start_execution(req.id, started, check)? {
+            ExecutionStart::Started(running) => Ok(running),
+            ExecutionStart::Refused(closed) => {
+                let refusal = refused
+                    .into_inner()
+                    .unwrap_or(PreflightRefusal::FindingArchived);
+                tracing::warn!(request_id = %closed.id, state = %closed.state, reason = %refusal, "pre-flight refused an approved request; it was not run");
+                Err(EngineError::Refused {
+                    id: closed.id,
+                    refusal,
+                })
+            }
+        }
     }
 
     async fn clients_for(&self, plan: &Plan) -> Result<AwsClients, StepError> {
@@ -517,6 +568,35 @@ impl Engine {
     pub fn report(&self, req: &Request) -> Result<ExecutionReport, EngineError> {
         let records = self.store.step_records(req.id)?;
         Ok(build_report(req, &records))
+    }
+}
+
+/// How a pre-flight refusal closes `req`: its state, its closure and its audit event
+/// (`RequestSuperseded` or `RequestExpired`, by hanko, with the refusal's code and sentence).
+fn start_refusal(req: &Request, refusal: &PreflightRefusal, now: DateTime<Utc>) -> StartRefusal {
+    let to = refusal.state();
+    let kind = if to == RequestState::Superseded {
+        EventKind::RequestSuperseded
+    } else {
+        EventKind::RequestExpired
+    };
+    StartRefusal {
+        to,
+        closure: Closure {
+            at: now,
+            code: refusal.code().to_string(),
+            reason: refusal.to_string(),
+        },
+        event: NewEvent::new(now, Actor::System, kind)
+            .finding(req.finding_id.clone())
+            .request(req.id)
+            .detail(serde_json::json!({
+                "code": refusal.code(),
+                "reason": refusal.to_string(),
+                "refusal": refusal,
+                "preflight": true,
+                "plan_hash": req.plan.plan_hash,
+            })),
     }
 }
 

@@ -28,7 +28,8 @@
 //! | [`plan`] | steps, risk classes, plan hash | finding |
 //! | [`posture`] | Security Hub control findings, groups per control and account, scores | finding |
 //! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
-//! | [`approval`] | request states, policy, `decide` | plan, audit |
+//! | [`approval`] | request states, policy, `decide`, the liveness rule (`Request::is_live`) | plan, audit |
+//! | [`preflight`] | the checks right before an approved request executes, and their refusals | approval, finding, plan |
 //! | [`audit`] | events, hash chain, query filter | — |
 //! | [`clock`] | the one wall clock (system time, shiftable by tests) | — |
 //! | [`execution`] | step records and outcomes | plan |
@@ -36,15 +37,16 @@
 //! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
-//! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
+//! | [`engine`] | executes approved requests exactly once (after [`preflight`]); resume; revert | store, aws, core |
 //! | [`posture_sync`] | after a suppression or its lift runs: the stored control findings from the step's result and a re-read by id, the card announced | app, posture, aws |
+//! | [`expiry`] | the sweep that turns Pending requests past `expires_at` into Expired | store, pipeline |
 //! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → containment plans, run by the same engine | plan, posture, aws |
 //! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
 //! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions (posture buttons in `discord::posture_actions`), the outbox and the daily score digest | core modules, remediate, serenity |
 //! | [`metrics`] | counters and the histogram behind `/metrics` | core types |
 //! | [`http`] | `/healthz` and `/metrics` (axum) | app, metrics |
-//! | [`run`] | `hanko run`: start-up, the shutdown signal, engine runs started from chat | everything above |
+//! | [`run`] | `hanko run`: start-up, the shutdown signal, engine runs started from chat, the expiry sweeper and `/resume` | everything above |
 //!
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
 //! AWS SDK or sled.
@@ -59,6 +61,7 @@ pub mod config;
 pub mod discord;
 pub mod engine;
 pub mod execution;
+pub mod expiry;
 pub mod finding;
 pub mod http;
 pub mod ingest;
@@ -68,6 +71,7 @@ pub mod plan;
 pub mod playbooks;
 pub mod posture;
 pub mod posture_sync;
+pub mod preflight;
 pub mod remediate;
 pub mod run;
 pub mod store;

@@ -592,7 +592,9 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
             }));
             continue;
         }
-        let engine = hanko::engine::Engine::new(store.clone(), factory.clone());
+        // The engine's checks before running hold the approval to the policy it was given.
+        let engine = hanko::engine::Engine::new(store.clone(), factory.clone())
+            .with_policy(std::sync::Arc::new(policy.clone()));
         let report = engine.execute(request.id).await?;
         ok &= report.state == hanko::approval::RequestState::Succeeded;
         reports.push(serde_json::to_value(&report)?);
@@ -611,7 +613,8 @@ async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.db)?;
     let factory = hanko::aws::ClientFactory::from_env(None, args.role_arn_template.clone()).await;
     let policy = Policy::default();
-    let engine = hanko::engine::Engine::new(store.clone(), factory);
+    let engine = hanko::engine::Engine::new(store.clone(), factory)
+        .with_policy(std::sync::Arc::new(policy.clone()));
     let now = Utc::now();
     let request = engine.revert_request(
         args.request_id,

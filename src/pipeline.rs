@@ -7,7 +7,11 @@
 //! * a finding seen again (higher count, newer `updatedAt`) never creates a second request; if
 //!   its plan changed, the pending request is superseded and a new one proposed (old votes do
 //!   not carry over to a different plan);
-//! * a finding that became archived supersedes its pending request.
+//! * a finding that became archived supersedes its pending request, and its approved request
+//!   that has not started executing (the engine's pre-flight would refuse it anyway);
+//! * a finding seen again after its request expired (a Pending request past `expires_at` is
+//!   not live, [`Request::is_live`]; it is expired now if the sweep has not yet) gets a fresh
+//!   request for its current plan, with its own card.
 //!
 //! [`accept`] does not flush: a caller that acknowledges findings to someone (a cursor, a queue)
 //! flushes the store first, once per batch. [`propose`] (a person's `/contain`) flushes.
@@ -21,7 +25,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::approval::{Policy, Request, RequestKind, RequestState};
+use crate::approval::{Closure, Policy, Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::finding::Finding;
 use crate::plan::{self, Plan};
@@ -47,6 +51,9 @@ pub enum Notice {
     /// The Security Hub control findings of a posture group changed
     /// ([`crate::posture::GroupKey::encode`]).
     PostureChanged { group: String },
+    /// `/resume` lifted the pause: every Approved request should start now (`hanko run`
+    /// starts them; [`crate::run`]).
+    ExecutionResumed,
 }
 
 /// A broadcast channel of [`Notice`]s. Cheap to clone; sending never blocks and never fails
@@ -83,8 +90,10 @@ pub struct Accepted {
     pub upsert: Upsert,
     /// The request proposed now, if any.
     pub proposed: Option<Uuid>,
-    /// Pending requests superseded now.
+    /// Pending (or not yet executing Approved) requests superseded now.
     pub superseded: Vec<Uuid>,
+    /// Pending requests past `expires_at` that this call expired (before the sweep did).
+    pub expired: Vec<Uuid>,
 }
 
 /// Stores `finding` and keeps its request in step with it, under the running app's settings:
@@ -148,6 +157,7 @@ fn accept_with(
         upsert,
         proposed: None,
         superseded: Vec::new(),
+        expired: Vec::new(),
     };
     match upsert {
         Upsert::Unchanged => return Ok(accepted),
@@ -164,47 +174,66 @@ fn accept_with(
         Upsert::Updated { .. } => {
             let plan = plan_for(finding, playbooks, may_act);
             let requests = store.requests_for_finding(&finding.id)?;
-            let pending: Vec<&Request> = requests
-                .iter()
-                .filter(|r| r.state == RequestState::Pending && r.kind == RequestKind::Contain)
-                .collect();
-            for r in &pending {
-                let reason = if finding.archived {
-                    Some("the finding was archived")
-                } else if r.plan.plan_hash != plan.plan_hash {
-                    Some("the finding changed and so did its plan")
-                } else {
-                    None
+            for r in requests.iter().filter(|r| r.kind == RequestKind::Contain) {
+                let closed = match r.state {
+                    // Its time is up: expire it now (audited, as the sweep would), so the
+                    // fresh request below does not sit beside a Pending one nobody can approve.
+                    RequestState::Pending if !r.is_live(now) => store
+                        .expire_request(r.id, now)?
+                        .map(|_| RequestState::Expired),
+                    RequestState::Pending => {
+                        let reason = if finding.archived {
+                            Some("the finding was archived")
+                        } else if r.plan.plan_hash != plan.plan_hash {
+                            Some("the finding changed and so did its plan")
+                        } else {
+                            None
+                        };
+                        match reason {
+                            Some(reason) => unless_conflict(
+                                store.transition(
+                                    r.id,
+                                    RequestState::Pending,
+                                    RequestState::Superseded,
+                                    NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
+                                        .finding(finding.id.clone())
+                                        .request(r.id)
+                                        .detail(serde_json::json!({ "reason": reason })),
+                                ),
+                            )?
+                            .then_some(RequestState::Superseded),
+                            None => None,
+                        }
+                    }
+                    // Approved but not yet executing: an archived finding is not contained.
+                    RequestState::Approved if finding.archived => {
+                        supersede_approved(store, r, finding, now)?
+                            .then_some(RequestState::Superseded)
+                    }
+                    _ => None,
                 };
-                if let Some(reason) = reason {
-                    store.transition(
-                        r.id,
-                        RequestState::Pending,
-                        RequestState::Superseded,
-                        NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
-                            .finding(finding.id.clone())
-                            .request(r.id)
-                            .detail(serde_json::json!({ "reason": reason })),
-                    )?;
-                    accepted.superseded.push(r.id);
-                    notices.send(Notice::RequestChanged { request: r.id });
+                match closed {
+                    Some(RequestState::Expired) => accepted.expired.push(r.id),
+                    Some(_) => accepted.superseded.push(r.id),
+                    None => continue,
                 }
+                notices.send(Notice::RequestChanged { request: r.id });
             }
-            // A live finding whose pending request was superseded (or which never had one,
+            // A live finding whose request was superseded or expired (or which never had one,
             // e.g. its plan was notify-only before) gets a request for the current plan,
-            // unless a request for this plan is already pending or under way.
+            // unless a request for this plan is still live.
             let has_live = requests.iter().any(|r| {
                 r.kind == RequestKind::Contain
                     && !accepted.superseded.contains(&r.id)
-                    && matches!(
-                        r.state,
-                        RequestState::Pending | RequestState::Approved | RequestState::Executing
-                    )
+                    && r.is_live(now)
             });
+            // A finished request for the same plan blocks a new one (it was decided or done);
+            // an expired one does not: nobody decided it in time.
             let already_done_same_plan = requests.iter().any(|r| {
                 r.plan.plan_hash == plan.plan_hash
                     && r.state.is_final()
                     && r.state != RequestState::Superseded
+                    && r.state != RequestState::Expired
             });
             if !finding.archived && !plan.is_notify_only() && !has_live && !already_done_same_plan {
                 accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
@@ -223,6 +252,42 @@ fn accept_with(
         }
     }
     Ok(accepted)
+}
+
+/// `Ok(true)` when a state change happened, `Ok(false)` when something else changed the
+/// request first (a vote, the engine starting it): the other change stands.
+fn unless_conflict<T>(moved: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match moved {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Supersedes an Approved request whose finding was archived before it ran, with the reason on
+/// the request ([`Closure`]) and its `RequestSuperseded` event. `Ok(false)` when the engine
+/// started it first (compare-and-swap on Approved).
+fn supersede_approved(
+    store: &Store,
+    r: &Request,
+    finding: &Finding,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    const REASON: &str = "the finding was archived before the approved plan ran";
+    let mut next = r.clone();
+    next.state = RequestState::Superseded;
+    next.closure = Some(Closure {
+        at: now,
+        code: "finding_archived".into(),
+        reason: REASON.into(),
+    });
+    let event = NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
+        .finding(finding.id.clone())
+        .request(r.id)
+        .detail(
+            serde_json::json!({ "reason": REASON, "code": "finding_archived", "was": "Approved" }),
+        );
+    unless_conflict(store.update_request(&next, RequestState::Approved, Some(event)))
 }
 
 /// A request proposed by hanko from a finding, durable at the caller's next flush (ingest
@@ -487,6 +552,128 @@ mod tests {
         let new = reqs.iter().find(|r| r.id == second).unwrap();
         assert_eq!(new.state, RequestState::Pending);
         assert_eq!(new.plan.steps[0].parameters["AccessKeyId"], "AKIASECOND");
+    }
+
+    #[test]
+    fn a_finding_recurring_after_its_request_expired_gets_a_fresh_request() {
+        let w = World::new();
+        let mut rx = w.notices.subscribe();
+        let first = w
+            .accept(&finding("AKIAEXAMPLE", 1, 0), t(1))
+            .proposed
+            .unwrap();
+        let _ = rx.try_recv();
+        // Within the TTL a recurrence proposes nothing.
+        let soon = w.accept(&finding("AKIAEXAMPLE", 2, 10), t(30));
+        assert_eq!(soon.proposed, None);
+        let _ = rx.try_recv();
+
+        // Past expires_at and before any sweep: the old request is not live, so it is expired
+        // (audited) and a fresh request for the same plan is proposed.
+        let late = t(1) + w.policy.ttl + Duration::minutes(1);
+        let a = w.accept(&finding("AKIAEXAMPLE", 3, 300), late);
+        assert_eq!(a.expired, vec![first]);
+        let fresh = a.proposed.expect("a fresh request is proposed");
+        assert_ne!(fresh, first);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Notice::RequestChanged { request: first }
+        );
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Notice::FindingUpdated {
+                finding_id: "f-1".into(),
+                request: Some(fresh)
+            }
+        );
+        let old = w.store.get_request(first).unwrap().unwrap();
+        assert_eq!(old.state, RequestState::Expired);
+        let new = w.store.get_request(fresh).unwrap().unwrap();
+        assert_eq!(new.state, RequestState::Pending);
+        assert_eq!(new.plan.plan_hash, old.plan.plan_hash);
+        assert!(new.is_live(late));
+        let expired = w
+            .store
+            .query_audit(&AuditQuery {
+                request_id: Some(first),
+                kind: Some(EventKind::RequestExpired),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(expired.len(), 1);
+
+        // Already swept: an Expired request does not block the next fresh one either.
+        let later = late + w.policy.ttl;
+        assert_eq!(
+            crate::expiry::sweep(&w.store, &w.notices, later).unwrap(),
+            vec![fresh]
+        );
+        let b = w.accept(&finding("AKIAEXAMPLE", 4, 600), later);
+        assert!(b.expired.is_empty());
+        assert!(b.proposed.is_some());
+        assert_eq!(w.requests().len(), 3);
+    }
+
+    #[test]
+    fn archiving_supersedes_an_approved_request_that_has_not_run() {
+        let w = World::new();
+        let id = w
+            .accept(&finding("AKIAEXAMPLE", 1, 0), t(1))
+            .proposed
+            .unwrap();
+        let mut approved = w.store.get_request(id).unwrap().unwrap();
+        approved.state = RequestState::Approved;
+        approved.decided_at = Some(t(2));
+        w.store
+            .update_request(&approved, RequestState::Pending, None)
+            .unwrap();
+
+        let mut archived = finding("AKIAEXAMPLE", 1, 20);
+        archived.archived = true;
+        let a = w.accept(&archived, t(3));
+        assert_eq!(a.superseded, vec![id]);
+        assert_eq!(a.proposed, None);
+        let req = w.store.get_request(id).unwrap().unwrap();
+        assert_eq!(req.state, RequestState::Superseded);
+        let closure = req.closure.expect("the reason is on the request");
+        assert_eq!(closure.code, "finding_archived");
+        assert_eq!(closure.at, t(3));
+        let events = w
+            .store
+            .query_audit(&AuditQuery {
+                request_id: Some(id),
+                kind: Some(EventKind::RequestSuperseded),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].detail["was"], "Approved");
+
+        // An Executing request is not touched: what runs, finishes.
+        let w = World::new();
+        let id = w
+            .accept(&finding("AKIAEXAMPLE", 1, 0), t(1))
+            .proposed
+            .unwrap();
+        let mut running = w.store.get_request(id).unwrap().unwrap();
+        running.state = RequestState::Approved;
+        w.store
+            .update_request(&running, RequestState::Pending, None)
+            .unwrap();
+        w.store
+            .transition(
+                id,
+                RequestState::Approved,
+                RequestState::Executing,
+                NewEvent::new(t(2), Actor::System, EventKind::ExecutionStarted),
+            )
+            .unwrap();
+        let a = w.accept(&archived, t(3));
+        assert!(a.superseded.is_empty());
+        assert_eq!(
+            w.store.get_request(id).unwrap().unwrap().state,
+            RequestState::Executing
+        );
     }
 
     #[test]

@@ -3,9 +3,14 @@
 //!
 //! [`start`] takes a built [`App`] (the binary builds it from the config; tests build it around a
 //! temporary store and moto) and starts, in this order: the outbox (subscribed to the notices
-//! before anything can send one), the HTTP server (`/healthz`, `/metrics`), the engine's resume
-//! of requests left Approved or Executing, the ingest loops, the posture digest (with
-//! `ingest.securityhub` on; [`crate::discord::digest`]) and the Discord bot.
+//! before anything can send one), the HTTP server (`/healthz`, `/metrics`), the expiry sweep
+//! ([`crate::expiry`]: once now, then every minute, in the request lifecycle task), the
+//! engine's resume of requests left Approved or Executing, the ingest loops, the posture digest
+//! (with `ingest.securityhub` on; [`crate::discord::digest`]) and the Discord bot.
+//!
+//! The request lifecycle task also starts every Approved request when `/resume` lifts the pause
+//! ([`Notice::ExecutionResumed`]), as owned engine runs, so an approval given while paused runs
+//! without a restart (after the engine's pre-flight checks, [`crate::preflight`]).
 //! [`Running::shutdown`] sends the shutdown signal (the bot answers further clicks with "hanko is
 //! shutting down"; the outbox, the digest and the HTTP server stop), waits a bounded time for
 //! engine runs under way, flushes the store and closes the gateway.
@@ -18,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serenity::all::ShardManager;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
@@ -30,6 +35,7 @@ use crate::discord::bot::{self, BotState};
 use crate::discord::digest::Digest;
 use crate::discord::outbox::Outbox;
 use crate::engine::{EngineError, ExecutionReport};
+use crate::expiry;
 use crate::pipeline::Notice;
 use crate::store::StoreError;
 
@@ -70,6 +76,9 @@ pub struct Options {
     /// Start the posture digest and drop alerts (when `ingest.securityhub` is on; tests that
     /// count channel posts turn it off, tests of the digest call its `tick` themselves).
     pub posture_digest: bool,
+    /// How often the expiry sweep runs after the one at start-up ([`expiry::SWEEP_INTERVAL`];
+    /// tests that shift the clock sweep more often rather than wait a minute).
+    pub sweep_interval: Duration,
 }
 
 impl Options {
@@ -79,6 +88,7 @@ impl Options {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             ingest: true,
             posture_digest: true,
+            sweep_interval: expiry::SWEEP_INTERVAL,
         }
     }
 }
@@ -180,22 +190,112 @@ fn count_report(app: &App, report: &ExecutionReport) {
     }
 }
 
-/// Resumes every request left Approved or Executing, announcing each.
+/// Resumes every request left Approved or Executing (on start-up), announcing each, refused
+/// ones included (their cards say why). As [`crate::engine::Engine::resume_all`]: an
+/// interrupted Executing request is finished even while paused; Approved ones wait for
+/// `/resume`.
 async fn resume(app: App) {
-    match app.engine.resume_all().await {
-        Ok(reports) => {
-            for report in &reports {
-                count_report(&app, report);
-                sync_posture(&app, report.request_id).await;
-                app.notices.send(Notice::RequestChanged {
-                    request: report.request_id,
-                });
-            }
-            if !reports.is_empty() {
-                tracing::info!(requests = reports.len(), "resumed interrupted requests");
-            }
+    let left = match app
+        .store
+        .requests_in_states(&[RequestState::Executing, RequestState::Approved])
+    {
+        Ok(left) => left,
+        Err(e) => {
+            tracing::error!(error = %e, "resuming requests failed");
+            return;
         }
-        Err(e) => tracing::error!(error = %e, "resuming requests failed"),
+    };
+    let mut resumed = 0;
+    for req in left {
+        if req.state == RequestState::Approved && app.engine.is_paused().unwrap_or(true) {
+            continue;
+        }
+        match execute_request(&app, req.id).await {
+            Ok(_) => resumed += 1,
+            Err(e) => tracing::error!(request_id = %req.id, error = %e, "resume failed"),
+        }
+    }
+    if resumed > 0 {
+        tracing::info!(requests = resumed, "resumed interrupted requests");
+    }
+}
+
+/// Starts every Approved request now, one after another (`/resume`); stops when execution is
+/// paused again. Executing requests are left alone: in a running hanko each has a run under way.
+async fn start_approved(app: App) {
+    let approved = match app.store.requests_in_states(&[RequestState::Approved]) {
+        Ok(approved) => approved,
+        Err(e) => {
+            tracing::error!(error = %e, "listing approved requests to start failed");
+            return;
+        }
+    };
+    for req in approved {
+        // Fail closed: an unreadable pause flag counts as paused.
+        if app.engine.is_paused().unwrap_or(true) {
+            tracing::info!("paused again: the other approved requests wait for /resume");
+            return;
+        }
+        match execute_request(&app, req.id).await {
+            Ok(report) => {
+                tracing::info!(request_id = %req.id, state = %report.state, "approved request run after /resume")
+            }
+            // Another run (a click, an earlier /resume) started it first.
+            Err(EngineError::Store(StoreError::Conflict { .. })) => {}
+            Err(e) => tracing::warn!(request_id = %req.id, error = %e, "approved request not run"),
+        }
+    }
+}
+
+/// Expires the Pending requests whose time is up (audited, announced); errors are logged.
+fn sweep_expired(app: &App) {
+    match expiry::sweep(&app.store, &app.notices, app.clock.now()) {
+        Ok(expired) if !expired.is_empty() => {
+            tracing::info!(
+                requests = expired.len(),
+                "expired requests nobody approved in time"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "the expiry sweep failed; it runs again in a minute"),
+    }
+}
+
+/// The request lifecycle task: the expiry sweep every `interval` ([`expiry::SWEEP_INTERVAL`];
+/// the sweep at start-up ran before), and the start of every Approved request on `/resume`, as
+/// owned engine runs that shutdown waits for.
+async fn lifecycle(
+    app: App,
+    tasks: Tasks,
+    interval: Duration,
+    mut notices: broadcast::Receiver<Notice>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let interval = interval.max(Duration::from_millis(10));
+    let first = tokio::time::Instant::now() + interval;
+    let mut sweeps = tokio::time::interval_at(first, interval);
+    sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {}
+            _ = sweeps.tick() => sweep_expired(&app),
+            received = notices.recv() => match received {
+                Ok(Notice::ExecutionResumed) => tasks.spawn(start_approved(app.clone())),
+                Ok(_) => {}
+                // A `/resume` among the lost notices must not be lost: start what is approved
+                // unless paused (a request already started is a conflict, skipped).
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !app.engine.is_paused().unwrap_or(true) {
+                        tasks.spawn(start_approved(app.clone()));
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
     }
 }
 
@@ -218,6 +318,8 @@ pub struct Running {
     ingest: Vec<JoinHandle<()>>,
     /// The posture digest task, when started.
     digest: Option<JoinHandle<()>>,
+    /// The expiry sweeper and `/resume` starter.
+    lifecycle: JoinHandle<()>,
 }
 
 /// Starts the outbox, the HTTP server, the engine's resume and the bot. Returns once they are
@@ -272,6 +374,16 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
     });
     tracing::info!(%http_addr, "serving /healthz and /metrics");
 
+    // Expiry at start-up, before the first click can meet a request whose time is up; then
+    // every minute, and `/resume`, in the lifecycle task.
+    sweep_expired(&app);
+    let lifecycle = tokio::spawn(lifecycle(
+        app.clone(),
+        tasks.clone(),
+        options.sweep_interval,
+        app.notices.subscribe(),
+        shutdown_rx.clone(),
+    ));
     tasks.spawn(resume(app.clone()));
 
     // Ingest loops: each stops on the shutdown signal and is awaited in `Running::shutdown`.
@@ -305,6 +417,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         server,
         ingest,
         digest,
+        lifecycle,
     })
 }
 
@@ -333,6 +446,16 @@ impl Running {
                 tracing::warn!("the posture digest did not stop in time; aborting it");
                 abort.abort();
             }
+        }
+        // The lifecycle task stops at once on the signal (a sweep is one short store pass); the
+        // engine runs it started are in `tasks`, waited for below.
+        let abort = self.lifecycle.abort_handle();
+        if tokio::time::timeout(STOP_TIMEOUT, self.lifecycle)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the request lifecycle task did not stop in time; aborting it");
+            abort.abort();
         }
         if !self.tasks.wait(self.grace).await {
             tracing::warn!(

@@ -101,7 +101,7 @@ use sled::Tree;
 use uuid::Uuid;
 
 use crate::approval::{
-    self, Decided, Decision, Outcome, Policy, Refusal, Request, RequestKind, RequestState,
+    self, Closure, Decided, Decision, Outcome, Policy, Refusal, Request, RequestKind, RequestState,
     VoteInput,
 };
 use crate::audit::{
@@ -227,6 +227,23 @@ pub enum Upsert {
     },
     /// The document is not newer than the stored one; nothing was written.
     Unchanged,
+}
+
+/// What [`Store::start_execution`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutionStart {
+    /// The request is Executing now.
+    Started(Request),
+    /// The check refused: the request is closed (Expired or Superseded) with its reason.
+    Refused(Request),
+}
+
+/// A refusal to start an approved request: the state it moves to, why, and its audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartRefusal {
+    pub to: RequestState,
+    pub closure: Closure,
+    pub event: NewEvent,
 }
 
 /// An input that could not be parsed, kept for a person to look at.
@@ -1082,6 +1099,104 @@ impl Store {
             Ok(())
         })?;
         self.flush()
+    }
+
+    /// Expires a Pending request whose `expires_at` has passed ([`approval::expire`]), with its
+    /// `RequestExpired` event, in one transaction; flushes. `Ok(None)` when it is not due, or no
+    /// longer Pending (a vote or another sweep got there first): nothing is written then.
+    pub fn expire_request(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Request>, StoreError> {
+        let expired = self.transact(|tx| {
+            let Some(current) = tx.get_request(id)? else {
+                return abort(StoreError::NotFound {
+                    what: format!("request {id}"),
+                });
+            };
+            let Some(next) = approval::expire(&current, now) else {
+                return Ok(None);
+            };
+            tx.put_request(&next, Some(&current))?;
+            tx.append(
+                NewEvent::new(now, Actor::System, EventKind::RequestExpired)
+                    .finding(next.finding_id.clone())
+                    .request(next.id)
+                    .detail(serde_json::json!({
+                        "code": "ttl_elapsed",
+                        "reason": "not approved before it expired",
+                        "expires_at": current.expires_at,
+                        "approvals": current.approvers().len(),
+                        "plan_hash": current.plan.plan_hash,
+                    })),
+            )?;
+            Ok(Some(next))
+        })?;
+        if expired.is_some() {
+            self.flush()?;
+        }
+        Ok(expired)
+    }
+
+    /// Moves an Approved request to Executing with its `started` event, in one transaction,
+    /// after `check` looked at the request and its stored finding (`None` for a request whose
+    /// subject is not a stored finding, such as a posture group). When `check` refuses, the
+    /// request moves to the refusal's state instead, with its [`approval::Closure`] and event,
+    /// in the same transaction. Flushes. [`StoreError::Conflict`] when the request is not
+    /// Approved (another run started it first).
+    ///
+    /// `check` runs inside the transaction and may run more than once: it must only compute
+    /// from its arguments (and values captured before, such as `now`).
+    pub fn start_execution(
+        &self,
+        id: Uuid,
+        started: NewEvent,
+        check: impl Fn(&Request, Option<&Finding>) -> Option<StartRefusal>,
+    ) -> Result<ExecutionStart, StoreError> {
+        let start = self.transact(|tx| {
+            let Some(current) = tx.get_request(id)? else {
+                return abort(StoreError::NotFound {
+                    what: format!("request {id}"),
+                });
+            };
+            if current.state != RequestState::Approved {
+                return abort(StoreError::Conflict {
+                    request_id: id,
+                    expected: RequestState::Approved,
+                    found: current.state,
+                });
+            }
+            let stored: Option<StoredFinding> =
+                tx.get(tx.findings, current.finding_id.as_bytes(), || {
+                    format!("{TREE_FINDINGS}/{}", current.finding_id)
+                })?;
+            let mut next = current.clone();
+            match check(&current, stored.as_ref().map(|s| &s.finding)) {
+                None => {
+                    next.state = RequestState::Executing;
+                    tx.put_request(&next, Some(&current))?;
+                    tx.append(event_for_request(started.clone(), &next))?;
+                    Ok(ExecutionStart::Started(next))
+                }
+                Some(refusal) => {
+                    if !approval::can_transition(RequestState::Approved, refusal.to) {
+                        return abort(StoreError::InvalidTransition {
+                            request_id: id,
+                            from: RequestState::Approved,
+                            to: refusal.to,
+                        });
+                    }
+                    next.state = refusal.to;
+                    next.closure = Some(refusal.closure);
+                    tx.put_request(&next, Some(&current))?;
+                    tx.append(event_for_request(refusal.event, &next))?;
+                    Ok(ExecutionStart::Refused(next))
+                }
+            }
+        })?;
+        self.flush()?;
+        Ok(start)
     }
 
     // ---------------------------------------------------------------------------------------

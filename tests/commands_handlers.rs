@@ -1271,12 +1271,18 @@ async fn pause_then_resume_toggles_execution() {
     let reply = dispatch(&app, &inv("pause", &[], admin())).await;
     assert!(message(&reply).0.starts_with("Execution is already paused"));
 
+    let mut notices = app.notices.subscribe();
     let reply = dispatch(&app, &inv("resume", &[], admin())).await;
     assert_eq!(
         message(&reply).0,
         "▶️ Execution resumed by dana: approved requests run again (0 waiting)."
     );
     assert!(!app.engine.is_paused().unwrap());
+    // `hanko run` starts the approved requests on this notice.
+    assert_eq!(
+        notices.try_recv().unwrap(),
+        hanko::pipeline::Notice::ExecutionResumed
+    );
     let reply = dispatch(&app, &inv("resume", &[], admin())).await;
     assert_eq!(
         message(&reply).0,

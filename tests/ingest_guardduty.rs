@@ -296,6 +296,79 @@ async fn an_archived_finding_supersedes_its_pending_request() {
 }
 
 #[tokio::test]
+async fn an_archived_finding_supersedes_its_approved_request_before_it_runs() {
+    use hanko::approval::{Decision, Policy, VoteInput, Voter};
+    use hanko::audit::Actor;
+    let rig = Rig::new().await;
+    let now = t("2025-06-01T12:00:00Z");
+    rig.poller("min_severity = 0.0")
+        .poll_once(now)
+        .await
+        .unwrap();
+    let id = rig.doc("UnauthorizedAccess_EC2_SSHBruteForce.json")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request = rig.store.requests_for_finding(&id).unwrap().remove(0);
+    // Approved (while execution is paused, say), not yet run.
+    let policy = Policy::default();
+    for name in ["ops-1", "ops-2"]
+        .iter()
+        .take(policy.needed(&request.plan) as usize)
+    {
+        let vote = VoteInput {
+            voter: Voter {
+                actor: Actor::Cli {
+                    name: name.to_string(),
+                },
+                roles: vec![],
+            },
+            decision: Decision::Approve,
+            plan_hash: request.plan.plan_hash.clone(),
+        };
+        rig.store
+            .vote(&policy, request.id, &vote, now)
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        rig.store.get_request(request.id).unwrap().unwrap().state,
+        RequestState::Approved
+    );
+
+    // Archived without a newer updatedAt: the recheck by id covers approved requests too.
+    rig.standin.archive(&id);
+    rig.standin.clear_requests();
+    let report = rig
+        .poller("min_severity = 0.0")
+        .poll_once(now + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    let rechecked = rig.standin.requests_to("/findings/get").iter().any(|r| {
+        r.body["findingIds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == &id)
+    });
+    assert!(
+        rechecked,
+        "the approved request's finding was read again by id"
+    );
+    assert_eq!(report.superseded, 1);
+    let superseded = rig.store.get_request(request.id).unwrap().unwrap();
+    assert_eq!(superseded.state, RequestState::Superseded);
+    assert_eq!(
+        superseded.closure.map(|c| c.code).as_deref(),
+        Some("finding_archived")
+    );
+    assert_eq!(
+        events(&rig.store, EventKind::RequestSuperseded, Some(&id)),
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_finding_that_does_not_parse_is_quarantined_and_the_rest_is_stored() {
     let rig = Rig::new().await;
     let mut bad = rig.doc("Trojan_EC2_DropPoint.json").clone();

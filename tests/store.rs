@@ -1160,3 +1160,152 @@ fn time_ranges_tolerate_events_appended_slightly_out_of_order() {
         [4, 3, 2, 1]
     );
 }
+
+/// Approves `id` with `u0` under a one-approval policy.
+fn approve_once(store: &Store, id: Uuid, hash: &str, at: DateTime<Utc>) {
+    let vote = VoteInput {
+        voter: Voter {
+            actor: discord(0),
+            roles: vec![],
+        },
+        decision: Decision::Approve,
+        plan_hash: hash.to_string(),
+    };
+    let decided = store.vote(&policy(1), id, &vote, at).unwrap().unwrap();
+    assert_eq!(decided.request.state, RequestState::Approved);
+}
+
+#[test]
+fn start_execution_checks_inside_the_transaction_and_a_refusal_closes_the_request() {
+    use hanko::approval::Closure;
+    use hanko::store::{ExecutionStart, StartRefusal};
+    let store = Store::open_temporary().unwrap();
+    store
+        .upsert_finding(&finding("f-start", 1, t0(), false), &Actor::System, t0())
+        .unwrap();
+    let started_event = |at| NewEvent::new(at, Actor::System, EventKind::ExecutionStarted);
+
+    // Accepted: Executing with its ExecutionStarted event; the check saw the stored finding.
+    let go = request("f-start", t0());
+    store.create_request(&go, t0()).unwrap();
+    approve_once(&store, go.id, &go.plan.plan_hash, t0());
+    let seen = std::cell::Cell::new(false);
+    let started = store
+        .start_execution(go.id, started_event(t0()), |req, f| {
+            assert_eq!(req.state, RequestState::Approved);
+            seen.set(f.is_some_and(|f| f.id == "f-start"));
+            None
+        })
+        .unwrap();
+    assert!(seen.get(), "the check is given the stored finding");
+    assert!(
+        matches!(started, ExecutionStart::Started(ref r) if r.state == RequestState::Executing)
+    );
+    // Not Approved any more: a second start is a conflict, and writes nothing.
+    let len = store.audit_len();
+    assert!(matches!(
+        store.start_execution(go.id, started_event(t0()), |_, _| None),
+        Err(StoreError::Conflict {
+            found: RequestState::Executing,
+            ..
+        })
+    ));
+    assert_eq!(store.audit_len(), len);
+
+    // Refused: closed as the refusal says, with its reason and its event, never Executing.
+    let stale = request("f-start", t0());
+    store.create_request(&stale, t0()).unwrap();
+    approve_once(&store, stale.id, &stale.plan.plan_hash, t0());
+    let later = t0() + Duration::hours(5);
+    let refused = store
+        .start_execution(stale.id, started_event(later), |req, _| {
+            Some(StartRefusal {
+                to: RequestState::Expired,
+                closure: Closure {
+                    at: later,
+                    code: "approval_too_old".into(),
+                    reason: "too old".into(),
+                },
+                event: NewEvent::new(later, Actor::System, EventKind::RequestExpired)
+                    .detail(serde_json::json!({ "code": "approval_too_old", "of": req.id })),
+            })
+        })
+        .unwrap();
+    let ExecutionStart::Refused(closed) = refused else {
+        panic!("the refusal must close the request")
+    };
+    assert_eq!(closed.state, RequestState::Expired);
+    let stored = store.get_request(stale.id).unwrap().unwrap();
+    assert_eq!(stored, closed);
+    assert_eq!(stored.closure.as_ref().unwrap().code, "approval_too_old");
+    let events = store
+        .query_audit(&AuditQuery {
+            request_id: Some(stale.id),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::RequestExpired), "{kinds:?}");
+    assert!(!kinds.contains(&EventKind::ExecutionStarted), "{kinds:?}");
+    assert!(store
+        .requests_in_states(&[RequestState::Expired])
+        .unwrap()
+        .iter()
+        .any(|r| r.id == stale.id));
+
+    // A refusal to a state an Approved request cannot reach is refused whole.
+    let odd = request("f-start", t0());
+    store.create_request(&odd, t0()).unwrap();
+    approve_once(&store, odd.id, &odd.plan.plan_hash, t0());
+    assert!(matches!(
+        store.start_execution(odd.id, started_event(t0()), |_, _| Some(StartRefusal {
+            to: RequestState::Rejected,
+            closure: Closure {
+                at: t0(),
+                code: "x".into(),
+                reason: "x".into(),
+            },
+            event: NewEvent::new(t0(), Actor::System, EventKind::RequestRejected),
+        })),
+        Err(StoreError::InvalidTransition { .. })
+    ));
+    assert_eq!(
+        store.get_request(odd.id).unwrap().unwrap().state,
+        RequestState::Approved
+    );
+    assert!(store.verify_audit().is_ok());
+}
+
+#[test]
+fn expire_request_expires_only_a_due_pending_request() {
+    let store = Store::open_temporary().unwrap();
+    let req = request("f-expire", t0());
+    store.create_request(&req, t0()).unwrap();
+    let len = store.audit_len();
+    // Not due: nothing written.
+    assert_eq!(
+        store
+            .expire_request(req.id, req.expires_at - Duration::seconds(1))
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.audit_len(), len);
+    let expired = store
+        .expire_request(req.id, req.expires_at)
+        .unwrap()
+        .expect("due at expires_at");
+    assert_eq!(expired.state, RequestState::Expired);
+    assert_eq!(store.audit_len(), len + 1);
+    // Already expired: nothing more.
+    assert_eq!(
+        store
+            .expire_request(req.id, req.expires_at + Duration::hours(1))
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.audit_len(), len + 1);
+    assert!(matches!(
+        store.expire_request(Uuid::new_v4(), t0()),
+        Err(StoreError::NotFound { .. })
+    ));
+}

@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | Pending | Approve, Reject, Dry run | approvals so far, expiry |
 //! | Approved, Executing | none | who approved, "running" |
-//! | Rejected, Expired, Superseded | none | who decided, when, why; nothing was changed |
+//! | Rejected, Expired, Superseded | none: a vote on them can only be refused | who decided, when, why; nothing was changed |
 //! | Succeeded, PartiallyFailed, Failed | Revert (contain requests that changed something) | each step's outcome |
 //!
 //! Every constructor ends with [`enforce_limits`], so a card is never refused by Discord:
@@ -1003,13 +1003,38 @@ fn state_text(
                 .unwrap_or_else(|| "no reason recorded".to_string());
             format!("❌ Rejected by {rejector} {decided}: {reason}. Nothing was changed.")
         }
+        // Approved, then refused by the engine's checks before it ran: say when and why.
+        RequestState::Expired if request.closure.is_some() => {
+            let closure = request.closure.as_ref();
+            let at = when(closure.map(|c| c.at));
+            let why = closure
+                .map(|c| plain_capped(&c.reason, TEXT_CAP))
+                .unwrap_or_default();
+            let approved = if approvers.is_empty() {
+                String::new()
+            } else {
+                format!(" (approved{approved_by})")
+            };
+            format!("⌛ Expired {at} before it ran{approved}: {why}. Nothing was changed.")
+        }
         RequestState::Expired => format!(
-            "⌛ Expired {decided} with {}/{needed} approvals. Nothing was changed.",
+            "⌛ Expired unapproved {} with {}/{needed} approvals. Nothing was changed.",
+            when(request.decided_at),
             approvers.len()
         ),
         RequestState::Superseded => {
-            let why = gone.unwrap_or("the plan changed; the newer card replaces this one");
-            format!("↪️ Superseded {decided}: {why}. Nothing was changed.")
+            let closure = request.closure.as_ref();
+            let why = closure
+                .map(|c| plain_capped(&c.reason, TEXT_CAP))
+                .or(gone.map(str::to_string))
+                .unwrap_or_else(|| {
+                    "the plan changed; the newer card replaces this one".to_string()
+                });
+            let at = match closure {
+                Some(c) => ts(Some(c.at)),
+                None => decided,
+            };
+            format!("↪️ Superseded {at}: {why}. Nothing was changed.")
         }
         RequestState::Succeeded | RequestState::PartiallyFailed | RequestState::Failed => {
             let tally = Tally::of(records);
@@ -1315,6 +1340,15 @@ fn percent_encode(s: &str) -> String {
 
 fn hash_prefix(hash: &str) -> String {
     hash.chars().take(16).collect()
+}
+
+/// `<t:UNIX:f> (<t:UNIX:R>)`: the date and time, and how long ago, each in the reader's own
+/// time zone (for the moment a request closed, which the reader wants exactly).
+fn when(t: Option<DateTime<Utc>>) -> String {
+    match t {
+        Some(t) => format!("<t:{0}:f> (<t:{0}:R>)", t.timestamp()),
+        None => "unknown".to_string(),
+    }
 }
 
 /// `<t:UNIX:R>`, which each reader's client shows as "3 minutes ago" in their own time zone.
@@ -2008,7 +2042,7 @@ mod tests {
         let table = [
             (RequestState::Approved, false, format!("✅ Approved by <@111> <t:{at}:R> · ⚙️ running the plan…")),
             (RequestState::Executing, false, format!("⚙️ Running the plan… (approved by <@111> <t:{at}:R>)")),
-            (RequestState::Expired, false, format!("⌛ Expired <t:{at}:R> with 1/2 approvals. Nothing was changed.")),
+            (RequestState::Expired, false, format!("⌛ Expired unapproved <t:{at}:f> (<t:{at}:R>) with 1/2 approvals. Nothing was changed.")),
             (RequestState::Superseded, true, format!("↪️ Superseded <t:{at}:R>: the finding was archived. Nothing was changed.")),
             (
                 RequestState::Superseded,
@@ -2022,6 +2056,107 @@ mod tests {
             assert!(card.buttons.is_empty(), "{state}");
             assert_eq!(value(&card, FIELD_STATE), want, "{state}");
         }
+    }
+
+    #[test]
+    fn expired_and_superseded_cards_show_no_buttons_that_can_only_be_refused() {
+        use crate::approval::Closure;
+        let f = key_finding();
+        let closed_at = t0() + Duration::hours(6);
+        let closure = |code: &str, reason: &str| Closure {
+            at: closed_at,
+            code: code.into(),
+            reason: reason.into(),
+        };
+        let mut cases = Vec::new();
+        for kind in [
+            RequestKind::Contain,
+            RequestKind::Revert { of: Uuid::nil() },
+        ] {
+            // Expired unapproved by the sweep, with one vote of two.
+            let mut unapproved = request(&f, kind, vec![deactivate(KEY, "alice")]);
+            vote(
+                &mut unapproved,
+                discord("111", "alice.sec"),
+                Decision::Approve,
+                1,
+            );
+            unapproved.state = RequestState::Expired;
+            unapproved.decided_at = Some(unapproved.expires_at);
+            cases.push((unapproved, false, "⌛ Expired unapproved"));
+            // Approved, then refused by the engine's pre-flight (approval too old).
+            let mut stale = request(&f, kind, vec![deactivate(KEY, "alice")]);
+            vote(
+                &mut stale,
+                discord("111", "alice.sec"),
+                Decision::Approve,
+                1,
+            );
+            vote(&mut stale, discord("222", "bob.sec"), Decision::Approve, 2);
+            stale.state = RequestState::Expired;
+            stale.decided_at = Some(t0() + Duration::minutes(2));
+            stale.closure = Some(closure(
+                "approval_too_old",
+                "the approval of 2026-11-28 03:02 UTC is older than policy.request_ttl (4h); propose and approve it again",
+            ));
+            cases.push((stale, false, "⌛ Expired"));
+            // Approved, then its finding was archived before it ran.
+            let mut archived = request(&f, kind, vec![deactivate(KEY, "alice")]);
+            vote(
+                &mut archived,
+                discord("111", "alice.sec"),
+                Decision::Approve,
+                1,
+            );
+            archived.state = RequestState::Superseded;
+            archived.decided_at = Some(t0() + Duration::minutes(1));
+            archived.closure = Some(closure(
+                "finding_archived",
+                "the finding was archived before the approved plan ran",
+            ));
+            cases.push((archived, true, "↪️ Superseded"));
+            // Superseded while pending (the plan changed).
+            let mut replaced = request(&f, kind, vec![deactivate(KEY, "alice")]);
+            replaced.state = RequestState::Superseded;
+            replaced.decided_at = Some(t0() + Duration::minutes(3));
+            cases.push((replaced, false, "↪️ Superseded"));
+        }
+        for (req, archived, head) in &cases {
+            let mut finding = f.clone();
+            finding.archived = *archived;
+            // Step records would not bring a button back either (none can exist, but the
+            // renderer must not depend on that).
+            let records = [record(0, &req.plan.steps[0], StepOutcome::Applied, None)];
+            for recs in [&records[..0], &records[..]] {
+                let card = request_card(&finding, req, recs, 2);
+                assert!(
+                    card.buttons.is_empty(),
+                    "{} {:?}: {:?}",
+                    req.state,
+                    req.kind,
+                    labels(&card)
+                );
+                let state = value(&card, FIELD_STATE);
+                assert!(state.starts_with(head), "{state}");
+                assert!(state.ends_with("Nothing was changed."), "{state}");
+            }
+        }
+        // The pre-flight closures say when and why.
+        let stale = request_card(&f, &cases[1].0, &[], 2);
+        let at = closed_at.timestamp();
+        assert_eq!(
+            value(&stale, FIELD_STATE),
+            format!(
+                "⌛ Expired <t:{at}:f> (<t:{at}:R>) before it ran (approved by <@111>, <@222>): the approval of 2026-11-28 03:02 UTC is older than policy.request\\_ttl (4h); propose and approve it again. Nothing was changed."
+            )
+        );
+        let mut gone = f.clone();
+        gone.archived = true;
+        let superseded = request_card(&gone, &cases[2].0, &[], 2);
+        assert_eq!(
+            value(&superseded, FIELD_STATE),
+            format!("↪️ Superseded <t:{at}:R>: the finding was archived before the approved plan ran. Nothing was changed.")
+        );
     }
 
     #[test]

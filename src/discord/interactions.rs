@@ -311,6 +311,9 @@ fn engine_error_sentence(e: &engine::EngineError) -> String {
         engine::EngineError::NotRevertible { reason, .. } => reason.clone(),
         engine::EngineError::NoSuchRequest(_) => "the request is not in the store".into(),
         engine::EngineError::Store(_) => "the store failed".into(),
+        engine::EngineError::Refused { refusal, .. } => {
+            format!("the checks before running refused it ({refusal}); nothing was changed")
+        }
     }
 }
 

@@ -493,6 +493,9 @@ impl Outbox {
                     }
                 }
             }
+            // The requests that start announce themselves (RequestChanged); `/resume` answers
+            // in the channel itself.
+            Notice::ExecutionResumed => {}
             Notice::RequestChanged { request } => {
                 let key = CardKey::Request(*request);
                 match card_location(&self.app, &key)? {

@@ -36,7 +36,7 @@ use serenity::all::{
 use serenity::http::Http;
 
 use crate::app::App;
-use crate::approval::{RequestState, Voter};
+use crate::approval::Voter;
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::discord::bot::{defer_ephemeral, no_pings, say_ephemeral, BotError, BotState};
 use crate::discord::cards;
@@ -165,12 +165,7 @@ fn open_request(
         .store
         .requests_for_finding(&group.encode())?
         .into_iter()
-        .find(|r| {
-            matches!(
-                r.state,
-                RequestState::Pending | RequestState::Approved | RequestState::Executing
-            )
-        })
+        .find(|r| r.is_live(app.clock.now()))
         .map(|r| r.id))
 }
 

@@ -20,9 +20,10 @@
 //! the channel, but it also hides a finding *becoming* archived, and archiving is not
 //! guaranteed to move `updatedAt`, so no cursor-based query is a reliable way to see it. So
 //! each poll also re-reads, by id (`GetFindings`, which returns archived findings too), every
-//! finding of this region that has a **Pending** request; one that came back archived is
-//! stored as such and the pipeline supersedes its request. That costs one `GetFindings` call
-//! per 50 pending requests per poll, and it sees an archival however GuardDuty stamps it.
+//! finding of this region that has a **Pending** or **Approved** (not yet executing) request;
+//! one that came back archived is stored as such and the pipeline supersedes its request (an
+//! approved one waiting for `/resume` included). That costs one `GetFindings` call per 50 such
+//! requests per poll, and it sees an archival however GuardDuty stamps it.
 //!
 //! # Cursor
 //!
@@ -159,11 +160,12 @@ impl GuardDutyPoller {
             }
         }
 
-        // Pending requests of this region: re-read their findings to see an archival.
+        // Pending and Approved requests of this region: re-read their findings to see an
+        // archival before anything runs.
         let pending: Vec<String> = self
             .app
             .store
-            .requests_in_states(&[RequestState::Pending])?
+            .requests_in_states(&[RequestState::Pending, RequestState::Approved])?
             .into_iter()
             .filter(|r| r.kind == RequestKind::Contain && r.plan.region == self.region)
             .map(|r| r.finding_id)

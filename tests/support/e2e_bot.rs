@@ -122,6 +122,17 @@ impl Bot {
         clients: ClientFactory,
         prepare: impl FnOnce(&Store),
     ) -> Bot {
+        Bot::start_with(contain_approvals, clients, prepare, |_| {}).await
+    }
+
+    /// [`Bot::start_prepared`], with `configure` changing the start-up options last (e.g. a
+    /// faster expiry sweep).
+    pub async fn start_with(
+        contain_approvals: u32,
+        clients: ClientFactory,
+        prepare: impl FnOnce(&Store),
+        configure: impl FnOnce(&mut run::Options),
+    ) -> Bot {
         let fake = DiscordFake::start().await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hanko.toml");
@@ -135,6 +146,7 @@ impl Bot {
         options.shutdown_grace = Duration::from_secs(10);
         // The tests feed findings through the pipeline themselves.
         options.ingest = false;
+        configure(&mut options);
         let running = run::start(app, &token, options).await.unwrap();
         fake.wait_for_ready(WAIT).await.unwrap();
         let bot = Bot {

@@ -303,12 +303,14 @@ async fn handle(app: &App, inv: &Invocation) -> Handled {
         .request(request_id)
 }
 
-/// A live (pending, approved or executing) containment request in the same account with a
-/// step of the same action on the same target as one of `plan`'s.
+/// A live containment request ([`crate::approval::Request::is_live`]: pending and not past its
+/// expiry, approved or executing) in the same account with a step of the same action on the
+/// same target as one of `plan`'s.
 fn covering_request(
     app: &App,
     plan: &Plan,
 ) -> Result<Option<(uuid::Uuid, RequestState, String)>, StoreError> {
+    let now = app.clock.now();
     let live = app.store.requests_in_states(&[
         RequestState::Pending,
         RequestState::Approved,
@@ -316,6 +318,7 @@ fn covering_request(
     ])?;
     Ok(live
         .iter()
+        .filter(|r| r.is_live(now))
         .filter(|r| r.kind == RequestKind::Contain && r.plan.account_id == plan.account_id)
         .find(|r| {
             r.plan.steps.iter().any(|s| {

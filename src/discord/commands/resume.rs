@@ -2,13 +2,16 @@
 //! (`responders.admin_roles`, fail closed).
 //!
 //! Audited by [`crate::engine::Engine::set_paused`] (`ExecutionResumed`). The requests approved
-//! while paused are picked up by the engine's loop (its `resume_all`), not by this handler.
-//! The confirmation is public, like `/pause`'s.
+//! while paused start at once: this handler announces [`Notice::ExecutionResumed`], and the
+//! request lifecycle task of `hanko run` ([`crate::run`]) starts every Approved request as an
+//! owned engine run (each after the engine's pre-flight checks; a refused one is closed and its
+//! card says why). The confirmation is public, like `/pause`'s.
 //!
-//! Uses the engine's pause flag and the store; no Discord or AWS I/O.
+//! Uses the engine's pause flag, the store and the notices; no Discord or AWS I/O.
 
 use crate::app::App;
 use crate::approval::RequestState;
+use crate::pipeline::Notice;
 
 use super::{plain, require_admin, Handled, Invocation, Reply};
 
@@ -40,6 +43,7 @@ fn handle(app: &App, inv: &Invocation) -> Handled {
         .requests_in_states(&[RequestState::Approved])
         .map(|r| r.len())
         .unwrap_or(0);
+    app.notices.send(Notice::ExecutionResumed);
     Handled::done(Reply::public(format!(
         "▶️ Execution resumed by {}: approved requests run again ({waiting} waiting).",
         plain(inv.invoker.actor.display_name())
