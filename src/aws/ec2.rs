@@ -635,9 +635,8 @@ mod termination {
             });
         }
         if !read(client, id).await? {
-            return Ok(RevertOutcome::Drifted {
-                reason: format!("termination protection of {id} is already off"),
-            });
+            // Off again, as captured (a retried or resumed revert turned it off).
+            return Ok(RevertOutcome::Restored);
         }
         write(client, id, false, false)
             .send()
@@ -742,6 +741,10 @@ mod shutdown {
             });
         }
         let now = read(client, id).await?;
+        if now == prior.instance_initiated_shutdown_behavior {
+            // As captured again (a retried or resumed revert restored it).
+            return Ok(RevertOutcome::Restored);
+        }
         if now != STOP {
             return Ok(RevertOutcome::Drifted {
                 reason: format!("shutdown behaviour of {id} is now {now}, not stop"),
@@ -892,6 +895,15 @@ mod volumes {
             });
         }
         let now = ebs_devices(&describe_instance(client, id).await?);
+        // Devices deleted on termination again, as captured (a retried or resumed revert
+        // restored them), are neither restored nor drifted.
+        let changed: Vec<String> = changed
+            .into_iter()
+            .filter(|d| {
+                !now.iter()
+                    .any(|n| &n.device_name == d && n.delete_on_termination)
+            })
+            .collect();
         let (restore, drifted): (Vec<String>, Vec<String>) = changed.into_iter().partition(|d| {
             now.iter()
                 .any(|n| &n.device_name == d && !n.delete_on_termination)
@@ -1494,6 +1506,8 @@ mod isolate {
         };
         let mut restored = Vec::new();
         let mut left = Vec::new();
+        // Interfaces back in their captured groups (a retried or resumed revert moved them).
+        let mut back = 0usize;
         for before in &prior.interfaces {
             let eni = &before.network_interface_id;
             if is_quarantined(before, &quarantine) {
@@ -1511,6 +1525,10 @@ mod isolate {
                 }
                 Err(e) => return Err(e),
             };
+            if same_groups(&now.groups, &before.groups) {
+                back += 1;
+                continue;
+            }
             if !is_quarantined(&now, &quarantine) {
                 left.push(format!("{eni} (now in {})", now.groups.join(", ")));
                 continue;
@@ -1542,12 +1560,21 @@ mod isolate {
                 ),
             });
         }
-        if restored.is_empty() {
+        if restored.is_empty() && back == 0 {
             return Ok(RevertOutcome::NothingToRevert {
                 reason: "every interface was already in the quarantine group before hanko".into(),
             });
         }
         Ok(RevertOutcome::Restored)
+    }
+
+    /// The same security groups, in any order.
+    fn same_groups(a: &[String], b: &[String]) -> bool {
+        let mut a = a.to_vec();
+        let mut b = b.to_vec();
+        a.sort();
+        b.sort();
+        a == b
     }
 }
 
@@ -1698,6 +1725,10 @@ mod tag {
             });
         }
         let now = read(client, id, key).await?;
+        if now == prior.value {
+            // As captured again (a retried or resumed revert restored it).
+            return Ok(RevertOutcome::Restored);
+        }
         if now.as_deref() != Some(applied.value.as_str()) {
             return Ok(RevertOutcome::Drifted {
                 reason: format!(
@@ -1848,6 +1879,13 @@ mod profile {
             });
         };
         let now = current(client, id).await?;
+        if now
+            .iter()
+            .any(|a| a.instance_profile_arn == association.instance_profile_arn)
+        {
+            // The captured profile is associated again (a retried or resumed revert did it).
+            return Ok(RevertOutcome::Restored);
+        }
         if let Some(other) = now.first() {
             return Ok(RevertOutcome::Drifted {
                 reason: format!(
@@ -1965,6 +2003,10 @@ mod stop {
         }
         match state(client, id).await? {
             InstanceStateName::Stopped => {}
+            // Running (or starting) again, as captured: a retried or resumed revert started it.
+            InstanceStateName::Running | InstanceStateName::Pending => {
+                return Ok(RevertOutcome::Restored)
+            }
             InstanceStateName::Stopping => {
                 return Err(StepError::local(
                     ErrorClass::Retryable,

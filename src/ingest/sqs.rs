@@ -23,7 +23,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{accept, quarantine, status_key, IngestError, PollReport, SQS_SOURCE};
+use super::{accept, checked_ids, quarantine, status_key, IngestError, PollReport, SQS_SOURCE};
 use crate::app::App;
 use crate::aws::error::classify;
 use crate::aws::{ErrorClass, StepError};
@@ -188,7 +188,7 @@ impl SqsIngest {
         report: &mut PollReport,
     ) -> Result<Outcome, IngestError> {
         let body = m.body().unwrap_or_default();
-        match finding::parse_eventbridge(body) {
+        match finding::parse_eventbridge(body).and_then(checked_ids) {
             Ok(findings) => {
                 let mut finding_ids = Vec::with_capacity(findings.len());
                 for f in &findings {
