@@ -348,7 +348,9 @@ pub fn check_finding_id(f: &Finding) -> Result<(), ParseError> {
 /// 1 to 64 lowercase hexadecimal digits, as GuardDuty writes finding ids.
 pub fn is_guardduty_id(id: &str) -> bool {
     (1..=MAX_GUARDDUTY_ID_CHARS).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A character that must not reach a log line or a chat message from an id.

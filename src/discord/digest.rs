@@ -143,11 +143,15 @@ impl Digest {
         let mut report = TickReport::default();
         match self.digest(now).await {
             Ok(posted) => report.digest_messages = posted,
-            Err(e) => tracing::error!(error = %crate::discord::redact::chain(&e), "posture digest: not posted"),
+            Err(e) => {
+                tracing::error!(error = %crate::discord::redact::chain(&e), "posture digest: not posted")
+            }
         }
         match self.drop_alerts(now).await {
             Ok(announced) => report.drops = announced,
-            Err(e) => tracing::error!(error = %crate::discord::redact::chain(&e), "posture drop alert: not posted"),
+            Err(e) => {
+                tracing::error!(error = %crate::discord::redact::chain(&e), "posture drop alert: not posted")
+            }
         }
         report
     }

@@ -394,9 +394,9 @@ fn quarantine(
     now: DateTime<Utc>,
     report: &mut PollReport,
 ) -> Result<u64, StoreError> {
-    let id = app
-        .store
-        .quarantine_capped(source, raw, error, now, app.settings.ingest.quarantine_max)?;
+    let id =
+        app.store
+            .quarantine_capped(source, raw, error, now, app.settings.ingest.quarantine_max)?;
     // Debug formatting: the parse error may quote an id or a value from the document, and a
     // newline in it must not start a forged log line.
     tracing::warn!(

@@ -30,8 +30,8 @@ use serde_json::{json, Value};
 
 use super::json::Obj;
 use super::{
-    accept, advance_cursor, checked_id, posture_source, quarantine, read_cursor, securityhub_source,
-    IngestError, PollReport, CURSOR_OVERLAP,
+    accept, advance_cursor, checked_id, posture_source, quarantine, read_cursor,
+    securityhub_source, IngestError, PollReport, CURSOR_OVERLAP,
 };
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
