@@ -170,7 +170,7 @@ impl Bot {
     /// which also counts it for `/metrics`); returns its request id.
     pub fn accept(&self, finding: &Finding) -> Option<Uuid> {
         let app = self.app();
-        hanko::ingest::accept_finding(&app, finding, Utc::now())
+        hanko::ingest::accept_finding(app, finding, Utc::now())
             .unwrap()
             .proposed
     }
