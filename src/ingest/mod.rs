@@ -385,7 +385,8 @@ pub fn accept_finding(
     Ok(accepted)
 }
 
-/// Quarantines a document that did not parse (the store audits it as `FindingRejected`).
+/// Quarantines a document that did not parse or has an invalid finding id (the store audits it
+/// as `FindingRejected`), keeping at most `ingest.quarantine_max` documents.
 fn quarantine(
     app: &App,
     source: &str,

@@ -7,8 +7,9 @@
 //! A message is acknowledged (deleted) in exactly two cases:
 //!
 //! * its findings are stored and the store is flushed to disk, or
-//! * its body does not parse: it is kept in the store's quarantine with the error and the raw
-//!   body (audited as `FindingRejected`), then deleted, so it neither loops nor vanishes.
+//! * its body does not parse, or a finding in it has an invalid id
+//!   ([`finding::check_finding_id`]): it is kept in the store's quarantine with the error and
+//!   the raw body (audited as `FindingRejected`), then deleted, so it neither loops nor vanishes.
 //!
 //! A message whose findings could not be stored (a store error) is not deleted: SQS delivers it
 //! again after its visibility timeout, and after the queue's `maxReceiveCount` it goes to the
