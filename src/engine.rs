@@ -460,8 +460,18 @@ impl Engine {
                 )?;
                 failpoint("revert-after-capture", step);
             }
+            // A resumed step (its record was there before this run) or a retry of the call may
+            // find the captured state already back: then it is restored, not drifted.
+            let mut attempts = 0u32;
+            let resumed = prior_record.is_some();
             let outcome = self
-                .retrying(|| aws::revert(clients, step, &prior, &orig.result, &ctx))
+                .retrying(|| {
+                    let mut ctx = ctx.clone();
+                    ctx.revert_retry = resumed || attempts > 0;
+                    attempts += 1;
+                    let (prior, result) = (&prior, &orig.result);
+                    async move { aws::revert(clients, step, prior, result, &ctx).await }
+                })
                 .await;
             failpoint("revert-after-call", step);
             let end = match outcome {
@@ -671,6 +681,7 @@ fn step_ctx(req: &Request, step_index: usize, now: DateTime<Utc>) -> StepCtx {
             .iter()
             .map(|a| a.display_name().to_string())
             .collect(),
+        revert_retry: false,
     }
 }
 
@@ -823,6 +834,7 @@ pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
             now: Utc::now(),
             dry_run: true,
             approvers: Vec::new(),
+            revert_retry: false,
         };
         let end = match &clients {
             Ok(c) => dry_run_step(c, step, &ctx).await,

@@ -131,22 +131,28 @@ pub async fn revert(
     step: &Step,
     captured: &Value,
     result: &Value,
-    _ctx: &StepCtx,
+    ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
     let id = instance_id(step)?;
+    // On a retry or resume, a target already back in its captured state is restored.
+    let retry = ctx.revert_retry;
     match step.action {
         Action::SnapshotVolumes => Ok(RevertOutcome::NothingToRevert {
             reason: "snapshots are evidence: they are kept".into(),
         }),
-        Action::EnableTerminationProtection => termination::revert(client, &id, captured).await,
-        Action::SetShutdownBehaviorStop => shutdown::revert(client, &id, captured).await,
-        Action::PreserveVolumes => volumes::revert(client, &id, captured, result).await,
-        Action::IsolateInstance => {
-            isolate::revert(client, &id, &group_names(step), captured, result).await
+        Action::EnableTerminationProtection => {
+            termination::revert(client, &id, captured, retry).await
         }
-        Action::TagInstance => tag::revert(client, &id, &tag_key(step), captured, result).await,
-        Action::DetachInstanceProfile => profile::revert(client, &id, captured).await,
-        Action::StopInstance => stop::revert(client, &id, captured).await,
+        Action::SetShutdownBehaviorStop => shutdown::revert(client, &id, captured, retry).await,
+        Action::PreserveVolumes => volumes::revert(client, &id, captured, result, retry).await,
+        Action::IsolateInstance => {
+            isolate::revert(client, &id, &group_names(step), captured, result, retry).await
+        }
+        Action::TagInstance => {
+            tag::revert(client, &id, &tag_key(step), captured, result, retry).await
+        }
+        Action::DetachInstanceProfile => profile::revert(client, &id, captured, retry).await,
+        Action::StopInstance => stop::revert(client, &id, captured, retry).await,
         other => Err(not_ec2(step, other)),
     }
 }
@@ -627,6 +633,7 @@ mod termination {
         client: &aws_sdk_ec2::Client,
         id: &str,
         captured: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         if prior.disable_api_termination {
@@ -635,8 +642,13 @@ mod termination {
             });
         }
         if !read(client, id).await? {
-            // Off again, as captured (a retried or resumed revert turned it off).
-            return Ok(RevertOutcome::Restored);
+            if retry {
+                // Off again, as captured (a retried or resumed revert turned it off).
+                return Ok(RevertOutcome::Restored);
+            }
+            return Ok(RevertOutcome::Drifted {
+                reason: format!("termination protection of {id} is already off"),
+            });
         }
         write(client, id, false, false)
             .send()
@@ -733,6 +745,7 @@ mod shutdown {
         client: &aws_sdk_ec2::Client,
         id: &str,
         captured: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         if prior.instance_initiated_shutdown_behavior == STOP {
@@ -741,7 +754,7 @@ mod shutdown {
             });
         }
         let now = read(client, id).await?;
-        if now == prior.instance_initiated_shutdown_behavior {
+        if retry && now == prior.instance_initiated_shutdown_behavior {
             // As captured again (a retried or resumed revert restored it).
             return Ok(RevertOutcome::Restored);
         }
@@ -877,6 +890,7 @@ mod volumes {
         id: &str,
         captured: &Value,
         result: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         // What hanko changed: the result says so; without one, what the capture found on.
@@ -900,8 +914,10 @@ mod volumes {
         let changed: Vec<String> = changed
             .into_iter()
             .filter(|d| {
-                !now.iter()
-                    .any(|n| &n.device_name == d && n.delete_on_termination)
+                !retry
+                    || !now
+                        .iter()
+                        .any(|n| &n.device_name == d && n.delete_on_termination)
             })
             .collect();
         let (restore, drifted): (Vec<String>, Vec<String>) = changed.into_iter().partition(|d| {
@@ -1496,6 +1512,7 @@ mod isolate {
         names: &GroupNames,
         captured: &Value,
         result: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         let vpcs = vpcs(&prior.interfaces);
@@ -1525,7 +1542,7 @@ mod isolate {
                 }
                 Err(e) => return Err(e),
             };
-            if same_groups(&now.groups, &before.groups) {
+            if retry && same_groups(&now.groups, &before.groups) {
                 back += 1;
                 continue;
             }
@@ -1712,6 +1729,7 @@ mod tag {
         key: &str,
         captured: &Value,
         result: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         let Ok(applied) = from_record::<Applied>(result, "result", id) else {
@@ -1725,7 +1743,7 @@ mod tag {
             });
         }
         let now = read(client, id, key).await?;
-        if now == prior.value {
+        if retry && now == prior.value {
             // As captured again (a retried or resumed revert restored it).
             return Ok(RevertOutcome::Restored);
         }
@@ -1871,6 +1889,7 @@ mod profile {
         client: &aws_sdk_ec2::Client,
         id: &str,
         captured: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         let Some(association) = prior.association else {
@@ -1879,9 +1898,10 @@ mod profile {
             });
         };
         let now = current(client, id).await?;
-        if now
-            .iter()
-            .any(|a| a.instance_profile_arn == association.instance_profile_arn)
+        if retry
+            && now
+                .iter()
+                .any(|a| a.instance_profile_arn == association.instance_profile_arn)
         {
             // The captured profile is associated again (a retried or resumed revert did it).
             return Ok(RevertOutcome::Restored);
@@ -1994,6 +2014,7 @@ mod stop {
         client: &aws_sdk_ec2::Client,
         id: &str,
         captured: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         if is_stopped(&InstanceStateName::from(prior.state.as_str())) {
@@ -2004,7 +2025,7 @@ mod stop {
         match state(client, id).await? {
             InstanceStateName::Stopped => {}
             // Running (or starting) again, as captured: a retried or resumed revert started it.
-            InstanceStateName::Running | InstanceStateName::Pending => {
+            InstanceStateName::Running | InstanceStateName::Pending if retry => {
                 return Ok(RevertOutcome::Restored)
             }
             InstanceStateName::Stopping => {

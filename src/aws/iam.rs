@@ -211,7 +211,7 @@ pub async fn revert(
                 ))),
                 // Active again, as captured (a retried or resumed revert already re-activated
                 // it): the captured state is back.
-                Some(s) if s == STATUS_ACTIVE => Ok(RevertOutcome::Restored),
+                Some(s) if ctx.revert_retry && s == STATUS_ACTIVE => Ok(RevertOutcome::Restored),
                 Some(s) if s != STATUS_INACTIVE => Ok(drifted(format!(
                     "access key {} is {s} now, not Inactive as hanko left it; left alone",
                     key.id
@@ -251,7 +251,7 @@ pub async fn revert(
                 (Some(doc), Some(old)) => same_document(doc, old) && !same_document(doc, put),
                 _ => false,
             };
-            if already_restored {
+            if ctx.revert_retry && already_restored {
                 return Ok(RevertOutcome::Restored);
             }
             match current {
@@ -665,6 +665,7 @@ mod tests {
                 .unwrap(),
             dry_run: false,
             approvers: Vec::new(),
+            revert_retry: false,
         }
     }
 

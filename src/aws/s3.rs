@@ -163,7 +163,7 @@ pub async fn revert(
             };
             let current = get_pab(client, &bucket).await?;
             // Already as captured (a retried or resumed revert restored it).
-            if current == configured.then(|| flags_of(prior)) {
+            if ctx.revert_retry && current == configured.then(|| flags_of(prior)) {
                 return Ok(RevertOutcome::Restored);
             }
             if current != Some([true; 4]) {
@@ -206,7 +206,7 @@ pub async fn revert(
                 .unwrap_or_default();
             let current = get_ownership(client, &bucket).await?;
             // Already as captured (a retried or resumed revert restored it).
-            if current == configured.then(|| prior_rules.clone()) {
+            if ctx.revert_retry && current == configured.then(|| prior_rules.clone()) {
                 return Ok(RevertOutcome::Restored);
             }
             match current.as_deref() {

@@ -99,7 +99,7 @@ pub async fn revert(
     };
     let current = get_pab(client, &account).await?;
     // Already as captured (a retried or resumed revert restored it).
-    if current == configured.then(|| flags_of(prior)) {
+    if ctx.revert_retry && current == configured.then(|| flags_of(prior)) {
         return Ok(RevertOutcome::Restored);
     }
     if current != Some([true; 4]) {

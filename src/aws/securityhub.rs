@@ -232,7 +232,7 @@ pub async fn revert(
         }
     }
     if restore.is_empty() {
-        return Ok(if moved.is_empty() && back > 0 {
+        return Ok(if ctx.revert_retry && moved.is_empty() && back > 0 {
             // A retried or resumed lift already restored them: the captured state is back.
             RevertOutcome::Restored
         } else if moved.is_empty() {
