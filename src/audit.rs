@@ -98,10 +98,14 @@ pub enum EventKind {
     CommandInvoked,
     /// Security Hub findings set to workflow NOTIFIED from a posture card (no approval needed).
     FindingsAcknowledged,
+    /// The oldest quarantined document was dropped to keep `ingest.quarantine_max`.
+    QuarantineEntryDropped,
+    /// A dry run (read calls and EC2 `DryRun=true`, nothing changed) was run: by whom, on what.
+    DryRunPerformed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::FindingIngested,
         EventKind::FindingUpdated,
         EventKind::FindingRejected,
@@ -123,6 +127,8 @@ impl EventKind {
         EventKind::ExecutionResumed,
         EventKind::CommandInvoked,
         EventKind::FindingsAcknowledged,
+        EventKind::QuarantineEntryDropped,
+        EventKind::DryRunPerformed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -148,6 +154,8 @@ impl EventKind {
             EventKind::ExecutionResumed => "ExecutionResumed",
             EventKind::CommandInvoked => "CommandInvoked",
             EventKind::FindingsAcknowledged => "FindingsAcknowledged",
+            EventKind::QuarantineEntryDropped => "QuarantineEntryDropped",
+            EventKind::DryRunPerformed => "DryRunPerformed",
         }
     }
 

@@ -139,7 +139,15 @@ pub struct IngestSettings {
     pub securityhub: bool,
     /// GuardDuty detector id by region; regions not listed are looked up with ListDetectors.
     pub detector_ids: BTreeMap<String, String>,
+    /// The most documents the quarantine keeps (`ingest.quarantine_max`); the oldest are
+    /// dropped, each drop audited.
+    pub quarantine_max: u64,
 }
+
+/// `ingest.quarantine_max` when the config does not set it.
+pub const DEFAULT_QUARANTINE_MAX: u64 = 1000;
+/// The largest `ingest.quarantine_max` accepted (64 KiB each: about 6.5 GB of quarantine).
+pub const MAX_QUARANTINE_MAX: u64 = 100_000;
 
 /// Security Hub posture: the daily score digest, drop alerts, suppressions, remediation.
 #[derive(Debug, Clone, PartialEq)]
@@ -520,6 +528,7 @@ struct RawIngest {
     sqs_queue_url: Option<String>,
     securityhub: Option<bool>,
     detector_ids: Option<BTreeMap<String, String>>,
+    quarantine_max: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1185,6 +1194,17 @@ impl Validator<'_> {
                 detector_ids.insert(region, id);
             }
         }
+        let quarantine_max = match raw.quarantine_max {
+            None => Some(DEFAULT_QUARANTINE_MAX),
+            Some(n) if (1..=MAX_QUARANTINE_MAX as i64).contains(&n) => Some(n as u64),
+            Some(n) => {
+                self.problem(
+                    "ingest.quarantine_max",
+                    format!("{n} is out of range: keep from 1 to {MAX_QUARANTINE_MAX} quarantined documents (default {DEFAULT_QUARANTINE_MAX})"),
+                );
+                None
+            }
+        };
         Some(IngestSettings {
             guardduty,
             poll_interval: poll_interval?.to_std().ok()?,
@@ -1193,6 +1213,7 @@ impl Validator<'_> {
             sqs_queue_url: sqs_queue_url?,
             securityhub,
             detector_ids,
+            quarantine_max: quarantine_max?,
         })
     }
 
@@ -1401,6 +1422,7 @@ regions = ["us-east-1"]
         assert_eq!(s.ingest.poll_interval, std::time::Duration::from_secs(60));
         assert_eq!(s.ingest.backfill, Duration::hours(24));
         assert_eq!(s.ingest.min_severity, 4.0);
+        assert_eq!(s.ingest.quarantine_max, DEFAULT_QUARANTINE_MAX);
         assert!(s.ingest.guardduty);
         assert!(!s.ingest.securityhub);
         assert_eq!(s.store.path, PathBuf::from("/var/lib/hanko"));
@@ -1583,6 +1605,8 @@ iam3_max_key_age = "45d"
             ("", "[ingest]\nbackfill = \"91d\"", "ingest.backfill"),
             ("", "[ingest]\nmin_severity = 11.0", "ingest.min_severity"),
             ("", "[ingest]\nmin_severity = -1", "ingest.min_severity"),
+            ("", "[ingest]\nquarantine_max = 0", "ingest.quarantine_max"),
+            ("", "[ingest]\nquarantine_max = 100001", "ingest.quarantine_max"),
             ("", "[ingest]\nsqs_queue_url = \"sqs://queue\"", "ingest.sqs_queue_url"),
             ("", "[ingest]\ndetector_ids = { \"us-west-2\" = \"abc\" }", "ingest.detector_ids.us-west-2"),
             ("", "[ingest]\nguardduty = false", "ingest.guardduty"),

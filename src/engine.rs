@@ -22,8 +22,13 @@
 //! policy it was given ([`Engine::with_policy`]); a refused request is closed as Superseded or
 //! Expired, audited, and never runs.
 //!
+//! A revert step is recorded the same way: its record (what hanko left behind) is persisted
+//! `Captured` before the restoring call, and a resumed one that finds the captured state
+//! already back records it as restored ([`RevertOutcome::Restored`]), not as drift.
+//!
 //! Test failpoints: `HANKO_FAILPOINT=after-capture:<action>` or `after-apply:<action>` aborts
-//! the process at that point (used by the crash test); unset in production.
+//! the process at that point (used by the crash test), as do `revert-after-capture:<action>`
+//! and `revert-after-call:<action>` for a revert step; unset in production.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -191,7 +196,7 @@ impl Engine {
             .store
             .get_request(request_id)?
             .ok_or(EngineError::NoSuchRequest(request_id))?;
-        tracing::Span::current().record("finding_id", req.finding_id.as_str());
+        tracing::Span::current().record("finding_id", tracing::field::debug(&req.finding_id));
         let req = match req.state {
             RequestState::Approved => {
                 if self.is_paused()? {
@@ -450,10 +455,8 @@ impl Engine {
         let existing = self.store.step_records(req.id)?;
         let clients = self.clients_for(&req.plan).await;
         for (index, step) in req.plan.steps.iter().enumerate() {
-            if existing
-                .iter()
-                .any(|r| r.index == index && r.phase == StepPhase::Done)
-            {
+            let prior_record = existing.iter().find(|r| r.index == index);
+            if prior_record.is_some_and(|r| r.phase == StepPhase::Done) {
                 continue;
             }
             let slot = Slot {
@@ -461,7 +464,9 @@ impl Engine {
                 req,
                 index,
                 step,
-                started: self.clock.now(),
+                started: prior_record
+                    .map(|r| r.started_at)
+                    .unwrap_or_else(|| self.clock.now()),
             };
             let Some(orig) = revert_source(step, &original) else {
                 self.finish(
@@ -485,10 +490,42 @@ impl Engine {
                 .unwrap_or_else(|| orig.captured.clone());
             // For a revert, "captured" is what hanko left behind and "result" what came back.
             let left = orig.result.clone();
-            let end = match self
-                .retrying(|| aws::revert(clients, step, &prior, &orig.result, &ctx))
-                .await
-            {
+            // Persisted before the AWS call, as a forward step's capture is: a crash during the
+            // call leaves a `Captured` record, and the resumed step finds the prior state
+            // already back (recorded Restored) or restores it then.
+            if prior_record.is_none() {
+                self.store.put_step_record(
+                    req.id,
+                    &slot.record(StepPhase::Captured, left.clone(), None),
+                    Some(
+                        slot.event(EventKind::StepCaptured)
+                            .detail(serde_json::json!({
+                                "step": index,
+                                "action": step.action,
+                                "target": step.target,
+                                "revert_of_step": orig.index,
+                                "captured": left,
+                                "restoring": prior,
+                            })),
+                    ),
+                )?;
+                failpoint("revert-after-capture", step);
+            }
+            // A resumed step (its record was there before this run) or a retry of the call may
+            // find the captured state already back: then it is restored, not drifted.
+            let mut attempts = 0u32;
+            let resumed = prior_record.is_some();
+            let outcome = self
+                .retrying(|| {
+                    let mut ctx = ctx.clone();
+                    ctx.revert_retry = resumed || attempts > 0;
+                    attempts += 1;
+                    let (prior, result) = (&prior, &orig.result);
+                    async move { aws::revert(clients, step, prior, result, &ctx).await }
+                })
+                .await;
+            failpoint("revert-after-call", step);
+            let end = match outcome {
                 Ok(RevertOutcome::Restored) => Ending::done(
                     StepOutcome::Applied,
                     left,
@@ -562,6 +599,18 @@ impl Engine {
             now,
             ttl,
         ))
+    }
+
+    /// The revert of `of` that forbids proposing another (one live revert at a time, none
+    /// after one succeeded; see [`blocking_revert`]). The one check every proposer of a revert
+    /// applies before storing one: the card's Revert button, `/revert` and `hanko revert`.
+    pub fn existing_revert(&self, of: Uuid) -> Result<Option<Request>, EngineError> {
+        let original = self
+            .store
+            .get_request(of)?
+            .ok_or(EngineError::NoSuchRequest(of))?;
+        let siblings = self.store.requests_for_finding(&original.finding_id)?;
+        Ok(blocking_revert(&siblings, of).cloned())
     }
 
     /// The report of a request from its stored records.
@@ -712,6 +761,7 @@ fn step_ctx(req: &Request, step_index: usize, now: DateTime<Utc>) -> StepCtx {
             .iter()
             .map(|a| a.display_name().to_string())
             .collect(),
+        revert_retry: false,
     }
 }
 
@@ -749,6 +799,21 @@ pub fn revert_plan(original: &Request, records: &[StepRecord]) -> Plan {
         steps,
         notes,
     )
+}
+
+/// Among a finding's requests, a revert of `of` that is live (pending, approved, executing) or
+/// already succeeded: while there is one, no other revert of `of` may be proposed.
+pub fn blocking_revert(requests: &[Request], of: Uuid) -> Option<&Request> {
+    requests.iter().rev().find(|r| {
+        r.kind == RequestKind::Revert { of }
+            && matches!(
+                r.state,
+                RequestState::Pending
+                    | RequestState::Approved
+                    | RequestState::Executing
+                    | RequestState::Succeeded
+            )
+    })
 }
 
 fn revert_source<'a>(step: &Step, original: &'a [StepRecord]) -> Option<&'a StepRecord> {
@@ -813,7 +878,31 @@ fn failpoint(point: &str, step: &Step) {
     }
 }
 
+/// The audit event of a dry run of `plan` by `actor` (`via`: `chat` or `cli`): who ran it and
+/// on what, every call it would make. Written before the dry run's read and `DryRun` calls,
+/// by every caller of [`dry_run`]; the caller adds the request when there is one.
+pub fn dry_run_event(plan: &Plan, actor: Actor, now: DateTime<Utc>, via: &str) -> NewEvent {
+    NewEvent::new(now, actor, EventKind::DryRunPerformed)
+        .finding(plan.finding_id.clone())
+        .detail(serde_json::json!({
+            "via": via,
+            "plan_hash": plan.plan_hash,
+            "account_id": plan.account_id,
+            "region": plan.region,
+            "steps": plan
+                .steps
+                .iter()
+                .map(|s| serde_json::json!({
+                    "action": s.action,
+                    "operation": s.operation,
+                    "target": s.target.to_string(),
+                }))
+                .collect::<Vec<_>>(),
+        }))
+}
+
 /// Dry run: every step's capture and a DryRun apply, no store writes and no mutating call.
+/// Its callers audit it first ([`dry_run_event`]).
 pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
     let clients = clients.clients(&plan.account_id, &plan.region).await;
     let mut out = Vec::new();
@@ -825,6 +914,7 @@ pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
             now: Utc::now(),
             dry_run: true,
             approvers: Vec::new(),
+            revert_retry: false,
         };
         let end = match &clients {
             Ok(c) => dry_run_step(c, step, &ctx).await,

@@ -287,6 +287,77 @@ impl ParseError {
     }
 }
 
+/// The longest GuardDuty finding id (GuardDuty's API reference: `findingIds`, 0 to 64 characters).
+pub const MAX_GUARDDUTY_ID_CHARS: usize = 64;
+/// The longest ASFF `Id` (Security Hub's API reference, `AwsSecurityFinding.Id`: at most 512).
+pub const MAX_ASFF_ID_CHARS: usize = 512;
+
+/// Checks a parsed finding's id before ingest stores it, so an id can never forge a log line,
+/// a store key or a `custom_id`: a GuardDuty id (also when it comes inside ASFF from GuardDuty's
+/// product) is 1 to 64 lowercase hexadecimal digits; any other ASFF `Id` is printable (no
+/// control or line-separator characters, not blank) and at most 512 characters.
+pub fn check_finding_id(f: &Finding) -> Result<(), ParseError> {
+    let invalid = |path: &str, message: String| {
+        Err(ParseError::Invalid {
+            path: path.to_string(),
+            message,
+        })
+    };
+    let from_guardduty = match &f.source {
+        FindingSource::GuardDuty => true,
+        FindingSource::SecurityHub { product_arn } => is_guardduty_product(product_arn),
+    };
+    if let FindingSource::SecurityHub { .. } = &f.source {
+        // The ASFF `Id` as sent: the ARN for GuardDuty's product (kept as `arn`), else the id.
+        let raw = f.arn.as_deref().unwrap_or(&f.id);
+        let chars = raw.chars().count();
+        if chars > MAX_ASFF_ID_CHARS {
+            return invalid(
+                "$.Id",
+                format!(
+                    "the finding id is {chars} characters long; Security Hub ids are at most {MAX_ASFF_ID_CHARS}"
+                ),
+            );
+        }
+        if raw.trim().is_empty() || raw.chars().any(is_unprintable) {
+            return invalid(
+                "$.Id",
+                format!(
+                    "{} is not a printable finding id (it is blank or holds control characters)",
+                    snippet(raw)
+                ),
+            );
+        }
+    }
+    if from_guardduty && !is_guardduty_id(&f.id) {
+        return invalid(
+            if matches!(f.source, FindingSource::GuardDuty) {
+                "$.id"
+            } else {
+                "$.Id"
+            },
+            format!(
+                "{} is not a GuardDuty finding id (1 to {MAX_GUARDDUTY_ID_CHARS} lowercase hexadecimal digits)",
+                snippet(&f.id)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// 1 to 64 lowercase hexadecimal digits, as GuardDuty writes finding ids.
+pub fn is_guardduty_id(id: &str) -> bool {
+    (1..=MAX_GUARDDUTY_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A character that must not reach a log line or a chat message from an id.
+fn is_unprintable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 // ---------------------------------------------------------------------------------------------
 // Public entry points
 // ---------------------------------------------------------------------------------------------

@@ -78,11 +78,12 @@ struct DrillArgs {
     #[arg(long)]
     playbooks: Option<PathBuf>,
     /// Approve as this operator (audited as a CLI operator); repeat for plans that need
-    /// several distinct approvers. Default: $USER.
+    /// several distinct approvers (each name once). Default: $USER.
     #[arg(long = "approve-as")]
     approve_as: Vec<String>,
     /// Make no mutating call: print every call with its parameters (EC2 calls are sent with
-    /// DryRun=true to prove the permissions). Nothing is written to the store.
+    /// DryRun=true to prove the permissions). Nothing is written to the store but the dry
+    /// run's audit event (DryRunPerformed: who ran it, on what).
     #[arg(long)]
     dry_run: bool,
     /// Run destructive steps even if an evidence step (snapshot) fails.
@@ -100,6 +101,8 @@ struct RevertArgs {
     request_id: uuid::Uuid,
     #[arg(long)]
     db: PathBuf,
+    /// Approve as this operator; repeat with distinct names when the policy needs several
+    /// approvers. Default: $USER.
     #[arg(long = "approve-as")]
     approve_as: Vec<String>,
     #[arg(long)]
@@ -487,10 +490,34 @@ fn init_tracing_with(default: &str) {
 
 fn operators(names: &[String]) -> Vec<String> {
     if names.is_empty() {
-        vec![std::env::var("USER").unwrap_or_else(|_| "operator".into())]
+        vec![the_operator()]
     } else {
         names.to_vec()
     }
+}
+
+/// Who runs this command: `$USER`, else `operator`.
+fn the_operator() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".into())
+}
+
+/// A repeated `--approve-as` must name distinct approvers: the policy counts distinct
+/// approvers, so `--approve-as ops --approve-as ops` is one approval, never two. The names
+/// compare as the audit log keys CLI operators (exactly, after trimming).
+fn distinct_approvers(names: &[String]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err("--approve-as needs a name: --approve-as alice".into());
+        }
+        if !seen.insert(name) {
+            return Err(format!(
+                "--approve-as {name} is given twice: each --approve-as must name a different approver (the policy counts distinct approvers)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Records each operator's approval; returns the outcome of the last vote.
@@ -531,6 +558,10 @@ fn approve_as(
 async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     use hanko::approval::{Policy, Request, RequestKind};
     init_tracing();
+    if let Err(why) = distinct_approvers(&args.approve_as) {
+        eprintln!("{why}");
+        return Ok(ExitCode::from(2));
+    }
     let playbooks = match load_playbooks(args.playbooks.as_deref())? {
         Ok(p) => p,
         Err(code) => return Ok(code),
@@ -547,10 +578,12 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     let policy = Policy::default();
     let mut reports = Vec::new();
     let mut ok = true;
+    // A dry run writes nothing to the store but its audit event (who ran it, on what).
+    let opened = open_store(&args.db)?;
     let store = if args.dry_run {
         None
     } else {
-        Some(open_store(&args.db)?)
+        Some(opened.clone())
     };
     for f in &findings {
         let plan = plan::plan(f, &playbooks);
@@ -561,6 +594,17 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let Some(store) = &store else {
+            opened
+                .append_audit(hanko::engine::dry_run_event(
+                    &plan,
+                    hanko::audit::Actor::Cli {
+                        name: the_operator(),
+                    },
+                    Utc::now(),
+                    "cli",
+                ))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            opened.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
             let steps = hanko::engine::dry_run(&factory, &plan).await;
             ok &= steps
                 .iter()
@@ -610,11 +654,40 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
 async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
     use hanko::approval::Policy;
     init_tracing();
+    if let Err(why) = distinct_approvers(&args.approve_as) {
+        eprintln!("{why}");
+        return Ok(ExitCode::from(2));
+    }
     let store = open_store(&args.db)?;
     let factory = hanko::aws::ClientFactory::from_env(None, args.role_arn_template.clone()).await;
     let policy = Policy::default();
     let engine = hanko::engine::Engine::new(store.clone(), factory)
         .with_policy(std::sync::Arc::new(policy.clone()));
+    // The rule chat applies (the card's Revert button, /revert): one live revert at a time,
+    // none after one succeeded.
+    if let Some(existing) = engine.existing_revert(args.request_id)? {
+        let why = if existing.state == hanko::approval::RequestState::Succeeded {
+            format!(
+                "request {} was already reverted by request {}; nothing was done",
+                args.request_id, existing.id
+            )
+        } else {
+            format!(
+                "a revert of request {} is already open (request {}, {}); approve that one instead",
+                args.request_id, existing.id, existing.state
+            )
+        };
+        print_reports(
+            &[serde_json::json!({
+                "request_id": existing.id,
+                "reverts": args.request_id,
+                "state": existing.state.as_str(),
+                "error": why,
+            })],
+            args.json,
+        )?;
+        return Ok(ExitCode::from(1));
+    }
     let now = Utc::now();
     let request = engine.revert_request(
         args.request_id,

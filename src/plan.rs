@@ -583,10 +583,15 @@ impl Builder<'_> {
             return;
         }
         if t == "Policy:S3/AccountBlockPublicAccessDisabled" {
+            // The account-level setting is off: turn all four flags back on with S3 Control, the
+            // step posture remediation of S3.1 uses. The key that changed the setting is often an
+            // admin's and is left alone, as for the bucket-level types.
             self.notes.push(
-                "notify only: the account-level block public access setting needs the S3 Control API, which hanko does not call yet; re-enable it in the S3 console (Block Public Access settings for this account)"
+                "the account-level S3 Block Public Access is off; the key that changed the setting is often an admin's and is left alone"
                     .into(),
             );
+            let account = f.account_id.clone();
+            self.push_step(block_account_public_access_step(&account));
             return;
         }
         if t == "Stealth:S3/ServerAccessLoggingDisabled" || t.starts_with("Policy:") {
@@ -984,7 +989,7 @@ mod tests {
                 bucket_exposed,
                 vec![BlockBucketPublicAccess],
             ),
-            ("account BPA", account_bpa, vec![]),
+            ("account BPA", account_bpa, vec![BlockAccountPublicAccess]),
             ("logging", logging, vec![]),
             ("assumed role", assumed, vec![RevokeRoleSessions]),
             ("root policy", root, vec![]),

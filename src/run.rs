@@ -401,7 +401,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
 
     let bot = tokio::spawn(async move {
         if let Err(e) = client.start().await {
-            tracing::error!(error = %e, "the Discord client stopped with an error");
+            tracing::error!(error = %crate::discord::redact::chain(&e), "the Discord client stopped with an error");
         }
     });
 

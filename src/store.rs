@@ -39,6 +39,7 @@
 //! | `meta` | `audit_head` | `{"seq": u64, "hash": hex}`: the last appended event (absent when the log is empty) |
 //! | `meta` | `finding_count` | `u64` BE: number of distinct findings |
 //! | `meta` | `quarantine_last_id` | `u64` BE: the last quarantine id handed out |
+//! | `meta` | `quarantine_first_id` | `u64` BE: the oldest quarantine id still kept (ids from it to `quarantine_last_id` are kept; older ones were dropped) |
 //! | `audit` | `seq` (from 1) | [`AuditEvent`] |
 //! | `audit_idx` | `b"f" 0 finding_id 0 seq` | empty: event `seq` is about this finding |
 //! | `audit_idx` | `b"r" 0 uuid seq` | empty: event `seq` is about this request |
@@ -51,7 +52,7 @@
 //! | `requests_by_finding` | `finding_id 0 time(created_at) uuid` | empty |
 //! | `requests_by_state` | `state 0 uuid` (state as [`RequestState::as_str`]) | empty |
 //! | `steps` | `uuid index` (`index` as `u64`) | [`StepRecord`] |
-//! | `quarantine` | `id` (`u64`, from 1) | [`QuarantinedInput`] |
+//! | `quarantine` | `id` (`u64`, from 1) | [`QuarantinedInput`]: at most `ingest.quarantine_max` of them, each `raw` at most [`MAX_QUARANTINED_BYTES`] |
 //! | `cursors` | `source` | UTF-8 string: an ingest cursor |
 //! | `kv` | `key` | UTF-8 string: small flags (`paused`) and chat message ids ([`Store::get_meta`]) |
 //! | `kv` | `posture.digest.last` | `YYYY-MM-DD`: the last day whose score digest was claimed ([`crate::discord::digest`]) |
@@ -122,6 +123,14 @@ const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 const META_AUDIT_HEAD: &[u8] = b"audit_head";
 const META_FINDING_COUNT: &[u8] = b"finding_count";
 const META_QUARANTINE_LAST_ID: &[u8] = b"quarantine_last_id";
+const META_QUARANTINE_FIRST_ID: &[u8] = b"quarantine_first_id";
+
+/// The most bytes of a quarantined document kept, truncation marker included.
+pub const MAX_QUARANTINED_BYTES: usize = 64 * 1024;
+/// The most bytes of a quarantined document's error kept.
+const MAX_QUARANTINE_ERROR_BYTES: usize = 1024;
+/// What a truncated quarantined document ends with.
+pub const QUARANTINE_TRUNCATION_MARKER: &str = "…[hanko: truncated]";
 
 const TREE_META: &str = "meta";
 const TREE_AUDIT: &str = "audit";
@@ -256,6 +265,23 @@ pub struct QuarantinedInput {
     /// The parse error.
     pub error: String,
     pub at: DateTime<Utc>,
+    /// The document's size when it was longer than [`MAX_QUARANTINED_BYTES`] and `raw` was
+    /// cut (it then ends with [`QUARANTINE_TRUNCATION_MARKER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_from_bytes: Option<u64>,
+}
+
+/// `s` cut at a character boundary to at most `max` bytes, the cut marked with `marker`;
+/// `None` when it fits.
+fn truncate_bytes(s: &str, max: usize, marker: &str) -> Option<String> {
+    if s.len() <= max {
+        return None;
+    }
+    let mut cut = max.saturating_sub(marker.len());
+    while cut > 0 && !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Some(format!("{}{marker}", &s[..cut]))
 }
 
 /// The last appended audit event.
@@ -1258,6 +1284,7 @@ impl Store {
     }
 
     /// Keeps an input that could not be parsed, with a `FindingRejected` event; returns its id.
+    /// Keeps at most the default `ingest.quarantine_max` documents ([`Store::quarantine_capped`]).
     pub fn quarantine(
         &self,
         source: &str,
@@ -1265,15 +1292,48 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        self.quarantine_capped(
+            source,
+            raw,
+            error,
+            now,
+            crate::config::DEFAULT_QUARANTINE_MAX,
+        )
+    }
+
+    /// [`Store::quarantine`], keeping at most `max` documents: the oldest beyond it are dropped
+    /// in the same transaction, each with a `QuarantineEntryDropped` event. A document longer
+    /// than [`MAX_QUARANTINED_BYTES`] is kept cut, ending with [`QUARANTINE_TRUNCATION_MARKER`]
+    /// (the `FindingRejected` event says how long it was).
+    pub fn quarantine_capped(
+        &self,
+        source: &str,
+        raw: &str,
+        error: &str,
+        now: DateTime<Utc>,
+        max: u64,
+    ) -> Result<u64, StoreError> {
+        let max = max.max(1);
+        let truncated = truncate_bytes(raw, MAX_QUARANTINED_BYTES, QUARANTINE_TRUNCATION_MARKER);
+        let kept_raw = truncated.as_deref().unwrap_or(raw);
+        let truncated_from_bytes = truncated.as_ref().map(|_| raw.len() as u64);
+        let error = truncate_bytes(error, MAX_QUARANTINE_ERROR_BYTES, "…")
+            .unwrap_or_else(|| error.to_string());
+        // Stores written before `quarantine_first_id` existed: their oldest kept id.
+        let first_on_disk = match self.inner.quarantine.first() {
+            Ok(first) => first.and_then(|(k, _)| be_u64(&k)).unwrap_or(0),
+            Err(e) => return Err(self.sled_err(e)),
+        };
         self.transact(|tx| {
             let id = tx.get_u64(tx.meta, META_QUARANTINE_LAST_ID)? + 1;
             tx.meta.insert(META_QUARANTINE_LAST_ID, &id.to_be_bytes())?;
             let record = QuarantinedInput {
                 id,
                 source: source.to_string(),
-                raw: raw.to_string(),
-                error: error.to_string(),
+                raw: kept_raw.to_string(),
+                error: error.clone(),
                 at: now,
+                truncated_from_bytes,
             };
             tx.quarantine
                 .insert(&id.to_be_bytes(), tx_encode(&record, "quarantined input")?)?;
@@ -1284,9 +1344,37 @@ impl Store {
                         "error": error,
                         "quarantine_id": id,
                         "bytes": raw.len(),
+                        "truncated": truncated_from_bytes.is_some(),
                     }),
                 ),
             )?;
+            let mut first = match tx.get_u64(tx.meta, META_QUARANTINE_FIRST_ID)? {
+                0 if first_on_disk > 0 => first_on_disk,
+                0 => id,
+                n => n,
+            };
+            while id - first + 1 > max {
+                if let Some(old) = tx.quarantine.remove(&first.to_be_bytes())? {
+                    let (old_source, old_at) = match decode::<QuarantinedInput>(&old, || {
+                        format!("{TREE_QUARANTINE}/{first}")
+                    }) {
+                        Ok(q) => (Some(q.source), Some(q.at)),
+                        Err(_) => (None, None),
+                    };
+                    tx.append(
+                        NewEvent::new(now, Actor::System, EventKind::QuarantineEntryDropped)
+                            .detail(serde_json::json!({
+                                "quarantine_id": first,
+                                "source": old_source,
+                                "quarantined_at": old_at,
+                                "quarantine_max": max,
+                            })),
+                    )?;
+                }
+                first += 1;
+            }
+            tx.meta
+                .insert(META_QUARANTINE_FIRST_ID, &first.to_be_bytes())?;
             Ok(id)
         })
     }

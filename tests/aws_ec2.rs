@@ -60,6 +60,7 @@ fn ctx(request_id: Uuid, step_index: usize, dry_run: bool) -> StepCtx {
         now: Utc::now(),
         dry_run,
         approvers: Vec::new(),
+        revert_retry: false,
     }
 }
 

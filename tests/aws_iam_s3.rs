@@ -36,6 +36,7 @@ fn ctx() -> StepCtx {
         now: Utc::now(),
         dry_run: false,
         approvers: Vec::new(),
+        revert_retry: false,
     }
 }
 

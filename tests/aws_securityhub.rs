@@ -197,6 +197,7 @@ fn ctx() -> StepCtx {
         now: Utc::now(),
         dry_run: false,
         approvers: vec!["alice".into(), "Bob K".into()],
+        revert_retry: false,
     }
 }
 

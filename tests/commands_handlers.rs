@@ -1126,8 +1126,12 @@ async fn status_reports_pause_counts_and_ingest_lag() {
             &two_hours_ago.to_rfc3339(),
         )
         .unwrap();
+    // Failures since the last success are shown; the store's lifetime count is not.
     app.store
-        .put_meta("ingest.guardduty:us-east-1.errors", "3")
+        .put_meta("ingest.guardduty:us-east-1.errors", "7")
+        .unwrap();
+    app.store
+        .put_meta("ingest.guardduty:us-east-1.errors_since_ok", "3")
         .unwrap();
     app.store
         .put_meta(

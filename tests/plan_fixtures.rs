@@ -69,8 +69,9 @@ fn expected(name: &str) -> Option<&'static [Action]> {
         ("api/UnauthorizedAccess_IAMUser_TorIPCaller.json", user_sessions),
         // Exposed bucket: block public access, leave the admin's key alone.
         ("api/Policy_S3_BucketAnonymousAccessGranted.json", &[BlockBucketPublicAccess]),
+        // The account-level setting: block public access account-wide (S3 Control).
+        ("api/Policy_S3_AccountBlockPublicAccessDisabled.json", &[BlockAccountPublicAccess]),
         // Notify only.
-        ("api/Policy_S3_AccountBlockPublicAccessDisabled.json", notify),
         ("api/Policy_IAMUser_RootCredentialUsage__elastic1.json", notify),
         ("api/Policy_IAMUser_RootCredentialUsage__elastic_nonsample2.json", notify),
         ("api/Policy_Kubernetes_ExposedDashboard.json", notify),

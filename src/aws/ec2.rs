@@ -131,22 +131,28 @@ pub async fn revert(
     step: &Step,
     captured: &Value,
     result: &Value,
-    _ctx: &StepCtx,
+    ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
     let id = instance_id(step)?;
+    // On a retry or resume, a target already back in its captured state is restored.
+    let retry = ctx.revert_retry;
     match step.action {
         Action::SnapshotVolumes => Ok(RevertOutcome::NothingToRevert {
             reason: "snapshots are evidence: they are kept".into(),
         }),
-        Action::EnableTerminationProtection => termination::revert(client, &id, captured).await,
-        Action::SetShutdownBehaviorStop => shutdown::revert(client, &id, captured).await,
-        Action::PreserveVolumes => volumes::revert(client, &id, captured, result).await,
-        Action::IsolateInstance => {
-            isolate::revert(client, &id, &group_names(step), captured, result).await
+        Action::EnableTerminationProtection => {
+            termination::revert(client, &id, captured, retry).await
         }
-        Action::TagInstance => tag::revert(client, &id, &tag_key(step), captured, result).await,
-        Action::DetachInstanceProfile => profile::revert(client, &id, captured).await,
-        Action::StopInstance => stop::revert(client, &id, captured).await,
+        Action::SetShutdownBehaviorStop => shutdown::revert(client, &id, captured, retry).await,
+        Action::PreserveVolumes => volumes::revert(client, &id, captured, result, retry).await,
+        Action::IsolateInstance => {
+            isolate::revert(client, &id, &group_names(step), captured, result, retry).await
+        }
+        Action::TagInstance => {
+            tag::revert(client, &id, &tag_key(step), captured, result, retry).await
+        }
+        Action::DetachInstanceProfile => profile::revert(client, &id, captured, retry).await,
+        Action::StopInstance => stop::revert(client, &id, captured, retry).await,
         other => Err(not_ec2(step, other)),
     }
 }
@@ -627,6 +633,7 @@ mod termination {
         client: &aws_sdk_ec2::Client,
         id: &str,
         captured: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         if prior.disable_api_termination {
@@ -635,6 +642,10 @@ mod termination {
             });
         }
         if !read(client, id).await? {
+            if retry {
+                // Off again, as captured (a retried or resumed revert turned it off).
+                return Ok(RevertOutcome::Restored);
+            }
             return Ok(RevertOutcome::Drifted {
                 reason: format!("termination protection of {id} is already off"),
             });
@@ -734,6 +745,7 @@ mod shutdown {
         client: &aws_sdk_ec2::Client,
         id: &str,
         captured: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         if prior.instance_initiated_shutdown_behavior == STOP {
@@ -742,6 +754,10 @@ mod shutdown {
             });
         }
         let now = read(client, id).await?;
+        if retry && now == prior.instance_initiated_shutdown_behavior {
+            // As captured again (a retried or resumed revert restored it).
+            return Ok(RevertOutcome::Restored);
+        }
         if now != STOP {
             return Ok(RevertOutcome::Drifted {
                 reason: format!("shutdown behaviour of {id} is now {now}, not stop"),
@@ -874,6 +890,7 @@ mod volumes {
         id: &str,
         captured: &Value,
         result: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         // What hanko changed: the result says so; without one, what the capture found on.
@@ -892,6 +909,17 @@ mod volumes {
             });
         }
         let now = ebs_devices(&describe_instance(client, id).await?);
+        // Devices deleted on termination again, as captured (a retried or resumed revert
+        // restored them), are neither restored nor drifted.
+        let changed: Vec<String> = changed
+            .into_iter()
+            .filter(|d| {
+                !retry
+                    || !now
+                        .iter()
+                        .any(|n| &n.device_name == d && n.delete_on_termination)
+            })
+            .collect();
         let (restore, drifted): (Vec<String>, Vec<String>) = changed.into_iter().partition(|d| {
             now.iter()
                 .any(|n| &n.device_name == d && !n.delete_on_termination)
@@ -1484,6 +1512,7 @@ mod isolate {
         names: &GroupNames,
         captured: &Value,
         result: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         let vpcs = vpcs(&prior.interfaces);
@@ -1494,6 +1523,8 @@ mod isolate {
         };
         let mut restored = Vec::new();
         let mut left = Vec::new();
+        // Interfaces back in their captured groups (a retried or resumed revert moved them).
+        let mut back = 0usize;
         for before in &prior.interfaces {
             let eni = &before.network_interface_id;
             if is_quarantined(before, &quarantine) {
@@ -1511,6 +1542,10 @@ mod isolate {
                 }
                 Err(e) => return Err(e),
             };
+            if retry && same_groups(&now.groups, &before.groups) {
+                back += 1;
+                continue;
+            }
             if !is_quarantined(&now, &quarantine) {
                 left.push(format!("{eni} (now in {})", now.groups.join(", ")));
                 continue;
@@ -1542,12 +1577,21 @@ mod isolate {
                 ),
             });
         }
-        if restored.is_empty() {
+        if restored.is_empty() && back == 0 {
             return Ok(RevertOutcome::NothingToRevert {
                 reason: "every interface was already in the quarantine group before hanko".into(),
             });
         }
         Ok(RevertOutcome::Restored)
+    }
+
+    /// The same security groups, in any order.
+    fn same_groups(a: &[String], b: &[String]) -> bool {
+        let mut a = a.to_vec();
+        let mut b = b.to_vec();
+        a.sort();
+        b.sort();
+        a == b
     }
 }
 
@@ -1685,6 +1729,7 @@ mod tag {
         key: &str,
         captured: &Value,
         result: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         let Ok(applied) = from_record::<Applied>(result, "result", id) else {
@@ -1698,6 +1743,10 @@ mod tag {
             });
         }
         let now = read(client, id, key).await?;
+        if retry && now == prior.value {
+            // As captured again (a retried or resumed revert restored it).
+            return Ok(RevertOutcome::Restored);
+        }
         if now.as_deref() != Some(applied.value.as_str()) {
             return Ok(RevertOutcome::Drifted {
                 reason: format!(
@@ -1840,6 +1889,7 @@ mod profile {
         client: &aws_sdk_ec2::Client,
         id: &str,
         captured: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         let Some(association) = prior.association else {
@@ -1848,6 +1898,14 @@ mod profile {
             });
         };
         let now = current(client, id).await?;
+        if retry
+            && now
+                .iter()
+                .any(|a| a.instance_profile_arn == association.instance_profile_arn)
+        {
+            // The captured profile is associated again (a retried or resumed revert did it).
+            return Ok(RevertOutcome::Restored);
+        }
         if let Some(other) = now.first() {
             return Ok(RevertOutcome::Drifted {
                 reason: format!(
@@ -1956,6 +2014,7 @@ mod stop {
         client: &aws_sdk_ec2::Client,
         id: &str,
         captured: &Value,
+        retry: bool,
     ) -> Result<RevertOutcome, StepError> {
         let prior: Prior = from_record(captured, "captured", id)?;
         if is_stopped(&InstanceStateName::from(prior.state.as_str())) {
@@ -1965,6 +2024,10 @@ mod stop {
         }
         match state(client, id).await? {
             InstanceStateName::Stopped => {}
+            // Running (or starting) again, as captured: a retried or resumed revert started it.
+            InstanceStateName::Running | InstanceStateName::Pending if retry => {
+                return Ok(RevertOutcome::Restored)
+            }
             InstanceStateName::Stopping => {
                 return Err(StepError::local(
                     ErrorClass::Retryable,

@@ -209,6 +209,9 @@ pub async fn revert(
                     "access key {} no longer exists; nothing to re-activate",
                     key.id
                 ))),
+                // Active again, as captured (a retried or resumed revert already re-activated
+                // it): the captured state is back.
+                Some(s) if ctx.revert_retry && s == STATUS_ACTIVE => Ok(RevertOutcome::Restored),
                 Some(s) if s != STATUS_INACTIVE => Ok(drifted(format!(
                     "access key {} is {s} now, not Inactive as hanko left it; left alone",
                     key.id
@@ -235,6 +238,22 @@ pub async fn revert(
                 return Ok(nothing("the step put no policy (it was already in place)"));
             };
             let current = inline.get(client).await?;
+            // The prior state, when it is back already (a retried or resumed revert restored
+            // it): no policy when there was none, the prior document when there was one.
+            let prior_document = prior
+                .get("exists")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .then(|| prior.get("document").and_then(Value::as_str))
+                .flatten();
+            let already_restored = match (&current, prior_document) {
+                (None, None) => true,
+                (Some(doc), Some(old)) => same_document(doc, old) && !same_document(doc, put),
+                _ => false,
+            };
+            if ctx.revert_retry && already_restored {
+                return Ok(RevertOutcome::Restored);
+            }
             match current {
                 None => Ok(drifted(format!(
                     "the inline policy {} on {} was removed since hanko put it",
@@ -646,6 +665,7 @@ mod tests {
                 .unwrap(),
             dry_run: false,
             approvers: Vec::new(),
+            revert_retry: false,
         }
     }
 

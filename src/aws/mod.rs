@@ -18,7 +18,8 @@
 //!    tag before creating. Returns what it left behind (snapshot ids, the policy document...).
 //! 3. [`verify`]: read back; `Ok` only if the target state is observed.
 //! 4. [`revert`]: restore the captured state if the resource is still as hanko left it;
-//!    otherwise report the drift and change nothing.
+//!    otherwise report the drift and change nothing. On a retry or resume
+//!    (`ctx.revert_retry`), a resource already back in its captured state is `Restored`.
 //!
 //! With `ctx.dry_run`, `capture` still reads, and `apply` makes no mutating call: EC2 calls that
 //! accept `DryRun=true` are sent that way to prove the permissions; others are only described.
@@ -61,6 +62,11 @@ pub struct StepCtx {
     pub dry_run: bool,
     /// Who approved the request (display names), for steps that write a note (Security Hub).
     pub approvers: Vec<String>,
+    /// For [`revert`]: this is a retry or a resume of a revert step whose restoring call may
+    /// already have run (its record was persisted before the call). A target found back in its
+    /// captured state is then [`RevertOutcome::Restored`]; on a first attempt it is drift
+    /// (someone else changed it), and left alone.
+    pub revert_retry: bool,
 }
 
 /// The result of [`capture`].

@@ -161,7 +161,12 @@ pub async fn revert(
             let Some(configured) = configured else {
                 return Ok(nothing("the step recorded no prior configuration"));
             };
-            if get_pab(client, &bucket).await? != Some([true; 4]) {
+            let current = get_pab(client, &bucket).await?;
+            // Already as captured (a retried or resumed revert restored it).
+            if ctx.revert_retry && current == configured.then(|| flags_of(prior)) {
+                return Ok(RevertOutcome::Restored);
+            }
+            if current != Some([true; 4]) {
                 return Ok(RevertOutcome::Drifted {
                     reason: format!(
                         "the public access block of bucket {bucket} was changed since hanko set \
@@ -190,7 +195,21 @@ pub async fn revert(
             let Some(configured) = configured else {
                 return Ok(nothing("the step recorded no prior ownership controls"));
             };
-            match get_ownership(client, &bucket).await?.as_deref() {
+            let prior_rules: Vec<String> = prior
+                .get("Rules")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let current = get_ownership(client, &bucket).await?;
+            // Already as captured (a retried or resumed revert restored it).
+            if ctx.revert_retry && current == configured.then(|| prior_rules.clone()) {
+                return Ok(RevertOutcome::Restored);
+            }
+            match current.as_deref() {
                 Some([only]) if only == ENFORCED => {}
                 _ => {
                     return Ok(RevertOutcome::Drifted {
@@ -207,16 +226,7 @@ pub async fn revert(
                 ));
             }
             if configured {
-                let rules: Vec<String> = prior
-                    .get("Rules")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|r| r.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                put_ownership(client, &bucket, &rules).await?;
+                put_ownership(client, &bucket, &prior_rules).await?;
             } else {
                 client
                     .delete_bucket_ownership_controls()

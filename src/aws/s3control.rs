@@ -97,7 +97,12 @@ pub async fn revert(
     let Some(configured) = prior.get("configured").and_then(Value::as_bool) else {
         return Ok(nothing("the step recorded no prior configuration"));
     };
-    if get_pab(client, &account).await? != Some([true; 4]) {
+    let current = get_pab(client, &account).await?;
+    // Already as captured (a retried or resumed revert restored it).
+    if ctx.revert_retry && current == configured.then(|| flags_of(prior)) {
+        return Ok(RevertOutcome::Restored);
+    }
+    if current != Some([true; 4]) {
         return Ok(RevertOutcome::Drifted {
             reason: format!(
                 "the account-level public access block of account {account} was changed since \

@@ -235,7 +235,10 @@ pub async fn revert(
         }
     }
     if restore.is_empty() {
-        return Ok(if moved.is_empty() {
+        return Ok(if ctx.revert_retry && moved.is_empty() && back > 0 {
+            // A retried or resumed lift already restored them: the captured state is back.
+            RevertOutcome::Restored
+        } else if moved.is_empty() {
             nothing("every finding is already back to its status before the suppression")
         } else {
             RevertOutcome::Drifted {

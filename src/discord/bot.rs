@@ -7,7 +7,8 @@
 //! * **READY**: the guild's commands are bulk-overwritten from `commands/*.json` (so removed
 //!   commands disappear) and the gateway gauge behind `/healthz` turns on.
 //! * **Interactions**: refused first when hanko is shutting down, when they come from a DM,
-//!   another guild or another channel than the configured one (ephemeral, audited); then buttons
+//!   another guild or another channel than the configured one (ephemeral, each refusal
+//!   audited: `VoteRefused` for clicks, `CommandInvoked` for commands); then buttons
 //!   and the reject modal go to [`super::interactions`], slash commands and autocomplete become an
 //!   [`Invocation`] for [`commands::dispatch`].
 //! * **Answers within 3 s**: a command handler that answers within
@@ -54,6 +55,8 @@ use crate::store::StoreError;
 pub const DIRECT_ANSWER_BUDGET: Duration = Duration::from_millis(1_500);
 /// The answer to every interaction once shutdown began.
 pub const SHUTTING_DOWN: &str = "hanko is shutting down; try again in a minute.";
+/// The refusal code of a click or command refused because shutdown began (audited).
+pub const SHUTTING_DOWN_CODE: &str = "shutting_down";
 /// Discord's limit on the embeds of one message.
 const MAX_EMBEDS: usize = 10;
 
@@ -81,16 +84,12 @@ pub enum BotError {
     Discord(#[from] serenity::Error),
 }
 
-/// Logs `error` with its chain under a fresh error id, and returns the id.
+/// Logs `error` with its chain under a fresh error id, and returns the id. Interaction and
+/// webhook tokens in the chain (reqwest prints the URL it failed to reach) are redacted
+/// ([`crate::discord::redact`]).
 pub fn log_error(error: &(dyn std::error::Error + 'static), context: &str) -> String {
     let error_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
+    let chain = crate::discord::redact::chain(error);
     tracing::error!(error_id = %error_id, error = %chain, "{context}");
     error_id
 }
@@ -282,7 +281,7 @@ impl Handler {
         }
     }
 
-    /// Audits an interaction refused for where it came from.
+    /// Audits an interaction refused before it was read (where it came from, or shutdown).
     fn audit_elsewhere(&self, user: &User, kind: EventKind, detail: serde_json::Value) {
         let ev = NewEvent::new(self.state.app.clock.now(), actor_of(user), kind).detail(detail);
         if let Err(e) = self.state.app.store.append_audit(ev) {
@@ -315,7 +314,7 @@ impl Handler {
     }
 
     /// Why a button or a modal submit is refused before it is read: shutdown, or where it came
-    /// from (audited as `VoteRefused`). `None` lets it through.
+    /// from (both audited as `VoteRefused`). `None` lets it through.
     fn click_refusal(
         &self,
         user: &User,
@@ -324,6 +323,17 @@ impl Handler {
         custom_id: &str,
     ) -> Option<&'static str> {
         if self.state.shutting_down() {
+            self.audit_elsewhere(
+                user,
+                EventKind::VoteRefused,
+                serde_json::json!({
+                    "code": SHUTTING_DOWN_CODE,
+                    "message": SHUTTING_DOWN,
+                    "custom_id": cards::truncate(custom_id, 100),
+                    "channel_id": channel.get().to_string(),
+                    "guild_id": guild.map(|g| g.get().to_string()),
+                }),
+            );
             return Some(SHUTTING_DOWN);
         }
         let place = self.elsewhere(guild, channel)?;
@@ -383,6 +393,17 @@ impl Handler {
         command: &CommandInteraction,
     ) -> Result<(), BotError> {
         if self.state.shutting_down() {
+            self.audit_elsewhere(
+                &command.user,
+                EventKind::CommandInvoked,
+                serde_json::json!({
+                    "command": command.data.name,
+                    "refused": SHUTTING_DOWN_CODE,
+                    "message": SHUTTING_DOWN,
+                    "channel_id": command.channel_id.get().to_string(),
+                    "guild_id": command.guild_id.map(|g| g.get().to_string()),
+                }),
+            );
             return say_ephemeral(http, command, SHUTTING_DOWN).await;
         }
         if let Some(place) = self.elsewhere(command.guild_id, command.channel_id) {

@@ -143,11 +143,15 @@ impl Digest {
         let mut report = TickReport::default();
         match self.digest(now).await {
             Ok(posted) => report.digest_messages = posted,
-            Err(e) => tracing::error!(error = %e, "posture digest: not posted"),
+            Err(e) => {
+                tracing::error!(error = %crate::discord::redact::chain(&e), "posture digest: not posted")
+            }
         }
         match self.drop_alerts(now).await {
             Ok(announced) => report.drops = announced,
-            Err(e) => tracing::error!(error = %e, "posture drop alert: not posted"),
+            Err(e) => {
+                tracing::error!(error = %crate::discord::redact::chain(&e), "posture drop alert: not posted")
+            }
         }
         report
     }
@@ -270,7 +274,7 @@ impl Digest {
                     if status_of(&e) == Some(429) {
                         self.app.metrics.record_discord_rate_limited();
                     }
-                    tracing::warn!(attempt, what, error = %e, ?wait, "Discord failed; retrying");
+                    tracing::warn!(attempt, what, error = %crate::discord::redact::chain(&e), ?wait, "Discord failed; retrying");
                     tokio::time::sleep(wait).await;
                     wait = wait.saturating_mul(2);
                     attempt += 1;

@@ -16,10 +16,12 @@
 //! * Reject: the modal asking for the reason (after the same checks a vote gets, run dry with
 //!   [`approval::decide`] so a refusal comes before the typing); its submit votes Reject with the
 //!   reason and edits the card;
-//! * Dry run: ephemeral deferral, then the plan's calls, plus what AWS says (read calls and EC2
-//!   `DryRun=true`), bounded by [`DRY_RUN_TIMEOUT`];
+//! * Dry run: audited first (`DryRunPerformed`: who, on what), ephemeral deferral, then the
+//!   plan's calls, plus what AWS says (read calls and EC2 `DryRun=true`), bounded by
+//!   [`DRY_RUN_TIMEOUT`];
 //! * Revert: proposes the revert of an executed request, with the clicker as proposer (so they
-//!   cannot approve it themselves); the outbox posts its card.
+//!   cannot approve it themselves); the outbox posts its card. A revert already open or done
+//!   ([`crate::engine::Engine::existing_revert`]) refuses it, audited.
 //!
 //! The bot ([`super::bot`]) has already checked the guild, the channel and the shutdown flag.
 //! May use the app, the core, [`super::cards`], [`super::outbox`] and serenity; never the AWS SDK
@@ -44,7 +46,7 @@ use crate::discord::bot::{
     self, defer_ephemeral, ephemeral_followup, no_pings, say_ephemeral, BotError, BotState,
 };
 use crate::discord::cards::{self, Card};
-use crate::discord::commands::{revert::blocking_revert, MAX_CONTENT};
+use crate::discord::commands::MAX_CONTENT;
 use crate::discord::convert;
 use crate::discord::custom_id::{self, ButtonAction, ButtonId, REJECT_REASON_INPUT};
 use crate::discord::outbox::{self, CardKey, CardLocation};
@@ -193,7 +195,7 @@ pub async fn component(
         Clicked::Request(id, request) => (id, *request),
         Clicked::Refused(text) => return say_ephemeral(http, click, text).await,
     };
-    let span = tracing::info_span!("click", request_id = %request.id, finding_id = %request.finding_id, actor = %voter.actor.key(), action = ?id.action);
+    let span = tracing::info_span!("click", request_id = %request.id, finding_id = ?request.finding_id, actor = %voter.actor.key(), action = ?id.action);
     async {
         match id.action {
             ButtonAction::Approve => approve(state, http, click, &id, &request, voter).await,
@@ -284,7 +286,7 @@ fn spawn_execution(
                     engine_error_sentence(&e)
                 );
                 if let Err(e) = click.create_followup(&http, ephemeral_followup(&text)).await {
-                    tracing::warn!(error_id = %error_id, error = %e, "could not tell the clicker the run failed");
+                    tracing::warn!(error_id = %error_id, error = %crate::discord::redact::chain(&e), "could not tell the clicker the run failed");
                 }
             }
         }
@@ -296,7 +298,7 @@ fn spawn_execution(
         if !is_channel_card {
             if let Ok(Some(card)) = outbox::request_card(&app, request_id) {
                 if let Err(e) = click.edit_response(&http, card_edit(&card)).await {
-                    tracing::warn!(error = %e, "could not edit the clicked card after execution");
+                    tracing::warn!(error = %crate::discord::redact::chain(&e), "could not edit the clicked card after execution");
                 }
             }
         }
@@ -412,6 +414,12 @@ async fn dry_run(
     if let Some(refusal) = refuse_non_responder(app, &voter, request, "dry_run") {
         return say_ephemeral(http, click, &refusal.to_string()).await;
     }
+    // It makes read and DryRun calls in the account: audited first (who, on what), and not
+    // run when the audit cannot be written.
+    app.store.append_audit(
+        engine::dry_run_event(&request.plan, voter.actor.clone(), app.clock.now(), "chat")
+            .request(request.id),
+    )?;
     defer_ephemeral(http, click).await?;
     let mut text = format!(
         "**Dry run** of request `{}`: these calls would be made, in order.\n{}",
@@ -487,9 +495,22 @@ async fn revert(
             .content(cards::truncate(&text, MAX_CONTENT))
             .allowed_mentions(no_pings())
     };
-    // The same rule as /revert's: one live revert at a time, none after one succeeded.
-    let siblings = app.store.requests_for_finding(&request.finding_id)?;
-    if let Some(existing) = blocking_revert(&siblings, request.id) {
+    // The same rule as /revert's and `hanko revert`'s: one live revert at a time, none after
+    // one succeeded. The refusal is audited like the other refused Revert clicks.
+    if let Some(existing) = app.engine.existing_revert(request.id)? {
+        audit_refusal(
+            app,
+            &voter.actor,
+            Some(request),
+            EventKind::CommandInvoked,
+            serde_json::json!({
+                "action": "revert",
+                "refused": "revert_exists",
+                "message": "a revert of this request is already open or done",
+                "existing_request_id": existing.id,
+                "existing_state": existing.state.as_str(),
+            }),
+        );
         let text = if existing.state == RequestState::Succeeded {
             format!(
                 "This request was already reverted (request `{}`); nothing was done.",

@@ -12,7 +12,8 @@
 //!
 //! * [`bot`]: the serenity client, command registration, routing and answering interactions;
 //! * [`interactions`]: what a button or modal does (vote, reject, dry run, revert);
-//! * [`outbox`]: the one writer of new messages to the channel, under Discord's rate limit.
+//! * [`outbox`]: the one writer of new messages to the channel, under Discord's rate limit;
+//! * [`redact`]: keeps interaction and webhook tokens out of every logged error.
 //!
 //! Nothing here imports the AWS SDK or sled.
 
@@ -25,3 +26,4 @@ pub mod digest;
 pub mod interactions;
 pub mod outbox;
 pub mod posture_actions;
+pub mod redact;

@@ -110,7 +110,7 @@ pub fn card_location(app: &App, key: &CardKey) -> Result<Option<CardLocation>, S
         None => value.parse().ok().map(CardLocation::Message),
     };
     if location.is_none() {
-        tracing::warn!(key = %key.meta_key(), "unreadable card message id in the store; ignored");
+        tracing::warn!(key = ?key.meta_key(), "unreadable card message id in the store; ignored");
     }
     Ok(location)
 }
@@ -448,7 +448,7 @@ impl Outbox {
 
     async fn handle(&mut self, notice: Notice) {
         if let Err(e) = self.try_handle(&notice).await {
-            tracing::error!(?notice, error = %e, "outbox: could not bring the card in step");
+            tracing::error!(?notice, error = %crate::discord::redact::chain(&e), "outbox: could not bring the card in step");
         }
     }
 
@@ -462,7 +462,6 @@ impl Outbox {
                 finding_id,
                 request,
             } => {
-                self.app.metrics.record_finding_ingested();
                 let key = match request {
                     Some(id) => CardKey::Request(*id),
                     None => CardKey::Finding(finding_id.clone()),
@@ -550,7 +549,7 @@ impl Outbox {
             Ok(Some(card)) => card,
             Ok(None) => return,
             Err(e) => {
-                tracing::error!(key = %key.meta_key(), error = %e, "outbox: cannot render a card");
+                tracing::error!(key = ?key.meta_key(), error = %e, "outbox: cannot render a card");
                 return;
             }
         };
@@ -568,7 +567,7 @@ impl Outbox {
             Ok(_) => {}
             Err(e) if is_unknown_message(&e) => {
                 // Someone deleted the card: forget it and post a fresh one.
-                tracing::warn!(key = %key.meta_key(), message_id, "card message is gone; posting it again");
+                tracing::warn!(key = ?key.meta_key(), message_id, "card message is gone; posting it again");
                 let finding_id = match key {
                     CardKey::Finding(id) | CardKey::Posture(id) => id.clone(),
                     CardKey::Request(id) => match self.app.store.get_request(*id) {
@@ -581,7 +580,7 @@ impl Outbox {
                 }
             }
             Err(e) => {
-                tracing::warn!(key = %key.meta_key(), message_id, error = %e, "outbox: editing a card failed")
+                tracing::warn!(key = ?key.meta_key(), message_id, error = %crate::discord::redact::chain(&e), "outbox: editing a card failed")
             }
         }
     }
@@ -626,11 +625,11 @@ impl Outbox {
         let card = match render(&self.app, &item.key) {
             Ok(Some(card)) => card,
             Ok(None) => {
-                tracing::warn!(key = %item.key.meta_key(), "outbox: nothing to render; card dropped");
+                tracing::warn!(key = ?item.key.meta_key(), "outbox: nothing to render; card dropped");
                 return;
             }
             Err(e) => {
-                tracing::error!(key = %item.key.meta_key(), error = %e, "outbox: cannot render a card");
+                tracing::error!(key = ?item.key.meta_key(), error = %e, "outbox: cannot render a card");
                 return;
             }
         };
@@ -641,11 +640,11 @@ impl Outbox {
                     .store
                     .put_meta(&item.key.meta_key(), &message_id.to_string())
                 {
-                    tracing::error!(key = %item.key.meta_key(), error = %e, "outbox: card posted but its id was not stored; later changes will post a new card");
+                    tracing::error!(key = ?item.key.meta_key(), error = %e, "outbox: card posted but its id was not stored; later changes will post a new card");
                 }
             }
             Err(e) => {
-                tracing::error!(key = %item.key.meta_key(), finding_id = %item.finding_id, error = %e, "outbox: card not posted")
+                tracing::error!(key = ?item.key.meta_key(), finding_id = ?item.finding_id, error = %crate::discord::redact::chain(&e), "outbox: card not posted")
             }
         }
     }
@@ -670,7 +669,7 @@ impl Outbox {
                 });
             }
             Err(e) => {
-                tracing::error!(folded = folded.len(), error = %e, "outbox: digest not posted")
+                tracing::error!(folded = folded.len(), error = %crate::discord::redact::chain(&e), "outbox: digest not posted")
             }
         }
     }
@@ -703,7 +702,7 @@ impl Outbox {
             }
             Err(e) => {
                 // The digest cannot grow (deleted, refused): close it; the cards go out anew.
-                tracing::warn!(message_id, error = %e, "outbox: digest edit failed; closing it");
+                tracing::warn!(message_id, error = %crate::discord::redact::chain(&e), "outbox: digest edit failed; closing it");
                 digest.lines.truncate(before);
                 self.digest = None;
                 self.queue.extend(due);
@@ -717,7 +716,7 @@ impl Outbox {
         let value = format!("{DIGEST_MARKER}{message_id}");
         for d in folded {
             if let Err(e) = self.app.store.put_meta(&d.key.meta_key(), &value) {
-                tracing::error!(key = %d.key.meta_key(), error = %e, "outbox: digest entry not stored");
+                tracing::error!(key = ?d.key.meta_key(), error = %e, "outbox: digest entry not stored");
             }
         }
     }
@@ -742,7 +741,7 @@ impl Outbox {
                     self.budget.spend_all(Instant::now());
                 }
                 Err(e) if status_of(&e).is_some_and(|s| s >= 500) && attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(attempt, error = %e, "outbox: Discord failed; retrying");
+                    tracing::warn!(attempt, error = %crate::discord::redact::chain(&e), "outbox: Discord failed; retrying");
                     tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
                 }
                 Err(e) => return Err(SendError::Discord(e)),

@@ -568,6 +568,13 @@ async fn remediate(
         }
         Err(message) => {
             tracing::warn!(group = %key.encode(), error = %message, "planning a remediation failed");
+            refused(
+                app,
+                &voter.actor,
+                Some(key),
+                "remediation_planning_failed",
+                &message,
+            );
             click
                 .edit_response(
                     http,

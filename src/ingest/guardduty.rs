@@ -39,8 +39,8 @@ use serde_json::{json, Value};
 
 use super::json::Obj;
 use super::{
-    accept, advance_cursor, guardduty_source, quarantine, read_cursor, IngestError, PollReport,
-    CURSOR_OVERLAP,
+    accept, advance_cursor, checked_id, guardduty_source, quarantine, read_cursor, IngestError,
+    PollReport, CURSOR_OVERLAP,
 };
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
@@ -206,7 +206,7 @@ impl GuardDutyPoller {
             let findings = self.fetch(detector, batch, now, report).await?;
             for sdk_finding in &findings {
                 let doc = finding_to_json(sdk_finding);
-                match finding::parse_guardduty_value(&doc, "$") {
+                match finding::parse_guardduty_value(&doc, "$").and_then(checked_id) {
                     Ok(f) => {
                         if let Some(t) = f.updated_at {
                             newest = newest.max(Some(t));

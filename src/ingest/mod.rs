@@ -24,6 +24,7 @@
 //! |---|---|
 //! | `ingest.<source>.last_ok` | RFC 3339 time of the last successful poll |
 //! | `ingest.<source>.errors` | decimal count of failed polls since the store was created |
+//! | `ingest.<source>.errors_since_ok` | decimal count of failed polls since the last successful one (`0` after a success); what `/status` shows |
 //! | `ingest.<source>.last_error` | one line, at most 300 characters, no secrets: the last failure |
 //! | `ingest.<source>.last_error_at` | RFC 3339 time of that failure |
 //! | `ingest.sqs.delivery_ms` | decimal milliseconds from the last message's `SentTimestamp` to its finding being stored |
@@ -59,7 +60,7 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::aws::StepError;
 use crate::config::AwsSettings;
-use crate::finding::Finding;
+use crate::finding::{self, Finding, ParseError};
 use crate::pipeline::{self, Accepted};
 use crate::store::{Store, StoreError, Upsert};
 
@@ -82,6 +83,12 @@ pub const SQS_SOURCE: &str = "sqs";
 /// The status key `ingest.<source>.<field>`.
 pub fn status_key(source: &str, field: &str) -> String {
     format!("{STATUS_PREFIX}.{source}.{field}")
+}
+
+/// The kind of a source name, the bounded label of its metrics: `guardduty:us-east-1` →
+/// `guardduty`, `sqs` → `sqs`.
+pub fn source_kind(source: &str) -> &str {
+    source.split(':').next().unwrap_or(source)
 }
 
 /// The source name of the GuardDuty poller of `region` (status keys and cursor).
@@ -137,6 +144,8 @@ pub struct SourceStatus {
     pub lag_seconds: Option<i64>,
     /// Failed polls since the store was created.
     pub errors: u64,
+    /// Failed polls since the last successful one.
+    pub errors_since_ok: u64,
     /// The last failure, one line.
     pub last_error: Option<String>,
     /// When it happened.
@@ -164,6 +173,10 @@ impl SourceStatus {
                 .get_meta(&status_key(source, "errors"))?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
+            errors_since_ok: store
+                .get_meta(&status_key(source, "errors_since_ok"))?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             last_error: store.get_meta(&status_key(source, "last_error"))?,
             last_error_at: time("last_error_at")?,
         })
@@ -177,6 +190,8 @@ pub struct Health {
     source: String,
     /// Consecutive failures; 0 while healthy.
     failures: u32,
+    /// Where failures are counted for `/metrics` (`hanko_ingest_errors_total`), when wired.
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl Health {
@@ -185,7 +200,15 @@ impl Health {
             store,
             source: source.into(),
             failures: 0,
+            metrics: None,
         }
+    }
+
+    /// Also counts every failure in `metrics` (`hanko_ingest_errors_total{source}`, labelled
+    /// by the source's kind: `guardduty`, `sqs`, `securityhub`).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Health {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn source(&self) -> &str {
@@ -208,6 +231,7 @@ impl Health {
         }
         self.failures = 0;
         self.put("last_ok", &now.to_rfc3339());
+        self.put("errors_since_ok", "0");
     }
 
     /// Records a failed poll; logs only when the source goes from ok to failing.
@@ -230,8 +254,17 @@ impl Health {
             Err(_) => 0,
         };
         self.put("errors", &(errors + 1).to_string());
+        let since_key = status_key(&self.source, "errors_since_ok");
+        let since_ok = match self.store.get_meta(&since_key) {
+            Ok(v) => v.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        self.put("errors_since_ok", &(since_ok + 1).to_string());
         self.put("last_error", &line);
         self.put("last_error_at", &now.to_rfc3339());
+        if let Some(metrics) = &self.metrics {
+            metrics.record_ingest_error(source_kind(&self.source));
+        }
     }
 
     /// The wait before the next attempt after `failures` consecutive failures: `base` doubled
@@ -313,6 +346,17 @@ impl PollReport {
     }
 }
 
+/// A parsed finding whose id passed [`finding::check_finding_id`]; otherwise the parse error
+/// that sends its document to the quarantine, with the reason.
+fn checked_id(f: Finding) -> Result<Finding, ParseError> {
+    finding::check_finding_id(&f).map(|()| f)
+}
+
+/// [`checked_id`] for every finding of one document: one bad id quarantines the document.
+fn checked_ids(findings: Vec<Finding>) -> Result<Vec<Finding>, ParseError> {
+    findings.into_iter().map(checked_id).collect()
+}
+
 /// Hands a parsed finding to the pipeline and counts what happened.
 fn accept(
     app: &App,
@@ -320,12 +364,29 @@ fn accept(
     now: DateTime<Utc>,
     report: &mut PollReport,
 ) -> Result<Accepted, StoreError> {
-    let accepted = pipeline::accept_in(app, finding, now)?;
+    let accepted = accept_finding(app, finding, now)?;
     report.count(&accepted);
     Ok(accepted)
 }
 
-/// Quarantines a document that did not parse (the store audits it as `FindingRejected`).
+/// What every ingest source does with a parsed finding: hands it to the pipeline and counts
+/// it in `hanko_findings_ingested_total` when it was stored as new or changed. Counted here,
+/// where a finding is stored, not where its card is posted (the outbox may fold it into a
+/// digest, or not run at all).
+pub fn accept_finding(
+    app: &App,
+    finding: &Finding,
+    now: DateTime<Utc>,
+) -> Result<Accepted, StoreError> {
+    let accepted = pipeline::accept_in(app, finding, now)?;
+    if matches!(accepted.upsert, Upsert::New | Upsert::Updated { .. }) {
+        app.metrics.record_finding_ingested();
+    }
+    Ok(accepted)
+}
+
+/// Quarantines a document that did not parse or has an invalid finding id (the store audits it
+/// as `FindingRejected`), keeping at most `ingest.quarantine_max` documents.
 fn quarantine(
     app: &App,
     source: &str,
@@ -334,11 +395,15 @@ fn quarantine(
     now: DateTime<Utc>,
     report: &mut PollReport,
 ) -> Result<u64, StoreError> {
-    let id = app.store.quarantine(source, raw, error, now)?;
+    let id =
+        app.store
+            .quarantine_capped(source, raw, error, now, app.settings.ingest.quarantine_max)?;
+    // Debug formatting: the parse error may quote an id or a value from the document, and a
+    // newline in it must not start a forged log line.
     tracing::warn!(
         source,
         quarantine_id = id,
-        error,
+        error = ?error,
         "finding document quarantined"
     );
     report.quarantined += 1;
@@ -446,7 +511,8 @@ pub async fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHan
     sources
         .into_iter()
         .map(|source| {
-            let health = Health::new(app.store.clone(), source.name());
+            let health =
+                Health::new(app.store.clone(), source.name()).with_metrics(app.metrics.clone());
             let run = run_loop(source, health, ingest.poll_interval, shutdown.clone());
             match run_on_own_thread(run) {
                 Some(handle) => handle,

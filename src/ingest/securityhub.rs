@@ -30,8 +30,8 @@ use serde_json::{json, Value};
 
 use super::json::Obj;
 use super::{
-    accept, advance_cursor, posture_source, quarantine, read_cursor, securityhub_source,
-    IngestError, PollReport, CURSOR_OVERLAP,
+    accept, advance_cursor, checked_id, posture_source, quarantine, read_cursor,
+    securityhub_source, IngestError, PollReport, CURSOR_OVERLAP,
 };
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
@@ -246,7 +246,7 @@ impl SecurityHubPoller {
         report: &mut PollReport,
     ) -> Result<Option<DateTime<Utc>>, IngestError> {
         let doc = asff_to_json(f);
-        match finding::parse_asff_value(&doc, "$") {
+        match finding::parse_asff_value(&doc, "$").and_then(checked_id) {
             Ok(parsed) => {
                 accept(&self.app, &parsed, now, report)?;
                 Ok(parsed.updated_at)

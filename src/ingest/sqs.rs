@@ -7,8 +7,9 @@
 //! A message is acknowledged (deleted) in exactly two cases:
 //!
 //! * its findings are stored and the store is flushed to disk, or
-//! * its body does not parse: it is kept in the store's quarantine with the error and the raw
-//!   body (audited as `FindingRejected`), then deleted, so it neither loops nor vanishes.
+//! * its body does not parse, or a finding in it has an invalid id
+//!   ([`finding::check_finding_id`]): it is kept in the store's quarantine with the error and
+//!   the raw body (audited as `FindingRejected`), then deleted, so it neither loops nor vanishes.
 //!
 //! A message whose findings could not be stored (a store error) is not deleted: SQS delivers it
 //! again after its visibility timeout, and after the queue's `maxReceiveCount` it goes to the
@@ -23,7 +24,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{accept, quarantine, status_key, IngestError, PollReport, SQS_SOURCE};
+use super::{accept, checked_ids, quarantine, status_key, IngestError, PollReport, SQS_SOURCE};
 use crate::app::App;
 use crate::aws::error::classify;
 use crate::aws::{ErrorClass, StepError};
@@ -188,7 +189,7 @@ impl SqsIngest {
         report: &mut PollReport,
     ) -> Result<Outcome, IngestError> {
         let body = m.body().unwrap_or_default();
-        match finding::parse_eventbridge(body) {
+        match finding::parse_eventbridge(body).and_then(checked_ids) {
             Ok(findings) => {
                 let mut finding_ids = Vec::with_capacity(findings.len());
                 for f in &findings {

@@ -9,7 +9,6 @@ use chrono::Utc;
 use hanko::app::App;
 use hanko::aws::ClientFactory;
 use hanko::finding::Finding;
-use hanko::pipeline;
 use hanko::playbooks::Playbooks;
 use hanko::run::{self, Running};
 use hanko::store::Store;
@@ -66,7 +65,7 @@ approvals = {{ evidence = 1, contain = {contain_approvals}, disrupt = 2 }}
 regions = ["us-east-1", "us-east-2"]
 
 [ingest]
-# Findings are fed with pipeline::accept; the poll is as rare as the config allows.
+# Findings are fed with ingest::accept_finding; the poll is as rare as the config allows.
 guardduty = true
 poll_interval = "24h"
 min_severity = 4.0
@@ -208,19 +207,13 @@ impl Bot {
         }
     }
 
-    /// Feeds a finding as an ingest loop would; returns its request id.
+    /// Feeds a finding as an ingest loop would (through the ingest sources' own entry point,
+    /// which also counts it for `/metrics`); returns its request id.
     pub fn accept(&self, finding: &Finding) -> Option<Uuid> {
         let app = self.app();
-        pipeline::accept(
-            &app.store,
-            &app.playbooks,
-            &app.policy,
-            &app.notices,
-            finding,
-            Utc::now(),
-        )
-        .unwrap()
-        .proposed
+        hanko::ingest::accept_finding(app, finding, Utc::now())
+            .unwrap()
+            .proposed
     }
 
     pub async fn stop(mut self) {

@@ -276,7 +276,7 @@ impl Handled {
     /// invoker gets one sentence with that id.
     pub fn failed(command: &str, what: &str, error: &dyn std::fmt::Display) -> Handled {
         let error_id = Uuid::new_v4().simple().to_string()[..12].to_string();
-        tracing::error!(command, error_id, error = %error, "{what}");
+        tracing::error!(command, error_id, error = %crate::discord::redact::redact_tokens(&error.to_string()), "{what}");
         Handled {
             reply: Reply::ephemeral(format!(
                 "Sorry, /{command} failed on hanko's side while {what} (error id `{error_id}`; the log has the details)."

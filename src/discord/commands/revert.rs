@@ -4,7 +4,8 @@
 //!
 //! The engine builds it ([`crate::engine::Engine::revert_request`]: the steps that changed
 //! something, newest first); this handler refuses a second live revert of the same request
-//! (or one that already succeeded), stores it, and sends [`Notice::FindingNew`] with the new
+//! (or one that already succeeded: [`crate::engine::Engine::existing_revert`], the check the
+//! card's Revert button and `hanko revert` apply too), stores it, and sends [`Notice::FindingNew`] with the new
 //! request so the chat adapter posts its card (a new card, like any new request; the
 //! original's card is not changed).
 //!
@@ -15,7 +16,7 @@
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::approval::{Request, RequestKind, RequestState};
+use crate::approval::{RequestKind, RequestState};
 use crate::discord::cards::{plan_text, truncate};
 use crate::engine::EngineError;
 use crate::execution::StepOutcome;
@@ -83,11 +84,11 @@ fn handle(app: &App, inv: &Invocation) -> Handled {
         }
         Err(e) => return Handled::failed("revert", "building the revert", &e).request(of),
     };
-    let siblings = match app.store.requests_for_finding(&revert.finding_id) {
+    let existing = match app.engine.existing_revert(of) {
         Ok(r) => r,
         Err(e) => return Handled::failed("revert", "reading the finding's requests", &e),
     };
-    if let Some(existing) = blocking_revert(&siblings, of) {
+    if let Some(existing) = existing {
         let why = if existing.state == RequestState::Succeeded {
             "already reverted it"
         } else {
@@ -139,19 +140,8 @@ fn handle(app: &App, inv: &Invocation) -> Handled {
         .request(revert.id)
 }
 
-/// A revert of `of` that is live (pending, approved, executing) or already succeeded.
-pub fn blocking_revert(requests: &[Request], of: Uuid) -> Option<&Request> {
-    requests.iter().rev().find(|r| {
-        r.kind == RequestKind::Revert { of }
-            && matches!(
-                r.state,
-                RequestState::Pending
-                    | RequestState::Approved
-                    | RequestState::Executing
-                    | RequestState::Succeeded
-            )
-    })
-}
+/// The rule lives with the engine, so the CLI applies it too.
+pub use crate::engine::blocking_revert;
 
 /// Executed containment requests with at least one applied step, newest first, whose id
 /// (with or without hyphens) or finding type starts with what is typed.

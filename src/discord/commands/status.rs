@@ -12,7 +12,10 @@
 //! |---|---|---|
 //! | cursor (`Store::get_cursor`) | `<source>` | the source's own cursor (shown only as set or not) |
 //! | meta (`Store::get_meta`) | [`last_ok_key`]: `ingest.<source>.last_ok` | RFC 3339 time of the last successful poll or receive |
-//! | meta (`Store::get_meta`) | [`errors_key`]: `ingest.<source>.errors` | decimal count of failures since that success (`0` after one) |
+//! | meta (`Store::get_meta`) | [`errors_key`]: `ingest.<source>.errors_since_ok` | decimal count of failures since that success (`0` after one) |
+//!
+//! (`ingest.<source>.errors`, the count since the store was created, is not shown: one old
+//! failure would flag a healthy source forever.)
 //!
 //! The lag of a source is the time since its last success. It is flagged when it exceeds
 //! [`LAG_WARN_POLLS`] poll intervals (`ingest.poll_interval`), or when failures follow it.
@@ -36,9 +39,9 @@ pub fn last_ok_key(source: &str) -> String {
     format!("ingest.{source}.last_ok")
 }
 
-/// `ingest.<source>.errors`.
+/// `ingest.<source>.errors_since_ok`: failures since the last success.
 pub fn errors_key(source: &str) -> String {
-    format!("ingest.{source}.errors")
+    format!("ingest.{source}.errors_since_ok")
 }
 
 /// The ingest sources the settings switch on, in a stable order.
