@@ -42,7 +42,9 @@ impl App {
         clients: ClientFactory,
     ) -> Self {
         let clock = Clock::system();
-        let engine = Engine::new(store.clone(), clients.clone()).with_clock(clock.clone());
+        let engine = Engine::new(store.clone(), clients.clone())
+            .with_clock(clock.clone())
+            .with_limits(crate::planner::Limits::of(&settings.aws));
         App {
             policy: Arc::new(settings.policy.clone()),
             settings: Arc::new(settings),

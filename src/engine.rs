@@ -32,6 +32,7 @@ use crate::aws::{self, AwsClients, Captured, ClientFactory, RevertOutcome, StepC
 use crate::clock::Clock;
 use crate::execution::{StepOutcome, StepPhase, StepRecord};
 use crate::plan::{Plan, Step};
+use crate::planner::{self, Limits};
 use crate::store::{Store, StoreError};
 
 /// Why the engine could not run a request (as opposed to a step failing, which is recorded).
@@ -84,6 +85,9 @@ pub struct Engine {
     retry: RetryPolicy,
     /// Every timestamp the engine writes comes from here (tests shift it).
     clock: Clock,
+    /// The allow-lists (`aws.regions`, `aws.accounts`) checked again before the first mutating
+    /// call ([`crate::planner::engine_refusal`]); none unless the config gave them.
+    limits: Limits,
 }
 
 impl Engine {
@@ -93,7 +97,14 @@ impl Engine {
             clients,
             retry: RetryPolicy::default(),
             clock: Clock::system(),
+            limits: Limits::default(),
         }
+    }
+
+    /// The allow-lists the engine enforces before acting (the config's `aws` section).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The clock the engine reads (shared with the [`crate::app::App`] that built it).
@@ -215,7 +226,14 @@ impl Engine {
         Ok(build_report(&finished, &records))
     }
 
+    /// The clients for a plan's account and region, unless hanko may not act there (the
+    /// allow-lists, or an account it cannot prove it reaches): then every step fails with the
+    /// refusal, before any AWS call, audited as `StepFailed` (fail closed).
     async fn clients_for(&self, plan: &Plan) -> Result<AwsClients, StepError> {
+        if let Some(refusal) = planner::engine_refusal(&self.limits, &self.clients, plan).await {
+            tracing::warn!(account_id = %plan.account_id, region = %plan.region, %refusal, "refused to act outside hanko's reach");
+            return Err(planner::refused_step_error(&refusal, plan));
+        }
         self.clients.clients(&plan.account_id, &plan.region).await
     }
 

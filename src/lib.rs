@@ -64,6 +64,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
 pub mod plan;
+pub mod planner;
 pub mod playbooks;
 pub mod posture;
 pub mod remediate;
