@@ -101,7 +101,29 @@ pub fn unreachable_aws() -> ClientFactory {
             ),
         )
         .build();
-    ClientFactory::from_sdk_config(conf, None)
+    // Nothing answers STS here: the account of these credentials is given, as moto's default
+    // account (the account of the test findings), so plans for it keep their steps.
+    ClientFactory::from_sdk_config(conf, None).with_proven_own_account(OWN_ACCOUNT)
+}
+
+/// The account of hanko's own credentials in the tests: moto's default account
+/// (`sts:GetCallerIdentity` answers it), and the one [`unreachable_aws`] is proved to be in.
+pub const OWN_ACCOUNT: &str = "123456789012";
+
+/// The scope of the test bot's config (`aws.regions` us-east-1 and us-east-2), with hanko's
+/// own account proved to be [`OWN_ACCOUNT`]: for findings fed to a store before hanko starts.
+pub fn own_account_scope() -> hanko::planner::Scope {
+    use hanko::planner::{Limits, OwnAccount, Reach, Scope};
+    Scope {
+        limits: Limits {
+            regions: Some(vec!["us-east-1".into(), "us-east-2".into()]),
+            accounts: None,
+        },
+        reach: Reach {
+            own_account: OwnAccount::Proven(OWN_ACCOUNT.into()),
+            role_template: false,
+        },
+    }
 }
 
 pub struct Bot {
@@ -170,14 +192,7 @@ impl Bot {
     /// Feeds a finding as an ingest loop would; returns its request id.
     pub fn accept(&self, finding: &Finding) -> Option<Uuid> {
         let app = self.app();
-        pipeline::accept(
-            &app.store,
-            &app.playbooks,
-            &app.policy,
-            &app.notices,
-            finding,
-            Utc::now(),
-        )
+        pipeline::accept_in(app, finding, Utc::now())
         .unwrap()
         .proposed
     }
