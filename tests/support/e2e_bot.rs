@@ -144,10 +144,20 @@ impl Bot {
         clients: ClientFactory,
         prepare: impl FnOnce(&Store),
     ) -> Bot {
+        Bot::start_configured(contain_approvals, clients, prepare, |text| text).await
+    }
+
+    /// [`Bot::start_prepared`], with the config text of [`config_text`] edited by `configure`.
+    pub async fn start_configured(
+        contain_approvals: u32,
+        clients: ClientFactory,
+        prepare: impl FnOnce(&Store),
+        configure: impl FnOnce(String) -> String,
+    ) -> Bot {
         let fake = DiscordFake::start().await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hanko.toml");
-        let text = config_text(&fake, dir.path(), contain_approvals, 0);
+        let text = configure(config_text(&fake, dir.path(), contain_approvals, 0));
         let settings = hanko::config::parse(&text, &config).unwrap();
         let token = settings.discord.token_source.read().unwrap();
         let store = Store::open(&settings.store.path).unwrap();
