@@ -259,7 +259,11 @@ pub fn scope_known(app: &App) -> Scope {
 pub async fn scope_proven(app: &App) -> Scope {
     Scope {
         limits: Limits::of(&app.settings.aws),
-        reach: prove(&app.clients, app.settings.aws.regions.first().map(String::as_str)).await,
+        reach: prove(
+            &app.clients,
+            app.settings.aws.regions.first().map(String::as_str),
+        )
+        .await,
     }
 }
 
@@ -374,7 +378,10 @@ mod tests {
         assert_eq!(region.code(), "aws.regions");
         assert!(region.to_string().contains("eu-west-1"), "{region}");
         s.limits.accounts = Some([OWN.to_string()].into());
-        assert_eq!(check(&s, OTHER, "us-east-1").unwrap_err().code(), "aws.accounts");
+        assert_eq!(
+            check(&s, OTHER, "us-east-1").unwrap_err().code(),
+            "aws.accounts"
+        );
         assert_eq!(check(&s, OWN, "us-east-1"), Ok(()));
         assert_eq!(check(&s, "", "us-east-1"), Err(Refusal::NoAccount));
         // No limits (a CLI run without --config): only the reach decides.
@@ -397,6 +404,10 @@ mod tests {
         assert_eq!(other.plan_hash, other.compute_hash());
         let elsewhere = restrict(key_plan(OWN, "eu-west-1"), &s);
         assert!(elsewhere.is_notify_only());
-        assert!(elsewhere.notes[1].contains("aws.regions"), "{:?}", elsewhere.notes);
+        assert!(
+            elsewhere.notes[1].contains("aws.regions"),
+            "{:?}",
+            elsewhere.notes
+        );
     }
 }

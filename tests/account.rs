@@ -9,7 +9,6 @@
 //! AWS itself (the same-named user of hanko's own account keeps its key).
 
 #[path = "support/discord_fake.rs"]
-#[allow(dead_code)]
 mod discord_fake;
 #[path = "support/e2e_bot.rs"]
 #[allow(dead_code)]
@@ -17,7 +16,6 @@ mod e2e_bot;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 #[path = "support/moto.rs"]
-#[allow(dead_code)]
 mod moto;
 
 use std::path::{Path, PathBuf};
@@ -79,7 +77,13 @@ fn store_unrestricted_request(bot: &Bot, f: &Finding) -> Uuid {
     let plan = hanko::plan::plan(f, &Playbooks::defaults());
     assert!(!plan.steps.is_empty(), "{:?}", plan.notes);
     let now = app.clock.now();
-    let request = Request::new(RequestKind::Contain, plan, Actor::System, now, app.policy.ttl);
+    let request = Request::new(
+        RequestKind::Contain,
+        plan,
+        Actor::System,
+        now,
+        app.policy.ttl,
+    );
     app.store.create_request(&request, now).unwrap();
     app.notices.send(Notice::FindingNew {
         finding_id: f.id.clone(),
@@ -92,11 +96,17 @@ fn store_unrestricted_request(bot: &Bot, f: &Finding) -> Uuid {
 async fn approve_click_is_refused(bot: &Bot, request: Uuid, code: &str, says: &str) {
     let fake = &bot.fake;
     let card = wait_for_card(fake, request).await;
-    let approve = card.custom_id_of("Approve").expect("a stored request's card");
+    let approve = card
+        .custom_id_of("Approve")
+        .expect("a stored request's card");
     let click = fake.inject_button(&approve, card.id, &alice());
     let answer = wait_for_followup(fake, &click).await;
     assert!(answer.is_ephemeral());
-    assert!(answer.content.starts_with("Vote refused: "), "{}", answer.content);
+    assert!(
+        answer.content.starts_with("Vote refused: "),
+        "{}",
+        answer.content
+    );
     assert!(answer.content.contains(says), "{}", answer.content);
     let store = &bot.app().store;
     let refused = store
@@ -125,7 +135,13 @@ async fn engine_refuses_the_approved_request(bot: &Bot, request: Uuid, says: &st
                 roles: vec![],
             },
             decision: Decision::Approve,
-            plan_hash: app.store.get_request(request).unwrap().unwrap().plan.plan_hash,
+            plan_hash: app
+                .store
+                .get_request(request)
+                .unwrap()
+                .unwrap()
+                .plan
+                .plan_hash,
         };
         app.store
             .vote(&app.policy, request, &vote, app.clock.now())
@@ -159,7 +175,11 @@ async fn engine_refuses_the_approved_request(bot: &Bot, request: Uuid, says: &st
         })
         .unwrap();
     assert_eq!(failed.len(), records.len());
-    assert!(failed[0].detail.to_string().contains(says), "{:?}", failed[0].detail);
+    assert!(
+        failed[0].detail.to_string().contains(says),
+        "{:?}",
+        failed[0].detail
+    );
     // Nothing was captured: no call was made, read or write.
     let captured = app
         .store
@@ -189,7 +209,12 @@ async fn another_accounts_finding_without_a_role_is_notify_only_and_its_stored_p
     let iam = moto.iam().await;
     // erin of hanko's own account (moto's 123456789012), same name as the finding's user.
     iam.create_user().user_name("erin").send().await.unwrap();
-    let key = iam.create_access_key().user_name("erin").send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("erin")
+        .send()
+        .await
+        .unwrap();
     let key_id = key.access_key().unwrap().access_key_id().to_string();
 
     let clients = ClientFactory::from_sdk_config(moto.sdk_config().await, None);
@@ -197,7 +222,13 @@ async fn another_accounts_finding_without_a_role_is_notify_only_and_its_stored_p
     assert_eq!(clients.proven_own_account().as_deref(), Some(OWN_ACCOUNT));
 
     // Plan time: notify-only, the card says why and what to set, and has no Approve.
-    let f = key_finding("acct-other-erin", OTHER_ACCOUNT, "us-east-1", &key_id, "erin");
+    let f = key_finding(
+        "acct-other-erin",
+        OTHER_ACCOUNT,
+        "us-east-1",
+        &key_id,
+        "erin",
+    );
     assert_eq!(bot.accept(&f), None, "nothing is proposed");
     let card = finding_card(&bot, &f.id).await;
     // The card escapes Markdown (`role\_arn\_template`); read it as a person does.
@@ -206,7 +237,11 @@ async fn another_accounts_finding_without_a_role_is_notify_only_and_its_stored_p
         text.contains("hanko has no role in account 999999999999; set aws.role_arn_template"),
         "{text}"
     );
-    assert!(card.custom_id_of("Approve").is_none(), "{:?}", card.button_labels());
+    assert!(
+        card.custom_id_of("Approve").is_none(),
+        "{:?}",
+        card.button_labels()
+    );
     assert!(bot
         .app()
         .store
@@ -215,14 +250,25 @@ async fn another_accounts_finding_without_a_role_is_notify_only_and_its_stored_p
         .is_empty());
 
     // The client factory itself refuses the account (fail closed), before any AWS call.
-    let refused = clients.clients(OTHER_ACCOUNT, "us-east-1").await.unwrap_err();
+    let refused = clients
+        .clients(OTHER_ACCOUNT, "us-east-1")
+        .await
+        .unwrap_err();
     assert_eq!(refused.class, ErrorClass::Forbidden);
-    assert!(refused.message.contains("no role in account 999999999999"), "{refused}");
+    assert!(
+        refused.message.contains("no role in account 999999999999"),
+        "{refused}"
+    );
 
     // A plan stored before the rule (as an older hanko would have): the vote is refused...
     let request = store_unrestricted_request(&bot, &f);
-    approve_click_is_refused(&bot, request, "no_role_in_account", "no role in account 999999999999")
-        .await;
+    approve_click_is_refused(
+        &bot,
+        request,
+        "no_role_in_account",
+        "no role in account 999999999999",
+    )
+    .await;
     // ...and, approved anyway in the store, the engine refuses it.
     engine_refuses_the_approved_request(&bot, request, "no role in account 999999999999").await;
 
@@ -244,12 +290,24 @@ async fn outside_aws_regions_or_aws_accounts_is_notify_only_the_vote_and_the_eng
 
     let cases = [
         (
-            key_finding("acct-region", OWN_ACCOUNT, "eu-west-1", "AKIAREGIONOUTSIDE001", "erin"),
+            key_finding(
+                "acct-region",
+                OWN_ACCOUNT,
+                "eu-west-1",
+                "AKIAREGIONOUTSIDE001",
+                "erin",
+            ),
             "aws.regions",
             "region eu-west-1 is not in aws.regions",
         ),
         (
-            key_finding("acct-account", "111111111111", "us-east-1", "AKIAACCOUNTOUTSIDE01", "erin"),
+            key_finding(
+                "acct-account",
+                "111111111111",
+                "us-east-1",
+                "AKIAACCOUNTOUTSIDE01",
+                "erin",
+            ),
             "aws.accounts",
             "account 111111111111 is not in aws.accounts",
         ),
@@ -258,7 +316,11 @@ async fn outside_aws_regions_or_aws_accounts_is_notify_only_the_vote_and_the_eng
         assert_eq!(bot.accept(f), None, "{code}: nothing is proposed");
         let card = finding_card(&bot, &f.id).await;
         assert!(card.embed_text().contains(says), "{}", card.embed_text());
-        assert!(card.custom_id_of("Approve").is_none(), "{:?}", card.button_labels());
+        assert!(
+            card.custom_id_of("Approve").is_none(),
+            "{:?}",
+            card.button_labels()
+        );
 
         let request = store_unrestricted_request(&bot, f);
         approve_click_is_refused(&bot, request, code, says).await;
@@ -266,7 +328,13 @@ async fn outside_aws_regions_or_aws_accounts_is_notify_only_the_vote_and_the_eng
     }
 
     // Inside both lists, through the template: planned with steps (the control case).
-    let inside = key_finding("acct-inside", OWN_ACCOUNT, "us-east-2", "AKIAINSIDEALLOWED001", "erin");
+    let inside = key_finding(
+        "acct-inside",
+        OWN_ACCOUNT,
+        "us-east-2",
+        "AKIAINSIDEALLOWED001",
+        "erin",
+    );
     assert!(bot.accept(&inside).is_some());
     bot.stop().await;
 }
@@ -335,8 +403,14 @@ fn finding_file(dir: &Path, f: &Finding, name: &str) -> PathBuf {
     let key = f.resource.access_key.as_ref().unwrap();
     let mut doc: Value = serde_json::from_str(
         &fixtures::read(FIXTURE)
-            .replace("GeneratedFindingAccessKeyId", key.access_key_id.as_deref().unwrap())
-            .replace("GeneratedFindingUserName", key.user_name.as_deref().unwrap()),
+            .replace(
+                "GeneratedFindingAccessKeyId",
+                key.access_key_id.as_deref().unwrap(),
+            )
+            .replace(
+                "GeneratedFindingUserName",
+                key.user_name.as_deref().unwrap(),
+            ),
     )
     .unwrap();
     doc["id"] = json!(f.id);
@@ -353,7 +427,12 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     let moto = moto::Moto::start();
     let iam = moto.iam().await;
     iam.create_user().user_name("erin").send().await.unwrap();
-    let key = iam.create_access_key().user_name("erin").send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("erin")
+        .send()
+        .await
+        .unwrap();
     let key_id = key.access_key().unwrap().access_key_id().to_string();
     let dir = tempfile::tempdir().unwrap();
     let config = cli_config(dir.path(), "\"us-east-1\"");
@@ -367,12 +446,27 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     );
     let (code, report, out) = hanko(
         &moto,
-        &["drill", outside.to_str().unwrap(), "--config", config, "--approve-as", "a", "--approve-as", "b", "--json"],
+        &[
+            "drill",
+            outside.to_str().unwrap(),
+            "--config",
+            config,
+            "--approve-as",
+            "a",
+            "--approve-as",
+            "b",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(report["state"], "NotifyOnly", "{out}");
     assert_eq!(report["refused"], "aws.regions", "{out}");
-    assert!(report["notes"].to_string().contains("region us-east-2 is not in aws.regions"), "{out}");
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("region us-east-2 is not in aws.regions"),
+        "{out}"
+    );
     assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
 
     // Another account, no config: the reach rule alone refuses it (no role template).
@@ -384,7 +478,15 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     let db = dir.path().join("plain-db");
     let (code, report, out) = hanko(
         &moto,
-        &["drill", other.to_str().unwrap(), "--db", db.to_str().unwrap(), "--approve-as", "a", "--json"],
+        &[
+            "drill",
+            other.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--approve-as",
+            "a",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(report["refused"], "no_role_in_account", "{out}");
@@ -398,18 +500,42 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     );
     let (code, report, out) = hanko(
         &moto,
-        &["drill", inside.to_str().unwrap(), "--config", config, "--approve-as", "a", "--json"],
+        &[
+            "drill",
+            inside.to_str().unwrap(),
+            "--config",
+            config,
+            "--approve-as",
+            "a",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(1), "{out}");
-    assert_eq!(report["state"], "Pending", "one approver is not enough under the config: {out}");
+    assert_eq!(
+        report["state"], "Pending",
+        "one approver is not enough under the config: {out}"
+    );
     assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
     let (code, report, out) = hanko(
         &moto,
-        &["drill", inside.to_str().unwrap(), "--config", config, "--approve-as", "a", "--approve-as", "b", "--json"],
+        &[
+            "drill",
+            inside.to_str().unwrap(),
+            "--config",
+            config,
+            "--approve-as",
+            "a",
+            "--approve-as",
+            "b",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(report["state"], "Succeeded", "{out}");
-    assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Inactive);
+    assert_eq!(
+        key_status(&iam, "erin", &key_id).await,
+        StatusType::Inactive
+    );
     let executed = report["request_id"].as_str().unwrap().to_string();
     // The store is the config's store.path.
     assert!(dir.path().join("store").is_dir());
@@ -421,22 +547,51 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
         std::fs::read_to_string(config)
             .unwrap()
             .replace("regions = [\"us-east-1\"]", "regions = [\"eu-west-1\"]")
-            .replace("token_file = \"token\"", &format!("token_file = \"{}\"", dir.path().join("token").display()))
-            .replace("path = \"store\"", &format!("path = \"{}\"", dir.path().join("store").display())),
+            .replace(
+                "token_file = \"token\"",
+                &format!("token_file = \"{}\"", dir.path().join("token").display()),
+            )
+            .replace(
+                "path = \"store\"",
+                &format!("path = \"{}\"", dir.path().join("store").display()),
+            ),
     )
     .unwrap();
     let narrowed_config = narrowed.path().join("hanko.toml");
     let (code, report, out) = hanko(
         &moto,
-        &["revert", &executed, "--config", narrowed_config.to_str().unwrap(), "--approve-as", "c", "--approve-as", "d", "--json"],
+        &[
+            "revert",
+            &executed,
+            "--config",
+            narrowed_config.to_str().unwrap(),
+            "--approve-as",
+            "c",
+            "--approve-as",
+            "d",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(report["refused"], "aws.regions", "{out}");
-    assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Inactive);
+    assert_eq!(
+        key_status(&iam, "erin", &key_id).await,
+        StatusType::Inactive
+    );
     // ...and the config that allows it runs it under its policy (two approvers).
     let (code, report, out) = hanko(
         &moto,
-        &["revert", &executed, "--config", config, "--approve-as", "c", "--approve-as", "d", "--json"],
+        &[
+            "revert",
+            &executed,
+            "--config",
+            config,
+            "--approve-as",
+            "c",
+            "--approve-as",
+            "d",
+            "--json",
+        ],
     );
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(report["state"], "Succeeded", "{out}");

@@ -203,8 +203,8 @@ impl Bot {
     pub fn accept(&self, finding: &Finding) -> Option<Uuid> {
         let app = self.app();
         pipeline::accept_in(app, finding, Utc::now())
-        .unwrap()
-        .proposed
+            .unwrap()
+            .proposed
     }
 
     pub async fn stop(mut self) {

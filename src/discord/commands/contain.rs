@@ -231,7 +231,10 @@ async fn handle(app: &App, inv: &Invocation) -> Handled {
     // (its own, or through the role template) is refused with what to set.
     let scope = planner::scope_proven(app).await;
     if let Err(refusal) = planner::check(&scope, &account, &region) {
-        return Handled::refused(refusal.code(), format!("hanko will not act there: {refusal}."));
+        return Handled::refused(
+            refusal.code(),
+            format!("hanko will not act there: {refusal}."),
+        );
     }
 
     let now = app.clock.now();

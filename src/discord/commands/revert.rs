@@ -88,12 +88,9 @@ fn handle(app: &App, inv: &Invocation, scope: &planner::Scope) -> Handled {
     };
     // A revert acts where the original did: the one planner's rule applies to it too.
     if let Err(refusal) = planner::check(scope, &revert.plan.account_id, &revert.plan.region) {
-        return Handled::refused(
-            refusal.code(),
-            format!("Nothing was proposed: {refusal}."),
-        )
-        .finding(revert.finding_id.clone())
-        .request(of);
+        return Handled::refused(refusal.code(), format!("Nothing was proposed: {refusal}."))
+            .finding(revert.finding_id.clone())
+            .request(of);
     }
     let siblings = match app.store.requests_for_finding(&revert.finding_id) {
         Ok(r) => r,
