@@ -11,7 +11,8 @@
 //!    The store deduplicates by finding id.
 //! 2. **Plan**: [`plan`] turns a finding into an ordered list of steps with the exact AWS
 //!    calls, following the routing table of `docs/containment.md` and `config/playbooks.toml`.
-//!    The plan has a content hash.
+//!    The plan has a content hash. [`planner`] makes it notify-only where hanko may not act
+//!    (an account it has not proved it reaches, or outside `aws.accounts` / `aws.regions`).
 //! 3. **Request**: a plan becomes a [`approval::Request`], posted to Discord as a card.
 //! 4. **Votes**: responders vote; [`approval::decide`] applies the policy (roles, distinct
 //!    approvers per risk class, no self-approval, time to live, stale plan hash). The store
@@ -26,6 +27,7 @@
 //! |---|---|---|
 //! | [`finding`] | normalized findings, parsers for API JSON, EventBridge, ASFF | serde_json |
 //! | [`plan`] | steps, risk classes, plan hash | finding |
+//! | [`planner`] | the one planner: where hanko may act (own account proved by STS, the role template, `aws.accounts`, `aws.regions`), checked at plan time, vote time and in the engine; every card and proposer plans through it | finding, plan, playbooks, config, aws (client factory), app |
 //! | [`posture`] | Security Hub control findings, groups per control and account, scores | finding |
 //! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
 //! | [`approval`] | request states, policy, `decide` | plan, audit |
