@@ -16,7 +16,10 @@
 //! the request carries `override_evidence`.
 //!
 //! Security: the engine only executes requests the store holds as `Approved` (or `Executing`,
-//! on resume); it never decides approval itself.
+//! on resume); it never decides approval itself. Before the first AWS call of a run it checks
+//! again where it may act ([`crate::planner::engine_refusal`]: its allow-lists and an account it
+//! can prove it reaches), in case a stored plan predates a change of the config; a refused plan
+//! fails every step with the reason, audited as `StepFailed`, and no call is made.
 //!
 //! Test failpoints: `HANKO_FAILPOINT=after-capture:<action>` or `after-apply:<action>` aborts
 //! the process at that point (used by the crash test); unset in production.

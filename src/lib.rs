@@ -40,7 +40,7 @@
 //! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
 //! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → containment plans, run by the same engine | plan, posture, aws |
-//! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
+//! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan, planner |
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
 //! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions (posture buttons in `discord::posture_actions`), the outbox and the daily score digest | core modules, remediate, serenity |
 //! | [`metrics`] | counters and the histogram behind `/metrics` | core types |

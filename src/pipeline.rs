@@ -1,7 +1,8 @@
 //! The pipeline from a parsed finding to a stored request, shared by every ingest source
 //! (GuardDuty polling, SQS, Security Hub) and by `/contain`.
 //!
-//! [`accept`] stores (deduplicates) the finding and keeps its request in step with it:
+//! [`accept`] stores (deduplicates) the finding and keeps its request in step with it, with the
+//! plan of the one planner ([`crate::planner::plan`]: notify-only where hanko may not act):
 //!
 //! * a new finding with a plan that has steps gets one Pending request, proposed by `system`;
 //! * a finding seen again (higher count, newer `updatedAt`) never creates a second request; if

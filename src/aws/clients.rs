@@ -5,6 +5,11 @@
 //! credentials cached per account until five minutes before they expire, and the endpoint
 //! override. It may use aws-config and the service SDKs; it never imports sled or serenity.
 //!
+//! It fails closed: hanko's own credentials serve only hanko's own account, proved with
+//! `sts:GetCallerIdentity` (cached once it answers; a failure is not cached, so the next call
+//! asks again); any other account needs the role template, and without it
+//! [`ClientFactory::clients`] refuses the account instead of acting in the wrong one.
+//!
 //! Endpoints: an explicit override (from the config) applies to every client. Without one,
 //! aws-config itself honours `AWS_ENDPOINT_URL` and the service-specific
 //! `AWS_ENDPOINT_URL_<SERVICE>` variables; hanko does not force anything. S3 uses path-style
