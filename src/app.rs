@@ -46,7 +46,8 @@ impl App {
         // The engine's pre-flight holds approvals to the same policy the votes met.
         let engine = Engine::new(store.clone(), clients.clone())
             .with_clock(clock.clone())
-            .with_policy(Arc::clone(&policy));
+            .with_policy(Arc::clone(&policy))
+            .with_limits(crate::planner::Limits::of(&settings.aws));
         App {
             policy,
             settings: Arc::new(settings),

@@ -26,6 +26,11 @@
 //! `Captured` before the restoring call, and a resumed one that finds the captured state
 //! already back records it as restored ([`RevertOutcome::Restored`]), not as drift.
 //!
+//! Before the first AWS call of a run it checks
+//! again where it may act ([`crate::planner::engine_refusal`]: its allow-lists and an account it
+//! can prove it reaches), in case a stored plan predates a change of the config; a refused plan
+//! fails every step with the reason, audited as `StepFailed`, and no call is made.
+//!
 //! Test failpoints: `HANKO_FAILPOINT=after-capture:<action>` or `after-apply:<action>` aborts
 //! the process at that point (used by the crash test), as do `revert-after-capture:<action>`
 //! and `revert-after-call:<action>` for a revert step; unset in production.
@@ -43,6 +48,7 @@ use crate::aws::{self, AwsClients, Captured, ClientFactory, RevertOutcome, StepC
 use crate::clock::Clock;
 use crate::execution::{StepOutcome, StepPhase, StepRecord};
 use crate::plan::{Plan, Step};
+use crate::planner::{self, Limits};
 use crate::preflight::{preflight, PreflightInput, PreflightRefusal};
 use crate::store::{ExecutionStart, StartRefusal, Store, StoreError};
 
@@ -103,6 +109,9 @@ pub struct Engine {
     /// The policy the pre-flight checks hold an approval to (the app's; the default policy
     /// until [`Engine::with_policy`]).
     policy: Arc<Policy>,
+    /// The allow-lists (`aws.regions`, `aws.accounts`) checked again before the first mutating
+    /// call ([`crate::planner::engine_refusal`]); none unless the config gave them.
+    limits: Limits,
 }
 
 impl Engine {
@@ -113,12 +122,19 @@ impl Engine {
             retry: RetryPolicy::default(),
             clock: Clock::system(),
             policy: Arc::new(Policy::default()),
+            limits: Limits::default(),
         }
     }
 
     /// The policy the pre-flight checks use (the one the app votes with).
     pub fn with_policy(mut self, policy: Arc<Policy>) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// The allow-lists the engine enforces before acting (the config's `aws` section).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -271,7 +287,14 @@ impl Engine {
         }
     }
 
+    /// The clients for a plan's account and region, unless hanko may not act there (the
+    /// allow-lists, or an account it cannot prove it reaches): then every step fails with the
+    /// refusal, before any AWS call, audited as `StepFailed` (fail closed).
     async fn clients_for(&self, plan: &Plan) -> Result<AwsClients, StepError> {
+        if let Some(refusal) = planner::engine_refusal(&self.limits, &self.clients, plan).await {
+            tracing::warn!(account_id = %plan.account_id, region = %plan.region, %refusal, "refused to act outside hanko's reach");
+            return Err(planner::refused_step_error(&refusal, plan));
+        }
         self.clients.clients(&plan.account_id, &plan.region).await
     }
 

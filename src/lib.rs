@@ -11,7 +11,8 @@
 //!    The store deduplicates by finding id.
 //! 2. **Plan**: [`plan`] turns a finding into an ordered list of steps with the exact AWS
 //!    calls, following the routing table of `docs/containment.md` and `config/playbooks.toml`.
-//!    The plan has a content hash.
+//!    The plan has a content hash. [`planner`] makes it notify-only where hanko may not act
+//!    (an account it has not proved it reaches, or outside `aws.accounts` / `aws.regions`).
 //! 3. **Request**: a plan becomes a [`approval::Request`], posted to Discord as a card.
 //! 4. **Votes**: responders vote; [`approval::decide`] applies the policy (roles, distinct
 //!    approvers per risk class, no self-approval, time to live, stale plan hash). The store
@@ -26,6 +27,7 @@
 //! |---|---|---|
 //! | [`finding`] | normalized findings, parsers for API JSON, EventBridge, ASFF | serde_json |
 //! | [`plan`] | steps, risk classes, plan hash | finding |
+//! | [`planner`] | the one planner: where hanko may act (own account proved by STS, the role template, `aws.accounts`, `aws.regions`), checked at plan time, vote time and in the engine; every card and proposer plans through it | finding, plan, playbooks, config, aws (client factory), app |
 //! | [`posture`] | Security Hub control findings, groups per control and account, scores | finding |
 //! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
 //! | [`approval`] | request states, policy, `decide`, the liveness rule (`Request::is_live`) | plan, audit |
@@ -41,7 +43,7 @@
 //! | [`posture_sync`] | after a suppression or its lift runs: the stored control findings from the step's result and a re-read by id, the card announced | app, posture, aws |
 //! | [`expiry`] | the sweep that turns Pending requests past `expires_at` into Expired | store, pipeline |
 //! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → containment plans, run by the same engine | plan, posture, aws |
-//! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
+//! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan, planner |
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
 //! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions (posture buttons in `discord::posture_actions`), the outbox and the daily score digest | core modules, remediate, serenity |
 //! | [`metrics`] | counters and the histogram behind `/metrics` | core types |
@@ -68,6 +70,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
 pub mod plan;
+pub mod planner;
 pub mod playbooks;
 pub mod posture;
 pub mod posture_sync;

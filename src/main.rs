@@ -73,8 +73,14 @@ enum Command {
 #[derive(Args)]
 struct DrillArgs {
     finding_file: PathBuf,
+    /// The store; default with --config: the config's `store.path`.
     #[arg(long)]
-    db: PathBuf,
+    db: Option<PathBuf>,
+    /// hanko's config: its policy, playbooks, `aws.regions` and `aws.accounts` allow-lists,
+    /// endpoint and role template apply, as in `hanko run`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Playbook overrides (default: the config's, else the built-in routing).
     #[arg(long)]
     playbooks: Option<PathBuf>,
     /// Approve as this operator (audited as a CLI operator); repeat for plans that need
@@ -99,8 +105,13 @@ struct DrillArgs {
 #[derive(Args)]
 struct RevertArgs {
     request_id: uuid::Uuid,
+    /// The store; default with --config: the config's `store.path`.
     #[arg(long)]
-    db: PathBuf,
+    db: Option<PathBuf>,
+    /// hanko's config: its policy, `aws.regions` and `aws.accounts` allow-lists, endpoint and
+    /// role template apply, as in `hanko run`.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Approve as this operator; repeat with distinct names when the policy needs several
     /// approvers. Default: $USER.
     #[arg(long = "approve-as")]
@@ -555,14 +566,83 @@ fn approve_as(
     }
 }
 
+/// What `drill` and `revert` run under: the config's (with `--config`) or the defaults.
+struct CliSetup {
+    db: PathBuf,
+    policy: hanko::approval::Policy,
+    /// The config's playbooks path (a `--playbooks` flag wins).
+    playbooks_path: Option<PathBuf>,
+    limits: hanko::planner::Limits,
+    factory: hanko::aws::ClientFactory,
+}
+
+/// Loads `--config` (bad config: its lines on stderr, exit 1) and builds the client factory;
+/// without it: the default policy, no allow-lists, the environment's AWS. `--db` is required
+/// unless the config names the store. A `--role-arn-template` flag wins over the config's.
+async fn cli_setup(
+    config: Option<&Path>,
+    db: Option<PathBuf>,
+    role_arn_template: Option<String>,
+) -> anyhow::Result<Result<CliSetup, ExitCode>> {
+    let settings = match config {
+        None => None,
+        Some(file) => match hanko::config::load(file) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                for line in e.lines() {
+                    eprintln!("{line}");
+                }
+                return Ok(Err(ExitCode::from(1)));
+            }
+        },
+    };
+    let Some(db) = db.or_else(|| settings.as_ref().map(|s| s.store.path.clone())) else {
+        eprintln!("error: give the store with --db DIR (or a config with --config FILE)");
+        return Ok(Err(ExitCode::from(2)));
+    };
+    let Some(settings) = settings else {
+        let factory = hanko::aws::ClientFactory::from_env(None, role_arn_template).await;
+        return Ok(Ok(CliSetup {
+            db,
+            policy: hanko::approval::Policy::default(),
+            playbooks_path: None,
+            limits: hanko::planner::Limits::default(),
+            factory,
+        }));
+    };
+    let factory = hanko::aws::ClientFactory::from_env(
+        settings.aws.endpoint_url.clone(),
+        role_arn_template.or_else(|| settings.aws.role_arn_template.clone()),
+    )
+    .await;
+    Ok(Ok(CliSetup {
+        db,
+        limits: hanko::planner::Limits::of(&settings.aws),
+        policy: settings.policy,
+        playbooks_path: settings.playbooks_path,
+        factory,
+    }))
+}
+
 async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
-    use hanko::approval::{Policy, Request, RequestKind};
+    use hanko::approval::{Request, RequestKind};
     init_tracing();
     if let Err(why) = distinct_approvers(&args.approve_as) {
         eprintln!("{why}");
         return Ok(ExitCode::from(2));
     }
-    let playbooks = match load_playbooks(args.playbooks.as_deref())? {
+    let setup = match cli_setup(
+        args.config.as_deref(),
+        args.db.clone(),
+        args.role_arn_template.clone(),
+    )
+    .await?
+    {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let playbooks_path = args.playbooks.clone().or(setup.playbooks_path.clone());
+    let playbooks = match load_playbooks(playbooks_path.as_deref())? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
@@ -574,22 +654,31 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let factory = hanko::aws::ClientFactory::from_env(None, args.role_arn_template.clone()).await;
-    let policy = Policy::default();
+    let (factory, policy) = (&setup.factory, &setup.policy);
     let mut reports = Vec::new();
     let mut ok = true;
     // A dry run writes nothing to the store but its audit event (who ran it, on what).
-    let opened = open_store(&args.db)?;
+    let opened = open_store(&setup.db)?;
     let store = if args.dry_run {
         None
     } else {
         Some(opened.clone())
     };
     for f in &findings {
-        let plan = plan::plan(f, &playbooks);
+        // The one planner: the config's allow-lists and the reach hanko can prove.
+        let region = Some(f.region.as_str()).filter(|r| !r.is_empty());
+        let scope = hanko::planner::Scope {
+            limits: setup.limits.clone(),
+            reach: hanko::planner::prove(factory, region).await,
+        };
+        let plan = hanko::planner::plan(f, &playbooks, &scope);
         if plan.is_notify_only() {
+            let refusal = hanko::planner::check(&scope, &f.account_id, &f.region).err();
+            // Refused where hanko may not act: nothing ran, which is not a success.
+            ok &= refusal.is_none() || plan::plan(f, &playbooks).is_notify_only();
             reports.push(serde_json::json!({
                 "finding_id": f.id, "state": "NotifyOnly", "notes": plan.notes, "steps": [],
+                "refused": refusal.map(|r| r.code()),
             }));
             continue;
         }
@@ -605,7 +694,7 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             opened.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let steps = hanko::engine::dry_run(&factory, &plan).await;
+            let steps = hanko::engine::dry_run(factory, &plan).await;
             ok &= steps
                 .iter()
                 .all(|s| s.outcome != hanko::execution::StepOutcome::Failed);
@@ -629,16 +718,18 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         store
             .create_request(&request, now)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Err(why) = approve_as(store, &policy, &request, &args.approve_as)? {
+        if let Err(why) = approve_as(store, policy, &request, &args.approve_as)? {
             ok = false;
             reports.push(serde_json::json!({
                 "request_id": request.id, "finding_id": f.id, "state": "Pending", "error": why,
             }));
             continue;
         }
-        // The engine's checks before running hold the approval to the policy it was given.
+        // The engine's checks before running hold the approval to the policy it was given, and
+        // it acts only within the config's allow-lists.
         let engine = hanko::engine::Engine::new(store.clone(), factory.clone())
-            .with_policy(std::sync::Arc::new(policy.clone()));
+            .with_policy(std::sync::Arc::new(policy.clone()))
+            .with_limits(setup.limits.clone());
         let report = engine.execute(request.id).await?;
         ok &= report.state == hanko::approval::RequestState::Succeeded;
         reports.push(serde_json::to_value(&report)?);
@@ -652,17 +743,26 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
-    use hanko::approval::Policy;
     init_tracing();
     if let Err(why) = distinct_approvers(&args.approve_as) {
         eprintln!("{why}");
         return Ok(ExitCode::from(2));
     }
-    let store = open_store(&args.db)?;
-    let factory = hanko::aws::ClientFactory::from_env(None, args.role_arn_template.clone()).await;
-    let policy = Policy::default();
-    let engine = hanko::engine::Engine::new(store.clone(), factory)
-        .with_policy(std::sync::Arc::new(policy.clone()));
+    let setup = match cli_setup(
+        args.config.as_deref(),
+        args.db.clone(),
+        args.role_arn_template.clone(),
+    )
+    .await?
+    {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&setup.db)?;
+    let policy = setup.policy;
+    let engine = hanko::engine::Engine::new(store.clone(), setup.factory.clone())
+        .with_policy(std::sync::Arc::new(policy.clone()))
+        .with_limits(setup.limits.clone());
     // The rule chat applies (the card's Revert button, /revert): one live revert at a time,
     // none after one succeeded.
     if let Some(existing) = engine.existing_revert(args.request_id)? {
@@ -695,6 +795,24 @@ async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         now,
         policy.ttl,
     )?;
+    // A revert acts where the original did: the one planner's rule applies to it too.
+    let region = Some(request.plan.region.as_str()).filter(|r| !r.is_empty());
+    let scope = hanko::planner::Scope {
+        limits: setup.limits.clone(),
+        reach: hanko::planner::prove(&setup.factory, region).await,
+    };
+    if let Err(refusal) =
+        hanko::planner::check(&scope, &request.plan.account_id, &request.plan.region)
+    {
+        print_reports(
+            &[serde_json::json!({
+                "request_id": args.request_id, "state": "Refused", "refused": refusal.code(),
+                "error": format!("nothing was proposed: {refusal}"),
+            })],
+            args.json,
+        )?;
+        return Ok(ExitCode::from(1));
+    }
     store
         .create_request(&request, now)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,7 +1,8 @@
 //! The pipeline from a parsed finding to a stored request, shared by every ingest source
 //! (GuardDuty polling, SQS, Security Hub) and by `/contain`.
 //!
-//! [`accept`] stores (deduplicates) the finding and keeps its request in step with it:
+//! [`accept`] stores (deduplicates) the finding and keeps its request in step with it, with the
+//! plan of the one planner ([`crate::planner::plan`]: notify-only where hanko may not act):
 //!
 //! * a new finding with a plan that has steps gets one Pending request, proposed by `system`;
 //! * a finding seen again (higher count, newer `updatedAt`) never creates a second request; if
@@ -28,7 +29,8 @@ use crate::app::App;
 use crate::approval::{Closure, Policy, Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::finding::Finding;
-use crate::plan::{self, Plan};
+use crate::plan::Plan;
+use crate::planner::{self, Scope};
 use crate::playbooks::Playbooks;
 use crate::posture::{Group, GroupKey};
 use crate::store::{Store, StoreError, Upsert};
@@ -97,50 +99,37 @@ pub struct Accepted {
 }
 
 /// Stores `finding` and keeps its request in step with it, under the running app's settings:
-/// findings from accounts outside `aws.accounts` are stored and shown, never contained.
+/// findings hanko may not act on (outside `aws.accounts` or `aws.regions`, or in an account it
+/// has no role in) are stored and shown, never contained ([`crate::planner`]).
 pub fn accept_in(app: &App, finding: &Finding, now: DateTime<Utc>) -> Result<Accepted, StoreError> {
-    accept_with(
+    accept(
         &app.store,
         &app.playbooks,
         &app.policy,
         &app.notices,
+        &planner::scope_known(app),
         finding,
         now,
-        app.settings.aws.may_act_in(&finding.account_id),
     )
 }
 
-/// Stores `finding` and keeps its request in step with it. See the module docs.
+/// Stores `finding` and keeps its request in step with it, planned by [`planner::plan`] under
+/// `scope`. See the module docs.
 pub fn accept(
     store: &Store,
     playbooks: &Playbooks,
     policy: &Policy,
     notices: &Notices,
+    scope: &Scope,
     finding: &Finding,
     now: DateTime<Utc>,
 ) -> Result<Accepted, StoreError> {
-    accept_with(store, playbooks, policy, notices, finding, now, true)
+    accept_with(store, playbooks, policy, notices, finding, now, scope)
 }
 
-/// The plan hanko would propose: notify-only when the account is outside the allow-list.
-fn plan_for(finding: &Finding, playbooks: &Playbooks, may_act: bool) -> Plan {
-    let plan = plan::plan(finding, playbooks);
-    if may_act || plan.is_notify_only() {
-        return plan;
-    }
-    let mut notes = plan.notes;
-    notes.push(format!(
-        "notify only: account {} is not in aws.accounts, so hanko does not act there",
-        finding.account_id
-    ));
-    Plan::new(
-        plan.finding_id,
-        plan.account_id,
-        plan.region,
-        plan.sample,
-        Vec::new(),
-        notes,
-    )
+/// The plan hanko would propose: the one planner's.
+fn plan_for(finding: &Finding, playbooks: &Playbooks, scope: &Scope) -> Plan {
+    planner::plan(finding, playbooks, scope)
 }
 
 fn accept_with(
@@ -150,7 +139,7 @@ fn accept_with(
     notices: &Notices,
     finding: &Finding,
     now: DateTime<Utc>,
-    may_act: bool,
+    scope: &Scope,
 ) -> Result<Accepted, StoreError> {
     let upsert = store.upsert_finding(finding, &Actor::System, now)?;
     let mut accepted = Accepted {
@@ -162,7 +151,7 @@ fn accept_with(
     match upsert {
         Upsert::Unchanged => return Ok(accepted),
         Upsert::New => {
-            let plan = plan_for(finding, playbooks, may_act);
+            let plan = plan_for(finding, playbooks, scope);
             if !plan.is_notify_only() {
                 accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
             }
@@ -172,7 +161,7 @@ fn accept_with(
             });
         }
         Upsert::Updated { .. } => {
-            let plan = plan_for(finding, playbooks, may_act);
+            let plan = plan_for(finding, playbooks, scope);
             let requests = store.requests_for_finding(&finding.id)?;
             for r in requests.iter().filter(|r| r.kind == RequestKind::Contain) {
                 let closed = match r.state {
@@ -398,6 +387,20 @@ mod tests {
         }
     }
 
+    /// hanko's own account is the findings' account, in their region.
+    fn own_account_scope() -> Scope {
+        Scope {
+            limits: planner::Limits {
+                regions: Some(vec!["us-east-1".into()]),
+                accounts: None,
+            },
+            reach: planner::Reach {
+                own_account: planner::OwnAccount::Proven("123456789012".into()),
+                role_template: false,
+            },
+        }
+    }
+
     struct World {
         store: Store,
         books: Playbooks,
@@ -420,6 +423,7 @@ mod tests {
                 &self.books,
                 &self.policy,
                 &self.notices,
+                &own_account_scope(),
                 f,
                 now,
             )

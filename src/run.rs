@@ -331,6 +331,10 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         .collect();
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = Tasks::default();
+    // Prove hanko's own account (sts:GetCallerIdentity) before anything is planned. A failure
+    // is logged, not fatal: plans stay notify-only outside a role template until a later
+    // lookup (the next finding update, a vote, /contain) succeeds (see crate::planner).
+    crate::planner::scope_proven(&app).await;
 
     let listen = app.settings.http.listen;
     let listener = tokio::net::TcpListener::bind(listen)

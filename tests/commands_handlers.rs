@@ -67,12 +67,22 @@ async fn app_with(config_text: &str, moto: Option<&Moto>) -> App {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build(),
     };
-    App::new(
+    let clients = ClientFactory::from_sdk_config(sdk, None);
+    let clients = match moto {
+        // moto answers sts:GetCallerIdentity with its default account, ACCOUNT.
+        Some(_) => clients,
+        // No AWS here: the credentials' account is given, as ingest would have proved it.
+        None => clients.with_proven_own_account(ACCOUNT),
+    };
+    let app = App::new(
         settings,
         Playbooks::defaults(),
         Store::open_temporary().unwrap(),
-        ClientFactory::from_sdk_config(sdk, None),
-    )
+        clients,
+    );
+    // What `hanko run` does at start-up: prove the own account before anything is planned.
+    hanko::planner::scope_proven(&app).await;
+    app
 }
 
 async fn app() -> App {
@@ -233,16 +243,7 @@ fn bucket_finding(id: &str, severity: f64, bucket: &str) -> Finding {
 
 /// Stores a finding the way ingest does; returns its request, if one was proposed.
 fn ingest(app: &App, f: &Finding) -> Option<Uuid> {
-    pipeline::accept(
-        &app.store,
-        &app.playbooks,
-        &app.policy,
-        &app.notices,
-        f,
-        Utc::now(),
-    )
-    .unwrap()
-    .proposed
+    pipeline::accept_in(app, f, Utc::now()).unwrap().proposed
 }
 
 fn approve(app: &App, request: Uuid, voter: &Invoker) -> Result<RequestState, Refusal> {

@@ -45,8 +45,10 @@ fn leaked_key_finding(finding_id: &str, key_id: &str, user: &str) -> Finding {
         .replace("GeneratedFindingUserName", user);
     let mut doc: Value = serde_json::from_str(&text).unwrap();
     doc["id"] = json!(finding_id);
+    // hanko's own account (moto's default): hanko acts only where it proved it is.
+    doc["accountId"] = json!(OWN_ACCOUNT);
     doc["arn"] = json!(format!(
-        "arn:aws:guardduty:us-east-2:973743533182:detector/37da5a0204286ccd967d2395320d4dcd/finding/{finding_id}"
+        "arn:aws:guardduty:us-east-2:{OWN_ACCOUNT}:detector/37da5a0204286ccd967d2395320d4dcd/finding/{finding_id}"
     ));
     let mut findings = finding::parse_document(&doc.to_string()).unwrap();
     assert_eq!(findings.len(), 1);
@@ -636,6 +638,7 @@ async fn sigterm_during_a_run_exits_0_with_the_store_intact() {
             &Playbooks::defaults(),
             &hanko::approval::Policy::default(),
             &hanko::pipeline::Notices::default(),
+            &own_account_scope(),
             &f,
             Utc::now(),
         )

@@ -5,6 +5,11 @@
 //! credentials cached per account until five minutes before they expire, and the endpoint
 //! override. It may use aws-config and the service SDKs; it never imports sled or serenity.
 //!
+//! It fails closed: hanko's own credentials serve only hanko's own account, proved with
+//! `sts:GetCallerIdentity` (cached once it answers; a failure is not cached, so the next call
+//! asks again); any other account needs the role template, and without it
+//! [`ClientFactory::clients`] refuses the account instead of acting in the wrong one.
+//!
 //! Endpoints: an explicit override (from the config) applies to every client. Without one,
 //! aws-config itself honours `AWS_ENDPOINT_URL` and the service-specific
 //! `AWS_ENDPOINT_URL_<SERVICE>` variables; hanko does not force anything. S3 uses path-style
@@ -97,6 +102,9 @@ pub struct ClientFactory {
     role_arn_template: Option<String>,
     /// The account of `base`'s credentials (`sts:GetCallerIdentity`), asked once.
     own_account: Arc<OnceCell<String>>,
+    /// Why the last own-account lookup failed (a failure is not cached: the next call asks
+    /// again); shown in notify-only plans.
+    own_account_error: Arc<Mutex<Option<String>>>,
     /// Assumed-role credentials by account id.
     assumed: Arc<Mutex<HashMap<String, CredentialSlot>>>,
 }
@@ -121,6 +129,7 @@ impl ClientFactory {
             base: conf,
             role_arn_template: role_arn_template.filter(|t| !t.trim().is_empty()),
             own_account: Arc::new(OnceCell::new()),
+            own_account_error: Arc::new(Mutex::new(None)),
             assumed: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -130,6 +139,47 @@ impl ClientFactory {
         self.role_arn_template
             .as_ref()
             .map(|t| t.replace(ACCOUNT_PLACEHOLDER, account_id))
+    }
+
+    /// Is a role template configured (every other account reached through its role)?
+    pub fn has_role_template(&self) -> bool {
+        self.role_arn_template.is_some()
+    }
+
+    /// The own account when a lookup has proved it, without asking AWS.
+    pub fn proven_own_account(&self) -> Option<String> {
+        self.own_account.get().cloned()
+    }
+
+    /// Why the last own-account lookup failed, if it did and none succeeded since.
+    pub fn own_account_error(&self) -> Option<String> {
+        if self.own_account.get().is_some() {
+            return None;
+        }
+        self.own_account_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Remembers why an own-account lookup failed (see [`ClientFactory::own_account_error`]).
+    pub fn note_own_account_error(&self, why: &str) {
+        *self
+            .own_account_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
+    }
+
+    /// A factory whose own account is already known, for callers that cannot reach STS but
+    /// know the account of the credentials they built (tests whose AWS is unreachable). The
+    /// account is then never asked.
+    pub fn with_proven_own_account(self, account: &str) -> ClientFactory {
+        // A fresh cell: clones made before keep their own.
+        let cell = OnceCell::new_with(Some(account.to_string()));
+        ClientFactory {
+            own_account: Arc::new(cell),
+            ..self
+        }
     }
 
     /// Whether S3 needs path-style addressing: an endpoint is set, globally or for S3.
@@ -164,19 +214,33 @@ impl ClientFactory {
             })
             .await
             .cloned()
+            .inspect_err(|e| self.note_own_account_error(&e.to_string()))
     }
 
-    /// The clients for `account_id` in `region`: hanko's own credentials in its own account (or
-    /// when no role template is set), otherwise the role assumed in that account.
+    /// The clients for `account_id` in `region`: hanko's own credentials in its own account,
+    /// the role assumed through the template in any other. Fails closed: without a template,
+    /// an account that is not proved to be hanko's own (`sts:GetCallerIdentity`) is refused,
+    /// never served with hanko's own credentials.
     pub async fn clients(&self, account_id: &str, region: &str) -> Result<AwsClients, StepError> {
         let mut conf = self.config_in(region);
-        if let Some(role_arn) = self.role_arn(account_id) {
-            if self.own_account(region).await? != account_id {
+        let own = self.own_account(region).await;
+        match (self.role_arn(account_id), own) {
+            (_, Ok(own)) if own == account_id => {}
+            (Some(role_arn), _) => {
                 let creds = self
                     .assumed_credentials(account_id, &role_arn, region)
                     .await?;
                 conf = conf.credentials_provider(SharedCredentialsProvider::new(creds));
             }
+            (None, Ok(own)) => {
+                return Err(StepError::local(
+                    ErrorClass::Forbidden,
+                    "sts:GetCallerIdentity",
+                    format!("account {account_id}"),
+                    format!("hanko has no role in account {account_id}; set aws.role_arn_template (its own credentials are for account {own})"),
+                ))
+            }
+            (None, Err(e)) => return Err(e),
         }
         Ok(AwsClients::from_sdk_config(
             &conf.build(),

@@ -10,7 +10,9 @@
 //!
 //! * a `custom_id` that is not one of hanko's, or a request hanko does not know: an ephemeral
 //!   sentence at once, audited as `VoteRefused`;
-//! * Approve: deferred update, vote, then the card is edited (`1/2 approvals`), or the refusal
+//! * Approve: deferred update; a plan hanko may not run (outside `aws.accounts`/`aws.regions`,
+//!   or an account it cannot prove it reaches: [`planner::refusal_now`]) is refused ephemerally
+//!   and audited as `VoteRefused`; otherwise the vote, then the card is edited (`1/2 approvals`), or the refusal
 //!   is sent ephemerally (the store audited it). Once approved, the engine runs in an owned task
 //!   and the card is edited again with each step's outcome;
 //! * Reject: the modal asking for the reason (after the same checks a vote gets, run dry with
@@ -20,8 +22,9 @@
 //!   plan's calls, plus what AWS says (read calls and EC2 `DryRun=true`), bounded by
 //!   [`DRY_RUN_TIMEOUT`];
 //! * Revert: proposes the revert of an executed request, with the clicker as proposer (so they
-//!   cannot approve it themselves); the outbox posts its card. A revert already open or done
-//!   ([`crate::engine::Engine::existing_revert`]) refuses it, audited.
+//!   cannot approve it themselves), under the same planner rule; the outbox posts its card. A
+//!   revert already open or done ([`crate::engine::Engine::existing_revert`]) refuses it,
+//!   audited.
 //!
 //! The bot ([`super::bot`]) has already checked the guild, the channel and the shutdown flag.
 //! May use the app, the core, [`super::cards`], [`super::outbox`] and serenity; never the AWS SDK
@@ -53,6 +56,7 @@ use crate::discord::outbox::{self, CardKey, CardLocation};
 use crate::engine::{self, StepReport};
 use crate::execution::StepOutcome;
 use crate::pipeline::Notice;
+use crate::planner;
 
 /// How long a dry run may wait for AWS before answering with the plan alone.
 pub const DRY_RUN_TIMEOUT: Duration = Duration::from_secs(8);
@@ -222,6 +226,29 @@ async fn approve(
     click
         .create_response(http, CreateInteractionResponse::Acknowledge)
         .await?;
+    // The one planner's rule at vote time: an approval for a plan hanko may not run (outside
+    // the allow-lists, or an account it cannot prove it reaches) is refused, audited.
+    if let Some(refusal) = planner::refusal_now(app, &request.plan).await {
+        tracing::warn!(request_id = %request.id, %refusal, "vote refused: outside hanko's reach");
+        audit_refusal(
+            app,
+            &voter.actor,
+            Some(request),
+            EventKind::VoteRefused,
+            serde_json::json!({
+                "code": refusal.code(),
+                "message": refusal.to_string(),
+                "decision": "approve",
+            }),
+        );
+        click
+            .create_followup(
+                http,
+                ephemeral_followup(&format!("Vote refused: {refusal}.")),
+            )
+            .await?;
+        return Ok(());
+    }
     let vote = VoteInput {
         voter,
         decision: Decision::Approve,
@@ -523,6 +550,20 @@ async fn revert(
             )
         };
         click.edit_response(http, answer(text)).await?;
+        return Ok(());
+    }
+    // A revert acts in the same account and region: the same rule as any proposal.
+    if let Some(refusal) = planner::refusal_now(app, &request.plan).await {
+        audit_refusal(
+            app,
+            &voter.actor,
+            Some(request),
+            EventKind::CommandInvoked,
+            serde_json::json!({ "action": "revert", "refused": refusal.code(), "message": refusal.to_string() }),
+        );
+        click
+            .edit_response(http, answer(format!("Nothing was proposed: {refusal}.")))
+            .await?;
         return Ok(());
     }
     let now = app.clock.now();

@@ -54,7 +54,6 @@ use crate::discord::cards::{self, Card};
 use crate::discord::convert;
 use crate::finding::SeverityLabel;
 use crate::pipeline::Notice;
-use crate::plan;
 use crate::posture::{Group, GroupKey, GroupStatus, PostureSeverity};
 use crate::store::StoreError;
 
@@ -140,7 +139,7 @@ pub fn render(app: &App, key: &CardKey) -> Result<Option<Card>, StoreError> {
     match key {
         CardKey::Request(id) => request_card(app, *id),
         CardKey::Finding(id) => Ok(app.store.get_finding(id)?.map(|stored| {
-            let plan = plan::plan(&stored.finding, &app.playbooks);
+            let plan = crate::planner::plan_in(app, &stored.finding);
             cards::finding_card(&stored.finding, &plan)
         })),
         CardKey::Posture(group) => {

@@ -18,9 +18,10 @@
 //!   IAM.3) as a request of its own, approval-gated like a containment.
 //!
 //! Every click is checked from scratch: the id ([`PostureId`]), the clicker's roles, and the
-//! group as the store holds it now. Refusals are ephemeral and audited (`CommandInvoked` with
-//! `refused`: `already_open` naming the open request, `nothing_to_acknowledge`, `paused`,
-//! `aws.accounts`, `aws.regions`, ...).
+//! group as the store holds it now, and the group's account and region against the one
+//! planner's rule ([`crate::planner::check`]: allow-lists, proven reach). Refusals are
+//! ephemeral and audited (`CommandInvoked` with `refused`: `already_open` naming the open
+//! request, `nothing_to_acknowledge`, `paused`, `aws.accounts`, `aws.regions`, ...).
 //!
 //! What a suppression did reaches the store and this card through [`crate::posture_sync`]
 //! once its execution ends; Suppress proposes only the findings that are failing (NEW or
@@ -76,6 +77,9 @@ pub async fn component(
         Ok(found) => found,
         Err(text) => return say_ephemeral(http, click, &text).await,
     };
+    if let Some(text) = outside_reach(app, &voter, &id.group) {
+        return say_ephemeral(http, click, &text).await;
+    }
     match id.action {
         PostureAction::Suppress => {
             open_suppress_modal(app, http, click, &id.group, &group, &voter).await
@@ -154,6 +158,23 @@ fn refused(app: &App, actor: &Actor, group: Option<&GroupKey>, code: &str, messa
     if let Err(e) = app.store.append_audit(ev) {
         tracing::error!(error = %e, "could not audit a refused posture click");
     }
+}
+
+/// The one planner's rule for Suppress, Acknowledge and Remediate: the group's account and
+/// region must be inside the allow-lists and within hanko's proven reach
+/// ([`crate::planner::check`], with the reach as known now, so the answer stays within
+/// Discord's 3 s). `Some` is the refusal to answer, audited.
+fn outside_reach(app: &App, voter: &Voter, group: &GroupKey) -> Option<String> {
+    let scope = crate::planner::scope_known(app);
+    let refusal = crate::planner::check(&scope, &group.account_id, &group.region).err()?;
+    refused(
+        app,
+        &voter.actor,
+        Some(group),
+        refusal.code(),
+        &refusal.to_string(),
+    );
+    Some(format!("Nothing was done: {refusal}."))
 }
 
 /// A live suppression or remediation request of this group, if any.
@@ -300,6 +321,9 @@ pub async fn modal(
         Ok(found) => found,
         Err(text) => return say_ephemeral(http, submit, &text).await,
     };
+    if let Some(text) = outside_reach(app, &voter, &id.group) {
+        return say_ephemeral(http, submit, &text).await;
+    }
     let reason = reason_of(submit);
     if reason.chars().count() < usize::from(REASON_MIN) {
         refused(

@@ -100,7 +100,29 @@ pub fn unreachable_aws() -> ClientFactory {
             ),
         )
         .build();
-    ClientFactory::from_sdk_config(conf, None)
+    // Nothing answers STS here: the account of these credentials is given, as moto's default
+    // account (the account of the test findings), so plans for it keep their steps.
+    ClientFactory::from_sdk_config(conf, None).with_proven_own_account(OWN_ACCOUNT)
+}
+
+/// The account of hanko's own credentials in the tests: moto's default account
+/// (`sts:GetCallerIdentity` answers it), and the one [`unreachable_aws`] is proved to be in.
+pub const OWN_ACCOUNT: &str = "123456789012";
+
+/// The scope of the test bot's config (`aws.regions` us-east-1 and us-east-2), with hanko's
+/// own account proved to be [`OWN_ACCOUNT`]: for findings fed to a store before hanko starts.
+pub fn own_account_scope() -> hanko::planner::Scope {
+    use hanko::planner::{Limits, OwnAccount, Reach, Scope};
+    Scope {
+        limits: Limits {
+            regions: Some(vec!["us-east-1".into(), "us-east-2".into()]),
+            accounts: None,
+        },
+        reach: Reach {
+            own_account: OwnAccount::Proven(OWN_ACCOUNT.into()),
+            role_template: false,
+        },
+    }
 }
 
 pub struct Bot {
@@ -121,21 +143,56 @@ impl Bot {
         clients: ClientFactory,
         prepare: impl FnOnce(&Store),
     ) -> Bot {
-        Bot::start_with(contain_approvals, clients, prepare, |_| {}).await
+        Bot::start_full(contain_approvals, clients, prepare, |text| text, |_| {}).await
     }
 
     /// [`Bot::start_prepared`], with `configure` changing the start-up options last (e.g. a
     /// faster expiry sweep).
+    #[allow(dead_code)] // not every test binary that includes this module uses it
     pub async fn start_with(
         contain_approvals: u32,
         clients: ClientFactory,
         prepare: impl FnOnce(&Store),
         configure: impl FnOnce(&mut run::Options),
     ) -> Bot {
+        Bot::start_full(contain_approvals, clients, prepare, |text| text, configure).await
+    }
+
+    /// [`Bot::start_prepared`], with the config text of [`config_text`] edited by `edit`.
+    #[allow(dead_code)]
+    pub async fn start_configured(
+        contain_approvals: u32,
+        clients: ClientFactory,
+        prepare: impl FnOnce(&Store),
+        edit: impl FnOnce(String) -> String,
+    ) -> Bot {
+        Bot::start_full(contain_approvals, clients, prepare, edit, |_| {}).await
+    }
+
+    /// [`Bot::start`] with the config text changed by `edit` first (an allow-list, say).
+    #[allow(dead_code)]
+    pub async fn start_with_config(
+        contain_approvals: u32,
+        clients: ClientFactory,
+        edit: impl FnOnce(String) -> String,
+    ) -> Bot {
+        Bot::start_full(contain_approvals, clients, |_| {}, edit, |_| {}).await
+    }
+
+    /// The one start-up of the test bot: `edit` changes the config text of [`config_text`],
+    /// `prepare` runs on the store before hanko starts (state a previous run left behind), and
+    /// `configure` changes the start-up options last.
+    pub async fn start_full(
+        contain_approvals: u32,
+        clients: ClientFactory,
+        prepare: impl FnOnce(&Store),
+        edit: impl FnOnce(String) -> String,
+        configure: impl FnOnce(&mut run::Options),
+    ) -> Bot {
         let fake = DiscordFake::start().await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hanko.toml");
-        let text = config_text(&fake, dir.path(), contain_approvals, 0);
+        let text = edit(config_text(&fake, dir.path(), contain_approvals, 0));
         let settings = hanko::config::parse(&text, &config).unwrap();
         let token = settings.discord.token_source.read().unwrap();
         let store = Store::open(&settings.store.path).unwrap();
@@ -146,35 +203,6 @@ impl Bot {
         // The tests feed findings through the pipeline themselves.
         options.ingest = false;
         configure(&mut options);
-        let running = run::start(app, &token, options).await.unwrap();
-        fake.wait_for_ready(WAIT).await.unwrap();
-        let bot = Bot {
-            fake,
-            running: Some(running),
-            _dir: dir,
-        };
-        bot.wait_healthy().await;
-        bot
-    }
-
-    /// [`Bot::start`] with the config text changed by `edit` first (an allow-list, say).
-    #[allow(dead_code)] // not every test binary that includes this module uses it
-    pub async fn start_with_config(
-        contain_approvals: u32,
-        clients: ClientFactory,
-        edit: impl FnOnce(String) -> String,
-    ) -> Bot {
-        let fake = DiscordFake::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("hanko.toml");
-        let text = edit(config_text(&fake, dir.path(), contain_approvals, 0));
-        let settings = hanko::config::parse(&text, &config).unwrap();
-        let token = settings.discord.token_source.read().unwrap();
-        let store = Store::open(&settings.store.path).unwrap();
-        let app = App::new(settings, Playbooks::defaults(), store, clients);
-        let mut options = run::Options::new(commands_dir());
-        options.shutdown_grace = Duration::from_secs(10);
-        options.ingest = false;
         let running = run::start(app, &token, options).await.unwrap();
         fake.wait_for_ready(WAIT).await.unwrap();
         let bot = Bot {

@@ -28,7 +28,11 @@ channel_id = "223456789012345678"
 approver_roles = ["323456789012345678"]
 
 [aws]
-regions = ["us-east-1"]
+# The fixtures come from several accounts and from us-east-1 and us-east-2: a multi-account
+# deployment that acts there through its role (hanko acts only where it may, see
+# hanko::planner), so their plans keep their steps.
+regions = ["us-east-1", "us-east-2"]
+role_arn_template = "arn:aws:iam::{{account}}:role/HankoResponder"
 
 [ingest]
 {ingest}
@@ -41,12 +45,8 @@ regions = ["us-east-1"]
 }
 
 pub fn app(settings: Settings, store: Store, conf: aws_config::SdkConfig) -> App {
-    App::new(
-        settings,
-        Playbooks::defaults(),
-        store,
-        ClientFactory::from_sdk_config(conf, None),
-    )
+    let clients = ClientFactory::from_sdk_config(conf, settings.aws.role_arn_template.clone());
+    App::new(settings, Playbooks::defaults(), store, clients)
 }
 
 /// Audit events of `kind`, optionally about one finding.

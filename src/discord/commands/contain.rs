@@ -17,7 +17,7 @@
 //! [`MANUAL_SEVERITY`] (High: a responder asked), its title and description name the proposer.
 //! Playbook rules can match the `Manual:*` types like any other.
 //!
-//! Then: the plan ([`plan::plan`]); nothing is stored when it is notify-only (the reply gives
+//! Then: the plan of the one planner ([`planner::plan`]); nothing is stored when it is notify-only (the reply gives
 //! the planner's reasons) or when a live request already covers one of its steps (the reply
 //! names that request). Otherwise the finding is stored with the invoker as actor, the request
 //! is proposed with the invoker as proposer ([`pipeline::propose`]), and
@@ -25,6 +25,7 @@
 //!
 //! Refusals: not a responder; a target in none of the accepted forms (or one that looks like
 //! an id but is malformed); an account outside `aws.accounts`; a region outside `aws.regions`;
+//! an account hanko cannot prove it reaches (not its own, no role template: [`planner::check`]);
 //! a target AWS does not know; a lookup hanko's role is not allowed to make.
 //!
 //! Uses the AWS SDK for the three read-only lookups (through [`crate::aws::ClientFactory`]), the
@@ -45,7 +46,8 @@ use crate::finding::{
     Resource, ResourceKind, S3BucketDetails, SecurityGroupRef, SeverityLabel, Tag,
 };
 use crate::pipeline::{self, Notice};
-use crate::plan::{self, Plan};
+use crate::plan::Plan;
+use crate::planner;
 use crate::store::StoreError;
 
 use super::{code, plain, require_responder, Handled, Invocation, Reply, MAX_CONTENT};
@@ -225,6 +227,16 @@ async fn handle(app: &App, inv: &Invocation) -> Handled {
         );
     }
 
+    // The one planner's rule, before any AWS call: an account hanko cannot prove it reaches
+    // (its own, or through the role template) is refused with what to set.
+    let scope = planner::scope_proven(app).await;
+    if let Err(refusal) = planner::check(&scope, &account, &region) {
+        return Handled::refused(
+            refusal.code(),
+            format!("hanko will not act there: {refusal}."),
+        );
+    }
+
     let now = app.clock.now();
     let actor = inv.invoker.actor.clone();
     let lookup = async {
@@ -238,7 +250,7 @@ async fn handle(app: &App, inv: &Invocation) -> Handled {
         Err(_) => return timed_out(&format!("looking up {target}")),
     };
     let finding = manual_finding(&target, resource, &account, &region, &actor, now);
-    let plan = plan::plan(&finding, &app.playbooks);
+    let plan = planner::plan(&finding, &app.playbooks, &scope);
     if plan.is_notify_only() {
         return Handled::refused(
             "playbook",
@@ -674,7 +686,7 @@ mod tests {
         assert_eq!(f.severity_label, SeverityLabel::High);
         assert!(!f.is_guardduty());
         assert!(f.title.contains("alice"));
-        let p = plan::plan(&f, &crate::playbooks::Playbooks::defaults());
+        let p = crate::plan::plan(&f, &crate::playbooks::Playbooks::defaults());
         let actions: Vec<_> = p.steps.iter().map(|s| s.action).collect();
         assert_eq!(
             actions,

@@ -10,7 +10,6 @@
 use crate::app::App;
 use crate::approval::{Request, RequestKind, RequestState};
 use crate::discord::cards;
-use crate::plan;
 
 use super::{choice, code, Handled, Invocation, Reply, MAX_CHOICES};
 
@@ -56,7 +55,7 @@ fn handle(app: &App, inv: &Invocation) -> Handled {
             };
             cards::request_card(finding, req, &records, app.policy.needed(&req.plan))
         }
-        None => cards::finding_card(finding, &plan::plan(finding, &app.playbooks)),
+        None => cards::finding_card(finding, &crate::planner::plan_in(app, finding)),
     };
     let others: Vec<String> = requests
         .iter()

@@ -12,7 +12,6 @@ use std::cmp::Ordering;
 use crate::app::App;
 use crate::approval::{Request, RequestKind};
 use crate::finding::{Finding, ResourceKind};
-use crate::plan;
 use crate::store::StoredFinding;
 
 use super::{code, code_capped, fit_lines, plain, Handled, Invocation, Reply, MAX_CONTENT};
@@ -194,7 +193,7 @@ fn line(app: &App, f: &Finding, latest: Option<&Request>) -> String {
             RequestKind::Contain => r.state.as_str().to_string(),
             RequestKind::Revert { .. } => format!("revert {}", r.state),
         },
-        None if plan::plan(f, &app.playbooks).is_notify_only() => "notify only".to_string(),
+        None if crate::planner::plan_in(app, f).is_notify_only() => "notify only".to_string(),
         None => "no request".to_string(),
     };
     format!(

@@ -7,7 +7,8 @@
 //! (or one that already succeeded: [`crate::engine::Engine::existing_revert`], the check the
 //! card's Revert button and `hanko revert` apply too), stores it, and sends [`Notice::FindingNew`] with the new
 //! request so the chat adapter posts its card (a new card, like any new request; the
-//! original's card is not changed).
+//! original's card is not changed). A revert acts in the original's account and region, so the
+//! one planner's rule ([`crate::planner::check`]) refuses it where hanko may not act.
 //!
 //! Autocomplete offers executed containment requests whose steps changed something.
 //!
@@ -21,6 +22,7 @@ use crate::discord::cards::{plan_text, truncate};
 use crate::engine::EngineError;
 use crate::execution::StepOutcome;
 use crate::pipeline::Notice;
+use crate::planner;
 
 use super::{
     choice, code, plain, require_responder, Handled, Invocation, Reply, MAX_CHOICES, MAX_CONTENT,
@@ -37,10 +39,11 @@ pub const EXECUTED: [RequestState; 3] = [
 ];
 
 pub async fn run(app: &App, inv: &Invocation) -> Reply {
-    handle(app, inv).finish(app, inv)
+    let scope = planner::scope_proven(app).await;
+    handle(app, inv, &scope).finish(app, inv)
 }
 
-fn handle(app: &App, inv: &Invocation) -> Handled {
+fn handle(app: &App, inv: &Invocation, scope: &planner::Scope) -> Handled {
     if let Err(refused) = require_responder(app, inv, "propose a revert with /revert") {
         return *refused;
     }
@@ -84,6 +87,12 @@ fn handle(app: &App, inv: &Invocation) -> Handled {
         }
         Err(e) => return Handled::failed("revert", "building the revert", &e).request(of),
     };
+    // A revert acts where the original did: the one planner's rule applies to it too.
+    if let Err(refusal) = planner::check(scope, &revert.plan.account_id, &revert.plan.region) {
+        return Handled::refused(refusal.code(), format!("Nothing was proposed: {refusal}."))
+            .finding(revert.finding_id.clone())
+            .request(of);
+    }
     let existing = match app.engine.existing_revert(of) {
         Ok(r) => r,
         Err(e) => return Handled::failed("revert", "reading the finding's requests", &e),

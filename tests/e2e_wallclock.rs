@@ -1,0 +1,427 @@
+//! hanko's own binary the morning after: `hanko run` is stopped, then started again with the
+//! system wall clock moved five hours forward (libfaketime's `faketime`), against the Discord
+//! fake and moto. hanko reads the time through the system clock, so nothing in it is told about
+//! the move; what an operator sees must follow from the clock alone:
+//!
+//! - the card of a request nobody voted on expired (the default time to live is 4 h): it says
+//!   so and has no Approve button any more;
+//! - `/contain` on the same key is then accepted (an expired request covers nothing);
+//! - a request approved while paused runs on `/resume`, without a restart;
+//! - a finding of another account (999999999999) for a user whose namesake lives in hanko's own
+//!   account gets a notify-only card, and the namesake keeps its key throughout;
+//! - `hanko audit verify` passes on the store afterwards (also under the moved clock).
+//!
+//! Needs `faketime` (Debian's package `faketime`; `scripts/test.sh` installs it) and
+//! `moto_server`; a missing one fails the test with the fix, it never skips.
+
+#[path = "support/discord_fake.rs"]
+mod discord_fake;
+#[path = "support/e2e_bot.rs"]
+#[allow(dead_code)]
+mod e2e_bot;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_iam::types::StatusType;
+use chrono::Utc;
+use discord_fake::{DiscordFake, FakeMember, FakeMessage, MessageSource};
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+
+use e2e_bot::{alice, bob, command_answer, http_get, ADMIN_ROLE, POLL, RESPONDER_ROLE, WAIT};
+
+const FIXTURE: &str = "api/UnauthorizedAccess_IAMUser_TorIPCaller.json";
+const OWN_ACCOUNT: &str = "123456789012";
+const OTHER_ACCOUNT: &str = "999999999999";
+const REGION: &str = "us-east-1";
+
+/// An admin who may also vote.
+fn carol() -> FakeMember {
+    FakeMember::new(
+        1_180_000_000_000_001_003,
+        "carol",
+        &[RESPONDER_ROLE, ADMIN_ROLE],
+    )
+}
+
+/// `faketime` on PATH, or a failure that says how to install it.
+fn faketime() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("faketime"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "faketime is not installed: `apt-get install faketime` (scripts/test.sh does it)"
+            )
+        })
+}
+
+/// The EventBridge event GuardDuty emits for the leaked-key fixture, with `key` of `user` in
+/// `account`, updated now, not a sample.
+fn leaked_key_event(finding_id: &str, account: &str, key: &str, user: &str) -> String {
+    let text = fixtures::read(FIXTURE)
+        .replace("GeneratedFindingAccessKeyId", key)
+        .replace("GeneratedFindingUserName", user);
+    let mut d: Value = serde_json::from_str(&text).unwrap();
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    d["id"] = json!(finding_id);
+    d["arn"] = json!(format!(
+        "arn:aws:guardduty:{REGION}:{account}:detector/wallclock/finding/{finding_id}"
+    ));
+    d["accountId"] = json!(account);
+    d["region"] = json!(REGION);
+    d["updatedAt"] = json!(now);
+    d["service"]["additionalInfo"]["sample"] = json!(false);
+    d["service"]["archived"] = json!(false);
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty",
+        "account": account,
+        "time": now,
+        "region": REGION,
+        "resources": [],
+        "detail": d,
+    })
+    .to_string()
+}
+
+fn config_text(fake: &DiscordFake, dir: &Path, queue_url: &str) -> String {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, fake.token()).unwrap();
+    format!(
+        r#"
+[discord]
+token_file = "{token}"
+guild_id = "{guild}"
+channel_id = "{channel}"
+api_base = "{base}"
+
+[responders]
+approver_roles = ["{RESPONDER_ROLE}"]
+admin_roles = ["{ADMIN_ROLE}"]
+
+[policy]
+approvals = {{ evidence = 1, contain = 1, disrupt = 2 }}
+
+[aws]
+regions = ["{REGION}"]
+
+[ingest]
+guardduty = false
+sqs_queue_url = "{queue_url}"
+min_severity = 1.0
+
+[store]
+path = "{store}"
+
+[http]
+listen = "127.0.0.1:0"
+"#,
+        token = token_file.display(),
+        guild = fake.guild_id(),
+        channel = fake.channel_id(),
+        base = fake.base_url(),
+        store = dir.join("store").display(),
+    )
+}
+
+/// `hanko run` as a child process, with the wall clock moved by `shift` (a faketime offset such
+/// as `+5h`) when given.
+struct Hanko {
+    child: tokio::process::Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Hanko {
+    async fn start(config: &Path, aws_endpoint: &str, shift: Option<&str>) -> Hanko {
+        let mut cmd = match shift {
+            Some(offset) => {
+                let mut c = tokio::process::Command::new(faketime());
+                c.arg("-f").arg(offset).arg(env!("CARGO_BIN_EXE_hanko"));
+                // Only the wall clock moves: tokio's timers keep the monotonic clock.
+                c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+                c
+            }
+            None => tokio::process::Command::new(env!("CARGO_BIN_EXE_hanko")),
+        };
+        cmd.arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("HANKO_COMMANDS_DIR", e2e_bot::commands_dir())
+            .env("AWS_ENDPOINT_URL", aws_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("HANKO_LOG", "warn,hanko=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start hanko run");
+        let log = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel();
+        {
+            let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+            let log = log.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(rest) = line.split("http_addr=").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = addr_tx.send(addr);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let hanko = Hanko { child, log };
+        let addr: std::net::SocketAddr = match tokio::time::timeout(WAIT, addr_rx.recv()).await {
+            Ok(Some(addr)) => addr.parse().unwrap(),
+            _ => panic!(
+                "hanko run logged no HTTP address; stderr:\n{}",
+                hanko.stderr()
+            ),
+        };
+        let deadline = Instant::now() + WAIT;
+        while http_get(addr, "/healthz").await.0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "/healthz not 200 within {WAIT:?}; stderr:\n{}",
+                hanko.stderr()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        hanko
+    }
+
+    fn stderr(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM; hanko exits 0 within 30 s.
+    async fn stop(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("hanko run exits within 30 s of SIGTERM")
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "stderr:\n{}", self.stderr());
+    }
+}
+
+async fn key_status(iam: &aws_sdk_iam::Client, user: &str, key: &str) -> StatusType {
+    let keys = iam.list_access_keys().user_name(user).send().await.unwrap();
+    keys.access_key_metadata()
+        .iter()
+        .find(|k| k.access_key_id() == Some(key))
+        .and_then(|k| k.status().cloned())
+        .unwrap()
+}
+
+async fn new_user_with_key(iam: &aws_sdk_iam::Client, user: &str) -> String {
+    iam.create_user().user_name(user).send().await.unwrap();
+    let out = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap();
+    out.access_key().unwrap().access_key_id().to_string()
+}
+
+/// The newest channel post whose embed mentions `needle`, once there are `count` of them.
+async fn card_mentioning(fake: &DiscordFake, needle: &str, count: usize) -> FakeMessage {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut cards: Vec<FakeMessage> = fake
+            .messages()
+            .into_iter()
+            .filter(|m| m.source == MessageSource::ChannelPost && m.embed_text().contains(needle))
+            .collect();
+        if cards.len() >= count {
+            cards.sort_by_key(|m| m.id);
+            return cards.pop().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no card #{count} mentioning {needle} within {WAIT:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accounts_stay_untouched()
+{
+    let faketime = faketime();
+    let moto = moto::Moto::start();
+    let conf = moto.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let queue = sqs
+        .create_queue()
+        .queue_name("hanko-wallclock")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dave_key = new_user_with_key(&iam, "dave").await;
+    // `erin` in hanko's own account: the namesake of the other account's `erin`.
+    let erin_key = new_user_with_key(&iam, "erin").await;
+
+    let fake = DiscordFake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hanko.toml");
+    std::fs::write(&config, config_text(&fake, dir.path(), &queue)).unwrap();
+
+    // ---- day one: two findings, nobody votes -------------------------------------------------
+    let hanko = Hanko::start(&config, &moto.endpoint(), None).await;
+    for body in [
+        leaked_key_event(
+            "0a11ce0000000000000000000000000a",
+            OWN_ACCOUNT,
+            &dave_key,
+            "dave",
+        ),
+        leaked_key_event(
+            "0a11ce0000000000000000000000000b",
+            OTHER_ACCOUNT,
+            &erin_key,
+            "erin",
+        ),
+    ] {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let dave_card = card_mentioning(&fake, &dave_key, 1).await;
+    assert!(
+        dave_card.button_labels().contains(&"Approve".to_string()),
+        "{:?}",
+        dave_card.button_labels()
+    );
+    let erin_card = card_mentioning(&fake, &erin_key, 1).await;
+    assert!(
+        !erin_card.button_labels().contains(&"Approve".to_string()),
+        "another account's finding without a role gets no Approve: {:?}\n{}",
+        erin_card.button_labels(),
+        erin_card.embed_text()
+    );
+    assert!(
+        erin_card.embed_text().contains(OTHER_ACCOUNT)
+            && erin_card.embed_text().contains("role_arn_template"),
+        "the card says why and what to set:\n{}",
+        erin_card.embed_text()
+    );
+    hanko.stop().await;
+
+    // ---- five hours later -------------------------------------------------------------------
+    let hanko = Hanko::start(&config, &moto.endpoint(), Some("+5h")).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let card = fake.message(dave_card.id).unwrap();
+        let text = card.embed_text().to_lowercase();
+        if text.contains("expired") && !card.button_labels().contains(&"Approve".to_string()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unvoted card did not expire; buttons {:?}\n{}\nstderr:\n{}",
+            card.button_labels(),
+            card.embed_text(),
+            hanko.stderr()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+
+    // Paused: a fresh /contain on the same key is accepted and approved, but does not run.
+    let pause = fake.inject_slash_command("pause", json!({"reason": "morning drill"}), &carol());
+    let answer = command_answer(&fake, &pause).await;
+    assert!(answer.to_lowercase().contains("paus"), "{answer}");
+    let contain = fake.inject_slash_command(
+        "contain",
+        json!({"target": dave_key, "region": REGION}),
+        &alice(),
+    );
+    let answer = command_answer(&fake, &contain).await;
+    assert!(
+        !answer.contains("already covers"),
+        "an expired request covers nothing: {answer}"
+    );
+    let fresh = card_mentioning(&fake, &dave_key, 2).await;
+    assert_ne!(fresh.id, dave_card.id);
+    let approve = fresh.custom_id_of("Approve").unwrap_or_else(|| {
+        panic!(
+            "the fresh card can be approved: {:?}",
+            fresh.button_labels()
+        )
+    });
+    let click = fake.inject_button(&approve, fresh.id, &bob());
+    fake.wait_for_callback(&click, WAIT).await.unwrap();
+    // The click is answered; give a (wrongly) running engine time to act, then check nothing did.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        key_status(&iam, "dave", &dave_key).await,
+        StatusType::Active,
+        "nothing runs while paused"
+    );
+
+    // /resume runs what was approved meanwhile, without a restart.
+    let resume = fake.inject_slash_command("resume", json!({}), &carol());
+    command_answer(&fake, &resume).await;
+    let deadline = Instant::now() + WAIT;
+    while key_status(&iam, "dave", &dave_key).await != StatusType::Inactive {
+        assert!(
+            Instant::now() < deadline,
+            "/resume did not run the approved request; stderr:\n{}",
+            hanko.stderr()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(
+        key_status(&iam, "erin", &erin_key).await,
+        StatusType::Active,
+        "the other account's namesake keeps its key"
+    );
+    hanko.stop().await;
+
+    // The audit chain verifies, read under the moved clock too.
+    let verify = std::process::Command::new(&faketime)
+        .arg("-f")
+        .arg("+5h")
+        .arg(env!("CARGO_BIN_EXE_hanko"))
+        .args(["audit", "verify", "--db"])
+        .arg(dir.path().join("store"))
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    fake.shutdown().await;
+}
