@@ -29,13 +29,14 @@
 //! | [`posture`] | Security Hub control findings, groups per control and account, scores | finding |
 //! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
 //! | [`approval`] | request states, policy, `decide` | plan, audit |
-//! | [`audit`] | events, hash chain, query filter | — |
+//! | [`audit`] | events, hash chain, the stored record (the canonical bytes that were hashed), query filter | — |
+//! | [`anchor`] | signed digests of the audit head in S3 (format, Ed25519 keys, key layout), their writer and `audit verify --anchors` | audit, store, clock, aws (S3) |
 //! | [`clock`] | the one wall clock (system time, shiftable by tests) | — |
 //! | [`execution`] | step records and outcomes | plan |
 //! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, plan, util |
 //! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
-//! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
+//! | [`aws`] | clients per account and region, containment steps, error classes, S3 for audit anchors (`aws::anchors`) | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once; resume; revert | store, aws, core |
 //! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → containment plans, run by the same engine | plan, posture, aws |
 //! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan |
@@ -48,6 +49,7 @@
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
 //! AWS SDK or sled.
 
+pub mod anchor;
 pub mod app;
 pub mod approval;
 pub mod audit;

@@ -5,10 +5,12 @@
 //! temporary store and moto) and starts, in this order: the outbox (subscribed to the notices
 //! before anything can send one), the HTTP server (`/healthz`, `/metrics`), the engine's resume
 //! of requests left Approved or Executing, the ingest loops, the posture digest (with
-//! `ingest.securityhub` on; [`crate::discord::digest`]) and the Discord bot.
+//! `ingest.securityhub` on; [`crate::discord::digest`]), the audit anchor (with
+//! `[audit] anchor_bucket` set; [`crate::anchor::writer`]) and the Discord bot.
 //! [`Running::shutdown`] sends the shutdown signal (the bot answers further clicks with "hanko is
 //! shutting down"; the outbox, the digest and the HTTP server stop), waits a bounded time for
-//! engine runs under way, flushes the store and closes the gateway.
+//! engine runs under way, flushes the store and closes the gateway; last, once nothing else
+//! writes audit events, it writes the final audit digest (when the head moved).
 //!
 //! It owns the wiring and the lifetimes of tasks; it holds no policy. It may use every module.
 
@@ -22,6 +24,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
+use crate::anchor::writer::Anchorer;
+use crate::anchor::{AnchorKey, AnchorLocation};
 use crate::app::App;
 use crate::approval::RequestState;
 use crate::commands::{self, CommandDefError};
@@ -56,6 +60,8 @@ pub enum RunError {
     Commands(#[from] CommandDefError),
     #[error("cannot build the Discord client")]
     Discord(#[source] serenity::Error),
+    #[error("audit.anchor_key_file: {0}")]
+    AnchorKey(#[source] crate::anchor::AnchorError),
 }
 
 /// The start-up choices that do not live in the config file.
@@ -205,6 +211,8 @@ pub struct Running {
     ingest: Vec<JoinHandle<()>>,
     /// The posture digest task, when started.
     digest: Option<JoinHandle<()>>,
+    /// The audit anchor and its periodic task, with `[audit] anchor_bucket` set.
+    anchor: Option<(Anchorer, JoinHandle<()>)>,
 }
 
 /// Starts the outbox, the HTTP server, the engine's resume and the bot. Returns once they are
@@ -274,6 +282,14 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         tokio::spawn(digest.run(shutdown_rx.clone()))
     });
 
+    let anchor = match anchorer(&app)? {
+        Some(anchorer) => {
+            let task = tokio::spawn(anchorer.clone().run(shutdown_rx.clone()));
+            Some((anchorer, task))
+        }
+        None => None,
+    };
+
     let bot = tokio::spawn(async move {
         if let Err(e) = client.start().await {
             tracing::error!(error = %e, "the Discord client stopped with an error");
@@ -292,7 +308,27 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         server,
         ingest,
         digest,
+        anchor,
     })
+}
+
+/// The audit anchor of `[audit]`, its key read now (and kept only in memory); `None` when
+/// anchoring is off. The bucket is reached in the first of `aws.regions`, with hanko's own
+/// credentials.
+fn anchorer(app: &App) -> Result<Option<Anchorer>, RunError> {
+    let Some(settings) = &app.settings.audit.anchor else {
+        return Ok(None);
+    };
+    let key = AnchorKey::read(&settings.key_file).map_err(RunError::AnchorKey)?;
+    let region = app.settings.aws.regions.first().map(String::as_str);
+    Ok(Some(Anchorer::new(
+        app.store.clone(),
+        app.clients.own_s3(region),
+        AnchorLocation::new(settings.bucket.clone(), &settings.prefix),
+        key,
+        settings.interval,
+        app.clock.clone(),
+    )))
 }
 
 impl Running {
@@ -339,6 +375,22 @@ impl Running {
             if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
                 tracing::warn!(task = name, "did not stop in time; aborted");
                 abort.abort();
+            }
+        }
+        // Last: nothing writes audit events any more, so this digest anchors the final head.
+        if let Some((anchorer, task)) = self.anchor {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
+                abort.abort();
+            }
+            match tokio::time::timeout(STOP_TIMEOUT, anchorer.anchor_now()).await {
+                Ok(Ok(Some(_))) | Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "audit anchor: no digest written at shutdown")
+                }
+                Err(_) => tracing::error!(
+                    "audit anchor: the digest at shutdown did not finish in time; the next digest finishes it"
+                ),
             }
         }
         self.app.store.flush()?;
