@@ -1949,13 +1949,121 @@ listen = "nowhere"
                 "store",
                 "http",
                 "playbooks",
-                "posture"
+                "posture",
+                "audit"
+            ]
+        );
+        assert_eq!(
+            field_names::<RawAudit>(),
+            [
+                "anchor_bucket",
+                "anchor_prefix",
+                "anchor_key_file",
+                "anchor_interval"
             ]
         );
         assert_eq!(
             field_names::<RawApprovals>(),
             ["evidence", "contain", "disrupt"]
         );
+    }
+
+    /// The test key pair of `tests/fixtures/anchor`, made by openssl.
+    fn fixture_key(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/anchor")
+            .join(name)
+    }
+
+    #[test]
+    fn the_audit_section_is_read_with_its_defaults() {
+        let s = parse(BASE, Path::new(ORIGIN)).unwrap();
+        assert_eq!(s.audit, AuditSettings::default(), "no [audit]: nothing anchored");
+        let s = parse(
+            &format!("{BASE}\n[audit]\nanchor_bucket = \"hanko-audit\"\nanchor_key_file = \"anchor.pem\"\n"),
+            Path::new(ORIGIN),
+        )
+        .unwrap();
+        assert_eq!(
+            s.audit.anchor,
+            Some(AnchorSettings {
+                bucket: "hanko-audit".into(),
+                prefix: String::new(),
+                key_file: PathBuf::from("/etc/hanko/anchor.pem"),
+                interval: std::time::Duration::from_secs(3600),
+            })
+        );
+        let s = parse(
+            &format!("{BASE}\n[audit]\nanchor_bucket = \"hanko-audit\"\nanchor_prefix = \"hanko/prod\"\nanchor_key_file = \"/k/a.pem\"\nanchor_interval = \"15m\"\n"),
+            Path::new(ORIGIN),
+        )
+        .unwrap();
+        let a = s.audit.anchor.unwrap();
+        assert_eq!(a.prefix, "hanko/prod");
+        assert_eq!(a.interval, std::time::Duration::from_secs(900));
+    }
+
+    #[test]
+    fn bad_audit_keys_name_the_key_and_the_fix() {
+        let audit = |lines: &str| problems(&format!("{BASE}\n[audit]\n{lines}\n"));
+        let p = audit("anchor_bucket = \"hanko-audit\"");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "audit.anchor_key_file");
+        assert!(p[0].message.contains("openssl genpkey -algorithm ed25519"), "{}", p[0].message);
+        let p = audit("anchor_key_file = \"a.pem\"");
+        assert_eq!(p[0].key, "audit.anchor_bucket");
+        assert!(p[0].message.starts_with("missing"), "{}", p[0].message);
+        let p = audit("anchor_bucket = \"Not_A_Bucket\"\nanchor_key_file = \"a.pem\"");
+        assert_eq!(p[0].key, "audit.anchor_bucket");
+        assert!(p[0].message.contains("lowercase"), "{}", p[0].message);
+        let p = audit("anchor_bucket = \"b-1\"\nanchor_key_file = \"a.pem\"\nanchor_interval = 60");
+        assert_eq!(p[0].key, "audit.anchor_interval");
+        assert!(p[0].message.contains("write durations as strings"), "{}", p[0].message);
+        let p = audit("anchor_bucket = \"b-1\"\nanchor_key_file = \"a.pem\"\nanchor_interval = \"10s\"");
+        assert_eq!(p[0].key, "audit.anchor_interval");
+        assert!(p[0].message.contains("between 1m and 30d"), "{}", p[0].message);
+        let p = audit("anchor_bukcet = \"b-1\"");
+        assert_eq!(p[0].key, "audit.anchor_bukcet");
+        assert!(p[0].message.contains("did you mean audit.anchor_bucket?"), "{}", p[0].message);
+        let p = audit("anchor_bucket = \"b-1\"\nanchor_key_file = \"\"");
+        assert_eq!(p[0].key, "audit.anchor_key_file");
+    }
+
+    #[test]
+    fn check_reads_the_anchor_key_file_and_never_prints_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("hanko.toml");
+        let write = |key_file: &Path| {
+            std::fs::write(
+                &config,
+                format!(
+                    "{BASE}\n[audit]\nanchor_bucket = \"hanko-audit\"\nanchor_key_file = \"{}\"\n",
+                    key_file.display()
+                ),
+            )
+            .unwrap();
+        };
+        write(&fixture_key("anchor.pem"));
+        assert_eq!(check(&config), Vec::<String>::new());
+
+        write(&dir.path().join("missing.pem"));
+        let lines = check(&config);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("audit.anchor_key_file"), "{}", lines[0]);
+        assert!(lines[0].contains("no such file"), "{}", lines[0]);
+
+        // A public key (or anything else) where the private key belongs.
+        write(&fixture_key("anchor.pub.pem"));
+        let lines = check(&config);
+        assert!(lines[0].contains("audit.anchor_key_file"), "{}", lines[0]);
+        assert!(lines[0].contains("PKCS#8"), "{}", lines[0]);
+        let secret = "MC4CAQAwBQYDK2VwBCIE-not-a-key";
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, secret).unwrap();
+        write(&garbage);
+        let lines = check(&config);
+        assert!(lines[0].contains("audit.anchor_key_file"), "{}", lines[0]);
+        assert!(!lines.join("\n").contains(secret), "{lines:?}");
     }
 
     #[test]
