@@ -3,8 +3,10 @@
 //! verify --anchors` with the right key, another key, a cut tail and a rewritten head, and
 //! `hanko check-config` with keys made by openssl.
 
+#[allow(dead_code)]
 #[path = "support/discord_fake.rs"]
 mod discord_fake;
+#[allow(dead_code)]
 #[path = "support/e2e_bot.rs"]
 mod e2e_bot;
 #[path = "support/moto.rs"]
