@@ -573,7 +573,10 @@ mod tests {
             assert_eq!(event.hash, event.compute_hash(), "seal and compute agree");
             assert_eq!(event.record(), record, "the record is deterministic");
             let back = decoded(&record);
-            assert_eq!(back, event, "the record decodes to the sealed event ({x:e})");
+            assert_eq!(
+                back, event,
+                "the record decodes to the sealed event ({x:e})"
+            );
             assert_eq!(
                 canonical_body_of_record(&record, &event.hash),
                 Some(event.canonical_body())
@@ -582,7 +585,11 @@ mod tests {
             // A store written before records: the struct's own JSON, re-serialised to verify.
             let old_format = serde_json::to_vec(&event).unwrap();
             let back_old = decoded(&old_format);
-            assert_eq!(canonical_body_of_record(&old_format, &event.hash).map(|b| b == event.canonical_body()), Some(false));
+            assert_eq!(
+                canonical_body_of_record(&old_format, &event.hash)
+                    .map(|b| b == event.canonical_body()),
+                Some(false)
+            );
             legacy.check_record(&back_old, &old_format).unwrap();
             prev = event.hash;
         }

@@ -1978,7 +1978,11 @@ listen = "nowhere"
     #[test]
     fn the_audit_section_is_read_with_its_defaults() {
         let s = parse(BASE, Path::new(ORIGIN)).unwrap();
-        assert_eq!(s.audit, AuditSettings::default(), "no [audit]: nothing anchored");
+        assert_eq!(
+            s.audit,
+            AuditSettings::default(),
+            "no [audit]: nothing anchored"
+        );
         let s = parse(
             &format!("{BASE}\n[audit]\nanchor_bucket = \"hanko-audit\"\nanchor_key_file = \"anchor.pem\"\n"),
             Path::new(ORIGIN),
@@ -2009,7 +2013,11 @@ listen = "nowhere"
         let p = audit("anchor_bucket = \"hanko-audit\"");
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].key, "audit.anchor_key_file");
-        assert!(p[0].message.contains("openssl genpkey -algorithm ed25519"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("openssl genpkey -algorithm ed25519"),
+            "{}",
+            p[0].message
+        );
         let p = audit("anchor_key_file = \"a.pem\"");
         assert_eq!(p[0].key, "audit.anchor_bucket");
         assert!(p[0].message.starts_with("missing"), "{}", p[0].message);
@@ -2018,13 +2026,27 @@ listen = "nowhere"
         assert!(p[0].message.contains("lowercase"), "{}", p[0].message);
         let p = audit("anchor_bucket = \"b-1\"\nanchor_key_file = \"a.pem\"\nanchor_interval = 60");
         assert_eq!(p[0].key, "audit.anchor_interval");
-        assert!(p[0].message.contains("write durations as strings"), "{}", p[0].message);
-        let p = audit("anchor_bucket = \"b-1\"\nanchor_key_file = \"a.pem\"\nanchor_interval = \"10s\"");
+        assert!(
+            p[0].message.contains("write durations as strings"),
+            "{}",
+            p[0].message
+        );
+        let p = audit(
+            "anchor_bucket = \"b-1\"\nanchor_key_file = \"a.pem\"\nanchor_interval = \"10s\"",
+        );
         assert_eq!(p[0].key, "audit.anchor_interval");
-        assert!(p[0].message.contains("between 1m and 30d"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("between 1m and 30d"),
+            "{}",
+            p[0].message
+        );
         let p = audit("anchor_bukcet = \"b-1\"");
         assert_eq!(p[0].key, "audit.anchor_bukcet");
-        assert!(p[0].message.contains("did you mean audit.anchor_bucket?"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("did you mean audit.anchor_bucket?"),
+            "{}",
+            p[0].message
+        );
         let p = audit("anchor_bucket = \"b-1\"\nanchor_key_file = \"\"");
         assert_eq!(p[0].key, "audit.anchor_key_file");
     }

@@ -479,7 +479,8 @@ async fn verify_anchored(db: &Path, url: &str, public_key: &Path) -> anyhow::Res
     use hanko::anchor::{AnchorLocation, AnchorPublicKey};
     init_tracing();
     let location = AnchorLocation::parse_url(url).map_err(|e| anyhow::anyhow!("--anchors: {e}"))?;
-    let key = AnchorPublicKey::read(public_key).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
+    let key =
+        AnchorPublicKey::read(public_key).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
     let store = open_store(db)?;
     let s3 = hanko::aws::ClientFactory::from_env(None, None)
         .await

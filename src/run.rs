@@ -282,7 +282,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         tokio::spawn(digest.run(shutdown_rx.clone()))
     });
 
-    let anchor = match anchorer(&app)? {
+    let anchor = match anchorer(&app).map_err(RunError::AnchorKey)? {
         Some(anchorer) => {
             let task = tokio::spawn(anchorer.clone().run(shutdown_rx.clone()));
             Some((anchorer, task))
@@ -315,11 +315,11 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
 /// The audit anchor of `[audit]`, its key read now (and kept only in memory); `None` when
 /// anchoring is off. The bucket is reached in the first of `aws.regions`, with hanko's own
 /// credentials.
-fn anchorer(app: &App) -> Result<Option<Anchorer>, RunError> {
+fn anchorer(app: &App) -> Result<Option<Anchorer>, crate::anchor::AnchorError> {
     let Some(settings) = &app.settings.audit.anchor else {
         return Ok(None);
     };
-    let key = AnchorKey::read(&settings.key_file).map_err(RunError::AnchorKey)?;
+    let key = AnchorKey::read(&settings.key_file)?;
     let region = app.settings.aws.regions.first().map(String::as_str);
     Ok(Some(Anchorer::new(
         app.store.clone(),

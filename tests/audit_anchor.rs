@@ -3,7 +3,6 @@
 //! verify --anchors` with the right key, another key, a cut tail and a rewritten head, and
 //! `hanko check-config` with keys made by openssl.
 
-#[allow(dead_code)]
 #[path = "support/discord_fake.rs"]
 mod discord_fake;
 #[allow(dead_code)]
@@ -70,12 +69,7 @@ async fn anchorer(moto: &Moto, store: &Store, bucket: &str, key: &Path) -> Ancho
 }
 
 async fn digest_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let out = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap();
+    let out = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
     out.contents()
         .iter()
         .filter_map(|o| o.key().map(str::to_string))
@@ -87,7 +81,11 @@ fn verify(moto: &Moto, db: &Path, bucket: &str, public_key: &Path) -> (i32, Stri
     let out: Output = Command::new(env!("CARGO_BIN_EXE_hanko"))
         .args(["audit", "verify", "--db"])
         .arg(db)
-        .args(["--anchors", &format!("s3://{bucket}/{PREFIX}"), "--public-key"])
+        .args([
+            "--anchors",
+            &format!("s3://{bucket}/{PREFIX}"),
+            "--public-key",
+        ])
         .arg(public_key)
         .env("AWS_ENDPOINT_URL", moto.endpoint())
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -113,18 +111,35 @@ async fn digests_written_to_s3_verify_with_the_right_key_and_fail_with_another()
     {
         let store = Store::open(dir.path()).unwrap();
         let writer = anchorer(&moto, &store, "anchors-right-key", &fixture("anchor.pem")).await;
-        assert_eq!(writer.anchor_now().await.unwrap(), None, "an empty log: no digest");
+        assert_eq!(
+            writer.anchor_now().await.unwrap(),
+            None,
+            "an empty log: no digest"
+        );
         append(&store, 5);
         let first = writer.anchor_now().await.unwrap().expect("a first digest");
         assert_eq!(first.last_seq, 5);
-        assert!(first.key.starts_with("hanko/prod/digest-00000000000000000005-"), "{}", first.key);
-        assert_eq!(writer.anchor_now().await.unwrap(), None, "the head did not move");
+        assert!(
+            first
+                .key
+                .starts_with("hanko/prod/digest-00000000000000000005-"),
+            "{}",
+            first.key
+        );
+        assert_eq!(
+            writer.anchor_now().await.unwrap(),
+            None,
+            "the head did not move"
+        );
         append(&store, 3);
         let second = writer.anchor_now().await.unwrap().expect("a second digest");
         assert_eq!(second.last_seq, 8);
 
         // The objects in S3 are the chain the docs describe.
-        assert_eq!(digest_keys(&s3, "anchors-right-key").await, [first.key.clone(), second.key.clone()]);
+        assert_eq!(
+            digest_keys(&s3, "anchors-right-key").await,
+            [first.key.clone(), second.key.clone()]
+        );
         let object = hanko::aws::anchors::get_object(&s3, "anchors-right-key", &second.key)
             .await
             .unwrap();
@@ -135,29 +150,61 @@ async fn digests_written_to_s3_verify_with_the_right_key_and_fail_with_another()
         append(&store, 1);
     }
 
-    let (code, out) = verify(&moto, dir.path(), "anchors-right-key", &fixture("anchor.pub.pem"));
+    let (code, out) = verify(
+        &moto,
+        dir.path(),
+        "anchors-right-key",
+        &fixture("anchor.pub.pem"),
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("OK: 9 audit events"), "{out}");
     assert!(out.contains("2 digests"), "{out}");
     assert!(out.contains("last anchored seq 8"), "{out}");
     assert!(out.contains("1 later events not anchored yet"), "{out}");
 
-    let (code, out) = verify(&moto, dir.path(), "anchors-right-key", &fixture("other.pub.pem"));
+    let (code, out) = verify(
+        &moto,
+        dir.path(),
+        "anchors-right-key",
+        &fixture("other.pub.pem"),
+    );
     assert_eq!(code, 1, "{out}");
-    assert!(out.starts_with("BROKEN: digest hanko/prod/digest-00000000000000000005-"), "{out}");
+    assert!(
+        out.starts_with("BROKEN: digest hanko/prod/digest-00000000000000000005-"),
+        "{out}"
+    );
     assert!(out.contains("signature does not verify"), "{out}");
 
     // A private key where the public key belongs: the check cannot run (exit 2), says why.
-    let (code, out) = verify(&moto, dir.path(), "anchors-right-key", &fixture("anchor.pem"));
+    let (code, out) = verify(
+        &moto,
+        dir.path(),
+        "anchors-right-key",
+        &fixture("anchor.pem"),
+    );
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("--public-key") && out.contains("SubjectPublicKeyInfo"), "{out}");
-    assert!(!out.contains("MC4CAQAw"), "never prints key material: {out}");
+    assert!(
+        out.contains("--public-key") && out.contains("SubjectPublicKeyInfo"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("MC4CAQAw"),
+        "never prints key material: {out}"
+    );
 
     // No digests under the prefix: nothing anchors the store, so the answer is no.
     bucket(&moto, "anchors-empty").await;
-    let (code, out) = verify(&moto, dir.path(), "anchors-empty", &fixture("anchor.pub.pem"));
+    let (code, out) = verify(
+        &moto,
+        dir.path(),
+        "anchors-empty",
+        &fixture("anchor.pub.pem"),
+    );
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("no digests under s3://anchors-empty/hanko/prod/"), "{out}");
+    assert!(
+        out.contains("no digests under s3://anchors-empty/hanko/prod/"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +237,10 @@ async fn a_cut_tail_with_a_rewritten_head_fails_verify_anchors_naming_the_last_a
     }
     let (code, out) = verify(&moto, dir.path(), "anchors-cut", &fixture("anchor.pub.pem"));
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("audit event 10 does not have the hash anchored"), "{out}");
+    assert!(
+        out.contains("audit event 10 does not have the hash anchored"),
+        "{out}"
+    );
     assert!(out.contains("last anchored seq: 10"), "{out}");
 }
 
@@ -203,7 +253,11 @@ async fn a_digest_that_could_not_be_written_is_written_first_next_time() {
     let writer = anchorer(&moto, &store, "anchors-later", &fixture("anchor.pem")).await;
     // No bucket yet: the PutObject fails, the digest stays pending.
     let err = writer.anchor_now().await.unwrap_err();
-    assert!(err.to_string().contains("s3://anchors-later/hanko/prod/digest-"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("s3://anchors-later/hanko/prod/digest-"),
+        "{err}"
+    );
     assert!(store.get_meta(META_ANCHOR_PENDING).unwrap().is_some());
     assert!(store.get_meta(META_ANCHOR_LAST).unwrap().is_none());
 
@@ -213,12 +267,24 @@ async fn a_digest_that_could_not_be_written_is_written_first_next_time() {
     assert_eq!(written.last_seq, 5);
     assert!(store.get_meta(META_ANCHOR_PENDING).unwrap().is_none());
     let keys = digest_keys(&s3, "anchors-later").await;
-    assert_eq!(keys.len(), 2, "the pending digest, then the new one: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        2,
+        "the pending digest, then the new one: {keys:?}"
+    );
     drop(writer);
     drop(store);
-    let (code, out) = verify(&moto, dir.path(), "anchors-later", &fixture("anchor.pub.pem"));
+    let (code, out) = verify(
+        &moto,
+        dir.path(),
+        "anchors-later",
+        &fixture("anchor.pub.pem"),
+    );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("2 digests") && out.contains("last anchored seq 5"), "{out}");
+    assert!(
+        out.contains("2 digests") && out.contains("last anchored seq 5"),
+        "{out}"
+    );
 }
 
 /// Keys made by openssl exactly as the docs say, into `dir`: (private, public).
@@ -278,13 +344,18 @@ regions = ["us-east-1"]
     ));
     assert_eq!((code, out.as_str()), (Some(0), "OK\n"));
     // Relative to the config's directory, prefix and interval left to their defaults.
-    let (code, out) = check("anchor_bucket = \"hanko-audit-anchors\"\nanchor_key_file = \"anchor.pem\"");
+    let (code, out) =
+        check("anchor_bucket = \"hanko-audit-anchors\"\nanchor_key_file = \"anchor.pem\"");
     assert_eq!((code, out.as_str()), (Some(0), "OK\n"));
 
-    let (code, out) = check("anchor_bucket = \"hanko-audit-anchors\"\nanchor_key_file = \"missing.pem\"");
+    let (code, out) =
+        check("anchor_bucket = \"hanko-audit-anchors\"\nanchor_key_file = \"missing.pem\"");
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("audit.anchor_key_file"), "{out}");
-    assert!(out.contains("missing.pem: cannot be read (no such file)"), "{out}");
+    assert!(
+        out.contains("missing.pem: cannot be read (no such file)"),
+        "{out}"
+    );
 
     let (code, out) = check("anchor_bucket = \"hanko-audit-anchors\"");
     assert_eq!(code, Some(1), "{out}");
@@ -357,9 +428,15 @@ async fn hanko_run_writes_a_digest_at_shutdown_that_verifies() {
     let deadline = Instant::now() + WAIT;
     while http_get(addr, "/healthz").await.0 != 200 {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("hanko run exited ({status}) before it was healthy; stderr:\n{}", stderr());
+            panic!(
+                "hanko run exited ({status}) before it was healthy; stderr:\n{}",
+                stderr()
+            );
         }
-        assert!(Instant::now() < deadline, "/healthz not 200 within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "/healthz not 200 within {WAIT:?}"
+        );
         tokio::time::sleep(POLL).await;
     }
     assert!(
@@ -368,14 +445,22 @@ async fn hanko_run_writes_a_digest_at_shutdown_that_verifies() {
     );
 
     let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .expect("hanko run exits within 30 s of SIGTERM")
         .unwrap();
     let _ = tokio::time::timeout(WAIT, reader).await;
     assert_eq!(status.code(), Some(0), "stderr:\n{}", stderr());
-    assert!(stderr().contains("wrote an audit digest"), "stderr:\n{}", stderr());
+    assert!(
+        stderr().contains("wrote an audit digest"),
+        "stderr:\n{}",
+        stderr()
+    );
     assert!(!stderr().contains("PRIVATE KEY"), "the key is never logged");
 
     let keys = digest_keys(&s3, "anchors-run").await;

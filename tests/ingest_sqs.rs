@@ -189,7 +189,7 @@ async fn issue_11_a_float_severity_finding_from_sqs_verifies() {
         .map(|(_, d)| d.clone())
         .find(|d| d["service"]["archived"] != true)
         .unwrap();
-    let severities = [1.6997106113535186, 7.300000000000001, 8.0000000000000018];
+    let severities = [1.6997106113535186, 7.300000000000001, 8.000000000000002];
     for (i, severity) in severities.into_iter().enumerate() {
         detail["id"] = json!(format!("f10a7{i}"));
         detail["severity"] = json!(severity);
@@ -216,7 +216,12 @@ async fn issue_11_a_float_severity_finding_from_sqs_verifies() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("OK: "), "{stdout}");
 }
 

@@ -501,7 +501,10 @@ fn issue_11_a_float_severity_finding_verifies_after_a_reopen() {
     assert_eq!(store.verify_audit().unwrap(), 6);
     // What is read back is what was written, to the last bit.
     let stored = store.get_finding("float-0").unwrap().unwrap();
-    assert_eq!(stored.finding.severity.to_bits(), 1.6997106113535186f64.to_bits());
+    assert_eq!(
+        stored.finding.severity.to_bits(),
+        1.6997106113535186f64.to_bits()
+    );
 }
 
 /// A store written before events were stored as their canonical records (the struct's own
@@ -546,7 +549,10 @@ fn a_flag_and_its_event_are_written_together() {
                 .detail(serde_json::json!({"reason": "drill"})),
         )
         .unwrap();
-    assert_eq!(store.get_meta("engine.paused").unwrap().as_deref(), Some("true"));
+    assert_eq!(
+        store.get_meta("engine.paused").unwrap().as_deref(),
+        Some("true")
+    );
     assert_eq!(event.seq, 1);
     assert_eq!(count_kind(&store, EventKind::ExecutionPaused), 1);
     assert_eq!(store.audit_head().unwrap(), (1, event.hash.clone()));

@@ -271,8 +271,7 @@ impl Digest {
                 d.first_seq, d.last_seq
             )));
         }
-        if DateTime::parse_from_rfc3339(&d.anchored_at).is_err() || d.anchored_at.contains('\n')
-        {
+        if DateTime::parse_from_rfc3339(&d.anchored_at).is_err() || d.anchored_at.contains('\n') {
             return Err(malformed("anchored_at is not an RFC 3339 time".into()));
         }
         Ok(d)
@@ -290,7 +289,9 @@ pub fn digest_hash(object: &[u8]) -> String {
 }
 
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,7 +389,13 @@ mod tests {
         assert!(back.signed_by(&k.public()));
         assert!(!back.signed_by(&key(8).public()), "another key fails");
 
-        let next = Digest::sign(&k, Some((57, &digest_hash(&bytes))), 60, &"cd".repeat(32), t0());
+        let next = Digest::sign(
+            &k,
+            Some((57, &digest_hash(&bytes))),
+            60,
+            &"cd".repeat(32),
+            t0(),
+        );
         assert_eq!(next.first_seq, 58);
         assert_eq!(next.previous_digest_hash, digest_hash(&bytes));
 
@@ -415,17 +422,17 @@ mod tests {
         assert_eq!(AnchorLocation::new("b", "/x/").prefix, "x/");
         let l = AnchorLocation::parse_url("s3://bucket/hanko").unwrap();
         assert_eq!(l, AnchorLocation::new("bucket", "hanko/"));
-        assert_eq!(
-            AnchorLocation::parse_url("s3://bucket").unwrap().prefix,
-            ""
-        );
+        assert_eq!(AnchorLocation::parse_url("s3://bucket").unwrap().prefix, "");
         assert!(AnchorLocation::parse_url("https://bucket").is_err());
         assert!(AnchorLocation::parse_url("s3:///x").is_err());
         let k = key(1);
         let a = Digest::sign(&k, None, 9, &"ab".repeat(32), t0());
         let b = Digest::sign(&k, Some((9, "x")), 10, &"ab".repeat(32), t0());
         let (ka, kb) = (l.key_of(&a), l.key_of(&b));
-        assert_eq!(ka, "hanko/digest-00000000000000000009-20261128T160000Z.json");
+        assert_eq!(
+            ka,
+            "hanko/digest-00000000000000000009-20261128T160000Z.json"
+        );
         assert!(ka < kb);
     }
 

@@ -16,7 +16,9 @@
 //! N", a rewritten event fails it as "does not have the anchored hash"; both messages name the
 //! last anchored seq. A wrong public key fails step 2 on the first digest.
 
-use super::{digest_hash, AnchorError, AnchorLocation, AnchorPublicKey, Digest, NO_PREVIOUS_DIGEST};
+use super::{
+    digest_hash, AnchorError, AnchorLocation, AnchorPublicKey, Digest, NO_PREVIOUS_DIGEST,
+};
 use crate::aws::anchors::{get_object, list_keys};
 use crate::aws::StepError;
 use crate::store::{Store, StoreError, VerifyError};
@@ -42,7 +44,7 @@ pub enum AnchorVerifyError {
     S3 {
         url: String,
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     #[error(transparent)]
     StoreIo(StoreError),
@@ -100,7 +102,7 @@ pub async fn verify_anchored(
 ) -> Result<AnchorReport, AnchorVerifyError> {
     let s3_error = |source| AnchorVerifyError::S3 {
         url: location.url(),
-        source,
+        source: Box::new(source),
     };
     let keys: Vec<String> = list_keys(s3, &location.bucket, &location.digest_key_prefix())
         .await
@@ -125,7 +127,11 @@ pub async fn verify_anchored(
             return Err(AnchorVerifyError::BadSignature { key });
         }
         let (expected_link, expected_first, previous_name) = match &previous {
-            None => (NO_PREVIOUS_DIGEST.to_string(), 1, "the start of the chain (64 zeros)".to_string()),
+            None => (
+                NO_PREVIOUS_DIGEST.to_string(),
+                1,
+                "the start of the chain (64 zeros)".to_string(),
+            ),
             Some((k, seq, hash)) => (hash.clone(), seq + 1, format!("the digest before it, {k}")),
         };
         if digest.previous_digest_hash != expected_link {

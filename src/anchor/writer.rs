@@ -60,7 +60,7 @@ pub enum AnchorWriteError {
     S3 {
         url: String,
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     #[error("the store's audit log ends at event {head_seq}, before event {anchored_seq} anchored by {key}: events were removed or the store was replaced; no digest is written (run `hanko audit verify --anchors`)")]
     StoreBehindAnchor {
@@ -134,8 +134,7 @@ impl Anchorer {
         }
         let digest = Digest::sign(
             &self.key,
-            last.as_ref()
-                .map(|l| (l.last_seq, l.digest_hash.as_str())),
+            last.as_ref().map(|l| (l.last_seq, l.digest_hash.as_str())),
             head_seq,
             &head_hash,
             self.clock.now(),
@@ -168,7 +167,7 @@ impl Anchorer {
         .await
         .map_err(|source| AnchorWriteError::S3 {
             url: format!("s3://{}/{}", self.location.bucket, pending.digest.key),
-            source,
+            source: Box::new(source),
         })?;
         self.store
             .put_meta(META_ANCHOR_LAST, &encode(&pending.digest))?;
@@ -208,12 +207,14 @@ impl Anchorer {
     ) -> Result<Option<T>, AnchorWriteError> {
         match self.store.get_meta(key)? {
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| AnchorWriteError::Record {
-                    key,
-                    message: e.to_string(),
-                }),
+            Some(text) => {
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| AnchorWriteError::Record {
+                        key,
+                        message: e.to_string(),
+                    })
+            }
         }
     }
 }
