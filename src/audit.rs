@@ -8,6 +8,20 @@
 //! `prev_hash` is the hash of event *n-1* (64 zeros for the first). The canonical JSON has its
 //! object keys sorted (serde_json's default map is ordered), so the same event always hashes
 //! the same way.
+//!
+//! # Records: what is stored is what was hashed
+//!
+//! Re-serialising a decoded event is not a safe way to recompute its hash: a float such as a
+//! severity of `1.6997106113535186` must come back as the very same `f64` for the text to be
+//! the same (issue 11, item 4a). So an event is stored as its **record**
+//! ([`AuditEvent::record`]): the canonical JSON bytes that were hashed, with
+//! `,"hash":"<64 hex>"` inserted before the final `}`. A record is still the JSON of an
+//! [`AuditEvent`] (every reader decodes it as before), and [`ChainVerifier::check_record`]
+//! hashes the canonical bytes cut back out of it ([`canonical_body_of_record`]), never a
+//! re-serialisation. Records written before this format (the struct's field order, `seq`
+//! first) have no canonical bytes inside; for them the verifier falls back to re-serialising
+//! the decoded event, which is exact because serde_json parses floats with
+//! `float_roundtrip` (shortest representation out, correctly rounded parse back in).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -211,9 +225,18 @@ impl NewEvent {
         self
     }
 
-    /// Seals the event as number `seq` after an event whose hash is `prev_hash`.
-    pub fn seal(self, seq: u64, prev_hash: &str) -> AuditEvent {
-        let mut event = AuditEvent {
+    /// Seals the event and returns it with its record ([`AuditEvent::record`]): the exact
+    /// bytes the hash was computed over, ready to be stored.
+    pub fn seal_record(self, seq: u64, prev_hash: &str) -> (AuditEvent, Vec<u8>) {
+        let mut event = self.seal_unhashed(seq, prev_hash);
+        let body = event.canonical_body();
+        event.hash = hash_body(&event.prev_hash, &body);
+        let record = record_from_body(body, &event.hash);
+        (event, record)
+    }
+
+    fn seal_unhashed(self, seq: u64, prev_hash: &str) -> AuditEvent {
+        AuditEvent {
             seq,
             at: self.at,
             actor: self.actor,
@@ -223,7 +246,12 @@ impl NewEvent {
             detail: self.detail,
             prev_hash: prev_hash.to_string(),
             hash: String::new(),
-        };
+        }
+    }
+
+    /// Seals the event as number `seq` after an event whose hash is `prev_hash`.
+    pub fn seal(self, seq: u64, prev_hash: &str) -> AuditEvent {
+        let mut event = self.seal_unhashed(seq, prev_hash);
         event.hash = event.compute_hash();
         event
     }
@@ -258,6 +286,17 @@ struct Hashed<'a> {
 impl AuditEvent {
     /// SHA-256 over `prev_hash` and the canonical JSON of every field but `hash`.
     pub fn compute_hash(&self) -> String {
+        hash_body(&self.prev_hash, &self.canonical_body())
+    }
+
+    /// The stored form: the canonical JSON that is hashed, with `,"hash":"…"` inserted before
+    /// its final `}` (see the module docs). It decodes as an [`AuditEvent`].
+    pub fn record(&self) -> Vec<u8> {
+        record_from_body(self.canonical_body(), &self.hash)
+    }
+
+    /// The canonical JSON of every field but `hash`, object keys sorted.
+    pub fn canonical_body(&self) -> Vec<u8> {
         let body = Hashed {
             seq: self.seq,
             at: &self.at,
@@ -270,14 +309,41 @@ impl AuditEvent {
         };
         // Serializing plain data with string keys cannot fail; an empty body would still
         // produce a hash that fails verification rather than a panic.
-        let canonical = serde_json::to_value(&body)
+        serde_json::to_value(&body)
             .and_then(|v| serde_json::to_vec(&v))
-            .unwrap_or_default();
-        let mut hasher = Sha256::new();
-        hasher.update(self.prev_hash.as_bytes());
-        hasher.update(&canonical);
-        hex::encode(hasher.finalize())
+            .unwrap_or_default()
     }
+}
+
+/// `hex(SHA-256(prev_hash || body))`.
+fn hash_body(prev_hash: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(body);
+    hex::encode(hasher.finalize())
+}
+
+/// The record of `body` (canonical JSON, an object) and its `hash`.
+fn record_from_body(mut body: Vec<u8>, hash: &str) -> Vec<u8> {
+    if body.last() == Some(&b'}') {
+        body.pop();
+        // `{}` would need no comma; an event's body always has fields.
+        body.extend_from_slice(b",\"hash\":\"");
+        body.extend_from_slice(hash.as_bytes());
+        body.extend_from_slice(b"\"}");
+    }
+    body
+}
+
+/// The canonical bytes inside a record written by [`AuditEvent::record`]: the record without
+/// its trailing `,"hash":"<hash>"`, closed again with `}`. `None` when the record does not end
+/// that way (a record of the older format, or one edited since).
+pub fn canonical_body_of_record(record: &[u8], hash: &str) -> Option<Vec<u8>> {
+    let suffix = format!(",\"hash\":\"{hash}\"}}");
+    let body = record.strip_suffix(suffix.as_bytes())?;
+    let mut body = body.to_vec();
+    body.push(b'}');
+    Some(body)
 }
 
 /// Why a chain does not verify.
@@ -328,13 +394,26 @@ impl Default for ChainVerifier {
 impl ChainVerifier {
     /// Checks one event, in order. Sequence numbers start at 1.
     pub fn check(&mut self, event: &AuditEvent) -> Result<(), ChainError> {
+        self.check_with(event, false)
+    }
+
+    /// Checks one event, in order, against the record it was decoded from: the hash is
+    /// recomputed over the canonical bytes inside the record (what was hashed when it was
+    /// written); a record of the older format falls back to [`AuditEvent::compute_hash`].
+    pub fn check_record(&mut self, event: &AuditEvent, record: &[u8]) -> Result<(), ChainError> {
+        let stored_bytes_match = canonical_body_of_record(record, &event.hash)
+            .is_some_and(|body| hash_body(&event.prev_hash, &body) == event.hash);
+        self.check_with(event, stored_bytes_match)
+    }
+
+    fn check_with(&mut self, event: &AuditEvent, hash_ok: bool) -> Result<(), ChainError> {
         if event.seq != self.next_seq {
             return Err(ChainError::Gap {
                 seq: event.seq,
                 expected: self.next_seq,
             });
         }
-        if event.compute_hash() != event.hash {
+        if !hash_ok && event.compute_hash() != event.hash {
             return Err(ChainError::HashMismatch { seq: event.seq });
         }
         if event.prev_hash != self.prev_hash {
@@ -468,6 +547,89 @@ mod tests {
                 expected: 2
             })
         );
+    }
+
+    /// Decodes a stored record the way the store does.
+    fn decoded(record: &[u8]) -> AuditEvent {
+        serde_json::from_slice(record).unwrap()
+    }
+
+    /// Issue 11, item 4a: a finding whose severity is 1.6997106113535186 broke `audit verify`.
+    #[test]
+    fn issue_11_a_float_severity_event_verifies_after_it_is_stored() {
+        let floats = [
+            1.6997106113535186,
+            0.1 + 0.2,
+            5e-324,
+            1.7976931348623157e308,
+            -0.0,
+            123456789.12345679,
+            2.2250738585072014e-308,
+        ];
+        let mut prev = GENESIS_HASH.to_string();
+        let mut verifier = ChainVerifier::default();
+        let mut legacy = ChainVerifier::default();
+        for (i, x) in floats.into_iter().enumerate() {
+            let (event, record) = NewEvent::new(
+                Utc.with_ymd_and_hms(2026, 11, 28, 16, 0, 0).unwrap(),
+                Actor::System,
+                EventKind::FindingIngested,
+            )
+            .finding("f-float")
+            .detail(serde_json::json!({"severity": x, "nested": [{"v": x}]}))
+            .seal_record(i as u64 + 1, &prev);
+            assert_eq!(event.hash, event.compute_hash(), "seal and compute agree");
+            assert_eq!(event.record(), record, "the record is deterministic");
+            let back = decoded(&record);
+            assert_eq!(
+                back, event,
+                "the record decodes to the sealed event ({x:e})"
+            );
+            assert_eq!(
+                canonical_body_of_record(&record, &event.hash),
+                Some(event.canonical_body())
+            );
+            verifier.check_record(&back, &record).unwrap();
+            // A store written before records: the struct's own JSON, re-serialised to verify.
+            let old_format = serde_json::to_vec(&event).unwrap();
+            let back_old = decoded(&old_format);
+            assert_eq!(
+                canonical_body_of_record(&old_format, &event.hash)
+                    .map(|b| b == event.canonical_body()),
+                Some(false)
+            );
+            legacy.check_record(&back_old, &old_format).unwrap();
+            prev = event.hash;
+        }
+        assert_eq!(verifier.checked(), floats.len() as u64);
+        assert_eq!(legacy.checked(), floats.len() as u64);
+    }
+
+    #[test]
+    fn an_edited_record_fails_both_ways() {
+        let (event, record) = NewEvent::new(
+            Utc.with_ymd_and_hms(2026, 11, 28, 16, 0, 0).unwrap(),
+            Actor::Cli { name: "ops".into() },
+            EventKind::CommandInvoked,
+        )
+        .detail(serde_json::json!({"command": "status"}))
+        .seal_record(1, GENESIS_HASH);
+        let text = String::from_utf8(record).unwrap();
+        let edited = text.replace("status", "pause!");
+        let back = decoded(edited.as_bytes());
+        assert_eq!(
+            ChainVerifier::default().check_record(&back, edited.as_bytes()),
+            Err(ChainError::HashMismatch { seq: 1 })
+        );
+        // Re-encoded through a map (keys sorted, so `hash` moves): the fallback still catches it.
+        let mut value: serde_json::Value = serde_json::from_str(&edited).unwrap();
+        value["detail"]["command"] = "pause".into();
+        let reencoded = serde_json::to_vec(&value).unwrap();
+        assert_eq!(
+            ChainVerifier::default().check_record(&decoded(&reencoded), &reencoded),
+            Err(ChainError::HashMismatch { seq: 1 })
+        );
+        assert_eq!(event.seq, 1);
     }
 
     #[test]

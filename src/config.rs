@@ -15,11 +15,15 @@
 //! file named here ([`TokenSource`]) into a [`Secret`], which never prints. A `token` key is an
 //! error that says so, and no message ever echoes a value that might be the token.
 //!
-//! Relative paths in the file (`store.path`, `playbooks.path`, `discord.token_file`) are
-//! resolved against the directory holding the config file, so hanko behaves the same whatever
-//! its working directory.
+//! The `[audit]` anchor key (`audit.anchor_key_file`) is a file too: [`load`] reads it once to
+//! check it is an Ed25519 private key, and no message ever prints its content.
 //!
-//! Uses [`crate::approval`], [`crate::plan`] (risk class names) and [`crate::util`]; never
+//! Relative paths in the file (`store.path`, `playbooks.path`, `discord.token_file`,
+//! `audit.anchor_key_file`) are resolved against the directory holding the config file, so
+//! hanko behaves the same whatever its working directory.
+//!
+//! Uses [`crate::approval`], [`crate::plan`] (risk class names), [`crate::util`] and
+//! [`crate::anchor`] (to check the anchor key file); never
 //! imports serenity, the AWS SDK or sled.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +55,9 @@ const MAX_APPROVALS: i64 = 10;
 /// The shortest and longest IAM access key age IAM.3 remediation may use as its threshold.
 const MIN_KEY_AGE_SECS: i64 = 86_400;
 const MAX_KEY_AGE_SECS: i64 = 3_650 * 86_400;
+/// The shortest and longest time between two audit digests.
+const MIN_ANCHOR_INTERVAL_SECS: i64 = 60;
+const MAX_ANCHOR_INTERVAL_SECS: i64 = 30 * 86_400;
 
 // ---------------------------------------------------------------------------------------------
 // Settings: what the rest of hanko sees
@@ -70,6 +77,7 @@ pub struct Settings {
     /// `playbooks.path`, resolved; `None` means the built-in playbooks.
     pub playbooks_path: Option<PathBuf>,
     pub posture: PostureSettings,
+    pub audit: AuditSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +180,27 @@ impl Default for PostureSettings {
             iam3_max_key_age: Duration::days(90),
         }
     }
+}
+
+/// `[audit]`: anchoring the audit chain's head outside the store ([`crate::anchor`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// `None` unless `audit.anchor_bucket` is set.
+    pub anchor: Option<AnchorSettings>,
+}
+
+/// Where and how often `hanko run` writes signed digests of the audit head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorSettings {
+    /// The S3 bucket (in the first of `aws.regions`), ideally with Object Lock.
+    pub bucket: String,
+    /// `anchor_prefix` as given (the writer adds the `/`).
+    pub prefix: String,
+    /// The Ed25519 private key (PKCS#8 PEM), resolved. Only its path is kept here: the key is
+    /// read at start ([`crate::anchor::AnchorKey::read`]); [`load`] reads it once to check it.
+    pub key_file: PathBuf,
+    /// At most one digest per interval (plus one at shutdown).
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,6 +408,18 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
             });
         }
     }
+    if let Some(anchor) = &settings.audit.anchor {
+        // Read once to check it; `hanko run` reads it again at start and keeps it in memory.
+        if let Err(e) = crate::anchor::AnchorKey::read(&anchor.key_file) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems: vec![Problem::new(
+                    "audit.anchor_key_file",
+                    format!("{e}; it must be an Ed25519 private key in PKCS#8 PEM (relative paths start at the config file's directory)"),
+                )],
+            });
+        }
+    }
     Ok(settings)
 }
 
@@ -470,6 +511,7 @@ struct RawConfig {
     http: RawHttp,
     playbooks: RawPlaybooks,
     posture: RawPosture,
+    audit: RawAudit,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -559,6 +601,15 @@ struct RawPosture {
     iam3_max_key_age: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    anchor_bucket: Option<String>,
+    anchor_prefix: Option<String>,
+    anchor_key_file: Option<String>,
+    anchor_interval: Option<String>,
+}
+
 impl RawConfig {
     /// Reads every section, reporting unknown keys and wrong types; never fails.
     fn read(doc: &toml::Table, problems: &mut Vec<Problem>) -> RawConfig {
@@ -593,6 +644,7 @@ impl RawConfig {
         let http = take("http");
         let playbooks = take("playbooks");
         let posture = take("posture");
+        let audit = take("audit");
         r.nested::<RawApprovals>(&mut policy, "policy", "approvals");
         RawConfig {
             discord: r.section(&discord, "discord"),
@@ -604,6 +656,7 @@ impl RawConfig {
             http: r.section(&http, "http"),
             playbooks: r.section(&playbooks, "playbooks"),
             posture: r.section(&posture, "posture"),
+            audit: r.section(&audit, "audit"),
         }
     }
 }
@@ -695,7 +748,7 @@ fn dotted(path: &str, key: &str) -> String {
 
 /// The section that owns a key name, for keys written in the wrong section.
 fn section_of(key: &str) -> Option<&'static str> {
-    let sections: [(&str, &[&str]); 9] = [
+    let sections: [(&str, &[&str]); 10] = [
         ("discord", field_names::<RawDiscord>()),
         ("responders", field_names::<RawResponders>()),
         ("policy", field_names::<RawPolicy>()),
@@ -705,6 +758,7 @@ fn section_of(key: &str) -> Option<&'static str> {
         ("http", field_names::<RawHttp>()),
         ("playbooks", field_names::<RawPlaybooks>()),
         ("posture", field_names::<RawPosture>()),
+        ("audit", field_names::<RawAudit>()),
     ];
     let owners: Vec<&str> = sections
         .iter()
@@ -733,7 +787,7 @@ fn type_message(key: &str, value: &toml::Value, e: &toml::de::Error) -> String {
         ) => "; write Discord ids as quoted strings, e.g. \"123456789012345678\"",
         ("accounts", _) => "; write account ids as quoted strings, e.g. [\"123456789012\"]",
         (
-            "poll_interval" | "backfill" | "request_ttl" | "iam3_max_key_age",
+            "poll_interval" | "backfill" | "request_ttl" | "iam3_max_key_age" | "anchor_interval",
             toml::Value::Integer(_),
         ) => "; write durations as strings with a unit, e.g. \"60s\", \"15m\", \"4h\", \"7d\"",
         (_, toml::Value::String(_)) if what.contains("expected a boolean") => {
@@ -845,6 +899,7 @@ impl RawConfig {
             None => None,
         };
         let posture = v.posture(self.posture);
+        let audit = v.audit(self.audit, base);
         Some(Settings {
             discord: discord?,
             responders,
@@ -855,6 +910,7 @@ impl RawConfig {
             http: http?,
             playbooks_path,
             posture: posture?,
+            audit: audit?,
         })
     }
 }
@@ -1273,6 +1329,70 @@ impl Validator<'_> {
         })
     }
 
+    fn audit(&mut self, raw: RawAudit, base: &Path) -> Option<AuditSettings> {
+        let interval = self.duration(
+            "audit.anchor_interval",
+            raw.anchor_interval.clone(),
+            "1h",
+            (MIN_ANCHOR_INTERVAL_SECS, MAX_ANCHOR_INTERVAL_SECS),
+            "between 1m and 30d",
+        );
+        let prefix = raw.anchor_prefix.unwrap_or_default();
+        if prefix.chars().any(char::is_control) {
+            self.problem(
+                "audit.anchor_prefix",
+                "contains a control character: write a key prefix such as \"hanko/prod\"",
+            );
+        }
+        let Some(bucket) = raw.anchor_bucket else {
+            // Anchoring is off; keys that only matter with a bucket would silently do nothing.
+            if raw.anchor_key_file.is_some() || raw.anchor_interval.is_some() {
+                self.problem(
+                    "audit.anchor_bucket",
+                    "missing: anchor_key_file and anchor_interval do nothing without the S3 bucket the digests go to; set anchor_bucket or remove them",
+                );
+                return None;
+            }
+            interval?;
+            return Some(AuditSettings::default());
+        };
+        let bucket_ok = is_bucket_name(&bucket);
+        if !bucket_ok {
+            self.problem(
+                "audit.anchor_bucket",
+                format!("`{}` is not an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, e.g. \"hanko-audit-anchors\"", bucket.escape_debug()),
+            );
+        }
+        let key_file = match raw.anchor_key_file {
+            None => {
+                self.problem(
+                    "audit.anchor_key_file",
+                    "missing: the Ed25519 private key that signs the digests, in PKCS#8 PEM (`openssl genpkey -algorithm ed25519 -out anchor.pem`)",
+                );
+                None
+            }
+            Some(f) if f.trim().is_empty() => {
+                self.problem(
+                    "audit.anchor_key_file",
+                    "is empty: name the PEM file of the Ed25519 private key, e.g. \"/etc/hanko/anchor.pem\"",
+                );
+                None
+            }
+            Some(f) => Some(resolve(base, &f)),
+        };
+        if !bucket_ok || prefix.chars().any(char::is_control) {
+            return None;
+        }
+        Some(AuditSettings {
+            anchor: Some(AnchorSettings {
+                bucket,
+                prefix,
+                key_file: key_file?,
+                interval: interval?.to_std().ok()?,
+            }),
+        })
+    }
+
     fn http(&mut self, raw: RawHttp) -> Option<HttpSettings> {
         let text = raw.listen.unwrap_or_else(|| "127.0.0.1:9464".to_owned());
         match text.parse::<SocketAddr>() {
@@ -1313,6 +1433,18 @@ fn parse_snowflake(s: &str) -> Result<u64, String> {
     }
     s.parse::<u64>()
         .map_err(|_| format!("`{s}` is too large for a Discord id"))
+}
+
+/// An S3 bucket name (the general-purpose bucket rules): 3 to 63 characters, lowercase
+/// letters, digits, dots and hyphens, starting and ending with a letter or digit.
+fn is_bucket_name(s: &str) -> bool {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && edge_ok(s.chars().next())
+        && edge_ok(s.chars().last())
+        && !s.contains("..")
 }
 
 fn is_env_var_name(s: &str) -> bool {
@@ -1841,13 +1973,143 @@ listen = "nowhere"
                 "store",
                 "http",
                 "playbooks",
-                "posture"
+                "posture",
+                "audit"
+            ]
+        );
+        assert_eq!(
+            field_names::<RawAudit>(),
+            [
+                "anchor_bucket",
+                "anchor_prefix",
+                "anchor_key_file",
+                "anchor_interval"
             ]
         );
         assert_eq!(
             field_names::<RawApprovals>(),
             ["evidence", "contain", "disrupt"]
         );
+    }
+
+    /// The test key pair of `tests/fixtures/anchor`, made by openssl.
+    fn fixture_key(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/anchor")
+            .join(name)
+    }
+
+    #[test]
+    fn the_audit_section_is_read_with_its_defaults() {
+        let s = parse(BASE, Path::new(ORIGIN)).unwrap();
+        assert_eq!(
+            s.audit,
+            AuditSettings::default(),
+            "no [audit]: nothing anchored"
+        );
+        let s = parse(
+            &format!("{BASE}\n[audit]\nanchor_bucket = \"hanko-audit\"\nanchor_key_file = \"anchor.pem\"\n"),
+            Path::new(ORIGIN),
+        )
+        .unwrap();
+        assert_eq!(
+            s.audit.anchor,
+            Some(AnchorSettings {
+                bucket: "hanko-audit".into(),
+                prefix: String::new(),
+                key_file: PathBuf::from("/etc/hanko/anchor.pem"),
+                interval: std::time::Duration::from_secs(3600),
+            })
+        );
+        let s = parse(
+            &format!("{BASE}\n[audit]\nanchor_bucket = \"hanko-audit\"\nanchor_prefix = \"hanko/prod\"\nanchor_key_file = \"/k/a.pem\"\nanchor_interval = \"15m\"\n"),
+            Path::new(ORIGIN),
+        )
+        .unwrap();
+        let a = s.audit.anchor.unwrap();
+        assert_eq!(a.prefix, "hanko/prod");
+        assert_eq!(a.interval, std::time::Duration::from_secs(900));
+    }
+
+    #[test]
+    fn bad_audit_keys_name_the_key_and_the_fix() {
+        let audit = |lines: &str| problems(&format!("{BASE}\n[audit]\n{lines}\n"));
+        let p = audit("anchor_bucket = \"hanko-audit\"");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "audit.anchor_key_file");
+        assert!(
+            p[0].message.contains("openssl genpkey -algorithm ed25519"),
+            "{}",
+            p[0].message
+        );
+        let p = audit("anchor_key_file = \"a.pem\"");
+        assert_eq!(p[0].key, "audit.anchor_bucket");
+        assert!(p[0].message.starts_with("missing"), "{}", p[0].message);
+        let p = audit("anchor_bucket = \"Not_A_Bucket\"\nanchor_key_file = \"a.pem\"");
+        assert_eq!(p[0].key, "audit.anchor_bucket");
+        assert!(p[0].message.contains("lowercase"), "{}", p[0].message);
+        let p = audit("anchor_bucket = \"b-1\"\nanchor_key_file = \"a.pem\"\nanchor_interval = 60");
+        assert_eq!(p[0].key, "audit.anchor_interval");
+        assert!(
+            p[0].message.contains("write durations as strings"),
+            "{}",
+            p[0].message
+        );
+        let p = audit(
+            "anchor_bucket = \"b-1\"\nanchor_key_file = \"a.pem\"\nanchor_interval = \"10s\"",
+        );
+        assert_eq!(p[0].key, "audit.anchor_interval");
+        assert!(
+            p[0].message.contains("between 1m and 30d"),
+            "{}",
+            p[0].message
+        );
+        let p = audit("anchor_bukcet = \"b-1\"");
+        assert_eq!(p[0].key, "audit.anchor_bukcet");
+        assert!(
+            p[0].message.contains("did you mean audit.anchor_bucket?"),
+            "{}",
+            p[0].message
+        );
+        let p = audit("anchor_bucket = \"b-1\"\nanchor_key_file = \"\"");
+        assert_eq!(p[0].key, "audit.anchor_key_file");
+    }
+
+    #[test]
+    fn check_reads_the_anchor_key_file_and_never_prints_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("hanko.toml");
+        let write = |key_file: &Path| {
+            std::fs::write(
+                &config,
+                format!(
+                    "{BASE}\n[audit]\nanchor_bucket = \"hanko-audit\"\nanchor_key_file = \"{}\"\n",
+                    key_file.display()
+                ),
+            )
+            .unwrap();
+        };
+        write(&fixture_key("anchor.pem"));
+        assert_eq!(check(&config), Vec::<String>::new());
+
+        write(&dir.path().join("missing.pem"));
+        let lines = check(&config);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("audit.anchor_key_file"), "{}", lines[0]);
+        assert!(lines[0].contains("no such file"), "{}", lines[0]);
+
+        // A public key (or anything else) where the private key belongs.
+        write(&fixture_key("anchor.pub.pem"));
+        let lines = check(&config);
+        assert!(lines[0].contains("audit.anchor_key_file"), "{}", lines[0]);
+        assert!(lines[0].contains("PKCS#8"), "{}", lines[0]);
+        let secret = "MC4CAQAwBQYDK2VwBCIE-not-a-key";
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, secret).unwrap();
+        write(&garbage);
+        let lines = check(&config);
+        assert!(lines[0].contains("audit.anchor_key_file"), "{}", lines[0]);
+        assert!(!lines.join("\n").contains(secret), "{lines:?}");
     }
 
     #[test]

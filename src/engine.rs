@@ -162,25 +162,26 @@ impl Engine {
         Ok(self.store.get_meta(META_PAUSED)?.as_deref() == Some("true"))
     }
 
-    /// Pauses or resumes execution of approved requests, audited.
+    /// Pauses or resumes execution of approved requests: the flag and its audit event
+    /// (`ExecutionPaused` / `ExecutionResumed`) are written in one store transaction.
     pub fn set_paused(
         &self,
         paused: bool,
         actor: Actor,
         reason: Option<&str>,
     ) -> Result<(), EngineError> {
-        self.store
-            .put_meta(META_PAUSED, if paused { "true" } else { "false" })?;
         let kind = if paused {
             EventKind::ExecutionPaused
         } else {
             EventKind::ExecutionResumed
         };
-        self.store.append_audit(
+        // The flag and its event in one transaction: never a pause without its record.
+        self.store.put_meta_audited(
+            META_PAUSED,
+            if paused { "true" } else { "false" },
             NewEvent::new(self.clock.now(), actor, kind)
                 .detail(serde_json::json!({ "reason": reason })),
         )?;
-        self.store.flush()?;
         Ok(())
     }
 

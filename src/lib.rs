@@ -32,13 +32,14 @@
 //! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
 //! | [`approval`] | request states, policy, `decide`, the liveness rule (`Request::is_live`) | plan, audit |
 //! | [`preflight`] | the checks right before an approved request executes, and their refusals | approval, finding, plan |
-//! | [`audit`] | events, hash chain, query filter | — |
+//! | [`audit`] | events, hash chain, the stored record (the canonical bytes that were hashed), query filter | — |
+//! | [`anchor`] | signed digests of the audit head in S3 (format, Ed25519 keys, key layout), their writer and `audit verify --anchors` | audit, store, clock, aws (S3) |
 //! | [`clock`] | the one wall clock (system time, shiftable by tests) | — |
 //! | [`execution`] | step records and outcomes | plan |
 //! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, plan, util |
 //! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
-//! | [`aws`] | clients per account and region, containment steps, error classes | AWS SDK, core |
+//! | [`aws`] | clients per account and region, containment steps, error classes, S3 for audit anchors (`aws::anchors`) | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once (after [`preflight`]); resume; revert | store, aws, core |
 //! | [`posture_sync`] | after a suppression or its lift runs: the stored control findings from the step's result and a re-read by id, the card announced | app, posture, aws |
 //! | [`expiry`] | the sweep that turns Pending requests past `expires_at` into Expired | store, pipeline |
@@ -53,6 +54,7 @@
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
 //! AWS SDK or sled.
 
+pub mod anchor;
 pub mod app;
 pub mod approval;
 pub mod audit;

@@ -6,14 +6,17 @@
 //! before anything can send one), the HTTP server (`/healthz`, `/metrics`), the expiry sweep
 //! ([`crate::expiry`]: once now, then every minute, in the request lifecycle task), the
 //! engine's resume of requests left Approved or Executing, the ingest loops, the posture digest
-//! (with `ingest.securityhub` on; [`crate::discord::digest`]) and the Discord bot.
+//! (with `ingest.securityhub` on; [`crate::discord::digest`]), the audit anchor (with
+//! `[audit] anchor_bucket` set; [`crate::anchor::writer`]) and the Discord bot.
 //!
 //! The request lifecycle task also starts every Approved request when `/resume` lifts the pause
 //! ([`Notice::ExecutionResumed`]), as owned engine runs, so an approval given while paused runs
 //! without a restart (after the engine's pre-flight checks, [`crate::preflight`]).
+//!
 //! [`Running::shutdown`] sends the shutdown signal (the bot answers further clicks with "hanko is
 //! shutting down"; the outbox, the digest and the HTTP server stop), waits a bounded time for
-//! engine runs under way, flushes the store and closes the gateway.
+//! engine runs under way, flushes the store and closes the gateway; last, once nothing else
+//! writes audit events, it writes the final audit digest (when the head moved).
 //!
 //! It owns the wiring and the lifetimes of tasks; it holds no policy. It may use every module.
 
@@ -27,6 +30,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
+use crate::anchor::writer::Anchorer;
+use crate::anchor::{AnchorKey, AnchorLocation};
 use crate::app::App;
 use crate::approval::RequestState;
 use crate::commands::{self, CommandDefError};
@@ -62,6 +67,8 @@ pub enum RunError {
     Commands(#[from] CommandDefError),
     #[error("cannot build the Discord client")]
     Discord(#[source] serenity::Error),
+    #[error("audit.anchor_key_file: {0}")]
+    AnchorKey(#[source] crate::anchor::AnchorError),
 }
 
 /// The start-up choices that do not live in the config file.
@@ -320,6 +327,8 @@ pub struct Running {
     digest: Option<JoinHandle<()>>,
     /// The expiry sweeper and `/resume` starter.
     lifecycle: JoinHandle<()>,
+    /// The audit anchor and its periodic task, with `[audit] anchor_bucket` set.
+    anchor: Option<(Anchorer, JoinHandle<()>)>,
 }
 
 /// Starts the outbox, the HTTP server, the engine's resume and the bot. Returns once they are
@@ -403,6 +412,14 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         tokio::spawn(digest.run(shutdown_rx.clone()))
     });
 
+    let anchor = match anchorer(&app).map_err(RunError::AnchorKey)? {
+        Some(anchorer) => {
+            let task = tokio::spawn(anchorer.clone().run(shutdown_rx.clone()));
+            Some((anchorer, task))
+        }
+        None => None,
+    };
+
     let bot = tokio::spawn(async move {
         if let Err(e) = client.start().await {
             tracing::error!(error = %crate::discord::redact::chain(&e), "the Discord client stopped with an error");
@@ -422,7 +439,27 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         ingest,
         digest,
         lifecycle,
+        anchor,
     })
+}
+
+/// The audit anchor of `[audit]`, its key read now (and kept only in memory); `None` when
+/// anchoring is off. The bucket is reached in the first of `aws.regions`, with hanko's own
+/// credentials.
+fn anchorer(app: &App) -> Result<Option<Anchorer>, crate::anchor::AnchorError> {
+    let Some(settings) = &app.settings.audit.anchor else {
+        return Ok(None);
+    };
+    let key = AnchorKey::read(&settings.key_file)?;
+    let region = app.settings.aws.regions.first().map(String::as_str);
+    Ok(Some(Anchorer::new(
+        app.store.clone(),
+        app.clients.own_s3(region),
+        AnchorLocation::new(settings.bucket.clone(), &settings.prefix),
+        key,
+        settings.interval,
+        app.clock.clone(),
+    )))
 }
 
 impl Running {
@@ -479,6 +516,22 @@ impl Running {
             if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
                 tracing::warn!(task = name, "did not stop in time; aborted");
                 abort.abort();
+            }
+        }
+        // Last: nothing writes audit events any more, so this digest anchors the final head.
+        if let Some((anchorer, task)) = self.anchor {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
+                abort.abort();
+            }
+            match tokio::time::timeout(STOP_TIMEOUT, anchorer.anchor_now()).await {
+                Ok(Ok(Some(_))) | Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "audit anchor: no digest written at shutdown")
+                }
+                Err(_) => tracing::error!(
+                    "audit anchor: the digest at shutdown did not finish in time; the next digest finishes it"
+                ),
             }
         }
         self.app.store.flush()?;

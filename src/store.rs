@@ -40,7 +40,7 @@
 //! | `meta` | `finding_count` | `u64` BE: number of distinct findings |
 //! | `meta` | `quarantine_last_id` | `u64` BE: the last quarantine id handed out |
 //! | `meta` | `quarantine_first_id` | `u64` BE: the oldest quarantine id still kept (ids from it to `quarantine_last_id` are kept; older ones were dropped) |
-//! | `audit` | `seq` (from 1) | [`AuditEvent`] |
+//! | `audit` | `seq` (from 1) | [`AuditEvent`], as its record ([`AuditEvent::record`]: the canonical bytes that were hashed, plus `hash`) |
 //! | `audit_idx` | `b"f" 0 finding_id 0 seq` | empty: event `seq` is about this finding |
 //! | `audit_idx` | `b"r" 0 uuid seq` | empty: event `seq` is about this request |
 //! | `audit_idx` | `b"a" 0 actor_key 0 seq` | empty: event `seq` was done by [`Actor::key`] |
@@ -54,7 +54,8 @@
 //! | `steps` | `uuid index` (`index` as `u64`) | [`StepRecord`] |
 //! | `quarantine` | `id` (`u64`, from 1) | [`QuarantinedInput`]: at most `ingest.quarantine_max` of them, each `raw` at most [`MAX_QUARANTINED_BYTES`] |
 //! | `cursors` | `source` | UTF-8 string: an ingest cursor |
-//! | `kv` | `key` | UTF-8 string: small flags (`paused`) and chat message ids ([`Store::get_meta`]) |
+//! | `kv` | `key` | UTF-8 string: small flags (`paused`, written with its audit event by [`Store::put_meta_audited`]) and chat message ids ([`Store::get_meta`]) |
+//! | `kv` | `audit.anchor.last`, `audit.anchor.pending` | JSON: the last digest written to S3, and one being written ([`crate::anchor`]) |
 //! | `kv` | `posture.digest.last` | `YYYY-MM-DD`: the last day whose score digest was claimed ([`crate::discord::digest`]) |
 //! | `kv` | `posture.drop.<account>.<standard>` | `YYYY-MM-DD`: the last day a score drop was announced |
 //! | `posture` | `account/region/control` ([`GroupKey::encode`]) `0` asff_id | [`ControlFinding`] |
@@ -482,6 +483,7 @@ impl Store {
             &i.requests_by_state,
             &i.steps,
             &i.quarantine,
+            &i.kv,
         );
         let result = trees.transaction(
             |(
@@ -496,6 +498,7 @@ impl Store {
                 requests_by_state,
                 steps,
                 quarantine,
+                kv,
             )| {
                 f(&Tx {
                     meta,
@@ -509,6 +512,7 @@ impl Store {
                     requests_by_state,
                     steps,
                     quarantine,
+                    kv,
                 })
             },
         );
@@ -719,7 +723,7 @@ impl Store {
                 }
                 .into());
             }
-            verifier.check(&event)?;
+            verifier.check_record(&event, &value)?;
         }
         let head = self.head()?;
         if head.seq != verifier.checked() || head.hash != verifier.head() {
@@ -741,6 +745,57 @@ impl Store {
             Some(value) => decode(&value, meta_key_name(META_AUDIT_HEAD)),
             None => Ok(Head::genesis()),
         }
+    }
+
+    /// The recorded head of the log: its last sequence number and that event's hash
+    /// (`(0, GENESIS_HASH)` when the log is empty). What [`crate::anchor`] signs.
+    pub fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        let head = self.head()?;
+        Ok((head.seq, head.hash))
+    }
+
+    /// The audit event numbered `seq`, if the log holds it.
+    pub fn audit_event(&self, seq: u64) -> Result<Option<AuditEvent>, StoreError> {
+        let key = seq.to_be_bytes();
+        match self.inner.audit.get(key).map_err(|e| self.sled_err(e))? {
+            Some(value) => self.decode_event(&key, &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Test-only, as an attacker with the files would: drops every audit event after `keep`
+    /// and rewrites the head to event `keep`, so that [`Store::verify_audit`] alone still
+    /// passes. Only an anchor outside the store ([`crate::anchor`]) can tell.
+    #[doc(hidden)]
+    pub fn truncate_audit_for_tests(&self, keep: u64) -> Result<(), StoreError> {
+        let head = match keep {
+            0 => Head::genesis(),
+            n => {
+                let event = self.audit_event(n)?.ok_or_else(|| StoreError::Corrupt {
+                    key: format!("{TREE_AUDIT}/{n}"),
+                    message: "no such event to truncate to".into(),
+                })?;
+                Head {
+                    seq: n,
+                    hash: event.hash,
+                }
+            }
+        };
+        let doomed: Vec<_> = self
+            .inner
+            .audit
+            .range((keep + 1).to_be_bytes()..)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.sled_err(e))?;
+        for key in doomed {
+            self.inner.audit.remove(key).map_err(|e| self.sled_err(e))?;
+        }
+        self.inner
+            .meta
+            .insert(META_AUDIT_HEAD, encode(&head, "audit head")?)
+            .map_err(|e| self.sled_err(e))?;
+        self.flush()
     }
 
     /// How many events the log holds (by its head; 0 when the head is unreadable, which
@@ -1404,6 +1459,32 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a flag ([`Store::put_meta`]) and its audit event in one transaction (`/pause`,
+    /// `/resume`); flushes.
+    pub fn put_meta_audited(
+        &self,
+        key: &str,
+        value: &str,
+        ev: NewEvent,
+    ) -> Result<AuditEvent, StoreError> {
+        let event = self.transact(|tx| {
+            tx.kv.insert(key.as_bytes(), value.as_bytes())?;
+            tx.append(ev.clone())
+        })?;
+        self.flush()?;
+        Ok(event)
+    }
+
+    /// Removes a flag or id; returns whether it was there.
+    pub fn remove_meta(&self, key: &str) -> Result<bool, StoreError> {
+        let old = self
+            .inner
+            .kv
+            .remove(key.as_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        Ok(old.is_some())
+    }
+
     // ---------------------------------------------------------------------------------------
     // Posture (Security Hub control findings)
     // ---------------------------------------------------------------------------------------
@@ -1535,6 +1616,7 @@ struct Tx<'a> {
     requests_by_state: &'a TransactionalTree,
     steps: &'a TransactionalTree,
     quarantine: &'a TransactionalTree,
+    kv: &'a TransactionalTree,
 }
 
 impl Tx<'_> {
@@ -1605,13 +1687,13 @@ impl Tx<'_> {
             .get(self.meta, META_AUDIT_HEAD, meta_key_name(META_AUDIT_HEAD))?
             .unwrap_or_else(Head::genesis);
         let seq = head.seq + 1;
-        let event = ev.seal(seq, &head.hash);
+        // The record holds the very bytes that were hashed (audit's module docs).
+        let (event, record) = ev.seal_record(seq, &head.hash);
         let new_head = Head {
             seq,
             hash: event.hash.clone(),
         };
-        self.audit
-            .insert(&seq.to_be_bytes(), tx_encode(&event, "audit event")?)?;
+        self.audit.insert(&seq.to_be_bytes(), record)?;
         for key in index_keys(&event) {
             self.audit_idx.insert(key, &[] as &[u8])?;
         }

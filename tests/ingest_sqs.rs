@@ -175,6 +175,56 @@ async fn valid_events_are_stored_then_deleted() {
     assert!(delivery < 60_000, "{delivery} ms");
 }
 
+/// Issue 11, item 4a: after a finding with severity 1.6997106113535186 came in through SQS,
+/// `hanko audit verify` said "BROKEN: its hash does not match its contents".
+#[tokio::test]
+async fn issue_11_a_float_severity_finding_from_sqs_verifies() {
+    let moto = Moto::start();
+    let conf = moto.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let url = queue(&sqs, "hanko-float", 30).await;
+    let fixtures = standin::api_fixtures();
+    let mut detail = fixtures
+        .iter()
+        .map(|(_, d)| d.clone())
+        .find(|d| d["service"]["archived"] != true)
+        .unwrap();
+    let severities = [1.6997106113535186, 7.300000000000001, 8.000000000000002];
+    for (i, severity) in severities.into_iter().enumerate() {
+        detail["id"] = json!(format!("f10a7{i}"));
+        detail["severity"] = json!(severity);
+        send(&sqs, &url, &guardduty_event(&detail)).await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let ingest = ingest(&store, &conf, &url);
+        drain(&ingest, severities.len()).await;
+        let stored = store.get_finding("f10a70").unwrap().unwrap().finding;
+        assert_eq!(stored.severity.to_bits(), 1.6997106113535186f64.to_bits());
+        assert_eq!(
+            events(&store, EventKind::FindingIngested, None),
+            severities.len()
+        );
+        store.verify_audit().unwrap();
+        store.flush().unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hanko"))
+        .args(["audit", "verify", "--db"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("OK: "), "{stdout}");
+}
+
 #[tokio::test]
 async fn a_malformed_message_is_quarantined_audited_and_deleted() {
     let moto = Moto::start();

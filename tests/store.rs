@@ -474,6 +474,92 @@ fn an_edited_event_fails_verification_naming_its_seq() {
     assert!(err.to_string().contains("audit event 3"), "{err}");
 }
 
+/// Issue 11, item 4a: a finding whose severity is 1.6997106113535186 made `audit verify`
+/// report "its hash does not match its contents".
+#[test]
+fn issue_11_a_float_severity_finding_verifies_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        for (i, severity) in [1.6997106113535186, 0.1 + 0.2, 7.300000000000001]
+            .into_iter()
+            .enumerate()
+        {
+            let mut f = finding(&format!("float-{i}"), 1, t0(), false);
+            f.severity = severity;
+            store.upsert_finding(&f, &Actor::System, t0()).unwrap();
+            store
+                .append_audit(
+                    NewEvent::new(t0(), Actor::System, EventKind::CommandInvoked)
+                        .detail(serde_json::json!({"severity": severity, "ratio": severity / 3.0})),
+                )
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.verify_audit().unwrap(), 6);
+    // What is read back is what was written, to the last bit.
+    let stored = store.get_finding("float-0").unwrap().unwrap();
+    assert_eq!(
+        stored.finding.severity.to_bits(),
+        1.6997106113535186f64.to_bits()
+    );
+}
+
+/// A store written before events were stored as their canonical records (the struct's own
+/// JSON, `seq` first) still verifies, floats included.
+#[test]
+fn a_store_written_in_the_older_event_format_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        for severity in [1.6997106113535186, 2.0, 0.1 + 0.2] {
+            store
+                .append_audit(
+                    NewEvent::new(t0(), Actor::System, EventKind::FindingIngested)
+                        .finding("legacy")
+                        .detail(serde_json::json!({"severity": severity})),
+                )
+                .unwrap();
+        }
+    }
+    tamper(dir.path(), |audit| {
+        for item in audit.iter() {
+            let (key, value) = item.unwrap();
+            let event: hanko::audit::AuditEvent = serde_json::from_slice(&value).unwrap();
+            let old_format = serde_json::to_vec(&event).unwrap();
+            assert!(old_format.starts_with(b"{\"seq\":"));
+            assert_ne!(old_format, value.to_vec(), "the record format differs");
+            audit.insert(key, old_format).unwrap();
+        }
+    });
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.verify_audit().unwrap(), 3);
+}
+
+#[test]
+fn a_flag_and_its_event_are_written_together() {
+    let store = Store::open_temporary().unwrap();
+    let event = store
+        .put_meta_audited(
+            "engine.paused",
+            "true",
+            NewEvent::new(t0(), discord(1), EventKind::ExecutionPaused)
+                .detail(serde_json::json!({"reason": "drill"})),
+        )
+        .unwrap();
+    assert_eq!(
+        store.get_meta("engine.paused").unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(event.seq, 1);
+    assert_eq!(count_kind(&store, EventKind::ExecutionPaused), 1);
+    assert_eq!(store.audit_head().unwrap(), (1, event.hash.clone()));
+    assert_eq!(store.audit_event(1).unwrap(), Some(event));
+    assert_eq!(store.audit_event(2).unwrap(), None);
+}
+
 #[test]
 fn a_deleted_event_is_a_gap() {
     let dir = tempfile::tempdir().unwrap();

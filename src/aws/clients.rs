@@ -194,6 +194,20 @@ impl ClientFactory {
             .region(Region::new(region.to_string()))
     }
 
+    /// An S3 client with hanko's own credentials (never an assumed role) in `region`, or in
+    /// the environment's region when `None` (us-east-1 when it names none): audit anchors.
+    pub fn own_s3(&self, region: Option<&str>) -> aws_sdk_s3::Client {
+        let region = region
+            .map(str::to_string)
+            .or_else(|| self.base.region().map(|r| r.to_string()))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let conf = self.config_in(&region).build();
+        let s3 = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(self.path_style_s3())
+            .build();
+        aws_sdk_s3::Client::from_conf(s3)
+    }
+
     /// The account the base credentials belong to (asked once, then cached).
     pub async fn own_account(&self, region: &str) -> Result<String, StepError> {
         self.own_account

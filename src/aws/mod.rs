@@ -24,6 +24,7 @@
 //! With `ctx.dry_run`, `capture` still reads, and `apply` makes no mutating call: EC2 calls that
 //! accept `DryRun=true` are sent that way to prove the permissions; others are only described.
 
+pub mod anchors;
 pub mod clients;
 pub mod ec2;
 pub mod error;
