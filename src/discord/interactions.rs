@@ -306,6 +306,14 @@ fn spawn_execution(
             Ok(report) => {
                 tracing::info!(request_id = %request_id, state = %report.state, "request executed")
             }
+            // Approved while paused: expected, not an error. It runs on /resume.
+            Err(crate::engine::EngineError::Paused) => {
+                tracing::info!(request_id = %request_id, "approved while paused; it runs on /resume");
+                let text = "Approved; it has not run yet: execution is paused; /resume starts it again (admins).";
+                if let Err(e) = click.create_followup(&http, ephemeral_followup(text)).await {
+                    tracing::warn!(error = %crate::discord::redact::chain(&e), "could not tell the clicker the run waits for /resume");
+                }
+            }
             Err(e) => {
                 let error_id = bot::log_error(&e, "executing an approved request");
                 let text = format!(
