@@ -165,8 +165,13 @@ pub fn restrict(plan: Plan, scope: &Scope) -> Plan {
     match check(scope, &plan.account_id, &plan.region) {
         Ok(()) => plan,
         Err(refusal) => {
-            let mut notes = plan.notes;
-            notes.push(format!("notify only: {refusal}"));
+            // The refusal first; then what the plan would have done, for whoever acts by hand
+            // (the steps' own notes, about effects that will not happen here, are dropped).
+            let mut notes = vec![format!("notify only: {refusal}")];
+            if !plan.steps.is_empty() {
+                let steps: Vec<String> = plan.steps.iter().map(|s| s.summary()).collect();
+                notes.push(format!("by hand, the plan would be: {}", steps.join("; ")));
+            }
             Plan::new(
                 plan.finding_id,
                 plan.account_id,
@@ -398,14 +403,20 @@ mod tests {
         assert!(other.is_notify_only());
         assert_eq!(other.notes.len(), 2, "{:?}", other.notes);
         assert_eq!(
-            other.notes[1],
+            other.notes[0],
             "notify only: hanko has no role in account 999999999999; set aws.role_arn_template (its own credentials are for account 123456789012)"
+        );
+        // What it would have done, for whoever acts by hand.
+        assert!(
+            other.notes[1].starts_with("by hand, the plan would be: iam:UpdateAccessKey"),
+            "{:?}",
+            other.notes
         );
         assert_eq!(other.plan_hash, other.compute_hash());
         let elsewhere = restrict(key_plan(OWN, "eu-west-1"), &s);
         assert!(elsewhere.is_notify_only());
         assert!(
-            elsewhere.notes[1].contains("aws.regions"),
+            elsewhere.notes[0].contains("aws.regions"),
             "{:?}",
             elsewhere.notes
         );

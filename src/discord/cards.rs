@@ -984,7 +984,7 @@ fn state_text(
             )
         }
         RequestState::Approved => {
-            format!("✅ Approved{approved_by} {decided} · ⚙️ running the plan…")
+            format!("✅ Approved{approved_by} {decided} · ⚙️ the plan runs next (while execution is paused, it waits for /resume)")
         }
         RequestState::Executing => {
             format!("⚙️ Running the plan… (approved{approved_by} {decided})")
@@ -2040,7 +2040,7 @@ mod tests {
         };
         let at = decided.timestamp();
         let table = [
-            (RequestState::Approved, false, format!("✅ Approved by <@111> <t:{at}:R> · ⚙️ running the plan…")),
+            (RequestState::Approved, false, format!("✅ Approved by <@111> <t:{at}:R> · ⚙️ the plan runs next (while execution is paused, it waits for /resume)")),
             (RequestState::Executing, false, format!("⚙️ Running the plan… (approved by <@111> <t:{at}:R>)")),
             (RequestState::Expired, false, format!("⌛ Expired unapproved <t:{at}:f> (<t:{at}:R>) with 1/2 approvals. Nothing was changed.")),
             (RequestState::Superseded, true, format!("↪️ Superseded <t:{at}:R>: the finding was archived. Nothing was changed.")),
