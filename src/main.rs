@@ -629,14 +629,20 @@ struct CliSetup {
     factory: hanko::aws::ClientFactory,
 }
 
-/// Loads `--config` (bad config: its lines on stderr, exit 1) and builds the client factory;
+/// Refuses a repeated `--approve-as` (exit 2), loads `--config` (bad config: its lines on
+/// stderr, exit 1) and builds the client factory;
 /// without it: the default policy, no allow-lists, the environment's AWS. `--db` is required
 /// unless the config names the store. A `--role-arn-template` flag wins over the config's.
 async fn cli_setup(
+    approve_as: &[String],
     config: Option<&Path>,
     db: Option<PathBuf>,
     role_arn_template: Option<String>,
 ) -> anyhow::Result<Result<CliSetup, ExitCode>> {
+    if let Err(why) = distinct_approvers(approve_as) {
+        eprintln!("{why}");
+        return Ok(Err(ExitCode::from(2)));
+    }
     let settings = match config {
         None => None,
         Some(file) => match hanko::config::load(file) {
@@ -680,11 +686,8 @@ async fn cli_setup(
 async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     use hanko::approval::{Request, RequestKind};
     init_tracing();
-    if let Err(why) = distinct_approvers(&args.approve_as) {
-        eprintln!("{why}");
-        return Ok(ExitCode::from(2));
-    }
     let setup = match cli_setup(
+        &args.approve_as,
         args.config.as_deref(),
         args.db.clone(),
         args.role_arn_template.clone(),
@@ -797,11 +800,8 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
 
 async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
-    if let Err(why) = distinct_approvers(&args.approve_as) {
-        eprintln!("{why}");
-        return Ok(ExitCode::from(2));
-    }
     let setup = match cli_setup(
+        &args.approve_as,
         args.config.as_deref(),
         args.db.clone(),
         args.role_arn_template.clone(),

@@ -295,6 +295,19 @@ pub async fn revert(
     })
 }
 
+/// `(Id, ProductArn)` pairs as finding identifiers, each once.
+fn identifiers_of(pairs: &[(String, String)]) -> Vec<FindingIdentifier> {
+    dedup(
+        pairs
+            .iter()
+            .map(|(id, arn)| FindingIdentifier {
+                id: id.clone(),
+                product_arn: arn.clone(),
+            })
+            .collect(),
+    )
+}
+
 /// Sets the findings' workflow to NOTIFIED with a note naming `by`: the Acknowledge button.
 /// No approval is needed for this (by the posture design); the caller audits it. Any finding
 /// Security Hub does not process is an error naming it.
@@ -303,15 +316,7 @@ pub async fn acknowledge(
     identifiers: &[(String, String)],
     by: &str,
 ) -> Result<Updated, StepError> {
-    let findings = dedup(
-        identifiers
-            .iter()
-            .map(|(id, arn)| FindingIdentifier {
-                id: id.clone(),
-                product_arn: arn.clone(),
-            })
-            .collect(),
-    );
+    let findings = identifiers_of(identifiers);
     let resource = format!("{} finding(s)", findings.len());
     if findings.is_empty() {
         return Err(StepError::local(
@@ -346,15 +351,7 @@ pub async fn acknowledge_new(
     identifiers: &[(String, String)],
     by: &str,
 ) -> Result<Acknowledged, StepError> {
-    let findings = dedup(
-        identifiers
-            .iter()
-            .map(|(id, arn)| FindingIdentifier {
-                id: id.clone(),
-                product_arn: arn.clone(),
-            })
-            .collect(),
-    );
+    let findings = identifiers_of(identifiers);
     let resource = format!("{} finding(s)", findings.len());
     let seen = read_statuses(client, &findings, &resource).await?;
     let (still_new, moved): (Vec<FindingIdentifier>, Vec<FindingIdentifier>) = findings
