@@ -61,8 +61,13 @@ enum Command {
     /// Finish every request left Approved or Executing (what `hanko run` does at start-up),
     /// e.g. after a crash during a drill. Steps check first, so nothing is done twice.
     Resume {
+        /// The store; default with --config: the config's `store.path`.
         #[arg(long)]
-        db: PathBuf,
+        db: Option<PathBuf>,
+        /// hanko's config: the checks before running hold each approval to its policy, and
+        /// its `aws.regions` / `aws.accounts` allow-lists apply, as in `hanko run`.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         role_arn_template: Option<String>,
         #[arg(long)]
@@ -217,9 +222,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revert(args) => runtime()?.block_on(revert(args)),
         Command::Resume {
             db,
+            config,
             role_arn_template,
             json,
-        } => runtime()?.block_on(resume(db, role_arn_template, json)),
+        } => runtime()?.block_on(resume(db, config, role_arn_template, json)),
     }
 }
 
@@ -943,22 +949,51 @@ fn print_reports(reports: &[serde_json::Value], json: bool) -> anyhow::Result<()
 }
 
 async fn resume(
-    db: PathBuf,
+    db: Option<PathBuf>,
+    config: Option<PathBuf>,
     role_arn_template: Option<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     init_tracing();
-    let store = open_store(&db)?;
-    let factory = hanko::aws::ClientFactory::from_env(None, role_arn_template).await;
-    let engine = hanko::engine::Engine::new(store, factory);
+    if config.is_none() {
+        eprintln!(
+            "note: without --config, the checks before running hold each approval to the default \
+             policy; give --config FILE to use hanko's"
+        );
+    }
+    let setup = match cli_setup(&[], config.as_deref(), db, role_arn_template).await? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    use hanko::approval::RequestState;
+    let store = open_store(&setup.db)?;
+    let left = store
+        .requests_in_states(&[RequestState::Executing, RequestState::Approved])
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let engine = hanko::engine::Engine::new(store.clone(), setup.factory)
+        .with_policy(std::sync::Arc::new(setup.policy))
+        .with_limits(setup.limits);
     let reports = engine.resume_all().await?;
-    let ok = reports
-        .iter()
-        .all(|r| r.state == hanko::approval::RequestState::Succeeded);
-    let values = reports
+    let mut ok = reports.iter().all(|r| r.state == RequestState::Succeeded);
+    let mut values = reports
         .iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()?;
+    // A request the checks before running refused (closed as Expired or Superseded) did not
+    // run: it is reported, and the exit code says not everything succeeded.
+    for req in &left {
+        let now = store.get_request(req.id).map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(now) = now.filter(|r| r.state.is_final() && r.closure.is_some()) {
+            ok = false;
+            values.push(serde_json::json!({
+                "request_id": now.id,
+                "finding_id": now.finding_id,
+                "state": now.state.as_str(),
+                "refused": now.closure.as_ref().map(|c| c.code.clone()),
+                "error": now.closure.as_ref().map(|c| c.reason.clone()),
+            }));
+        }
+    }
     print_reports(&values, json)?;
     Ok(if ok {
         ExitCode::SUCCESS

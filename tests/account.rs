@@ -597,3 +597,72 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     assert_eq!(report["state"], "Succeeded", "{out}");
     assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
 }
+
+/// `hanko resume --config` holds an approval to the config's policy, as `hanko run` does: a
+/// request approved by one operator (enough under the default policy) is not run under a config
+/// that asks for two; it is closed as Expired and the key stays active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_config_holds_approvals_to_its_policy() {
+    let moto = moto::Moto::start();
+    let iam = moto.iam().await;
+    iam.create_user().user_name("erin").send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("erin")
+        .send()
+        .await
+        .unwrap();
+    let key_id = key.access_key().unwrap().access_key_id().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // contain = 2 in the config.
+    let config = cli_config(dir.path(), "\"us-east-1\"");
+    let request = {
+        let store = hanko::store::Store::open(&dir.path().join("store")).unwrap();
+        let f = key_finding("resume-policy", OWN_ACCOUNT, "us-east-1", &key_id, "erin");
+        let plan = hanko::plan::plan(&f, &Playbooks::defaults());
+        assert!(!plan.is_notify_only());
+        store
+            .upsert_finding(&f, &Actor::System, chrono::Utc::now())
+            .unwrap();
+        let lax = hanko::approval::Policy::default();
+        let id = hanko::pipeline::propose(
+            &store,
+            &lax,
+            plan.clone(),
+            Actor::Cli {
+                name: "proposer".into(),
+            },
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let vote = VoteInput {
+            voter: Voter {
+                actor: Actor::Cli { name: "a".into() },
+                roles: Vec::new(),
+            },
+            decision: Decision::Approve,
+            plan_hash: plan.plan_hash.clone(),
+        };
+        let decided = store
+            .vote(&lax, id, &vote, chrono::Utc::now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(decided.request.state, RequestState::Approved);
+        store.flush().unwrap();
+        id
+    };
+    let (code, report, out) = hanko(
+        &moto,
+        &["resume", "--config", config.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(code, Some(1), "a refused request is not a success: {out}");
+    assert_eq!(report["state"], "Expired", "{out}");
+    assert!(
+        report["error"].to_string().contains("1 of the 2 needed"),
+        "{out}"
+    );
+    assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
+    let store = hanko::store::Store::open(&dir.path().join("store")).unwrap();
+    let closed = store.get_request(request).unwrap().unwrap();
+    assert_eq!(closed.state, RequestState::Expired, "{out}");
+}
