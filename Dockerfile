@@ -4,6 +4,8 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The slash command definitions are embedded in the binary at build time.
+COPY commands ./commands
 COPY benches ./benches
 RUN cargo build --release --locked --bin hanko
 
@@ -14,7 +16,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/hanko --create-home hanko
 COPY --from=build /src/target/release/hanko /usr/local/bin/hanko
-COPY commands /etc/hanko/commands
 COPY config /etc/hanko/config
 USER hanko
 VOLUME ["/var/lib/hanko"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs hanko's whole test suite. Installs what the tests need first:
 #  - moto's server (the AWS integration tests talk to it through the real aws-sdk clients);
-#  - faketime (tests/e2e_wallclock.rs runs the binary with the wall clock moved forward).
+#  - faketime (tests/e2e_binary.rs runs the binary with the wall clock moved forward).
 # The cargo build cache lives outside the clone (CARGO_TARGET_DIR), so repeated runs are fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ if ! command -v faketime >/dev/null 2>&1; then
         { apt-get update -qq && apt-get install -y -qq faketime; } >/dev/null 2>&1 || true
     fi
     # Not fatal here: the one test that needs it fails and says how to install it.
-    command -v faketime >/dev/null 2>&1 || echo "could not install faketime (Debian package faketime); tests/e2e_wallclock.rs will fail" >&2
+    command -v faketime >/dev/null 2>&1 || echo "could not install faketime (Debian package faketime); tests/e2e_binary.rs will fail" >&2
 fi
 
 # The tests talk to moto and local stand-ins only: never to the instance metadata service or a

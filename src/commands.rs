@@ -6,6 +6,11 @@
 //! [`validate`] checks the rules up front and names the offending path
 //! (`options[2].choices[0].name: ...`), and unknown fields are reported too.
 //!
+//! The definitions are embedded in the binary at build time ([`EMBEDDED`],
+//! [`embedded_definitions`]), so the binary runs from any folder; `$HANKO_COMMANDS_DIR` may
+//! name a folder of definitions to use instead ([`load_definitions`]), and an error names the
+//! file it read.
+//!
 //! Pure: serde_json and the file system only. Never imports serenity (the Discord adapter
 //! registers what this module loaded), the AWS SDK or sled.
 
@@ -111,6 +116,36 @@ pub enum CommandDefError {
     },
 }
 
+/// The definitions hanko ships, `commands/<name>.json`, embedded at build time, in file-name
+/// order.
+pub const EMBEDDED: [(&str, &str); 10] = [
+    ("audit.json", include_str!("../commands/audit.json")),
+    ("contain.json", include_str!("../commands/contain.json")),
+    ("finding.json", include_str!("../commands/finding.json")),
+    ("findings.json", include_str!("../commands/findings.json")),
+    ("pause.json", include_str!("../commands/pause.json")),
+    ("resume.json", include_str!("../commands/resume.json")),
+    ("revert.json", include_str!("../commands/revert.json")),
+    ("score.json", include_str!("../commands/score.json")),
+    ("status.json", include_str!("../commands/status.json")),
+    (
+        "suppressions.json",
+        include_str!("../commands/suppressions.json"),
+    ),
+];
+
+/// The embedded definitions ([`EMBEDDED`]), checked as [`load_definitions`] checks files; an
+/// error names `commands/<file>` (embedded).
+pub fn embedded_definitions() -> Result<Vec<(String, Value)>, CommandDefError> {
+    EMBEDDED
+        .iter()
+        .map(|(file, text)| {
+            let path = PathBuf::from(format!("commands/{file} (embedded)"));
+            parse_definition(path, Path::new(file), text)
+        })
+        .collect()
+}
+
 /// Loads every `*.json` in `dir`, sorted by file name, as `(command name, definition)`.
 /// Fails on the first file that cannot be read or parsed, whose name differs from its
 /// command's, or that breaks Discord's rules ([`validate`]).
@@ -131,27 +166,36 @@ pub fn load_definitions(dir: &Path) -> Result<Vec<(String, Value)>, CommandDefEr
     let mut definitions = Vec::with_capacity(files.len());
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-        let def: Value = serde_json::from_str(&text).map_err(|e| CommandDefError::Json {
-            path: path.clone(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
-        let problems = validate(&def);
-        if !problems.is_empty() {
-            return Err(CommandDefError::Invalid { path, problems });
-        }
-        let name = def
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        if path.file_stem().and_then(|s| s.to_str()) != Some(name.as_str()) {
-            return Err(CommandDefError::NameMismatch { path, name });
-        }
-        definitions.push((name, def));
+        definitions.push(parse_definition(path.clone(), &path, &text)?);
     }
     Ok(definitions)
+}
+
+/// One definition's text, read from `path` (named in errors) whose file name is `file`.
+fn parse_definition(
+    path: PathBuf,
+    file: &Path,
+    text: &str,
+) -> Result<(String, Value), CommandDefError> {
+    let def: Value = serde_json::from_str(text).map_err(|e| CommandDefError::Json {
+        path: path.clone(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let problems = validate(&def);
+    if !problems.is_empty() {
+        return Err(CommandDefError::Invalid { path, problems });
+    }
+    let name = def
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if file.file_stem().and_then(|s| s.to_str()) != Some(name.as_str()) {
+        return Err(CommandDefError::NameMismatch { path, name });
+    }
+    Ok((name, def))
 }
 
 /// Checks one application command definition against Discord's rules. Returns one line per

@@ -263,10 +263,11 @@ async fn run_bot(config: &Path) -> anyhow::Result<ExitCode> {
     let clients = hanko::aws::ClientFactory::from_env(
         settings.aws.endpoint_url.clone(),
         settings.aws.role_arn_template.clone(),
+        settings.aws.regions.first().cloned(),
     )
     .await;
     let app = hanko::app::App::new(settings, playbooks, store, clients);
-    let options = hanko::run::Options::new(hanko::run::commands_dir(config));
+    let options = hanko::run::Options::new(hanko::run::commands_dir());
     let running = hanko::run::start(app, &token, options).await?;
     hanko::run::termination_signal().await;
     running.shutdown().await?;
@@ -502,7 +503,7 @@ async fn verify_anchored(db: &Path, url: &str, public_key: &Path) -> anyhow::Res
     let key =
         AnchorPublicKey::read(public_key).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
     let store = open_store(db)?;
-    let s3 = hanko::aws::ClientFactory::from_env(None, None)
+    let s3 = hanko::aws::ClientFactory::from_env(None, None, None)
         .await
         .own_s3(None);
     match verify_anchored(&store, &s3, &location, &key).await {
@@ -666,7 +667,7 @@ async fn cli_setup(
         return Ok(Err(ExitCode::from(2)));
     };
     let Some(settings) = settings else {
-        let factory = hanko::aws::ClientFactory::from_env(None, role_arn_template).await;
+        let factory = hanko::aws::ClientFactory::from_env(None, role_arn_template, None).await;
         return Ok(Ok(CliSetup {
             db,
             policy: hanko::approval::Policy::default(),
@@ -678,6 +679,7 @@ async fn cli_setup(
     let factory = hanko::aws::ClientFactory::from_env(
         settings.aws.endpoint_url.clone(),
         role_arn_template.or_else(|| settings.aws.role_arn_template.clone()),
+        settings.aws.regions.first().cloned(),
     )
     .await;
     Ok(Ok(CliSetup {

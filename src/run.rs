@@ -21,7 +21,7 @@
 //! It owns the wiring and the lifetimes of tasks; it holds no policy. It may use every module.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ use crate::expiry;
 use crate::pipeline::Notice;
 use crate::store::StoreError;
 
-/// Overrides where the slash command definitions are read from.
+/// Names a folder of slash command definitions to register instead of the embedded ones.
 pub const COMMANDS_DIR_ENV: &str = "HANKO_COMMANDS_DIR";
 /// How long shutdown waits for engine runs under way before it stops anyway (a run cut short
 /// is resumed, exactly once, on the next start).
@@ -74,8 +74,9 @@ pub enum RunError {
 /// The start-up choices that do not live in the config file.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The directory of `commands/*.json`.
-    pub commands_dir: PathBuf,
+    /// A directory of `commands/*.json` to register instead of the definitions embedded in the
+    /// binary ([`commands::EMBEDDED`]); `None`: the embedded ones.
+    pub commands_dir: Option<PathBuf>,
     /// How long shutdown waits for engine runs.
     pub shutdown_grace: Duration,
     /// Start the configured ingest loops (tests that feed findings themselves turn it off).
@@ -89,9 +90,9 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn new(commands_dir: PathBuf) -> Self {
+    pub fn new(commands_dir: impl Into<Option<PathBuf>>) -> Self {
         Options {
-            commands_dir,
+            commands_dir: commands_dir.into(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             ingest: true,
             posture_digest: true,
@@ -100,18 +101,12 @@ impl Options {
     }
 }
 
-/// Where the slash command definitions are: `$HANKO_COMMANDS_DIR`, else `commands/` next to the
-/// config file when it exists, else `commands/` in the working directory.
-pub fn commands_dir(config: &Path) -> PathBuf {
-    if let Some(dir) = std::env::var_os(COMMANDS_DIR_ENV).filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let beside = config.parent().unwrap_or(Path::new("")).join("commands");
-    if beside.is_dir() {
-        beside
-    } else {
-        PathBuf::from("commands")
-    }
+/// A folder of slash command definitions to use instead of the embedded ones:
+/// `$HANKO_COMMANDS_DIR` when set and not empty.
+pub fn commands_dir() -> Option<PathBuf> {
+    std::env::var_os(COMMANDS_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,10 +329,11 @@ pub struct Running {
 /// Starts the outbox, the HTTP server, the engine's resume and the bot. Returns once they are
 /// started (not once the gateway is connected: `/healthz` says that).
 pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running, RunError> {
-    let definitions: Vec<serde_json::Value> = commands::load_definitions(&options.commands_dir)?
-        .into_iter()
-        .map(|(_, def)| def)
-        .collect();
+    let definitions = match &options.commands_dir {
+        Some(dir) => commands::load_definitions(dir)?,
+        None => commands::embedded_definitions()?,
+    };
+    let definitions: Vec<serde_json::Value> = definitions.into_iter().map(|(_, def)| def).collect();
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = Tasks::default();
     // Prove hanko's own account (sts:GetCallerIdentity) before anything is planned. A failure

@@ -337,3 +337,14 @@ fn load_definitions_names_the_bad_file() {
         Err(CommandDefError::Io { path, .. }) if path == missing
     ));
 }
+
+/// The definitions embedded in the binary are the files of `commands/`, byte for byte the same
+/// definitions, and every shipped command is among them.
+#[test]
+fn the_embedded_definitions_are_the_files_of_commands() {
+    let embedded = hanko::commands::embedded_definitions().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(embedded, shipped(), "rebuild after editing commands/*.json");
+    let names: BTreeSet<String> = embedded.iter().map(|(n, _)| n.clone()).collect();
+    let shipped: BTreeSet<String> = COMMAND_NAMES.iter().map(|n| n.to_string()).collect();
+    assert_eq!(names, shipped);
+}

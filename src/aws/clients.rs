@@ -111,14 +111,20 @@ pub struct ClientFactory {
 
 impl ClientFactory {
     /// Loads the standard AWS chain (environment, profile, SSO, IMDS, ...). `endpoint_url`
-    /// overrides the endpoint of every service.
+    /// overrides the endpoint of every service. `region` (the config's first `aws.regions`) is
+    /// the default region, so the chain never asks the instance metadata service for one; every
+    /// client is built for the region of its call anyway.
     pub async fn from_env(
         endpoint_url: Option<String>,
         role_arn_template: Option<String>,
+        region: Option<String>,
     ) -> ClientFactory {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region));
         }
         ClientFactory::from_sdk_config(loader.load().await, role_arn_template)
     }

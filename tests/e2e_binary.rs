@@ -1,4 +1,6 @@
-//! hanko's own binary the morning after: `hanko run` is stopped, then started again with the
+//! hanko's own binary, as an operator runs it.
+//!
+//! The morning after: `hanko run` is stopped, then started again with the
 //! system wall clock moved five hours forward (libfaketime's `faketime`), against the Discord
 //! fake and moto. hanko reads the time through the system clock, so nothing in it is told about
 //! the move; what an operator sees must follow from the clock alone:
@@ -10,6 +12,9 @@
 //! - a finding of another account (999999999999) for a user whose namesake lives in hanko's own
 //!   account gets a notify-only card, and the namesake keeps its key throughout;
 //! - `hanko audit verify` passes on the store afterwards (also under the moved clock).
+//!
+//! From anywhere: the binary copied alone into an empty folder starts with its config beside
+//! it, registers its embedded slash commands, and never asks the instance metadata service.
 //!
 //! Needs libfaketime (Debian's package `faketime`; `scripts/test.sh` installs it) and
 //! `moto_server`; a missing one fails the test with the fix, it never skips.
@@ -154,6 +159,29 @@ listen = "127.0.0.1:0"
     )
 }
 
+/// `bin run --config CONFIG` with static credentials, AWS at `aws_endpoint`, and nothing of
+/// the caller's AWS profile; stderr is read by [`Hanko::spawn`].
+fn hanko_run(bin: &Path, config: &Path, aws_endpoint: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(config)
+        .env("AWS_ENDPOINT_URL", aws_endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("HANKO_COMMANDS_DIR")
+        .env("HANKO_LOG", "warn,hanko=info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
 /// `hanko run` as a child process, with the wall clock moved by `shift` (a faketime offset such
 /// as `+5h`) when given.
 struct Hanko {
@@ -162,27 +190,21 @@ struct Hanko {
 }
 
 impl Hanko {
+    /// `hanko run` as the tests of this file start it: commands from the repository, the AWS
+    /// region from the environment, the instance metadata service off.
     async fn start(config: &Path, aws_endpoint: &str, shift: Option<&str>) -> Hanko {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hanko"));
+        let mut cmd = hanko_run(Path::new(env!("CARGO_BIN_EXE_hanko")), config, aws_endpoint);
         if let Some(offset) = shift {
             shifted(&mut cmd, offset);
         }
-        cmd.arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("HANKO_COMMANDS_DIR", e2e_bot::commands_dir())
-            .env("AWS_ENDPOINT_URL", aws_endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
+        cmd.env("HANKO_COMMANDS_DIR", e2e_bot::commands_dir())
             .env("AWS_REGION", REGION)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env("HANKO_LOG", "warn,hanko=info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        Hanko::spawn(cmd).await
+    }
+
+    /// Starts `cmd` (a `hanko run`), reads the HTTP address it logs and waits for `/healthz`.
+    async fn spawn(mut cmd: tokio::process::Command) -> Hanko {
         let mut child = cmd.spawn().expect("start hanko run");
         let log = Arc::new(Mutex::new(Vec::<String>::new()));
         let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -434,6 +456,89 @@ async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accou
         "audit verify: {}{}",
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
+    );
+    fake.shutdown().await;
+}
+
+/// The release binary copied alone into an empty folder, with its config beside it, started from
+/// there: no `HANKO_COMMANDS_DIR` (the slash commands are embedded), no `AWS_REGION` (the
+/// config's `aws.regions` is the SDK's region) and the instance metadata service reachable at a
+/// local listener that records any connection: hanko must register every command and never ask
+/// it (nor warn about it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_alone_in_an_empty_folder_registers_its_embedded_commands_and_never_asks_imds() {
+    let moto = moto::Moto::start();
+    let conf = moto.sdk_config().await;
+    let queue = aws_sdk_sqs::Client::new(&conf)
+        .create_queue()
+        .queue_name("hanko-alone")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    // A stand-in instance metadata service on loopback: it only counts connections.
+    let imds = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let imds_addr = imds.local_addr().unwrap();
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let asked = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((_conn, _)) = imds.accept().await {
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+
+    let fake = DiscordFake::start().await;
+    let folder = tempfile::tempdir().unwrap();
+    let bin = folder.path().join("hanko");
+    std::fs::copy(env!("CARGO_BIN_EXE_hanko"), &bin).unwrap();
+    let config = folder.path().join("hanko.toml");
+    std::fs::write(&config, config_text(&fake, folder.path(), &queue)).unwrap();
+    let mut cmd = hanko_run(&bin, Path::new("hanko.toml"), &moto.endpoint());
+    cmd.current_dir(folder.path())
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            format!("http://{imds_addr}"),
+        );
+    let hanko = Hanko::spawn(cmd).await;
+
+    let mut expected: Vec<String> = hanko::commands::COMMAND_NAMES
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    expected.sort();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut registered: Vec<String> = fake
+            .commands(Some(fake.guild_id()))
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect();
+        registered.sort();
+        if registered == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "registered {registered:?}, expected {expected:?}; stderr:\n{}",
+            hanko.stderr()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let stderr = hanko.stderr();
+    hanko.stop().await;
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "hanko asked the instance metadata service; stderr:\n{stderr}"
+    );
+    let lower = stderr.to_lowercase();
+    assert!(
+        !lower.contains("imds") && !lower.contains("metadata"),
+        "no warning about the instance metadata service:\n{stderr}"
     );
     fake.shutdown().await;
 }
