@@ -33,5 +33,6 @@ export AWS_ACCESS_KEY_ID="${HANKO_TEST_AWS_KEY:-testing}" AWS_SECRET_ACCESS_KEY=
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
 # --no-fail-fast: every test binary runs even when one fails; cargo lists the failed ones together
-# at the end.
-cargo test --locked --no-fail-fast "$@"
+# at the end. --features failpoints: the crash tests abort the binary at named points of a step
+# (release builds have no failpoint code).
+cargo test --locked --no-fail-fast --features failpoints "$@"

@@ -26,14 +26,14 @@
 //! `Captured` before the restoring call, and a resumed one that finds the captured state
 //! already back records it as restored ([`RevertOutcome::Restored`]), not as drift.
 //!
-//! Before the first AWS call of a run it checks
-//! again where it may act ([`crate::planner::engine_refusal`]: its allow-lists and an account it
+//! Before the first AWS call of a run it checks again where it may act ([`crate::planner::engine_refusal`]: its allow-lists and an account it
 //! can prove it reaches), in case a stored plan predates a change of the config; a refused plan
 //! fails every step with the reason, audited as `StepFailed`, and no call is made.
 //!
 //! Test failpoints: `HANKO_FAILPOINT=after-capture:<action>` or `after-apply:<action>` aborts
 //! the process at that point (used by the crash test), as do `revert-after-capture:<action>`
-//! and `revert-after-call:<action>` for a revert step; unset in production.
+//! and `revert-after-call:<action>` for a revert step. They exist only in builds with the
+//! `failpoints` feature (the test suite); a release build has no failpoint code.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -892,7 +892,14 @@ fn build_report(req: &Request, records: &[StepRecord]) -> ExecutionReport {
     }
 }
 
-/// Aborts the process when `HANKO_FAILPOINT` names this point and step (crash tests only).
+/// Nothing: failpoints exist only in builds with the `failpoints` feature (the test suite).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+fn failpoint(_point: &str, _step: &Step) {}
+
+/// Aborts the process when `HANKO_FAILPOINT` names this point and step (crash tests only; the
+/// `failpoints` feature, which release builds do not enable).
+#[cfg(feature = "failpoints")]
 fn failpoint(point: &str, step: &Step) {
     if let Ok(spec) = std::env::var("HANKO_FAILPOINT") {
         if spec == format!("{point}:{}", step.action.as_str()) {

@@ -498,6 +498,12 @@ async fn leaked_key_file(iam: &aws_sdk_iam::Client, dir: &Path, user: &str) -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revert_resumed_after_its_call_records_restored_not_drifted() {
+    if !cfg!(feature = "failpoints") {
+        panic!(
+            "this crash test needs the failpoints feature: cargo test --features failpoints \
+             (scripts/test.sh enables it)"
+        );
+    }
     let moto = Moto::start();
     let iam = moto.iam().await;
     let dir = tempfile::tempdir().unwrap();

@@ -439,6 +439,12 @@ async fn a_crash_between_apply_and_verify_resumes_exactly_once() {
     let hanko = Hanko::new(&moto, dir.path());
     let file = instance_finding(dir.path(), &target.id);
 
+    if !cfg!(feature = "failpoints") {
+        panic!(
+            "this crash test needs the failpoints feature: cargo test --features failpoints \
+             (scripts/test.sh enables it)"
+        );
+    }
     // The process dies right after the snapshots were created, before they were recorded.
     let out = hanko.run(
         &[
