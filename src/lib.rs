@@ -35,6 +35,7 @@
 //! | [`audit`] | events, hash chain, the stored record (the canonical bytes that were hashed), query filter | — |
 //! | [`anchor`] | signed digests of the audit head in S3 (format, Ed25519 keys, key layout), their writer and `audit verify --anchors` | audit, store, clock, aws (S3) |
 //! | [`clock`] | the one wall clock (system time, shiftable by tests) | — |
+//! | [`util`] | human durations and times, shared by the config and the CLI | — |
 //! | [`execution`] | step records and outcomes | plan |
 //! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, plan, util |
 //! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
@@ -48,6 +49,7 @@
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
 //! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions (posture buttons in `discord::posture_actions`), the outbox and the daily score digest | core modules, remediate, serenity |
 //! | [`metrics`] | counters and the histogram behind `/metrics` | core types |
+//! | [`app`] | the running application's shared parts (settings, policy, store, engine, clients, notices, metrics, clock), built once | config, store, engine, aws, pipeline, metrics |
 //! | [`http`] | `/healthz` and `/metrics` (axum) | app, metrics |
 //! | [`run`] | `hanko run`: start-up, the shutdown signal, engine runs started from chat, the expiry sweeper and `/resume` | everything above |
 //!

@@ -1,7 +1,7 @@
 //! Plans: `Finding -> Plan`, the ordered containment steps with their exact AWS calls.
 //!
 //! Pure core. The default playbooks follow the routing table of `docs/containment.md`
-//! ("Which playbook"); `config/playbooks.toml` can switch optional steps on, make a matching
+//! ("Which plan a finding gets"); `config/playbooks.toml` can switch optional steps on, make a matching
 //! finding notify-only, exempt resources by tag and change a step's risk class
 //! (see [`Playbooks`]).
 //!

@@ -54,7 +54,7 @@
 //! | `steps` | `uuid index` (`index` as `u64`) | [`StepRecord`] |
 //! | `quarantine` | `id` (`u64`, from 1) | [`QuarantinedInput`]: at most `ingest.quarantine_max` of them, each `raw` at most [`MAX_QUARANTINED_BYTES`] |
 //! | `cursors` | `source` | UTF-8 string: an ingest cursor |
-//! | `kv` | `key` | UTF-8 string: small flags (`paused`, written with its audit event by [`Store::put_meta_audited`]) and chat message ids ([`Store::get_meta`]) |
+//! | `kv` | `key` | UTF-8 string: small flags (`engine.paused`, written with its audit event by [`Store::put_meta_audited`]) and chat message ids ([`Store::get_meta`]) |
 //! | `kv` | `audit.anchor.last`, `audit.anchor.pending` | JSON: the last digest written to S3, and one being written ([`crate::anchor`]) |
 //! | `kv` | `posture.digest.last` | `YYYY-MM-DD`: the last day whose score digest was claimed ([`crate::discord::digest`]) |
 //! | `kv` | `posture.drop.<account>.<standard>` | `YYYY-MM-DD`: the last day a score drop was announced |

@@ -907,6 +907,62 @@ fn iam_action_of(action: Action) -> &'static str {
     }
 }
 
+/// Every AWS call the code names (`"ec2:RevokeSecurityGroupIngress"` and the like, in
+/// `src/aws`, `src/ingest` and `src/anchor`) is granted by the shipped policy, and so by the
+/// member-account role where it acts in member accounts: a call the policy misses fails with
+/// AccessDenied in a real account, which moto (no policy enforcement here) would never show.
+#[test]
+fn every_aws_call_the_code_names_is_granted_by_the_shipped_policy() {
+    let granted = policy_actions(&shipped_policy());
+    let member = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/member-role.yaml"
+    ))
+    .unwrap();
+    // Batch APIs are authorized by their single-item permission (SQS API reference).
+    let permission_of = |op: &str| match op {
+        "sqs:DeleteMessageBatch" => "sqs:DeleteMessage".to_string(),
+        other => other.to_string(),
+    };
+    let mut named = std::collections::BTreeSet::new();
+    for dir in ["src/aws", "src/ingest", "src/anchor"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for quoted in text.split('"').skip(1).step_by(2) {
+                let Some((service, op)) = quoted.split_once(':') else {
+                    continue;
+                };
+                let known = ["iam", "ec2", "s3", "securityhub", "sts", "guardduty", "sqs"];
+                if known.contains(&service)
+                    && op.starts_with(|c: char| c.is_ascii_uppercase())
+                    && op.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    named.insert(permission_of(quoted));
+                }
+            }
+        }
+    }
+    assert!(named.len() > 30, "found only {named:?}");
+    for action in &named {
+        assert!(
+            granted.contains(action),
+            "{action} is called but config/iam-policy.json does not grant it"
+        );
+        // The member role carries every call made in a finding's account: all but ingest
+        // (GuardDuty, SQS), assuming the role itself, and the audit anchors (hanko's own bucket).
+        let own_account_only = action.starts_with("guardduty:")
+            || action.starts_with("sqs:")
+            || ["sts:AssumeRole", "s3:PutObject", "s3:GetObject"].contains(&action.as_str());
+        if !own_account_only {
+            assert!(
+                member.contains(action.as_str()),
+                "{action} is called in member accounts but config/member-role.yaml does not grant it"
+            );
+        }
+    }
+}
+
 #[test]
 fn policy_lists_every_call_of_every_step_once_grouped_by_service() {
     let policy = shipped_policy();

@@ -1,6 +1,7 @@
 //! A small EC2 world in moto for the integration tests: a VPC with application groups and
 //! instances launched with explicit network interfaces (moto then reports each interface's
-//! groups faithfully; see docs/containment.md, "Testing these steps against moto").
+//! groups faithfully; with `SecurityGroupIds` at launch, moto 5 keeps reporting the launch
+//! groups on the primary interface even after a change, which real AWS does not).
 
 #![allow(dead_code)]
 
