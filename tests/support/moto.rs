@@ -23,7 +23,23 @@ impl Moto {
     }
 
     /// Starts moto with extra environment variables (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`).
+    ///
+    /// The port is picked free, then handed to moto: another server of the same test binary
+    /// may take it in between (moto then exits, "address in use", while the other server
+    /// answers the port). So moto is ready only once *moto* answers its own API
+    /// (`/moto-api/data.json`), and a moto that exited is started again on another port.
     pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            let mut moto = Self::spawn(env);
+            if moto.wait_ready() {
+                return moto;
+            }
+        }
+        panic!("moto_server could not start on a free port in {ATTEMPTS} attempts");
+    }
+
+    fn spawn(env: &[(&str, &str)]) -> Moto {
         let port = free_port();
         let bin = std::env::var("HANKO_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let mut cmd = Command::new(&bin);
@@ -40,26 +56,45 @@ impl Moto {
                  run `pip install 'moto[server]'` (or set HANKO_MOTO_SERVER to its path)"
             ),
         };
-        let mut moto = Moto { child, port };
-        moto.wait_ready();
-        moto
+        Moto { child, port }
     }
 
-    fn wait_ready(&mut self) {
+    /// `true` once this moto answers its own API; `false` when it exited (its port was taken).
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("moto_server exited early with {status}; is `pip install 'moto[server]'` complete?");
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            if self.answers_its_api() {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "moto_server did not listen on 127.0.0.1:{} within 30 s",
+            "moto_server did not answer on 127.0.0.1:{} within 30 s; is `pip install 'moto[server]'` complete?",
             self.port
         );
+    }
+
+    /// Whether the server on our port is moto: its API answers 200 with a JSON object.
+    fn answers_its_api(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        if conn
+            .write_all(b"GET /moto-api/data.json HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut raw = String::new();
+        if conn.read_to_string(&mut raw).is_err() {
+            return false;
+        }
+        raw.starts_with("HTTP/1.") && raw.contains(" 200 ") && raw.contains("\r\n\r\n{")
     }
 
     pub fn endpoint(&self) -> String {
