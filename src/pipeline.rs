@@ -108,23 +108,37 @@ pub fn accept_in(app: &App, finding: &Finding, now: DateTime<Utc>) -> Result<Acc
         &app.policy,
         &app.notices,
         &planner::scope_known(app),
+        app.settings.ingest.min_severity,
         finding,
         now,
     )
 }
 
 /// Stores `finding` and keeps its request in step with it, planned by [`planner::plan`] under
-/// `scope`. See the module docs.
+/// `scope`. A finding below `min_severity` (`ingest.min_severity`) is stored and announced but
+/// gets no request: it gets no card either, and a request nobody can see would only expire.
+/// See the module docs.
+#[allow(clippy::too_many_arguments)]
 pub fn accept(
     store: &Store,
     playbooks: &Playbooks,
     policy: &Policy,
     notices: &Notices,
     scope: &Scope,
+    min_severity: f64,
     finding: &Finding,
     now: DateTime<Utc>,
 ) -> Result<Accepted, StoreError> {
-    accept_with(store, playbooks, policy, notices, finding, now, scope)
+    accept_with(
+        store,
+        playbooks,
+        policy,
+        notices,
+        finding,
+        now,
+        scope,
+        min_severity,
+    )
 }
 
 /// The plan hanko would propose: the one planner's.
@@ -132,6 +146,7 @@ fn plan_for(finding: &Finding, playbooks: &Playbooks, scope: &Scope) -> Plan {
     planner::plan(finding, playbooks, scope)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn accept_with(
     store: &Store,
     playbooks: &Playbooks,
@@ -140,8 +155,11 @@ fn accept_with(
     finding: &Finding,
     now: DateTime<Utc>,
     scope: &Scope,
+    min_severity: f64,
 ) -> Result<Accepted, StoreError> {
     let upsert = store.upsert_finding(finding, &Actor::System, now)?;
+    // Below the minimum a finding is kept (and listed by /findings), never proposed.
+    let severe_enough = finding.severity >= min_severity;
     let mut accepted = Accepted {
         upsert,
         proposed: None,
@@ -152,7 +170,7 @@ fn accept_with(
         Upsert::Unchanged => return Ok(accepted),
         Upsert::New => {
             let plan = plan_for(finding, playbooks, scope);
-            if !plan.is_notify_only() {
+            if !plan.is_notify_only() && severe_enough {
                 accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
             }
             notices.send(Notice::FindingNew {
@@ -224,7 +242,12 @@ fn accept_with(
                     && r.state != RequestState::Superseded
                     && r.state != RequestState::Expired
             });
-            if !finding.archived && !plan.is_notify_only() && !has_live && !already_done_same_plan {
+            if !finding.archived
+                && !plan.is_notify_only()
+                && severe_enough
+                && !has_live
+                && !already_done_same_plan
+            {
                 accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
             }
             let request = accepted.proposed.or_else(|| {
@@ -418,12 +441,16 @@ mod tests {
             }
         }
         fn accept(&self, f: &Finding, now: DateTime<Utc>) -> Accepted {
+            self.accept_above(0.0, f, now)
+        }
+        fn accept_above(&self, min_severity: f64, f: &Finding, now: DateTime<Utc>) -> Accepted {
             accept(
                 &self.store,
                 &self.books,
                 &self.policy,
                 &self.notices,
                 &own_account_scope(),
+                min_severity,
                 f,
                 now,
             )
@@ -432,6 +459,28 @@ mod tests {
         fn requests(&self) -> Vec<Request> {
             self.store.requests_for_finding("f-1").unwrap()
         }
+    }
+
+    #[test]
+    fn a_finding_below_min_severity_is_stored_without_a_request_until_it_rises() {
+        let w = World::new();
+        let mut rx = w.notices.subscribe();
+        let mut low = finding("AKIAEXAMPLE", 1, 0);
+        low.severity = 2.0;
+        let a = w.accept_above(4.0, &low, t(1));
+        assert_eq!(a.upsert, Upsert::New);
+        assert_eq!(a.proposed, None, "no card will show it: no request");
+        assert!(w.requests().is_empty());
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Notice::FindingNew { request: None, .. })
+        ));
+        // GuardDuty raises its severity: now it is proposed.
+        let mut high = finding("AKIAEXAMPLE", 2, 5);
+        high.severity = 8.0;
+        let b = w.accept_above(4.0, &high, t(6));
+        assert!(b.proposed.is_some(), "{b:?}");
+        assert_eq!(w.requests().len(), 1);
     }
 
     #[test]

@@ -639,6 +639,7 @@ async fn sigterm_during_a_run_exits_0_with_the_store_intact() {
             &hanko::approval::Policy::default(),
             &hanko::pipeline::Notices::default(),
             &own_account_scope(),
+            4.0,
             &f,
             Utc::now(),
         )
