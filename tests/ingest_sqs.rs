@@ -275,13 +275,17 @@ async fn a_crash_between_store_and_delete_creates_no_second_finding_or_request()
     // Redelivered one second after the crash.
     let url = queue(&sqs, "hanko-crash", 1).await;
     let fixtures = standin::api_fixtures();
-    let detail = &fixtures
+    let mut detail = fixtures
         .iter()
         .find(|(n, _)| n == "UnauthorizedAccess_EC2_SSHBruteForce.json")
         .unwrap()
-        .1;
+        .1
+        .clone();
+    // Severe enough to be proposed (the fixture's 2.0 is below the config's minimum, and a
+    // finding below it gets no request).
+    detail["severity"] = json!(5.0);
     let id = detail["id"].as_str().unwrap().to_string();
-    send(&sqs, &url, &guardduty_event(detail)).await;
+    send(&sqs, &url, &guardduty_event(&detail)).await;
 
     let dir = tempfile::tempdir().unwrap();
     {
