@@ -41,6 +41,8 @@ use crate::playbooks::Playbooks;
 /// How long an own-account lookup (`sts:GetCallerIdentity`) may take before hanko plans without
 /// it (fail closed, retried next time).
 pub const PROVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest time between two background own-account lookups started by [`reach_known`].
+pub const LOOKUP_RETRY: Duration = Duration::from_secs(30);
 
 /// The allow-lists of the config (`aws.regions`, `aws.accounts`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -188,41 +190,36 @@ pub fn restrict(plan: Plan, scope: &Scope) -> Plan {
 /// pipeline, card rendering). An unproven own account also starts a lookup in the background
 /// when a runtime is there, so the next plan can use it.
 pub fn reach_known(clients: &ClientFactory) -> Reach {
-    let own_account = match clients.proven_own_account() {
-        Some(a) => OwnAccount::Proven(a),
-        None => {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+    if clients.proven_own_account().is_none() {
+        // At most one lookup per [`LOOKUP_RETRY`], however many findings arrive meanwhile: a
+        // burst while STS is down must not become a burst of STS calls.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            if clients.claim_own_account_lookup(LOOKUP_RETRY) {
                 let clients = clients.clone();
                 handle.spawn(async move {
                     prove(&clients, None).await;
                 });
             }
-            OwnAccount::Unproven(
-                clients
-                    .own_account_error()
-                    .unwrap_or_else(|| "sts:GetCallerIdentity has not answered yet".to_string()),
-            )
         }
-    };
-    Reach {
-        own_account,
-        role_template: clients.has_role_template(),
     }
+    reach_known_quietly(clients)
 }
 
 /// The reach, asking STS for the own account if it is not cached yet (at most
 /// [`PROVE_TIMEOUT`]). A failure is not cached: the next call asks again. `region` is the
-/// region to ask STS in (the first of `aws.regions` when `None`).
+/// region to ask STS in (when `None`, the factory's home region: the first of `aws.regions`).
 pub async fn prove(clients: &ClientFactory, region: Option<&str>) -> Reach {
-    let region = region.unwrap_or("us-east-1");
+    let region = region
+        .map(str::to_string)
+        .unwrap_or_else(|| clients.home_region());
     if clients.proven_own_account().is_none() {
-        match tokio::time::timeout(PROVE_TIMEOUT, clients.own_account(region)).await {
+        match tokio::time::timeout(PROVE_TIMEOUT, clients.own_account(&region)).await {
             Ok(Ok(account)) => {
                 tracing::info!(account_id = %account, "hanko's own account proved (sts:GetCallerIdentity)")
             }
+            // `own_account` has noted why for the plans' notes.
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not prove hanko's own account; plans are notify-only outside a role template until it can");
-                clients.note_own_account_error(&e.to_string());
             }
             Err(_) => {
                 tracing::warn!("sts:GetCallerIdentity did not answer in time; plans are notify-only outside a role template until it does");

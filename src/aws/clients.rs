@@ -105,6 +105,9 @@ pub struct ClientFactory {
     /// Why the last own-account lookup failed (a failure is not cached: the next call asks
     /// again); shown in notify-only plans.
     own_account_error: Arc<Mutex<Option<String>>>,
+    /// When the last background own-account lookup was started
+    /// ([`ClientFactory::claim_own_account_lookup`]).
+    lookup_started: Arc<Mutex<Option<std::time::Instant>>>,
     /// Assumed-role credentials by account id.
     assumed: Arc<Mutex<HashMap<String, CredentialSlot>>>,
 }
@@ -136,6 +139,7 @@ impl ClientFactory {
             role_arn_template: role_arn_template.filter(|t| !t.trim().is_empty()),
             own_account: Arc::new(OnceCell::new()),
             own_account_error: Arc::new(Mutex::new(None)),
+            lookup_started: Arc::new(Mutex::new(None)),
             assumed: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -176,6 +180,30 @@ impl ClientFactory {
             .unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
     }
 
+    /// `true` (and the time noted) when no background own-account lookup was started within
+    /// `every`: callers that plan synchronously start at most one lookup per interval.
+    pub fn claim_own_account_lookup(&self, every: std::time::Duration) -> bool {
+        let mut last = self
+            .lookup_started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < every) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// The region of the base config (the config's first `aws.regions`, or the environment's),
+    /// us-east-1 when none is known: where hanko asks about itself (STS, audit anchors).
+    pub fn home_region(&self) -> String {
+        self.base
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_string())
+    }
+
     /// A factory whose own account is already known, for callers that cannot reach STS but
     /// know the account of the credentials they built (tests whose AWS is unreachable). The
     /// account is then never asked.
@@ -205,8 +233,7 @@ impl ClientFactory {
     pub fn own_s3(&self, region: Option<&str>) -> aws_sdk_s3::Client {
         let region = region
             .map(str::to_string)
-            .or_else(|| self.base.region().map(|r| r.to_string()))
-            .unwrap_or_else(|| "us-east-1".to_string());
+            .unwrap_or_else(|| self.home_region());
         let conf = self.config_in(&region).build();
         let s3 = aws_sdk_s3::config::Builder::from(&conf)
             .force_path_style(self.path_style_s3())
@@ -340,6 +367,20 @@ mod tests {
 
     fn creds_expiring_in(secs: u64, now: SystemTime) -> Credentials {
         Credentials::new("a", "b", None, Some(now + Duration::from_secs(secs)), "t")
+    }
+
+    #[test]
+    fn background_own_account_lookups_are_claimed_at_most_once_per_interval() {
+        let conf = aws_types::SdkConfig::builder().build();
+        let factory = ClientFactory::from_sdk_config(conf, None);
+        let clone = factory.clone();
+        assert!(factory.claim_own_account_lookup(Duration::from_secs(30)));
+        // Every clone shares the claim: a burst of plans starts one lookup.
+        assert!(!clone.claim_own_account_lookup(Duration::from_secs(30)));
+        assert!(!factory.claim_own_account_lookup(Duration::from_secs(30)));
+        // Once the interval has passed, the next one may start.
+        assert!(clone.claim_own_account_lookup(Duration::ZERO));
+        assert_eq!(factory.home_region(), "us-east-1");
     }
 
     #[test]
