@@ -382,15 +382,12 @@ async fn acknowledge(
     key: &GroupKey,
     voter: &Voter,
 ) -> Result<(), BotError> {
-    // Acknowledge changes Security Hub: like an execution, it waits while paused, and it acts
-    // only in the accounts and regions hanko may act in.
+    // Acknowledge changes Security Hub: like an execution, it waits while paused. (Where hanko
+    // may act, the allow-lists and its proven reach, was checked for every posture button by
+    // `outside_reach` before this.)
     if app.engine.is_paused()? {
         refused(app, &voter.actor, Some(key), "paused", ACK_PAUSED);
         return say_ephemeral(http, click, ACK_PAUSED).await;
-    }
-    if let Some((code, text)) = outside_allow_list(app, key) {
-        refused(app, &voter.actor, Some(key), code, &text);
-        return say_ephemeral(http, click, &text).await;
     }
     // Only findings the store holds as failing and NEW now: never a SUPPRESSED one (that would
     // lift an approved suppression without approval), nor one already acknowledged.
@@ -521,31 +518,6 @@ async fn acknowledge(
         }
     }
     Ok(())
-}
-
-/// Why hanko may not act on `key`'s account or region (the refusal's code and sentence), if
-/// so: `aws.accounts` and `aws.regions`.
-fn outside_allow_list(app: &App, key: &GroupKey) -> Option<(&'static str, String)> {
-    let aws = &app.settings.aws;
-    if !aws.may_act_in(&key.account_id) {
-        return Some((
-            "aws.accounts",
-            format!(
-                "hanko may not act in account {}: it is not listed in aws.accounts; nothing was done.",
-                cards::code(&key.account_id)
-            ),
-        ));
-    }
-    if !aws.regions.iter().any(|r| r == &key.region) {
-        return Some((
-            "aws.regions",
-            format!(
-                "hanko may not act in region {}: it is not listed in aws.regions; nothing was done.",
-                cards::code(&key.region)
-            ),
-        ));
-    }
-    None
 }
 
 async fn remediate(
