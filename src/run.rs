@@ -197,56 +197,52 @@ fn count_report(app: &App, report: &ExecutionReport) {
 /// interrupted Executing request is finished even while paused; Approved ones wait for
 /// `/resume`.
 async fn resume(app: App) {
-    let left = match app
-        .store
-        .requests_in_states(&[RequestState::Executing, RequestState::Approved])
-    {
+    let ran = run_left(&app, &[RequestState::Executing, RequestState::Approved]).await;
+    if ran > 0 {
+        tracing::info!(requests = ran, "resumed interrupted requests");
+    }
+}
+
+/// Starts every Approved request now (`/resume`). Executing requests are left alone: in a
+/// running hanko each has a run under way.
+async fn start_approved(app: App) {
+    let ran = run_left(&app, &[RequestState::Approved]).await;
+    if ran > 0 {
+        tracing::info!(requests = ran, "approved requests run after /resume");
+    }
+}
+
+/// Runs the requests left in `states`, one after another, through [`execute_request`] (which
+/// announces each). An Approved one runs only while execution is not paused, checked before
+/// each (an unreadable flag counts as paused: fail closed); an Executing one was interrupted
+/// and is always finished, so no resource stays half-contained. Returns how many ran.
+async fn run_left(app: &App, states: &[RequestState]) -> usize {
+    let left = match app.store.requests_in_states(states) {
         Ok(left) => left,
         Err(e) => {
-            tracing::error!(error = %e, "resuming requests failed");
-            return;
+            tracing::error!(error = %e, "listing the requests left to run failed");
+            return 0;
         }
     };
-    let mut resumed = 0;
+    let mut ran = 0;
     for req in left {
         if req.state == RequestState::Approved && app.engine.is_paused().unwrap_or(true) {
             continue;
         }
-        match execute_request(&app, req.id).await {
-            Ok(_) => resumed += 1,
-            Err(e) => tracing::error!(request_id = %req.id, error = %e, "resume failed"),
-        }
-    }
-    if resumed > 0 {
-        tracing::info!(requests = resumed, "resumed interrupted requests");
-    }
-}
-
-/// Starts every Approved request now, one after another (`/resume`); stops when execution is
-/// paused again. Executing requests are left alone: in a running hanko each has a run under way.
-async fn start_approved(app: App) {
-    let approved = match app.store.requests_in_states(&[RequestState::Approved]) {
-        Ok(approved) => approved,
-        Err(e) => {
-            tracing::error!(error = %e, "listing approved requests to start failed");
-            return;
-        }
-    };
-    for req in approved {
-        // Fail closed: an unreadable pause flag counts as paused.
-        if app.engine.is_paused().unwrap_or(true) {
-            tracing::info!("paused again: the other approved requests wait for /resume");
-            return;
-        }
-        match execute_request(&app, req.id).await {
-            Ok(report) => {
-                tracing::info!(request_id = %req.id, state = %report.state, "approved request run after /resume")
-            }
+        match execute_request(app, req.id).await {
+            Ok(_) => ran += 1,
             // Another run (a click, an earlier /resume) started it first.
             Err(EngineError::Store(StoreError::Conflict { .. })) => {}
-            Err(e) => tracing::warn!(request_id = %req.id, error = %e, "approved request not run"),
+            // Closed by the checks before running: audited, and its card says why.
+            Err(e @ EngineError::Refused { .. }) => {
+                tracing::info!(request_id = %req.id, reason = %e, "not run")
+            }
+            Err(e) => {
+                tracing::error!(request_id = %req.id, error = %e, "running a request left to run failed")
+            }
         }
     }
+    ran
 }
 
 /// Expires the Pending requests whose time is up (audited, announced); errors are logged.
