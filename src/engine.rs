@@ -933,8 +933,9 @@ pub fn dry_run_event(plan: &Plan, actor: Actor, now: DateTime<Utc>, via: &str) -
 }
 
 /// Dry run: every step's capture and a DryRun apply, no store writes and no mutating call.
-/// Its callers audit it first ([`dry_run_event`]).
-pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
+/// Its callers audit it first ([`dry_run_event`]). `now` is the time the steps are told (the
+/// session-revocation documents it would put are dated with it).
+pub async fn dry_run(clients: &ClientFactory, plan: &Plan, now: DateTime<Utc>) -> Vec<StepReport> {
     let clients = clients.clients(&plan.account_id, &plan.region).await;
     let mut out = Vec::new();
     for (index, step) in plan.steps.iter().enumerate() {
@@ -942,7 +943,7 @@ pub async fn dry_run(clients: &ClientFactory, plan: &Plan) -> Vec<StepReport> {
             request_id: Uuid::nil(),
             finding_id: plan.finding_id.clone(),
             step_index: index,
-            now: Utc::now(),
+            now,
             dry_run: true,
             approvers: Vec::new(),
             revert_retry: false,

@@ -758,7 +758,7 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             opened.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let steps = hanko::engine::dry_run(factory, &plan).await;
+            let steps = hanko::engine::dry_run(factory, &plan, Utc::now()).await;
             ok &= steps
                 .iter()
                 .all(|s| s.outcome != hanko::execution::StepOutcome::Failed);

@@ -463,7 +463,7 @@ async fn dry_run(
     );
     match tokio::time::timeout(
         DRY_RUN_TIMEOUT,
-        engine::dry_run(&app.clients, &request.plan),
+        engine::dry_run(&app.clients, &request.plan, app.clock.now()),
     )
     .await
     {
