@@ -8,22 +8,25 @@ mod discord_fake;
 #[allow(dead_code)]
 #[path = "support/e2e_bot.rs"]
 mod e2e_bot;
+#[path = "support/hanko_process.rs"]
+mod hanko_process;
 #[path = "support/moto.rs"]
 mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use discord_fake::DiscordFake;
-use e2e_bot::{commands_dir, config_text, http_get, POLL, WAIT};
+use e2e_bot::{commands_dir, config_text};
 use hanko::anchor::writer::{Anchorer, META_ANCHOR_LAST, META_ANCHOR_PENDING};
 use hanko::anchor::{AnchorKey, AnchorLocation, Digest};
 use hanko::audit::{Actor, EventKind, NewEvent};
 use hanko::aws::ClientFactory;
 use hanko::clock::Clock;
 use hanko::store::Store;
+use hanko_process::{hanko_run, HankoProcess};
 use moto::Moto;
 
 const PREFIX: &str = "hanko/prod";
@@ -385,83 +388,27 @@ async fn hanko_run_writes_a_digest_at_shutdown_that_verifies() {
         store.flush().unwrap();
     }
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hanko"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .env("HANKO_COMMANDS_DIR", commands_dir())
+    // Ingest loops reach moto (no GuardDuty there: they log and wait); S3 is moto's.
+    let mut cmd = hanko_run(
+        Path::new(env!("CARGO_BIN_EXE_hanko")),
+        &config,
+        &moto.endpoint(),
+    );
+    cmd.env("HANKO_COMMANDS_DIR", commands_dir())
         .env("HANKO_DISCORD_API_BASE", fake.base_url())
-        // Ingest loops reach moto (no GuardDuty there: they log and wait); S3 is moto's.
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env("HANKO_LOG", "warn,hanko=info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("http_addr=").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = addr_tx.send(addr);
-                }
-                log.lock().unwrap().push(line);
-            }
-        })
-    };
-    let stderr = || log.lock().unwrap().join("\n");
-    let addr: std::net::SocketAddr = match tokio::time::timeout(WAIT, addr_rx.recv()).await {
-        Ok(Some(addr)) => addr.parse().unwrap(),
-        _ => panic!("hanko run logged no HTTP address; stderr:\n{}", stderr()),
-    };
-    let deadline = Instant::now() + WAIT;
-    while http_get(addr, "/healthz").await.0 != 200 {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "hanko run exited ({status}) before it was healthy; stderr:\n{}",
-                stderr()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz not 200 within {WAIT:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let hanko = HankoProcess::spawn(cmd).await;
     assert!(
         digest_keys(&s3, "anchors-run").await.is_empty(),
         "no digest before the first interval (1h)"
     );
 
-    let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("hanko run exits within 30 s of SIGTERM")
-        .unwrap();
-    let _ = tokio::time::timeout(WAIT, reader).await;
-    assert_eq!(status.code(), Some(0), "stderr:\n{}", stderr());
+    let stderr = hanko.stop().await;
     assert!(
-        stderr().contains("wrote an audit digest"),
-        "stderr:\n{}",
-        stderr()
+        stderr.contains("wrote an audit digest"),
+        "stderr:\n{stderr}"
     );
-    assert!(!stderr().contains("PRIVATE KEY"), "the key is never logged");
+    assert!(!stderr.contains("PRIVATE KEY"), "the key is never logged");
 
     let keys = digest_keys(&s3, "anchors-run").await;
     assert_eq!(keys.len(), 1, "{keys:?}");

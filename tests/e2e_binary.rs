@@ -26,21 +26,22 @@ mod discord_fake;
 mod e2e_bot;
 #[path = "support/fixtures.rs"]
 mod fixtures;
+#[path = "support/hanko_process.rs"]
+mod hanko_process;
 #[path = "support/moto.rs"]
 mod moto;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_iam::types::StatusType;
 use chrono::Utc;
 use discord_fake::{DiscordFake, FakeMember, FakeMessage, MessageSource};
 use serde_json::{json, Value};
-use tokio::io::AsyncBufReadExt;
 
-use e2e_bot::{alice, bob, command_answer, http_get, ADMIN_ROLE, POLL, RESPONDER_ROLE, WAIT};
+use e2e_bot::{alice, bob, command_answer, ADMIN_ROLE, POLL, RESPONDER_ROLE, WAIT};
+use hanko_process::{hanko_run, HankoProcess};
 
 const FIXTURE: &str = "api/UnauthorizedAccess_IAMUser_TorIPCaller.json";
 const OWN_ACCOUNT: &str = "123456789012";
@@ -159,106 +160,18 @@ listen = "127.0.0.1:0"
     )
 }
 
-/// `bin run --config CONFIG` with static credentials, AWS at `aws_endpoint`, and nothing of
-/// the caller's AWS profile; stderr is read by [`Hanko::spawn`].
-fn hanko_run(bin: &Path, config: &Path, aws_endpoint: &str) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.arg("run")
-        .arg("--config")
-        .arg(config)
-        .env("AWS_ENDPOINT_URL", aws_endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("HANKO_COMMANDS_DIR")
-        .env("HANKO_LOG", "warn,hanko=info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-/// `hanko run` as a child process, with the wall clock moved by `shift` (a faketime offset such
-/// as `+5h`) when given.
-struct Hanko {
-    child: tokio::process::Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Hanko {
-    /// `hanko run` as the tests of this file start it: commands from the repository, the AWS
-    /// region from the environment, the instance metadata service off.
-    async fn start(config: &Path, aws_endpoint: &str, shift: Option<&str>) -> Hanko {
-        let mut cmd = hanko_run(Path::new(env!("CARGO_BIN_EXE_hanko")), config, aws_endpoint);
-        if let Some(offset) = shift {
-            shifted(&mut cmd, offset);
-        }
-        cmd.env("HANKO_COMMANDS_DIR", e2e_bot::commands_dir())
-            .env("AWS_REGION", REGION)
-            .env("AWS_EC2_METADATA_DISABLED", "true");
-        Hanko::spawn(cmd).await
+/// `hanko run` as the tests of this file start it: commands from the repository, the AWS
+/// region from the environment, the instance metadata service off; the wall clock moved by
+/// `shift` (a libfaketime offset such as `+5h`) when given.
+async fn start(config: &Path, aws_endpoint: &str, shift: Option<&str>) -> HankoProcess {
+    let mut cmd = hanko_run(Path::new(env!("CARGO_BIN_EXE_hanko")), config, aws_endpoint);
+    if let Some(offset) = shift {
+        shifted(&mut cmd, offset);
     }
-
-    /// Starts `cmd` (a `hanko run`), reads the HTTP address it logs and waits for `/healthz`.
-    async fn spawn(mut cmd: tokio::process::Command) -> Hanko {
-        let mut child = cmd.spawn().expect("start hanko run");
-        let log = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel();
-        {
-            let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-            let log = log.clone();
-            tokio::spawn(async move {
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(rest) = line.split("http_addr=").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                        let _ = addr_tx.send(addr);
-                    }
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let hanko = Hanko { child, log };
-        let addr: std::net::SocketAddr = match tokio::time::timeout(WAIT, addr_rx.recv()).await {
-            Ok(Some(addr)) => addr.parse().unwrap(),
-            _ => panic!(
-                "hanko run logged no HTTP address; stderr:\n{}",
-                hanko.stderr()
-            ),
-        };
-        let deadline = Instant::now() + WAIT;
-        while http_get(addr, "/healthz").await.0 != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "/healthz not 200 within {WAIT:?}; stderr:\n{}",
-                hanko.stderr()
-            );
-            tokio::time::sleep(POLL).await;
-        }
-        hanko
-    }
-
-    fn stderr(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// SIGTERM; hanko exits 0 within 30 s.
-    async fn stop(mut self) {
-        let pid = self.child.id().unwrap().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("hanko run exits within 30 s of SIGTERM")
-            .unwrap();
-        assert_eq!(status.code(), Some(0), "stderr:\n{}", self.stderr());
-    }
+    cmd.env("HANKO_COMMANDS_DIR", e2e_bot::commands_dir())
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    HankoProcess::spawn(cmd).await
 }
 
 async fn key_status(iam: &aws_sdk_iam::Client, user: &str, key: &str) -> StatusType {
@@ -328,7 +241,7 @@ async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accou
     std::fs::write(&config, config_text(&fake, dir.path(), &queue)).unwrap();
 
     // ---- day one: two findings, nobody votes -------------------------------------------------
-    let hanko = Hanko::start(&config, &moto.endpoint(), None).await;
+    let hanko = start(&config, &moto.endpoint(), None).await;
     for body in [
         leaked_key_event(
             "0a11ce0000000000000000000000000a",
@@ -373,7 +286,7 @@ async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accou
     hanko.stop().await;
 
     // ---- five hours later -------------------------------------------------------------------
-    let hanko = Hanko::start(&config, &moto.endpoint(), Some("+5h")).await;
+    let hanko = start(&config, &moto.endpoint(), Some("+5h")).await;
     let deadline = Instant::now() + WAIT;
     loop {
         let card = fake.message(dave_card.id).unwrap();
@@ -503,7 +416,7 @@ async fn the_binary_alone_in_an_empty_folder_registers_its_embedded_commands_and
             "AWS_EC2_METADATA_SERVICE_ENDPOINT",
             format!("http://{imds_addr}"),
         );
-    let hanko = Hanko::spawn(cmd).await;
+    let hanko = HankoProcess::spawn(cmd).await;
 
     let mut expected: Vec<String> = hanko::commands::COMMAND_NAMES
         .iter()

@@ -12,6 +12,8 @@ mod discord_fake;
 mod e2e_bot;
 #[path = "support/fixtures.rs"]
 mod fixtures;
+#[path = "support/hanko_process.rs"]
+mod hanko_process;
 #[path = "support/moto.rs"]
 mod moto;
 
@@ -34,6 +36,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use e2e_bot::*;
+use hanko_process::{hanko_run, HankoProcess};
 
 const FIXTURE: &str = "api/UnauthorizedAccess_IAMUser_TorIPCaller.json";
 
@@ -648,81 +651,24 @@ async fn sigterm_during_a_run_exits_0_with_the_store_intact() {
         accepted.proposed.unwrap()
     };
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hanko"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .env("HANKO_COMMANDS_DIR", commands_dir())
+    // The binary starts its ingest loops: keep every AWS call on loopback (a closed port),
+    // with static credentials, and never ask the instance metadata service.
+    let mut cmd = hanko_run(
+        std::path::Path::new(env!("CARGO_BIN_EXE_hanko")),
+        &config,
+        "http://127.0.0.1:9",
+    );
+    cmd.env("HANKO_COMMANDS_DIR", commands_dir())
         .env("HANKO_DISCORD_API_BASE", fake.base_url())
-        // The binary starts its ingest loops: keep every AWS call on loopback (a closed port),
-        // with static credentials, and never ask the instance metadata service.
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env("HANKO_LOG", "warn,hanko=info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Every stderr line is kept for failure messages; the HTTP address is read from the log.
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("http_addr=").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = addr_tx.send(addr);
-                }
-                log.lock().unwrap().push(line);
-            }
-        })
-    };
-    let stderr = || log.lock().unwrap().join("\n");
-    let addr: std::net::SocketAddr = match tokio::time::timeout(WAIT, addr_rx.recv()).await {
-        Ok(Some(addr)) => addr.parse().unwrap(),
-        _ => panic!("hanko run logged no HTTP address; stderr:\n{}", stderr()),
-    };
-    let deadline = Instant::now() + WAIT;
-    while http_get(addr, "/healthz").await.0 != 200 {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "hanko run exited ({status}) before it was healthy; stderr:\n{}",
-                stderr()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz not 200 within {WAIT:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let hanko = HankoProcess::spawn(cmd).await;
     let card = wait_for_card(&fake, request).await;
     assert_eq!(card.button_labels(), ["Approve", "Reject", "Dry run"]);
 
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("hanko run exits within 30 s of SIGTERM")
-        .unwrap();
-    let _ = tokio::time::timeout(WAIT, reader).await;
-    assert_eq!(status.code(), Some(0), "stderr:\n{}", stderr());
+    let stderr = hanko.stop().await;
     assert!(
-        stderr().contains("hanko stopped"),
-        "an orderly shutdown; stderr:\n{}",
-        stderr()
+        stderr.contains("hanko stopped"),
+        "an orderly shutdown; stderr:\n{stderr}"
     );
 
     let verify = std::process::Command::new(env!("CARGO_BIN_EXE_hanko"))
