@@ -14,6 +14,8 @@ mod fixtures;
 mod ingest_app;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/sqs_events.rs"]
+mod sqs_events;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -30,6 +32,7 @@ use serde_json::{json, Value};
 
 use e2e_bot::*;
 use moto::Moto;
+use sqs_events::{guardduty_event, queue, send};
 
 const ACCOUNT: &str = "123456789012";
 
@@ -81,21 +84,6 @@ fn account_block_public_access_disabled_plans_the_account_level_s3control_step()
 // Ingest: finding ids, the quarantine, metrics and status
 // ---------------------------------------------------------------------------------------------
 
-fn guardduty_event(detail: &Value) -> String {
-    json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "GuardDuty Finding",
-        "source": "aws.guardduty",
-        "account": detail["accountId"],
-        "time": detail["updatedAt"],
-        "region": detail["region"],
-        "resources": [],
-        "detail": detail,
-    })
-    .to_string()
-}
-
 fn leaked_key_detail(id: &str) -> Value {
     let mut v: Value = serde_json::from_str(&fixtures::read(
         "api/UnauthorizedAccess_IAMUser_TorIPCaller.json",
@@ -105,25 +93,6 @@ fn leaked_key_detail(id: &str) -> Value {
     v["accountId"] = ACCOUNT.into();
     v["service"]["archived"] = false.into();
     v
-}
-
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    sqs.create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap()
-}
-
-async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) {
-    sqs.send_message()
-        .queue_url(url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
 }
 
 /// Polls until `want` messages were handled, or fails after 30 s.
@@ -144,7 +113,7 @@ async fn bad_finding_ids_are_quarantined_with_the_reason_and_ingest_counts_what_
     let moto = Moto::start();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let url = queue(&sqs, "hanko-ids").await;
+    let url = queue(&sqs, "hanko-ids", 30).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let app = ingest_app::app(ingest_app::settings(""), store.clone(), conf.clone());
@@ -242,7 +211,7 @@ async fn the_quarantine_keeps_quarantine_max_documents_and_cuts_each_at_64_kib()
     let moto = Moto::start();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let url = queue(&sqs, "hanko-quarantine").await;
+    let url = queue(&sqs, "hanko-quarantine", 30).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let settings = ingest_app::settings("quarantine_max = 2");
@@ -325,7 +294,7 @@ async fn ingest_failures_count_in_metrics_and_status_shows_only_those_since_the_
         Some(status().errors_since_ok)
     );
 
-    queue(&sqs, "hanko-late").await;
+    queue(&sqs, "hanko-late", 30).await;
     eventually("a successful poll", || status().last_ok.is_some()).await;
     let after = status();
     assert_eq!(after.errors_since_ok, 0, "{after:?}");

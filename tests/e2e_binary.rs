@@ -30,6 +30,8 @@ mod fixtures;
 mod hanko_process;
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/sqs_events.rs"]
+mod sqs_events;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +44,7 @@ use serde_json::{json, Value};
 
 use e2e_bot::{alice, bob, command_answer, ADMIN_ROLE, POLL, RESPONDER_ROLE, WAIT};
 use hanko_process::{hanko_run, HankoProcess};
+use sqs_events::guardduty_event;
 
 const FIXTURE: &str = "api/UnauthorizedAccess_IAMUser_TorIPCaller.json";
 const OWN_ACCOUNT: &str = "123456789012";
@@ -106,18 +109,7 @@ fn leaked_key_event(finding_id: &str, account: &str, key: &str, user: &str) -> S
     d["updatedAt"] = json!(now);
     d["service"]["additionalInfo"]["sample"] = json!(false);
     d["service"]["archived"] = json!(false);
-    json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "GuardDuty Finding",
-        "source": "aws.guardduty",
-        "account": account,
-        "time": now,
-        "region": REGION,
-        "resources": [],
-        "detail": d,
-    })
-    .to_string()
+    guardduty_event(&d)
 }
 
 fn config_text(fake: &DiscordFake, dir: &Path, queue_url: &str) -> String {

@@ -3,6 +3,8 @@
 
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/sqs_events.rs"]
+mod sqs_events;
 #[path = "support/guardduty_standin.rs"]
 #[allow(unused)]
 mod standin;
@@ -19,48 +21,9 @@ use hanko::store::Store;
 use serde_json::{json, Value};
 
 use moto::Moto;
+use sqs_events::{guardduty_event, queue, send};
 use support::events;
 
-/// The EventBridge event GuardDuty emits for a finding.
-fn guardduty_event(detail: &Value) -> String {
-    json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "GuardDuty Finding",
-        "source": "aws.guardduty",
-        "account": detail["accountId"],
-        "time": detail["updatedAt"],
-        "region": detail["region"],
-        "resources": [],
-        "detail": detail,
-    })
-    .to_string()
-}
-
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str, visibility_secs: u32) -> String {
-    sqs.create_queue()
-        .queue_name(name)
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            visibility_secs.to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap()
-}
-
-async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) {
-    sqs.send_message()
-        .queue_url(url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
-}
-
-/// Visible plus in-flight messages.
 async fn messages_left(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
     let out = sqs
         .get_queue_attributes()
