@@ -56,6 +56,7 @@
 //! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
 //! AWS SDK or sled.
 
+pub mod actions;
 pub mod anchor;
 pub mod app;
 pub mod approval;
@@ -70,6 +71,7 @@ pub mod execution;
 pub mod expiry;
 pub mod finding;
 pub mod http;
+pub mod ids;
 pub mod ingest;
 pub mod metrics;
 pub mod pipeline;

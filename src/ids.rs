@@ -1,0 +1,138 @@
+//! AWS identifiers, checked in one place: account ids, region names, the partition a region
+//! belongs to, its console host, and the percent-encoding used in console links.
+//!
+//! Pure: no SDK, no I/O. The finding parsers, the config, the planner, `/contain`, the card
+//! renderer, `custom_id`s and the remediations all check ids through these functions, so a
+//! value one of them accepts is never refused by another.
+
+/// An AWS account id: exactly 12 ASCII digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A region name such as `us-east-1`, `us-gov-west-1` or `ap-southeast-2`: two or more
+/// lowercase words, then a number, joined by `-`. It goes into URLs and client configuration,
+/// so nothing else passes.
+pub fn is_region(s: &str) -> bool {
+    if s.len() > 32 {
+        return false;
+    }
+    let parts: Vec<&str> = s.split('-').collect();
+    match parts.split_last() {
+        Some((number, words)) if words.len() >= 2 => {
+            !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit())
+                && words
+                    .iter()
+                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        }
+        _ => false,
+    }
+}
+
+/// The partition of a region: `aws`, `aws-cn` or `aws-us-gov`.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The AWS console's host for a region, in its partition.
+pub fn console_host(region: &str) -> String {
+    match partition(region) {
+        "aws-cn" => format!("{region}.console.amazonaws.cn"),
+        "aws-us-gov" => "console.amazonaws-us-gov.com".to_string(),
+        _ => format!("{region}.console.aws.amazon.com"),
+    }
+}
+
+/// Percent-encodes every byte but RFC 3986's unreserved characters.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_are_twelve_digits() {
+        assert!(is_account_id("123456789012"));
+        for bad in [
+            "",
+            "1234",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "１23456789012",
+        ] {
+            assert!(!is_account_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn regions() {
+        for good in [
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "cn-north-1",
+            "eu-central-2",
+        ] {
+            assert!(is_region(good), "{good}");
+        }
+        for bad in [
+            "",
+            "us",
+            "us-east",
+            "US-EAST-1",
+            "us-east-1a",
+            "evil.example/#",
+            "us--1",
+            "-east-1",
+        ] {
+            assert!(!is_region(bad), "{bad:?}");
+        }
+        assert!(!is_region(&format!("{}-east-1", "a".repeat(40))));
+    }
+
+    #[test]
+    fn partitions_and_console_hosts() {
+        assert_eq!(partition("eu-west-1"), "aws");
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-east-1"), "aws-us-gov");
+        assert_eq!(
+            console_host("eu-west-1"),
+            "eu-west-1.console.aws.amazon.com"
+        );
+        assert_eq!(
+            console_host("cn-north-1"),
+            "cn-north-1.console.amazonaws.cn"
+        );
+        assert_eq!(
+            console_host("us-gov-west-1"),
+            "console.amazonaws-us-gov.com"
+        );
+    }
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved() {
+        assert_eq!(percent_encode("a-b.c_d~e"), "a-b.c_d~e");
+        assert_eq!(
+            percent_encode("arn:aws:x/1 é"),
+            "arn%3Aaws%3Ax%2F1%20%C3%A9"
+        );
+    }
+}
