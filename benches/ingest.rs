@@ -11,6 +11,8 @@
 
 #[path = "../tests/support/moto.rs"]
 mod moto;
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
 #[path = "../tests/support/guardduty_standin.rs"]
 mod standin;
 #[path = "../tests/support/ingest_app.rs"]

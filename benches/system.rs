@@ -20,6 +20,8 @@
 mod discord_fake;
 #[path = "../tests/support/moto.rs"]
 mod moto;
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
 #[path = "../tests/support/guardduty_standin.rs"]
 mod standin;
 #[path = "support/system.rs"]

@@ -4,6 +4,8 @@
 //!
 //! Alone in its binary because it sets process environment variables.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/guardduty_standin.rs"]
 mod standin;
 #[path = "support/ingest_app.rs"]

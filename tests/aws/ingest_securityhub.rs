@@ -2,15 +2,10 @@
 //! then polled; filters moto ignores are applied client-side; and one GuardDuty finding that
 //! arrives through SQS and Security Hub is stored once.
 
-#[path = "support/control_findings.rs"]
-mod control_findings;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/guardduty_standin.rs"]
-#[allow(unused)]
-mod standin;
-#[path = "support/ingest_app.rs"]
-mod support;
+use crate::support::control_findings;
+use crate::support::moto;
+use crate::support::guardduty_standin as standin;
+use crate::support::ingest_app as support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -3,12 +3,9 @@
 //! the misused role, the compromised instance with two interfaces, the public bucket, a crash
 //! between capture and verify, AccessDenied, and the least-privilege policy.
 
-#[path = "support/ec2_world.rs"]
-mod ec2_world;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::ec2_world;
+use crate::support::fixtures;
+use crate::support::moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

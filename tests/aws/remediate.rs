@@ -11,8 +11,7 @@
 //! Needs `moto_server` (`pip install 'moto[server]'`); every test starts its own server and
 //! fails, never skips, without it.
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use chrono::{DateTime, Duration, Utc};
 use hanko::approval::{Decision, Outcome, Policy, RequestState, VoteInput, Voter};

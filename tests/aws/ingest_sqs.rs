@@ -1,15 +1,10 @@
 //! EventBridge events through SQS, against moto: stored then deleted, malformed bodies
 //! quarantined then deleted, and a crash between store and delete that creates nothing twice.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/sqs_events.rs"]
-mod sqs_events;
-#[path = "support/guardduty_standin.rs"]
-#[allow(unused)]
-mod standin;
-#[path = "support/ingest_app.rs"]
-mod support;
+use crate::support::moto;
+use crate::support::sqs_events;
+use crate::support::guardduty_standin as standin;
+use crate::support::ingest_app as support;
 
 use std::time::{Duration, Instant};
 

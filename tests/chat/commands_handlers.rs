@@ -4,8 +4,7 @@
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`) for the tests that say so.
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

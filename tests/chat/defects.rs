@@ -3,19 +3,11 @@
 //! clients, the real `hanko` binary, serenity's real HTTP client, and the real bot against the
 //! Discord fake.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/ingest_app.rs"]
-mod ingest_app;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/sqs_events.rs"]
-mod sqs_events;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::ingest_app;
+use crate::support::moto;
+use crate::support::sqs_events;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

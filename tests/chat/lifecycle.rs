@@ -14,15 +14,10 @@
 //! Time moves through the app's clock (`app.clock.shift`), which every part of hanko reads.
 //! Every wait is on an effect with a deadline; nothing sleeps to synchronise.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::moto;
 
 use std::time::Duration;
 

@@ -7,10 +7,8 @@
 //! stand-in. The findings are consolidated control findings of S3.8, written in the ASFF shape
 //! Security Hub documents for them.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/securityhub_standin.rs"]
-mod standin;
+use crate::support::moto;
+use crate::support::securityhub_standin as standin;
 
 use chrono::Utc;
 use hanko::aws::securityhub::{self, FindingIdentifier, NOTE_MAX_CHARS, NOTE_UPDATED_BY};

@@ -3,15 +3,10 @@
 //! verify --anchors` with the right key, another key, a cut tail and a rewritten head, and
 //! `hanko check-config` with keys made by openssl.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[allow(dead_code)]
-#[path = "support/e2e_bot.rs"]
-mod e2e_bot;
-#[path = "support/hanko_process.rs"]
-mod hanko_process;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::hanko_process;
+use crate::support::moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

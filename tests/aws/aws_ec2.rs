@@ -4,10 +4,8 @@
 //! then attached at launch): moto then reports each interface's groups faithfully
 //! (`docs/containment.md`, "Testing these steps against moto").
 
-#[path = "support/ec2_world.rs"]
-mod ec2_world;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::ec2_world;
+use crate::support::moto;
 use ec2_world::{World, QUARANTINE, TRANSITION};
 
 use aws_sdk_ec2::types::{Filter, IpPermission};

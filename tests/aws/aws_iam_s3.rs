@@ -5,8 +5,7 @@
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`); every test starts its own server.
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use std::collections::BTreeMap;
 

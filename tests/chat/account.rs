@@ -8,15 +8,10 @@
 //! plan stored before the rule refused it: every step fails before any AWS call, audited) and
 //! AWS itself (the same-named user of hanko's own account keeps its key).
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::moto;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

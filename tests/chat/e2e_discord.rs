@@ -6,16 +6,11 @@
 //! store, as an ingest loop would. Every wait is on an effect (a recorded REST call, a stored
 //! message, a store change) with a deadline; nothing sleeps to synchronise.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/hanko_process.rs"]
-mod hanko_process;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::hanko_process;
+use crate::support::moto;
 
 use std::time::{Duration, Instant};
 

@@ -19,19 +19,12 @@
 //! Needs libfaketime (Debian's package `faketime`; `scripts/test.sh` installs it) and
 //! `moto_server`; a missing one fails the test with the fix, it never skips.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/hanko_process.rs"]
-mod hanko_process;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/sqs_events.rs"]
-mod sqs_events;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::hanko_process;
+use crate::support::moto;
+use crate::support::sqs_events;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

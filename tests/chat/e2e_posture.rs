@@ -18,17 +18,11 @@
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`).
 
-#[path = "support/control_findings.rs"]
-mod control_findings;
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/securityhub_standin.rs"]
-mod standin;
+use crate::support::control_findings;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::moto;
+use crate::support::securityhub_standin as standin;
 
 use discord_fake::{DiscordFake, FakeMessage, MessageSource, CALLBACK_MODAL};
 use hanko::app::App;
