@@ -267,7 +267,7 @@ async fn every_ec2_step_contains_a_two_interface_instance_once_and_reverts() {
 
 #[tokio::test]
 async fn revert_leaves_an_interface_someone_moved_and_restores_the_other() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let target = w.launch(&[&[&w.app], &[&w.app]]).await;
     let step = isolate_step(&target.id);
@@ -307,7 +307,7 @@ async fn revert_leaves_an_interface_someone_moved_and_restores_the_other() {
 
 #[tokio::test]
 async fn dry_run_proves_permissions_and_changes_nothing() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let app_db = [w.app.as_str(), w.db.as_str()];
     let target = w.launch(&[&[&w.app], &app_db]).await;
@@ -571,7 +571,7 @@ async fn a_missing_permission_fails_the_step_with_the_code_and_the_permission() 
 /// isolate: the step fails before moving any interface.
 #[tokio::test]
 async fn isolation_refuses_a_foreign_quarantine_group_that_lets_traffic_through() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let target = w.launch(&[&[&w.app], &[&w.app]]).await;
     let foreign = w

@@ -15,7 +15,6 @@ use hanko::ingest::SourceStatus;
 use hanko::store::Store;
 use serde_json::{json, Value};
 
-use moto::Moto;
 use sqs_events::{guardduty_event, queue, send};
 use support::events;
 
@@ -67,7 +66,7 @@ async fn drain(ingest: &SqsIngest, want: usize) -> Vec<hanko::ingest::sqs::Handl
 
 #[tokio::test]
 async fn valid_events_are_stored_then_deleted() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-findings", 30).await;
@@ -137,7 +136,7 @@ async fn valid_events_are_stored_then_deleted() {
 /// `hanko audit verify` said "BROKEN: its hash does not match its contents".
 #[tokio::test]
 async fn issue_11_a_float_severity_finding_from_sqs_verifies() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-float", 30).await;
@@ -185,7 +184,7 @@ async fn issue_11_a_float_severity_finding_from_sqs_verifies() {
 
 #[tokio::test]
 async fn a_malformed_message_is_quarantined_audited_and_deleted() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-bad", 30).await;
@@ -227,7 +226,7 @@ async fn a_malformed_message_is_quarantined_audited_and_deleted() {
 
 #[tokio::test]
 async fn a_crash_between_store_and_delete_creates_no_second_finding_or_request() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     // Redelivered one second after the crash.
@@ -293,7 +292,7 @@ async fn a_crash_between_store_and_delete_creates_no_second_finding_or_request()
 
 #[tokio::test]
 async fn the_loop_reports_its_status_and_stops_on_shutdown() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-loop", 30).await;

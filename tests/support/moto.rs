@@ -1,6 +1,13 @@
 //! Starts a moto server on 127.0.0.1 for the integration tests, and builds real aws-sdk
 //! clients pointed at it. The server is killed when the handle is dropped.
 //!
+//! [`shared`] is the one server of a test binary, started on first use and stopped when the
+//! binary exits. A test may use it when its resources cannot meet another test's: names no
+//! other test of the binary uses, and no listing or counting of what the account or region
+//! holds. A test that changes the server itself (IAM enforcement, `INITIAL_NO_AUTH_ACTION_COUNT`),
+//! reads moto's whole state, or acts on account-wide settings starts its own with
+//! [`Moto::start`].
+//!
 //! moto is required: when `moto_server` is missing the test fails with the install command,
 //! it never skips.
 
@@ -8,7 +15,18 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The test binary's shared moto server (see the module header for who may use it).
+///
+/// A static is never dropped, so the server is not killed by [`Drop`]: it runs under a small
+/// shell that holds a pipe from this process and kills moto when the pipe closes, which the
+/// kernel does when the test binary exits, however it exits.
+pub fn shared() -> &'static Moto {
+    static SHARED: OnceLock<Moto> = OnceLock::new();
+    SHARED.get_or_init(|| Moto::start_until_exit(&[]))
+}
 
 /// A running moto server.
 pub struct Moto {
@@ -29,9 +47,19 @@ impl Moto {
     /// answers the port). So moto is ready only once *moto* answers its own API
     /// (`/moto-api/data.json`), and a moto that exited is started again on another port.
     pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        Self::start_attempts(env, false)
+    }
+
+    /// Like [`Moto::start_with_env`], for a server that outlives every handle: it stops when
+    /// this process exits (see [`shared`]).
+    fn start_until_exit(env: &[(&str, &str)]) -> Moto {
+        Self::start_attempts(env, true)
+    }
+
+    fn start_attempts(env: &[(&str, &str)], until_exit: bool) -> Moto {
         const ATTEMPTS: usize = 5;
         for _ in 0..ATTEMPTS {
-            let mut moto = Self::spawn(env);
+            let mut moto = Self::spawn(env, until_exit);
             if moto.wait_ready() {
                 return moto;
             }
@@ -39,10 +67,23 @@ impl Moto {
         panic!("moto_server could not start on a free port in {ATTEMPTS} attempts");
     }
 
-    fn spawn(env: &[(&str, &str)]) -> Moto {
+    fn spawn(env: &[(&str, &str)], until_exit: bool) -> Moto {
         let port = free_port();
         let bin = std::env::var("HANKO_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let mut cmd = Command::new(&bin);
+        let mut cmd = if until_exit {
+            // The shell waits for moto and exits with it (so a moto that lost its port is seen
+            // as exited); a second job reads the pipe on fd 3 and kills moto at end of file.
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c")
+                .arg(
+                    r#"exec 3<&0; "$0" "$@" </dev/null & m=$!; { read -r _ <&3; kill "$m"; } 2>/dev/null & wait "$m""#,
+                )
+                .arg(&bin)
+                .stdin(Stdio::piped());
+            cmd
+        } else {
+            Command::new(&bin)
+        };
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -63,7 +104,14 @@ impl Moto {
     fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // 127: the shell of a shared server did not find moto_server.
+                assert_ne!(
+                    status.code(),
+                    Some(127),
+                    "moto_server was not found. The AWS integration tests need moto: run \
+                     `pip install 'moto[server]'` (or set HANKO_MOTO_SERVER to its path)"
+                );
                 return false;
             }
             if self.answers_its_api() {
