@@ -204,7 +204,7 @@ async fn card_mentioning(fake: &DiscordFake, needle: &str, count: usize) -> Fake
 async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accounts_stay_untouched()
 {
     libfaketime();
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let iam = aws_sdk_iam::Client::new(&conf);
     let sqs = aws_sdk_sqs::Client::new(&conf);
@@ -365,7 +365,7 @@ async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accou
 /// it (nor warn about it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_alone_in_an_empty_folder_registers_its_embedded_commands_and_never_asks_imds() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let queue = aws_sdk_sqs::Client::new(&conf)
         .create_queue()

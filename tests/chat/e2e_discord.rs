@@ -215,7 +215,7 @@ async fn a_click_without_a_responder_role_is_refused_audited_and_changes_nothing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_approvers_then_the_leaked_key_is_inactive_and_the_card_shows_it() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
     iam.create_user().user_name("leaky").send().await.unwrap();
     let leaked = iam
@@ -756,7 +756,7 @@ async fn a_burst_that_trickles_in_waits_for_the_window_and_grows_one_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contain_by_hand_cannot_be_self_approved_and_audit_and_status_answer() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
     iam.create_user().user_name("handy").send().await.unwrap();
     let key = iam

@@ -7,6 +7,7 @@ pub mod control_findings;
 pub mod discord_fake;
 pub mod e2e_bot;
 pub mod ec2_world;
+pub mod finding_builder;
 pub mod fixtures;
 pub mod guardduty_standin;
 pub mod hanko_process;
