@@ -12,5 +12,6 @@ mod aws_securityhub;
 mod engine_drill;
 mod ingest_guardduty;
 mod ingest_securityhub;
+mod ingest_spawn;
 mod ingest_sqs;
 mod remediate;
