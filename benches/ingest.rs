@@ -9,10 +9,10 @@
 //!
 //! `cargo bench --bench ingest` (needs `moto_server` and the fixtures; `HANKO_FIXTURES`).
 
-#[path = "../tests/support/moto.rs"]
-mod moto;
 #[path = "../tests/support/fixtures.rs"]
 mod fixtures;
+#[path = "../tests/support/moto.rs"]
+mod moto;
 #[path = "../tests/support/guardduty_standin.rs"]
 mod standin;
 #[path = "../tests/support/ingest_app.rs"]

@@ -18,10 +18,10 @@
 
 #[path = "../tests/support/discord_fake.rs"]
 mod discord_fake;
-#[path = "../tests/support/moto.rs"]
-mod moto;
 #[path = "../tests/support/fixtures.rs"]
 mod fixtures;
+#[path = "../tests/support/moto.rs"]
+mod moto;
 #[path = "../tests/support/guardduty_standin.rs"]
 mod standin;
 #[path = "support/system.rs"]

@@ -3,9 +3,9 @@
 //! arrives through SQS and Security Hub is stored once.
 
 use crate::support::control_findings;
-use crate::support::moto;
 use crate::support::guardduty_standin as standin;
 use crate::support::ingest_app as support;
+use crate::support::moto;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

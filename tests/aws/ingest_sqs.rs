@@ -1,10 +1,10 @@
 //! EventBridge events through SQS, against moto: stored then deleted, malformed bodies
 //! quarantined then deleted, and a crash between store and delete that creates nothing twice.
 
-use crate::support::moto;
-use crate::support::sqs_events;
 use crate::support::guardduty_standin as standin;
 use crate::support::ingest_app as support;
+use crate::support::moto;
+use crate::support::sqs_events;
 
 use std::time::{Duration, Instant};
 

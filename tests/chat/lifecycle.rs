@@ -63,7 +63,7 @@ fn leaked_key_finding(finding_id: &str, key_id: &str, user: &str) -> Finding {
 }
 
 /// A moto IAM user with one access key; returns (moto, clients, key id).
-async fn user_with_key(user: &str) -> (&'static moto::Moto, ClientFactory, String) {
+async fn user_with_key(user: &str) -> (moto::Shared, ClientFactory, String) {
     let moto = moto::shared();
     let iam = moto.iam().await;
     iam.create_user().user_name(user).send().await.unwrap();

@@ -23,9 +23,22 @@ use std::time::{Duration, Instant};
 /// A static is never dropped, so the server is not killed by [`Drop`]: it runs under a small
 /// shell that holds a pipe from this process and kills moto when the pipe closes, which the
 /// kernel does when the test binary exits, however it exits.
-pub fn shared() -> &'static Moto {
+pub fn shared() -> Shared {
     static SHARED: OnceLock<Moto> = OnceLock::new();
-    SHARED.get_or_init(|| Moto::start_until_exit(&[]))
+    Shared(SHARED.get_or_init(|| Moto::start_until_exit(&[])))
+}
+
+/// The binary's shared server: used like a [`Moto`] (`moto.iam()`, `&moto` where a `&Moto` is
+/// wanted), never stopped by a test.
+#[derive(Clone, Copy)]
+pub struct Shared(&'static Moto);
+
+impl std::ops::Deref for Shared {
+    type Target = Moto;
+
+    fn deref(&self) -> &Moto {
+        self.0
+    }
 }
 
 /// A running moto server.
