@@ -14,7 +14,6 @@ use chrono::Utc;
 use hanko::aws::securityhub::{self, FindingIdentifier, NOTE_MAX_CHARS, NOTE_UPDATED_BY};
 use hanko::aws::{Captured, ErrorClass, RevertOutcome, StepCtx};
 use hanko::plan::{Action, Step, Target};
-use moto::Moto;
 use serde_json::{json, Value};
 use standin::Standin;
 
@@ -91,7 +90,7 @@ fn control_finding(n: u32, bucket: &str) -> Value {
 
 /// moto, the stand-in in front of it, a client through the stand-in and the 3 findings.
 struct World {
-    _moto: Moto,
+    _moto: moto::Shared,
     standin: Standin,
     client: aws_sdk_securityhub::Client,
     findings: Vec<Value>,
@@ -99,8 +98,9 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let moto = Moto::start();
-        let standin = Standin::start(moto.port).await;
+        // The shared moto, with this world's findings in a moto account of their own.
+        let moto = moto::shared();
+        let standin = Standin::start_in_own_account(moto.port).await;
         let client = standin.client(&moto.sdk_config().await);
         let findings: Vec<Value> = ["www-assets", "www-media", "press-kit"]
             .iter()

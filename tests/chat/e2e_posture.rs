@@ -605,7 +605,7 @@ async fn blocked(s3: &aws_sdk_s3::Client, bucket: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remediate_on_a_posture_card_blocks_exactly_its_failing_buckets_once_approved() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let standin = standin::Standin::start(moto.port).await;
     let moto_conf = moto.sdk_config().await;
     let conf = moto_conf
