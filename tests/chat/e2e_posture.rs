@@ -38,7 +38,6 @@ use serde_json::{json, Value};
 
 use control_findings::{control_finding, ACCOUNT};
 use e2e_bot::*;
-use moto::Moto;
 
 const REASON: &str = "Public by design: the static website buckets (RISK-142)";
 
@@ -195,8 +194,8 @@ async fn wait_for_posture_card(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve() {
-    let moto = Moto::start();
-    let standin = standin::Standin::start(moto.port).await;
+    let moto = moto::shared();
+    let standin = standin::Standin::start_in_own_account(moto.port).await;
     let moto_conf = moto.sdk_config().await;
     // Every AWS call of the bot and the poller goes through the stand-in.
     let conf = moto_conf
@@ -606,7 +605,7 @@ async fn blocked(s3: &aws_sdk_s3::Client, bucket: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remediate_on_a_posture_card_blocks_exactly_its_failing_buckets_once_approved() {
     let moto = moto::shared();
-    let standin = standin::Standin::start(moto.port).await;
+    let standin = standin::Standin::start_in_own_account(moto.port).await;
     let moto_conf = moto.sdk_config().await;
     let conf = moto_conf
         .to_builder()
@@ -716,14 +715,14 @@ async fn a_failing_control_whose_notice_was_lost_gets_its_card_at_start() {
 async fn ec2_world(
     edit: impl FnOnce(String) -> String,
 ) -> (
-    Moto,
+    moto::Shared,
     standin::Standin,
     aws_config::SdkConfig,
     Bot,
     FakeMessage,
 ) {
-    let moto = Moto::start();
-    let standin = standin::Standin::start(moto.port).await;
+    let moto = moto::shared();
+    let standin = standin::Standin::start_in_own_account(moto.port).await;
     let conf = moto
         .sdk_config()
         .await

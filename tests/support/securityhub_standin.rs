@@ -22,8 +22,11 @@
 //!   moto unchanged (HTTP/1.0, so moto answers without chunking), and moto's answer is returned.
 //!
 //! [`Standin::start_in_own_account`] keeps a test's findings apart on a moto server other tests
-//! use too: everything the stand-in sends moto carries moto's `x-moto-account-id` header, so
-//! moto keeps them in an account of their own (moto's multi-account support, server mode).
+//! use too: every Security Hub request the stand-in sends moto carries moto's
+//! `x-moto-account-id` header, so moto keeps the findings in an account of their own (moto's
+//! multi-account support, server mode). Requests for other services (signed for another
+//! service, e.g. STS or S3 from a bot whose every call goes through the stand-in) are passed
+//! on in moto's default account, so hanko still finds its own account where it was.
 
 #![allow(dead_code)]
 
@@ -393,6 +396,12 @@ async fn forward(
         let s = state.lock().unwrap();
         (s.moto_port, s.moto_account.clone())
     };
+    // Only Security Hub's own requests go to the stand-in's account.
+    let security_hub = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("/securityhub/aws4_request"));
+    let account = account.filter(|_| security_hub);
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let pass: Vec<(String, String)> = headers
         .iter()
