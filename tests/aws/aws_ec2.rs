@@ -11,7 +11,7 @@ use ec2_world::{World, QUARANTINE, TRANSITION};
 use aws_sdk_ec2::types::{Filter, IpPermission};
 use chrono::Utc;
 use hanko::aws::ec2;
-use hanko::aws::{Captured, RevertOutcome, StepCtx, TAG_QUARANTINE, TAG_STEP};
+use hanko::aws::{Captured, RevertOutcome, StepCtx, TAG_QUARANTINE, TAG_REQUEST, TAG_STEP};
 use hanko::plan::{Action, Step, Target};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -94,7 +94,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn every_ec2_step_contains_a_two_interface_instance_once_and_reverts() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let app_db = [w.app.as_str(), w.db.as_str()];
     let target = w.launch(&[&[&w.app], &app_db]).await;
@@ -188,6 +188,13 @@ async fn every_ec2_step_contains_a_two_interface_instance_once_and_reverts() {
             Filter::builder()
                 .name(format!("tag:{TAG_STEP}"))
                 .values("0")
+                .build(),
+        )
+        // This request's snapshots only: the binary's moto is shared with other tests.
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{TAG_REQUEST}"))
+                .values(request.to_string())
                 .build(),
         )
         .send()
