@@ -4,9 +4,10 @@
 //! [`shared`] is the one server of a test binary, started on first use and stopped when the
 //! binary exits. A test may use it when its resources cannot meet another test's: names no
 //! other test of the binary uses, and no listing or counting of what the account or region
-//! holds. A test that changes the server itself (IAM enforcement, `INITIAL_NO_AUTH_ACTION_COUNT`),
-//! reads moto's whole state, or acts on account-wide settings starts its own with
-//! [`Moto::start`].
+//! holds; a test that must list a region may work in a moto account of its own
+//! ([`Moto::sdk_config_in_own_account`]). A test that changes the server itself (IAM
+//! enforcement, `INITIAL_NO_AUTH_ACTION_COUNT`), reads moto's whole state, or acts on
+//! account-wide settings of hanko's own account starts its own with [`Moto::start`].
 //!
 //! moto is required: when `moto_server` is missing the test fails with the install command,
 //! it never skips.
@@ -15,6 +16,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -181,6 +183,45 @@ impl Moto {
             ))
             .load()
             .await
+    }
+
+    /// An SDK config for a moto account of its own, with that account's name: its keys belong
+    /// to an IAM user created in a fresh account (through moto's `x-moto-account-id` header),
+    /// and moto acts in the account an access key belongs to, for every service. For tests on
+    /// a [`shared`] server whose resources are listed region-wide (Security Hub findings).
+    pub async fn sdk_config_in_own_account(&self) -> (aws_config::SdkConfig, String) {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let account = format!(
+            "{:012}",
+            800_000_000_000 + NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let iam = self.iam().await;
+        let in_account = |account: String| {
+            move |req: &mut aws_smithy_runtime_api::http::Request| {
+                req.headers_mut()
+                    .insert("x-moto-account-id", account.clone());
+            }
+        };
+        iam.create_user()
+            .user_name("hanko-tests")
+            .customize()
+            .mutate_request(in_account(account.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create a user in moto account {account}: {e:?}"));
+        let out = iam
+            .create_access_key()
+            .user_name("hanko-tests")
+            .customize()
+            .mutate_request(in_account(account.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create a key in moto account {account}: {e:?}"));
+        let key = out.access_key().expect("moto answers with the key");
+        let conf = self
+            .sdk_config_with_keys(key.access_key_id(), key.secret_access_key())
+            .await;
+        (conf, account)
     }
 
     /// An S3 client with path-style addressing (moto needs it on 127.0.0.1).
