@@ -378,19 +378,19 @@ async fn dry_run_proves_permissions_and_changes_nothing() {
 
 #[tokio::test]
 async fn opt_in_steps_detach_the_profile_and_stop_then_revert() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let target = w.launch(&[&[&w.app]]).await;
     let iam = moto.iam().await;
     iam.create_role()
-        .role_name("web")
+        .role_name("ec2-web")
         .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
         .send()
         .await
         .unwrap();
     let profile_arn = iam
         .create_instance_profile()
-        .instance_profile_name("web")
+        .instance_profile_name("ec2-web")
         .send()
         .await
         .unwrap()
@@ -398,8 +398,8 @@ async fn opt_in_steps_detach_the_profile_and_stop_then_revert() {
         .unwrap()
         .arn;
     iam.add_role_to_instance_profile()
-        .instance_profile_name("web")
-        .role_name("web")
+        .instance_profile_name("ec2-web")
+        .role_name("ec2-web")
         .send()
         .await
         .unwrap();
