@@ -9,6 +9,8 @@
 //!
 //! `cargo bench --bench ingest` (needs `moto_server` and the fixtures; `HANKO_FIXTURES`).
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
 #[path = "../tests/support/moto.rs"]
 mod moto;
 #[path = "../tests/support/guardduty_standin.rs"]

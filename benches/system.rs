@@ -18,6 +18,8 @@
 
 #[path = "../tests/support/discord_fake.rs"]
 mod discord_fake;
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
 #[path = "../tests/support/moto.rs"]
 mod moto;
 #[path = "../tests/support/guardduty_standin.rs"]

@@ -15,8 +15,7 @@
 
 #![allow(dead_code)]
 
-#[path = "fixtures.rs"]
-mod fixtures;
+use super::fixtures;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

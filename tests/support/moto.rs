@@ -1,6 +1,14 @@
 //! Starts a moto server on 127.0.0.1 for the integration tests, and builds real aws-sdk
 //! clients pointed at it. The server is killed when the handle is dropped.
 //!
+//! [`shared`] is the one server of a test binary, started on first use and stopped when the
+//! binary exits. A test may use it when its resources cannot meet another test's: names no
+//! other test of the binary uses, and no listing or counting of what the account or region
+//! holds; a test that must list a region may work in a moto account of its own
+//! ([`Moto::sdk_config_in_own_account`]). A test that changes the server itself (IAM
+//! enforcement, `INITIAL_NO_AUTH_ACTION_COUNT`), reads moto's whole state, or acts on
+//! account-wide settings of hanko's own account starts its own with [`Moto::start`].
+//!
 //! moto is required: when `moto_server` is missing the test fails with the install command,
 //! it never skips.
 
@@ -8,7 +16,32 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The test binary's shared moto server (see the module header for who may use it).
+///
+/// A static is never dropped, so the server is not killed by [`Drop`]: it runs under a small
+/// shell that holds a pipe from this process and kills moto when the pipe closes, which the
+/// kernel does when the test binary exits, however it exits.
+pub fn shared() -> Shared {
+    static SHARED: OnceLock<Moto> = OnceLock::new();
+    Shared(SHARED.get_or_init(|| Moto::start_until_exit(&[])))
+}
+
+/// The binary's shared server: used like a [`Moto`] (`moto.iam()`, `&moto` where a `&Moto` is
+/// wanted), never stopped by a test.
+#[derive(Clone, Copy)]
+pub struct Shared(&'static Moto);
+
+impl std::ops::Deref for Shared {
+    type Target = Moto;
+
+    fn deref(&self) -> &Moto {
+        self.0
+    }
+}
 
 /// A running moto server.
 pub struct Moto {
@@ -29,9 +62,19 @@ impl Moto {
     /// answers the port). So moto is ready only once *moto* answers its own API
     /// (`/moto-api/data.json`), and a moto that exited is started again on another port.
     pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        Self::start_attempts(env, false)
+    }
+
+    /// Like [`Moto::start_with_env`], for a server that outlives every handle: it stops when
+    /// this process exits (see [`shared`]).
+    fn start_until_exit(env: &[(&str, &str)]) -> Moto {
+        Self::start_attempts(env, true)
+    }
+
+    fn start_attempts(env: &[(&str, &str)], until_exit: bool) -> Moto {
         const ATTEMPTS: usize = 5;
         for _ in 0..ATTEMPTS {
-            let mut moto = Self::spawn(env);
+            let mut moto = Self::spawn(env, until_exit);
             if moto.wait_ready() {
                 return moto;
             }
@@ -39,10 +82,23 @@ impl Moto {
         panic!("moto_server could not start on a free port in {ATTEMPTS} attempts");
     }
 
-    fn spawn(env: &[(&str, &str)]) -> Moto {
+    fn spawn(env: &[(&str, &str)], until_exit: bool) -> Moto {
         let port = free_port();
         let bin = std::env::var("HANKO_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let mut cmd = Command::new(&bin);
+        let mut cmd = if until_exit {
+            // The shell waits for moto and exits with it (so a moto that lost its port is seen
+            // as exited); a second job reads the pipe on fd 3 and kills moto at end of file.
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c")
+                .arg(
+                    r#"exec 3<&0; "$0" "$@" </dev/null & m=$!; { read -r _ <&3; kill "$m"; } 2>/dev/null & wait "$m""#,
+                )
+                .arg(&bin)
+                .stdin(Stdio::piped());
+            cmd
+        } else {
+            Command::new(&bin)
+        };
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -63,7 +119,14 @@ impl Moto {
     fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // 127: the shell of a shared server did not find moto_server.
+                assert_ne!(
+                    status.code(),
+                    Some(127),
+                    "moto_server was not found. The AWS integration tests need moto: run \
+                     `pip install 'moto[server]'` (or set HANKO_MOTO_SERVER to its path)"
+                );
                 return false;
             }
             if self.answers_its_api() {
@@ -120,6 +183,45 @@ impl Moto {
             ))
             .load()
             .await
+    }
+
+    /// An SDK config for a moto account of its own, with that account's name: its keys belong
+    /// to an IAM user created in a fresh account (through moto's `x-moto-account-id` header),
+    /// and moto acts in the account an access key belongs to, for every service. For tests on
+    /// a [`shared`] server whose resources are listed region-wide (Security Hub findings).
+    pub async fn sdk_config_in_own_account(&self) -> (aws_config::SdkConfig, String) {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let account = format!(
+            "{:012}",
+            800_000_000_000 + NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let iam = self.iam().await;
+        let in_account = |account: String| {
+            move |req: &mut aws_smithy_runtime_api::http::Request| {
+                req.headers_mut()
+                    .insert("x-moto-account-id", account.clone());
+            }
+        };
+        iam.create_user()
+            .user_name("hanko-tests")
+            .customize()
+            .mutate_request(in_account(account.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create a user in moto account {account}: {e:?}"));
+        let out = iam
+            .create_access_key()
+            .user_name("hanko-tests")
+            .customize()
+            .mutate_request(in_account(account.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create a key in moto account {account}: {e:?}"));
+        let key = out.access_key().expect("moto answers with the key");
+        let conf = self
+            .sdk_config_with_keys(key.access_key_id(), key.secret_access_key())
+            .await;
+        (conf, account)
     }
 
     /// An S3 client with path-style addressing (moto needs it on 127.0.0.1).

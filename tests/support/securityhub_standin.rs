@@ -20,6 +20,13 @@
 //!   real service never shows it.
 //! * Everything else (`GetFindings`, `BatchImportFindings`, ...) is recorded and forwarded to
 //!   moto unchanged (HTTP/1.0, so moto answers without chunking), and moto's answer is returned.
+//!
+//! [`Standin::start_in_own_account`] keeps a test's findings apart on a moto server other tests
+//! use too: every Security Hub request the stand-in sends moto carries moto's
+//! `x-moto-account-id` header, so moto keeps the findings in an account of their own (moto's
+//! multi-account support, server mode). Requests for other services (signed for another
+//! service, e.g. STS or S3 from a bot whose every call goes through the stand-in) are passed
+//! on in moto's default account, so hanko still finds its own account where it was.
 
 #![allow(dead_code)]
 
@@ -53,6 +60,9 @@ pub struct Recorded {
 #[derive(Default)]
 struct Inner {
     moto_port: u16,
+    /// The moto account every request to moto is made in (`x-moto-account-id`); `None`:
+    /// moto's default account.
+    moto_account: Option<String>,
     requests: Vec<Recorded>,
     /// `Id` -> (error code, message) to report unprocessed instead of updating.
     refuse: BTreeMap<String, (String, String)>,
@@ -76,8 +86,21 @@ impl Drop for Standin {
 impl Standin {
     /// Starts on 127.0.0.1:0 in front of the moto server on `moto_port`.
     pub async fn start(moto_port: u16) -> Standin {
+        Self::start_in(moto_port, None).await
+    }
+
+    /// Like [`Standin::start`], with this stand-in's findings in a moto account no other
+    /// stand-in of the process uses (see the module header).
+    pub async fn start_in_own_account(moto_port: u16) -> Standin {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self::start_in(moto_port, Some(format!("{:012}", 900_000_000_000 + n))).await
+    }
+
+    async fn start_in(moto_port: u16, moto_account: Option<String>) -> Standin {
         let state: Shared = Arc::new(Mutex::new(Inner {
             moto_port,
+            moto_account,
             ..Inner::default()
         }));
         let app = Router::new()
@@ -137,8 +160,11 @@ impl Standin {
 
     /// Every finding as moto holds it now (raw JSON, straight from moto).
     pub async fn findings(&self) -> Vec<Value> {
-        let port = self.state.lock().unwrap().moto_port;
-        moto_findings(port)
+        let (port, account) = {
+            let s = self.state.lock().unwrap();
+            (s.moto_port, s.moto_account.clone())
+        };
+        moto_findings(port, account.as_deref())
             .await
             .unwrap_or_else(|e| panic!("read moto's findings: {e}"))
     }
@@ -149,6 +175,7 @@ impl Standin {
         let body = json!({ "Findings": findings }).to_string();
         let (status, _, resp) = http(
             self.addr.port(),
+            None, // the stand-in passes it on to moto in its account
             "POST",
             "/findings/import",
             &[
@@ -239,11 +266,11 @@ async fn batch_update(State(state): State<Shared>, body: Bytes) -> Response {
         Ok(i) => i,
         Err(m) => return invalid(m),
     };
-    let (moto_port, refuse) = {
+    let (moto_port, account, refuse) = {
         let s = state.lock().unwrap();
-        (s.moto_port, s.refuse.clone())
+        (s.moto_port, s.moto_account.clone(), s.refuse.clone())
     };
-    let stored = match moto_findings(moto_port).await {
+    let stored = match moto_findings(moto_port, account.as_deref()).await {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_GATEWAY, "InternalException", e),
     };
@@ -285,6 +312,7 @@ async fn batch_update(State(state): State<Shared>, body: Bytes) -> Response {
         let body = json!({"Findings": changed}).to_string();
         let imported = http(
             moto_port,
+            account.as_deref(),
             "POST",
             "/findings/import",
             &[
@@ -315,7 +343,7 @@ async fn batch_update(State(state): State<Shared>, body: Bytes) -> Response {
 }
 
 /// Every finding moto holds (it ignores filters), all pages.
-async fn moto_findings(moto_port: u16) -> Result<Vec<Value>, String> {
+async fn moto_findings(moto_port: u16, account: Option<&str>) -> Result<Vec<Value>, String> {
     let mut all = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -325,6 +353,7 @@ async fn moto_findings(moto_port: u16) -> Result<Vec<Value>, String> {
         }
         let (status, _, body) = http(
             moto_port,
+            account,
             "POST",
             "/findings",
             &[
@@ -363,7 +392,16 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     record(&state, method.as_str(), uri.path(), &body);
-    let moto_port = state.lock().unwrap().moto_port;
+    let (moto_port, account) = {
+        let s = state.lock().unwrap();
+        (s.moto_port, s.moto_account.clone())
+    };
+    // Only Security Hub's own requests go to the stand-in's account.
+    let security_hub = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("/securityhub/aws4_request"));
+    let account = account.filter(|_| security_hub);
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let pass: Vec<(String, String)> = headers
         .iter()
@@ -371,7 +409,16 @@ async fn forward(
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let pass: Vec<(&str, &str)> = pass.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    match http(moto_port, method.as_str(), &path, &pass, &body).await {
+    match http(
+        moto_port,
+        account.as_deref(),
+        method.as_str(),
+        &path,
+        &pass,
+        &body,
+    )
+    .await
+    {
         Ok((status, headers, body)) => {
             let mut resp = Response::new(axum::body::Body::from(body));
             *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -391,9 +438,11 @@ async fn forward(
 
 type HttpAnswer = (u16, Vec<(String, String)>, Vec<u8>);
 
-/// One HTTP/1.0 exchange with 127.0.0.1:`port`: the answer's status, headers and body.
+/// One HTTP/1.0 exchange with 127.0.0.1:`port`: the answer's status, headers and body. With
+/// `account`, moto acts in that account (`x-moto-account-id`).
 async fn http(
     port: u16,
+    account: Option<&str>,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -408,6 +457,9 @@ async fn http(
     }
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if let Some(account) = account {
+        head.push_str(&format!("x-moto-account-id: {account}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     let mut raw = head.into_bytes();

@@ -6,16 +6,11 @@
 //! store, as an ingest loop would. Every wait is on an effect (a recorded REST call, a stored
 //! message, a store change) with a deadline; nothing sleeps to synchronise.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/hanko_process.rs"]
-mod hanko_process;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::hanko_process;
+use crate::support::moto;
 
 use std::time::{Duration, Instant};
 
@@ -220,7 +215,7 @@ async fn a_click_without_a_responder_role_is_refused_audited_and_changes_nothing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_approvers_then_the_leaked_key_is_inactive_and_the_card_shows_it() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
     iam.create_user().user_name("leaky").send().await.unwrap();
     let leaked = iam
@@ -761,7 +756,7 @@ async fn a_burst_that_trickles_in_waits_for_the_window_and_grows_one_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contain_by_hand_cannot_be_self_approved_and_audit_and_status_answer() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
     iam.create_user().user_name("handy").send().await.unwrap();
     let key = iam

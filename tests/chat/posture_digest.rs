@@ -5,11 +5,8 @@
 //! waits for 09:00 and nothing sleeps. A "restart" drops the app and the HTTP client and opens a
 //! new app over the same store directory, as `hanko run` would after a crash or a deploy.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,12 +3,9 @@
 //! the misused role, the compromised instance with two interfaces, the public bucket, a crash
 //! between capture and verify, AccessDenied, and the least-privilege policy.
 
-#[path = "support/ec2_world.rs"]
-mod ec2_world;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::ec2_world;
+use crate::support::fixtures;
+use crate::support::moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -169,15 +166,15 @@ fn set_key(v: &mut Value, user_type: &str, key: &str, user: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaked_akia_key_is_deactivated_alone_and_revert_restores_it() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
-    let (leaked, other) = user_with_two_keys(&iam, "alice").await;
+    let (leaked, other) = user_with_two_keys(&iam, "alina").await;
     let dir = tempfile::tempdir().unwrap();
     let hanko = Hanko::new(&moto, dir.path());
     let file = finding_file(
         dir.path(),
         "api/UnauthorizedAccess_IAMUser_TorIPCaller.json",
-        |v| set_key(v, "IAMUser", &leaked, "alice"),
+        |v| set_key(v, "IAMUser", &leaked, "alina"),
     );
 
     let (code, rep) = hanko.drill(&file, &[]);
@@ -197,13 +194,13 @@ async fn leaked_akia_key_is_deactivated_alone_and_revert_restores_it() {
     );
 
     assert_eq!(
-        key_status(&iam, "alice", &leaked).await,
+        key_status(&iam, "alina", &leaked).await,
         StatusType::Inactive
     );
-    assert_eq!(key_status(&iam, "alice", &other).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "alina", &other).await, StatusType::Active);
     let policy = iam
         .get_user_policy()
-        .user_name("alice")
+        .user_name("alina")
         .policy_name(hanko::plan::SESSION_REVOKE_POLICY)
         .send()
         .await
@@ -218,11 +215,11 @@ async fn leaked_akia_key_is_deactivated_alone_and_revert_restores_it() {
     let (code, rev) = hanko.revert(&request);
     assert_eq!(code, Some(0), "{rev:#}");
     assert_eq!(rev["state"], "Succeeded");
-    assert_eq!(key_status(&iam, "alice", &leaked).await, StatusType::Active);
-    assert_eq!(key_status(&iam, "alice", &other).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "alina", &leaked).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "alina", &other).await, StatusType::Active);
     let policies = iam
         .list_user_policies()
-        .user_name("alice")
+        .user_name("alina")
         .send()
         .await
         .unwrap();
@@ -236,7 +233,7 @@ async fn leaked_akia_key_is_deactivated_alone_and_revert_restores_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assumed_role_sessions_are_revoked_on_that_role_only() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     for role in ["web-role", "other-role"] {
@@ -301,7 +298,7 @@ fn instance_finding(dir: &Path, instance: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_interface_instance_is_isolated_snapshotted_and_reverted() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let world = World::new(&moto).await;
     let target = world.launch(&[&[&world.app], &[&world.db]]).await;
     let neighbour = world.launch(&[&[&world.app]]).await;
@@ -370,7 +367,7 @@ async fn two_interface_instance_is_isolated_snapshotted_and_reverted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_bucket_is_blocked_and_revert_restores_the_prior_configuration() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let s3 = moto.s3().await;
     s3.create_bucket().bucket("exposed").send().await.unwrap();
     // A prior, partial configuration that revert must put back exactly.
@@ -432,7 +429,7 @@ async fn public_bucket_is_blocked_and_revert_restores_the_prior_configuration() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_apply_and_verify_resumes_exactly_once() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let world = World::new(&moto).await;
     let target = world.launch(&[&[&world.app], &[&world.db]]).await;
     let dir = tempfile::tempdir().unwrap();

@@ -4,16 +4,14 @@
 //! then attached at launch): moto then reports each interface's groups faithfully
 //! (`docs/containment.md`, "Testing these steps against moto").
 
-#[path = "support/ec2_world.rs"]
-mod ec2_world;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::ec2_world;
+use crate::support::moto;
 use ec2_world::{World, QUARANTINE, TRANSITION};
 
 use aws_sdk_ec2::types::{Filter, IpPermission};
 use chrono::Utc;
 use hanko::aws::ec2;
-use hanko::aws::{Captured, RevertOutcome, StepCtx, TAG_QUARANTINE, TAG_STEP};
+use hanko::aws::{Captured, RevertOutcome, StepCtx, TAG_QUARANTINE, TAG_REQUEST, TAG_STEP};
 use hanko::plan::{Action, Step, Target};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -96,7 +94,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn every_ec2_step_contains_a_two_interface_instance_once_and_reverts() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let app_db = [w.app.as_str(), w.db.as_str()];
     let target = w.launch(&[&[&w.app], &app_db]).await;
@@ -192,6 +190,13 @@ async fn every_ec2_step_contains_a_two_interface_instance_once_and_reverts() {
                 .values("0")
                 .build(),
         )
+        // This request's snapshots only: the binary's moto is shared with other tests.
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{TAG_REQUEST}"))
+                .values(request.to_string())
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -269,7 +274,7 @@ async fn every_ec2_step_contains_a_two_interface_instance_once_and_reverts() {
 
 #[tokio::test]
 async fn revert_leaves_an_interface_someone_moved_and_restores_the_other() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let target = w.launch(&[&[&w.app], &[&w.app]]).await;
     let step = isolate_step(&target.id);
@@ -309,7 +314,7 @@ async fn revert_leaves_an_interface_someone_moved_and_restores_the_other() {
 
 #[tokio::test]
 async fn dry_run_proves_permissions_and_changes_nothing() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let app_db = [w.app.as_str(), w.db.as_str()];
     let target = w.launch(&[&[&w.app], &app_db]).await;
@@ -373,19 +378,19 @@ async fn dry_run_proves_permissions_and_changes_nothing() {
 
 #[tokio::test]
 async fn opt_in_steps_detach_the_profile_and_stop_then_revert() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let target = w.launch(&[&[&w.app]]).await;
     let iam = moto.iam().await;
     iam.create_role()
-        .role_name("web")
+        .role_name("ec2-web")
         .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
         .send()
         .await
         .unwrap();
     let profile_arn = iam
         .create_instance_profile()
-        .instance_profile_name("web")
+        .instance_profile_name("ec2-web")
         .send()
         .await
         .unwrap()
@@ -393,8 +398,8 @@ async fn opt_in_steps_detach_the_profile_and_stop_then_revert() {
         .unwrap()
         .arn;
     iam.add_role_to_instance_profile()
-        .instance_profile_name("web")
-        .role_name("web")
+        .instance_profile_name("ec2-web")
+        .role_name("ec2-web")
         .send()
         .await
         .unwrap();
@@ -573,7 +578,7 @@ async fn a_missing_permission_fails_the_step_with_the_code_and_the_permission() 
 /// isolate: the step fails before moving any interface.
 #[tokio::test]
 async fn isolation_refuses_a_foreign_quarantine_group_that_lets_traffic_through() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let w = World::new(&moto).await;
     let target = w.launch(&[&[&w.app], &[&w.app]]).await;
     let foreign = w

@@ -1,15 +1,10 @@
 //! EventBridge events through SQS, against moto: stored then deleted, malformed bodies
 //! quarantined then deleted, and a crash between store and delete that creates nothing twice.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/sqs_events.rs"]
-mod sqs_events;
-#[path = "support/guardduty_standin.rs"]
-#[allow(unused)]
-mod standin;
-#[path = "support/ingest_app.rs"]
-mod support;
+use crate::support::guardduty_standin as standin;
+use crate::support::ingest_app as support;
+use crate::support::moto;
+use crate::support::sqs_events;
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +15,6 @@ use hanko::ingest::SourceStatus;
 use hanko::store::Store;
 use serde_json::{json, Value};
 
-use moto::Moto;
 use sqs_events::{guardduty_event, queue, send};
 use support::events;
 
@@ -72,7 +66,7 @@ async fn drain(ingest: &SqsIngest, want: usize) -> Vec<hanko::ingest::sqs::Handl
 
 #[tokio::test]
 async fn valid_events_are_stored_then_deleted() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-findings", 30).await;
@@ -142,7 +136,7 @@ async fn valid_events_are_stored_then_deleted() {
 /// `hanko audit verify` said "BROKEN: its hash does not match its contents".
 #[tokio::test]
 async fn issue_11_a_float_severity_finding_from_sqs_verifies() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-float", 30).await;
@@ -190,7 +184,7 @@ async fn issue_11_a_float_severity_finding_from_sqs_verifies() {
 
 #[tokio::test]
 async fn a_malformed_message_is_quarantined_audited_and_deleted() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-bad", 30).await;
@@ -232,7 +226,7 @@ async fn a_malformed_message_is_quarantined_audited_and_deleted() {
 
 #[tokio::test]
 async fn a_crash_between_store_and_delete_creates_no_second_finding_or_request() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     // Redelivered one second after the crash.
@@ -298,7 +292,7 @@ async fn a_crash_between_store_and_delete_creates_no_second_finding_or_request()
 
 #[tokio::test]
 async fn the_loop_reports_its_status_and_stops_on_shutdown() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-loop", 30).await;

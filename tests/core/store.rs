@@ -1,6 +1,7 @@
 //! The sled store against a real database on disk: concurrent votes, reopening, tampering,
 //! the process lock, finding upserts, audit queries and request transitions.
 
+use crate::support::finding_builder::FindingBuilder;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -13,7 +14,7 @@ use hanko::approval::{
 };
 use hanko::audit::{Actor, AuditQuery, ChainError, EventKind, NewEvent};
 use hanko::execution::{StepOutcome, StepPhase, StepRecord};
-use hanko::finding::{ActorInfo, Finding, FindingSource, Resource, ResourceKind, SeverityLabel};
+use hanko::finding::Finding;
 use hanko::plan::{Action, Plan, Step, Target};
 use hanko::store::{Store, StoreError, Upsert, VerifyError};
 use uuid::Uuid;
@@ -23,32 +24,15 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn finding(id: &str, count: u64, updated_at: DateTime<Utc>, archived: bool) -> Finding {
-    Finding {
-        id: id.to_string(),
-        arn: None,
-        account_id: "123456789012".into(),
-        region: "us-east-1".into(),
-        finding_type: "UnauthorizedAccess:IAMUser/MaliciousIPCaller".into(),
-        severity: 8.0,
-        severity_label: SeverityLabel::High,
-        title: "API called from a known malicious IP".into(),
-        description: "test".into(),
-        created_at: Some(t0()),
-        updated_at: Some(updated_at),
-        first_seen: Some(t0()),
-        last_seen: Some(updated_at),
-        count,
-        archived,
-        sample: false,
-        source: FindingSource::GuardDuty,
-        resource: Resource {
-            kind: ResourceKind::AccessKey,
-            access_key: None,
-            instance: None,
-            s3_buckets: Vec::new(),
-        },
-        actor: ActorInfo::default(),
-    }
+    FindingBuilder::new(id)
+        .title("API called from a known malicious IP")
+        .description("test")
+        .at(t0())
+        .updated_at(updated_at)
+        .last_seen(updated_at)
+        .count(count)
+        .archived(archived)
+        .build()
 }
 
 fn plan(finding_id: &str) -> Plan {
@@ -668,7 +652,8 @@ fn a_store_held_by_another_process_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "lock_holder_child",
+            // The test's full name in this binary (`tests/core`: the file is module `store`).
+            "store::lock_holder_child",
             "--exact",
             "--nocapture",
             "--test-threads=1",

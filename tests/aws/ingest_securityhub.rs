@@ -2,15 +2,10 @@
 //! then polled; filters moto ignores are applied client-side; and one GuardDuty finding that
 //! arrives through SQS and Security Hub is stored once.
 
-#[path = "support/control_findings.rs"]
-mod control_findings;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/guardduty_standin.rs"]
-#[allow(unused)]
-mod standin;
-#[path = "support/ingest_app.rs"]
-mod support;
+use crate::support::control_findings;
+use crate::support::guardduty_standin as standin;
+use crate::support::ingest_app as support;
+use crate::support::moto;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -57,8 +52,8 @@ fn asff_fixtures() -> Vec<Value> {
 }
 
 /// `BatchImportFindings` as raw JSON (moto checks no signature), so the fixtures go in
-/// byte for byte rather than through the SDK's types.
-fn import(moto: &Moto, findings: &[Value]) {
+/// byte for byte rather than through the SDK's types; in moto account `account`.
+fn import(moto: &Moto, account: &str, findings: &[Value]) {
     let body = json!({ "Findings": findings }).to_string();
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(30)))
@@ -67,6 +62,7 @@ fn import(moto: &Moto, findings: &[Value]) {
         conn,
         "POST /findings/import HTTP/1.0\r\nHost: securityhub.us-east-1.amazonaws.com\r\n\
          Content-Type: application/json\r\n\
+         x-moto-account-id: {account}\r\n\
          Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/securityhub/aws4_request, SignedHeaders=host, Signature=0\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
@@ -121,10 +117,11 @@ fn asff_findings_are_ingested_once_and_equal_the_direct_parse() {
 }
 
 async fn asff_findings_are_ingested_once() {
-    let moto = Moto::start();
-    let conf = moto.sdk_config().await;
+    // The shared moto, in an account of this test's own: the poller lists every finding.
+    let moto = moto::shared();
+    let (conf, account) = moto.sdk_config_in_own_account().await;
     let fixtures = asff_fixtures();
-    import(&moto, &fixtures);
+    import(&moto, &account, &fixtures);
     let distinct = latest_by_id(&fixtures);
     assert!(distinct.len() < fixtures.len(), "two fixtures share an Id");
 
@@ -170,8 +167,9 @@ fn filters_moto_ignores_are_applied_client_side() {
 }
 
 async fn client_side_filters() {
-    let moto = Moto::start();
-    let conf = moto.sdk_config().await;
+    // The shared moto, in an account of this test's own: the poller lists every finding.
+    let moto = moto::shared();
+    let (conf, account) = moto.sdk_config_in_own_account().await;
     let base = asff_fixtures().remove(1);
     let variant = |suffix: &str, edit: &dyn Fn(&mut Value)| {
         let mut f = base.clone();
@@ -188,7 +186,7 @@ async fn client_side_filters() {
             f["Severity"] = json!({"Product": 2, "Normalized": 20, "Label": "LOW"})
         }),
     ];
-    import(&moto, &findings);
+    import(&moto, &account, &findings);
     let store = Store::open_temporary().unwrap();
     let report = poller(&store, &conf, "min_severity = 4.0")
         .poll_once(chrono::Utc::now())
@@ -215,8 +213,9 @@ fn one_guardduty_finding_through_sqs_and_security_hub_is_stored_once() {
 }
 
 async fn stored_once_through_two_sources() {
-    let moto = Moto::start();
-    let conf = moto.sdk_config().await;
+    // The shared moto, in an account of this test's own: the poller lists every finding.
+    let moto = moto::shared();
+    let (conf, account) = moto.sdk_config_in_own_account().await;
     let asff = asff_fixtures().remove(1);
     let id = finding::parse_asff_value(&asff, "$").unwrap().id;
 
@@ -257,7 +256,7 @@ async fn stored_once_through_two_sources() {
     assert_eq!(store.finding_count(), 1);
 
     // And through Security Hub's API.
-    import(&moto, std::slice::from_ref(&asff));
+    import(&moto, &account, std::slice::from_ref(&asff));
     let report = poller(&store, &conf, "min_severity = 0.0")
         .poll_once(chrono::Utc::now())
         .await
@@ -281,17 +280,18 @@ async fn posture_group_lifecycle() {
     use hanko::pipeline::Notice;
     use hanko::posture::{Group, GroupKey, GroupStatus};
 
-    let moto = Moto::start();
-    let conf = moto.sdk_config().await;
+    // The shared moto, in an account of this test's own: the poller lists every finding.
+    let moto = moto::shared();
+    let (conf, account) = moto.sdk_config_in_own_account().await;
     let now = chrono::Utc::now();
     let t1 = (now - chrono::Duration::hours(2)).to_rfc3339();
     let failing: Vec<Value> = (0..40)
         .map(|n| control_finding(n, "S3.8", "FAILED", &bucket(n), &t1))
         .collect();
-    import(&moto, &failing);
+    import(&moto, &account, &failing);
     // A GuardDuty threat finding beside them still goes the threat way.
     let threats = asff_fixtures();
-    import(&moto, &threats[..1]);
+    import(&moto, &account, &threats[..1]);
 
     let store = Store::open_temporary().unwrap();
     let app = support::app(
@@ -373,7 +373,7 @@ async fn posture_group_lifecycle() {
     let passing: Vec<Value> = (0..40)
         .map(|n| control_finding(n, "S3.8", "PASSED", &bucket(n), &t2))
         .collect();
-    import(&moto, &passing);
+    import(&moto, &account, &passing);
     let report = poller.poll_once(now).await.unwrap();
     assert_eq!(report.posture_changed, 40, "{report:?}");
     let group = Group::of(&store.control_findings(&key).unwrap()).unwrap();

@@ -2,20 +2,53 @@
 //! standard `AWS_ENDPOINT_URL_GUARDDUTY` variable (no endpoint in the config), the loop
 //! ingests every fixture, writes its status keys, and stops promptly on shutdown.
 //!
-//! Alone in its binary because it sets process environment variables.
+//! It sets process environment variables, which no other test of the binary may see: the
+//! test runs itself again as a child process of the binary (alone, with `--exact`), and the
+//! child does the work.
 
-#[path = "support/guardduty_standin.rs"]
-mod standin;
-#[path = "support/ingest_app.rs"]
-mod support;
+use crate::support::guardduty_standin as standin;
+use crate::support::ingest_app as support;
 
 use std::time::{Duration, Instant};
 
 use hanko::ingest::{spawn_all, SourceStatus};
 use hanko::store::Store;
 
+/// Set in the child process that runs [`spawn_all_in_a_process_of_its_own`].
+const CHILD_ENV: &str = "HANKO_TEST_INGEST_SPAWN_CHILD";
+
+#[test]
+fn spawn_all_honours_the_service_endpoint_variable_and_stops_on_shutdown() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            // The child test's full name in this binary (`tests/aws`: module `ingest_spawn`).
+            "ingest_spawn::spawn_all_in_a_process_of_its_own",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the child process failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run: {stdout}"
+    );
+}
+
+/// The test itself; does nothing unless run by the test above, in a process of its own.
 #[tokio::test]
-async fn spawn_all_honours_the_service_endpoint_variable_and_stops_on_shutdown() {
+async fn spawn_all_in_a_process_of_its_own() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
     let fixtures = standin::api_fixtures();
     let live = fixtures
         .iter()

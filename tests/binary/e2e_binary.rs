@@ -19,19 +19,12 @@
 //! Needs libfaketime (Debian's package `faketime`; `scripts/test.sh` installs it) and
 //! `moto_server`; a missing one fails the test with the fix, it never skips.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/hanko_process.rs"]
-mod hanko_process;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/sqs_events.rs"]
-mod sqs_events;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::hanko_process;
+use crate::support::moto;
+use crate::support::sqs_events;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,7 +204,7 @@ async fn card_mentioning(fake: &DiscordFake, needle: &str, count: usize) -> Fake
 async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accounts_stay_untouched()
 {
     libfaketime();
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let iam = aws_sdk_iam::Client::new(&conf);
     let sqs = aws_sdk_sqs::Client::new(&conf);
@@ -372,7 +365,7 @@ async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accou
 /// it (nor warn about it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_alone_in_an_empty_folder_registers_its_embedded_commands_and_never_asks_imds() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let queue = aws_sdk_sqs::Client::new(&conf)
         .create_queue()

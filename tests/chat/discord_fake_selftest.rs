@@ -6,8 +6,7 @@
 //! opens a modal for "reject", answers commands ephemerally (with a file for `/audit`) and
 //! answers autocomplete. Waits are on recorded effects with timeouts, never sleeps.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
+use crate::support::discord_fake;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,15 +14,10 @@
 //! Time moves through the app's clock (`app.clock.shift`), which every part of hanko reads.
 //! Every wait is on an effect with a deadline; nothing sleeps to synchronise.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::moto;
 
 use std::time::Duration;
 
@@ -68,8 +63,8 @@ fn leaked_key_finding(finding_id: &str, key_id: &str, user: &str) -> Finding {
 }
 
 /// A moto IAM user with one access key; returns (moto, clients, key id).
-async fn user_with_key(user: &str) -> (moto::Moto, ClientFactory, String) {
-    let moto = moto::Moto::start();
+async fn user_with_key(user: &str) -> (moto::Shared, ClientFactory, String) {
+    let moto = moto::shared();
     let iam = moto.iam().await;
     iam.create_user().user_name(user).send().await.unwrap();
     let key = iam

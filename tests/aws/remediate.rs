@@ -11,8 +11,7 @@
 //! Needs `moto_server` (`pip install 'moto[server]'`); every test starts its own server and
 //! fails, never skips, without it.
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use chrono::{DateTime, Duration, Utc};
 use hanko::approval::{Decision, Outcome, Policy, RequestState, VoteInput, Voter};
@@ -327,7 +326,7 @@ fn warnings(plan: &Plan) -> Vec<&String> {
 
 #[tokio::test]
 async fn s3_8_remediation_blocks_exactly_the_three_failing_buckets_and_leaves_a_fourth_alone() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = clients(&moto).await;
     let failing = ["open-one", "open-two", "open-three"];
     for b in failing.iter().chain(&["bystander"]) {
@@ -391,9 +390,9 @@ async fn s3_8_remediation_blocks_exactly_the_three_failing_buckets_and_leaves_a_
 
 #[tokio::test]
 async fn iam_3_plans_only_the_old_key_when_the_user_has_a_new_one_too_without_a_warning() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = clients(&moto).await;
-    let keys = user_with_keys(&c.iam, "alice", 2).await;
+    let keys = user_with_keys(&c.iam, "amara", 2).await;
     let (old, new) = (&keys[0], &keys[1]);
     assert!(old.1 < new.1, "moto gave both keys the same CreateDate");
     // "Now" is 90 days after the older key plus half the gap: the older key is over the age,
@@ -401,14 +400,14 @@ async fn iam_3_plans_only_the_old_key_when_the_user_has_a_new_one_too_without_a_
     let now = old.1 + max_age() + (new.1 - old.1) / 2;
     let g = group(
         "IAM.3",
-        &[("AwsIamUser", "arn:aws:iam::123456789012:user/eng/alice")],
+        &[("AwsIamUser", "arn:aws:iam::123456789012:user/eng/amara")],
     );
 
     let plan = plan_of(&c, &g, now).await.expect("a plan");
     assert_eq!(plan.finding_id, format!("{ACCOUNT}/{REGION}/IAM.3"));
     assert_eq!(
         planned_keys(&plan),
-        vec![("alice".to_string(), old.0.clone())]
+        vec![("amara".to_string(), old.0.clone())]
     );
     assert!(plan
         .steps
@@ -425,19 +424,19 @@ async fn iam_3_plans_only_the_old_key_when_the_user_has_a_new_one_too_without_a_
         "{:?}",
         outcomes(&report)
     );
-    assert_eq!(key_status(&c.iam, "alice", &old.0).await, "Inactive");
-    assert_eq!(key_status(&c.iam, "alice", &new.0).await, "Active");
+    assert_eq!(key_status(&c.iam, "amara", &old.0).await, "Inactive");
+    assert_eq!(key_status(&c.iam, "amara", &new.0).await, "Active");
 }
 
 #[tokio::test]
 async fn iam_3_plans_a_users_only_active_key_with_a_loud_warning() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = clients(&moto).await;
-    let keys = user_with_keys(&c.iam, "bob", 2).await;
-    // bob's older key is already Inactive: his newer key is his only active one.
+    let keys = user_with_keys(&c.iam, "bruno", 2).await;
+    // bruno's older key is already Inactive: his newer key is his only active one.
     c.iam
         .update_access_key()
-        .user_name("bob")
+        .user_name("bruno")
         .access_key_id(&keys[0].0)
         .status(aws_sdk_iam::types::StatusType::Inactive)
         .send()
@@ -446,20 +445,20 @@ async fn iam_3_plans_a_users_only_active_key_with_a_loud_warning() {
     let now = keys[1].1 + max_age() + Duration::days(1);
     let g = group(
         "IAM.3",
-        &[("AwsIamUser", "arn:aws:iam::123456789012:user/bob")],
+        &[("AwsIamUser", "arn:aws:iam::123456789012:user/bruno")],
     );
 
     let plan = plan_of(&c, &g, now).await.expect("a plan");
     assert_eq!(
         planned_keys(&plan),
-        vec![("bob".to_string(), keys[1].0.clone())],
+        vec![("bruno".to_string(), keys[1].0.clone())],
         "the only active key is planned (a person decides), the inactive one is not"
     );
     let warned = warnings(&plan);
     assert_eq!(warned.len(), 1, "{:?}", plan.notes);
     assert!(
         warned[0].contains(&keys[1].0)
-            && warned[0].contains("ONLY active access key of user bob")
+            && warned[0].contains("ONLY active access key of user bruno")
             && warned[0].contains("NO programmatic access"),
         "{}",
         warned[0]
@@ -468,27 +467,27 @@ async fn iam_3_plans_a_users_only_active_key_with_a_loud_warning() {
 
 #[tokio::test]
 async fn iam_3_without_an_old_key_or_with_a_deleted_user_is_not_offered() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = clients(&moto).await;
-    let keys = user_with_keys(&c.iam, "carol", 1).await;
+    let keys = user_with_keys(&c.iam, "cleo", 1).await;
     let now = keys[0].1 + Duration::days(10);
     let g = group(
         "IAM.3",
         &[
-            ("AwsIamUser", "arn:aws:iam::123456789012:user/carol"),
+            ("AwsIamUser", "arn:aws:iam::123456789012:user/cleo"),
             ("AwsIamUser", "arn:aws:iam::123456789012:user/ghost"),
             ("AwsIamUser", "arn:aws:iam::210987654321:user/elsewhere"),
         ],
     );
     let reason = plan_of(&c, &g, now).await.expect_err("nothing to plan");
     for want in [
-        "carol: no active access key older than 90",
+        "cleo: no active access key older than 90",
         "user ghost no longer exists",
         "210987654321",
     ] {
         assert!(reason.contains(want), "{want:?} not in {reason}");
     }
-    assert_eq!(key_status(&c.iam, "carol", &keys[0].0).await, "Active");
+    assert_eq!(key_status(&c.iam, "cleo", &keys[0].0).await, "Active");
 }
 
 // ---------------------------------------------------------------------------------------------

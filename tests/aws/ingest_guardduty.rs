@@ -1,10 +1,8 @@
 //! The GuardDuty poller against a local stand-in of the GuardDuty REST API serving the real
 //! fixture documents: paging, exactly-once across restarts, updates, archival, quarantine.
 
-#[path = "support/guardduty_standin.rs"]
-mod standin;
-#[path = "support/ingest_app.rs"]
-mod support;
+use crate::support::guardduty_standin as standin;
+use crate::support::ingest_app as support;
 
 use chrono::{DateTime, Utc};
 use hanko::approval::RequestState;

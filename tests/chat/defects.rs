@@ -3,19 +3,11 @@
 //! clients, the real `hanko` binary, serenity's real HTTP client, and the real bot against the
 //! Discord fake.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/ingest_app.rs"]
-mod ingest_app;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/sqs_events.rs"]
-mod sqs_events;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::ingest_app;
+use crate::support::moto;
+use crate::support::sqs_events;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -110,7 +102,7 @@ async fn drain(ingest: &SqsIngest, want: usize) {
 
 #[tokio::test]
 async fn bad_finding_ids_are_quarantined_with_the_reason_and_ingest_counts_what_it_stores() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-ids", 30).await;
@@ -208,7 +200,7 @@ fn asff_ids_must_be_printable_and_at_most_512_characters() {
 
 #[tokio::test]
 async fn the_quarantine_keeps_quarantine_max_documents_and_cuts_each_at_64_kib() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let url = queue(&sqs, "hanko-quarantine", 30).await;
@@ -254,7 +246,7 @@ async fn the_quarantine_keeps_quarantine_max_documents_and_cuts_each_at_64_kib()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_failures_count_in_metrics_and_status_shows_only_those_since_the_last_success() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let conf = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let dir = tempfile::tempdir().unwrap();
@@ -473,14 +465,14 @@ async fn a_revert_resumed_after_its_call_records_restored_not_drifted() {
              (scripts/test.sh enables it)"
         );
     }
-    let moto = Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
     let dir = tempfile::tempdir().unwrap();
     let hanko = Hanko {
         moto: &moto,
         db: dir.path().join("db"),
     };
-    let (file, key) = leaked_key_file(&iam, dir.path(), "carol").await;
+    let (file, key) = leaked_key_file(&iam, dir.path(), "cora").await;
     let out = hanko.run(
         &[
             "drill",
@@ -495,7 +487,7 @@ async fn a_revert_resumed_after_its_call_records_restored_not_drifted() {
     );
     let drilled = reports(&out);
     assert_eq!(drilled[0]["state"], "Succeeded", "{drilled:#?}");
-    assert_eq!(key_status(&iam, "carol", &key).await, StatusType::Inactive);
+    assert_eq!(key_status(&iam, "cora", &key).await, StatusType::Inactive);
     let contained = drilled[0]["request_id"].as_str().unwrap().to_string();
 
     // The revert re-activates the key, then the process dies before recording it.
@@ -516,7 +508,7 @@ async fn a_revert_resumed_after_its_call_records_restored_not_drifted() {
         Some(0),
         "the failpoint aborts the revert"
     );
-    assert_eq!(key_status(&iam, "carol", &key).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "cora", &key).await, StatusType::Active);
     {
         // The step's record was persisted before the call, with its audit event.
         let store = Store::open(&hanko.db).unwrap();
@@ -561,7 +553,7 @@ async fn a_revert_resumed_after_its_call_records_restored_not_drifted() {
         .clone();
     assert_eq!(step["outcome"], "applied", "{step:#}");
     assert_ne!(step["error_code"], "Drifted", "{step:#}");
-    assert_eq!(key_status(&iam, "carol", &key).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "cora", &key).await, StatusType::Active);
     assert_eq!(
         hanko
             .run(&["audit", "verify", "--db", hanko.db()], &[])
@@ -573,14 +565,14 @@ async fn a_revert_resumed_after_its_call_records_restored_not_drifted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_refuses_repeated_approvers_and_a_second_revert_and_audits_a_dry_run() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
     let dir = tempfile::tempdir().unwrap();
     let hanko = Hanko {
         moto: &moto,
         db: dir.path().join("db"),
     };
-    let (file, key) = leaked_key_file(&iam, dir.path(), "dave").await;
+    let (file, key) = leaked_key_file(&iam, dir.path(), "dario").await;
     let file = file.to_str().unwrap();
 
     // The same approver twice is one approver: refused before anything happens.
@@ -604,7 +596,7 @@ async fn the_cli_refuses_repeated_approvers_and_a_second_revert_and_audits_a_dry
         stderr.contains("--approve-as ops is given twice"),
         "{stderr}"
     );
-    assert_eq!(key_status(&iam, "dave", &key).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "dario", &key).await, StatusType::Active);
 
     // A dry run changes nothing and is audited: who ran it, on what.
     let out = hanko.run(
@@ -618,7 +610,7 @@ async fn the_cli_refuses_repeated_approvers_and_a_second_revert_and_audits_a_dry
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(reports(&out)[0]["state"], "DryRun");
-    assert_eq!(key_status(&iam, "dave", &key).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "dario", &key).await, StatusType::Active);
     {
         let store = Store::open(&hanko.db).unwrap();
         let dry = kinds(&store, EventKind::DryRunPerformed);
@@ -685,7 +677,7 @@ async fn the_cli_refuses_repeated_approvers_and_a_second_revert_and_audits_a_dry
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_eq!(key_status(&iam, "dave", &key).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "dario", &key).await, StatusType::Active);
 
     // Chat's rule: after a revert succeeded, no second one.
     let out = hanko.run(

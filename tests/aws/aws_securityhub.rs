@@ -7,16 +7,13 @@
 //! stand-in. The findings are consolidated control findings of S3.8, written in the ASFF shape
 //! Security Hub documents for them.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/securityhub_standin.rs"]
-mod standin;
+use crate::support::moto;
+use crate::support::securityhub_standin as standin;
 
 use chrono::Utc;
 use hanko::aws::securityhub::{self, FindingIdentifier, NOTE_MAX_CHARS, NOTE_UPDATED_BY};
 use hanko::aws::{Captured, ErrorClass, RevertOutcome, StepCtx};
 use hanko::plan::{Action, Step, Target};
-use moto::Moto;
 use serde_json::{json, Value};
 use standin::Standin;
 
@@ -93,7 +90,7 @@ fn control_finding(n: u32, bucket: &str) -> Value {
 
 /// moto, the stand-in in front of it, a client through the stand-in and the 3 findings.
 struct World {
-    _moto: Moto,
+    _moto: moto::Shared,
     standin: Standin,
     client: aws_sdk_securityhub::Client,
     findings: Vec<Value>,
@@ -101,8 +98,9 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let moto = Moto::start();
-        let standin = Standin::start(moto.port).await;
+        // The shared moto, with this world's findings in a moto account of their own.
+        let moto = moto::shared();
+        let standin = Standin::start_in_own_account(moto.port).await;
         let client = standin.client(&moto.sdk_config().await);
         let findings: Vec<Value> = ["www-assets", "www-media", "press-kit"]
             .iter()

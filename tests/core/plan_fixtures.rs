@@ -2,8 +2,7 @@
 //! variants built from them (AKIA, ASIA, AssumedRole, Root, AWSService principals), and the
 //! `hanko plan` command's JSON contract.
 
-#[path = "support/fixtures.rs"]
-mod fixtures;
+use crate::support::fixtures;
 
 use std::path::PathBuf;
 

@@ -4,8 +4,8 @@
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`) for the tests that say so.
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::finding_builder::FindingBuilder;
+use crate::support::moto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -19,10 +19,7 @@ use hanko::commands::load_definitions;
 use hanko::discord::commands::{
     dispatch, Command, Invocation, Invoker, Reply, MAX_CHOICES, MAX_CONTENT,
 };
-use hanko::finding::{
-    AccessKeyDetails, ActorInfo, Finding, FindingSource, InstanceDetails, Resource, ResourceKind,
-    S3BucketDetails, SeverityLabel,
-};
+use hanko::finding::Finding;
 use hanko::pipeline::{self, Notice};
 use hanko::plan::{Action, Target};
 use hanko::playbooks::Playbooks;
@@ -162,83 +159,31 @@ fn choices(reply: &Reply) -> &[(String, String)] {
     }
 }
 
-fn base_finding(id: &str, severity: f64, resource: Resource) -> Finding {
-    let t = Utc.with_ymd_and_hms(2026, 11, 28, 16, 0, 0).unwrap();
-    Finding {
-        id: id.into(),
-        arn: None,
-        account_id: ACCOUNT.into(),
-        region: REGION.into(),
-        finding_type: "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom".into(),
-        severity,
-        severity_label: SeverityLabel::from_score(severity),
-        title: format!("finding {id}"),
-        description: String::new(),
-        created_at: Some(t),
-        updated_at: Some(t),
-        first_seen: Some(t),
-        last_seen: Some(t),
-        count: 1,
-        archived: false,
-        sample: false,
-        source: FindingSource::GuardDuty,
-        resource,
-        actor: ActorInfo::default(),
-    }
+/// A GuardDuty finding of hanko's account and region at 2026-11-28 16:00 UTC.
+fn base_finding(id: &str, severity: f64) -> FindingBuilder {
+    FindingBuilder::new(id)
+        .account(ACCOUNT)
+        .region(REGION)
+        .finding_type("UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom")
+        .severity(severity)
 }
 
 fn key_finding(id: &str, severity: f64, user: &str, key: &str) -> Finding {
-    base_finding(
-        id,
-        severity,
-        Resource {
-            kind: ResourceKind::AccessKey,
-            access_key: Some(AccessKeyDetails {
-                access_key_id: Some(key.into()),
-                principal_id: None,
-                user_name: Some(user.into()),
-                user_type: Some("IAMUser".into()),
-            }),
-            instance: None,
-            s3_buckets: vec![],
-        },
-    )
+    base_finding(id, severity).access_key(user, key).build()
 }
 
 fn instance_finding(id: &str, severity: f64, instance: &str) -> Finding {
-    let mut f = base_finding(
-        id,
-        severity,
-        Resource {
-            kind: ResourceKind::Instance,
-            access_key: None,
-            instance: Some(InstanceDetails {
-                instance_id: Some(instance.into()),
-                ..Default::default()
-            }),
-            s3_buckets: vec![],
-        },
-    );
-    f.finding_type = "Backdoor:EC2/C&CActivity.B".into();
-    f
+    base_finding(id, severity)
+        .instance(instance)
+        .finding_type("Backdoor:EC2/C&CActivity.B")
+        .build()
 }
 
 fn bucket_finding(id: &str, severity: f64, bucket: &str) -> Finding {
-    let mut f = base_finding(
-        id,
-        severity,
-        Resource {
-            kind: ResourceKind::S3Bucket,
-            access_key: None,
-            instance: None,
-            s3_buckets: vec![S3BucketDetails {
-                name: Some(bucket.into()),
-                ..Default::default()
-            }],
-        },
-    );
-    f.finding_type = "Exfiltration:S3/AnomalousBehavior".into();
-    f
+    base_finding(id, severity)
+        .bucket(bucket)
+        .finding_type("Exfiltration:S3/AnomalousBehavior")
+        .build()
 }
 
 /// Stores a finding the way ingest does; returns its request, if one was proposed.
@@ -297,17 +242,10 @@ async fn findings_are_filtered_and_sorted_by_severity_then_time() {
     high_new.last_seen = Some(Utc.with_ymd_and_hms(2026, 11, 28, 17, 0, 0).unwrap());
     let mut medium = bucket_finding("f-medium-sample", 5.0, "my-bucket");
     medium.sample = true;
-    let mut other = base_finding(
-        "f-other",
-        6.0,
-        Resource {
-            kind: ResourceKind::Other("EKSCluster".into()),
-            access_key: None,
-            instance: None,
-            s3_buckets: vec![],
-        },
-    );
-    other.finding_type = "Execution:Kubernetes/ExecInKubeSystemPod".into();
+    let other = base_finding("f-other", 6.0)
+        .other_resource("EKSCluster")
+        .finding_type("Execution:Kubernetes/ExecInKubeSystemPod")
+        .build();
     for f in [&low, &high_old, &high_new, &medium, &other] {
         ingest(&app, f);
     }
@@ -533,7 +471,7 @@ async fn finding_autocomplete_matches_id_and_type_prefixes() {
 
 #[tokio::test]
 async fn contain_of_an_access_key_proposes_deactivating_exactly_that_key() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let app = app_with(&config(""), Some(&moto)).await;
     let iam = moto.iam().await;
     iam.create_user().user_name("carol").send().await.unwrap();
@@ -636,7 +574,7 @@ async fn contain_of_an_access_key_proposes_deactivating_exactly_that_key() {
 
 #[tokio::test]
 async fn contain_of_buckets_checks_they_exist() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let app = app_with(&config(""), Some(&moto)).await;
     moto.s3()
         .await
@@ -969,7 +907,7 @@ async fn audit_shows_a_requests_events_and_attaches_jsonl_when_many() {
 
 #[tokio::test]
 async fn revert_of_an_executed_request_proposes_a_revert_needing_someone_else() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let app = app_with(&config(""), Some(&moto)).await;
     let iam = moto.iam().await;
     iam.create_user().user_name("dave").send().await.unwrap();

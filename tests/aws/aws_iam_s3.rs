@@ -5,8 +5,7 @@
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`); every test starts its own server.
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use std::collections::BTreeMap;
 
@@ -369,7 +368,7 @@ async fn user_holding(moto: &Moto, admin: &AwsClients, user: &str, policy: &Valu
 
 #[tokio::test]
 async fn deactivate_access_key_touches_only_that_key_and_revert_restores_it() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     let keys = create_user_with_keys(&c.iam, "alice", 2).await;
     let (leaked, other) = (&keys[0], &keys[1]);
@@ -403,7 +402,7 @@ async fn deactivate_access_key_touches_only_that_key_and_revert_restores_it() {
 
 #[tokio::test]
 async fn deactivate_access_key_revert_reports_drift() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     let keys = create_user_with_keys(&c.iam, "bob", 2).await;
 
@@ -440,7 +439,7 @@ async fn deactivate_access_key_revert_reports_drift() {
 
 #[tokio::test]
 async fn dry_run_makes_no_mutating_call() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     let keys = create_user_with_keys(&c.iam, "carol", 1).await;
     c.s3.create_bucket()
@@ -496,7 +495,7 @@ async fn dry_run_makes_no_mutating_call() {
 
 #[tokio::test]
 async fn revoke_user_sessions_puts_the_cutoff_and_revert_removes_it() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     create_user_with_keys(&c.iam, "dave", 1).await;
     let step = revoke_user("dave");
@@ -548,7 +547,7 @@ async fn revoke_user_sessions_puts_the_cutoff_and_revert_removes_it() {
 
 #[tokio::test]
 async fn revoke_user_sessions_revert_restores_a_prior_policy_of_the_same_name() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     create_user_with_keys(&c.iam, "erin", 0).await;
     c.iam
@@ -579,7 +578,7 @@ async fn revoke_user_sessions_revert_restores_a_prior_policy_of_the_same_name() 
 
 #[tokio::test]
 async fn revoke_role_sessions_changes_only_that_role_and_reports_drift() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     for role in ["web", "worker"] {
         create_role(&c.iam, role).await;
@@ -635,7 +634,7 @@ async fn revoke_role_sessions_changes_only_that_role_and_reports_drift() {
 
 #[tokio::test]
 async fn quarantine_user_denies_everything_and_reverts() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     create_user_with_keys(&c.iam, "frank", 0).await;
     let step = quarantine_user("frank");
@@ -668,7 +667,7 @@ async fn quarantine_user_denies_everything_and_reverts() {
 
 #[tokio::test]
 async fn block_public_access_without_prior_block_and_revert_deletes_it() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     c.s3.create_bucket()
         .bucket("open-bucket")
@@ -693,7 +692,7 @@ async fn block_public_access_without_prior_block_and_revert_deletes_it() {
 
 #[tokio::test]
 async fn block_public_access_revert_restores_a_partial_block_exactly() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     c.s3.create_bucket()
         .bucket("half-open")
@@ -719,7 +718,7 @@ async fn block_public_access_revert_restores_a_partial_block_exactly() {
 
 #[tokio::test]
 async fn block_public_access_revert_reports_drift() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     c.s3.create_bucket().bucket("drifty").send().await.unwrap();
     let step = block_bucket("drifty");
@@ -734,7 +733,7 @@ async fn block_public_access_revert_reports_drift() {
 
 #[tokio::test]
 async fn enforce_bucket_ownership_and_revert_restores_or_deletes() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
     c.s3.create_bucket()
         .bucket("acl-none")
@@ -798,7 +797,7 @@ fn assert_not_found(err: &StepError, code: &str, operation: &str) {
 
 #[tokio::test]
 async fn missing_user_and_bucket_are_not_found() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let c = default_clients(&moto).await;
 
     let err = aws::capture(&c, &deactivate_key("ghost", "AKIAGHOST"), &ctx())

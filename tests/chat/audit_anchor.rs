@@ -3,15 +3,10 @@
 //! verify --anchors` with the right key, another key, a cut tail and a rewritten head, and
 //! `hanko check-config` with keys made by openssl.
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[allow(dead_code)]
-#[path = "support/e2e_bot.rs"]
-mod e2e_bot;
-#[path = "support/hanko_process.rs"]
-mod hanko_process;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::hanko_process;
+use crate::support::moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -108,7 +103,7 @@ fn verify(moto: &Moto, db: &Path, bucket: &str, public_key: &Path) -> (i32, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digests_written_to_s3_verify_with_the_right_key_and_fail_with_another() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let s3 = bucket(&moto, "anchors-right-key").await;
     let dir = tempfile::tempdir().unwrap();
     {
@@ -212,7 +207,7 @@ async fn digests_written_to_s3_verify_with_the_right_key_and_fail_with_another()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_tail_with_a_rewritten_head_fails_verify_anchors_naming_the_last_anchored_seq() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     bucket(&moto, "anchors-cut").await;
     let dir = tempfile::tempdir().unwrap();
     {
@@ -249,7 +244,7 @@ async fn a_cut_tail_with_a_rewritten_head_fails_verify_anchors_naming_the_last_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_that_could_not_be_written_is_written_first_next_time() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     append(&store, 3);
@@ -367,7 +362,7 @@ regions = ["us-east-1"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanko_run_writes_a_digest_at_shutdown_that_verifies() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let s3 = bucket(&moto, "anchors-run").await;
     let fake = DiscordFake::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -8,15 +8,10 @@
 //! plan stored before the rule refused it: every step fails before any AWS call, audited) and
 //! AWS itself (the same-named user of hanko's own account keeps its key).
 
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::fixtures;
+use crate::support::moto;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -205,7 +200,7 @@ async fn key_status(iam: &aws_sdk_iam::Client, user: &str, key: &str) -> StatusT
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_accounts_finding_without_a_role_is_notify_only_and_its_stored_plan_is_refused() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
     // erin of hanko's own account (moto's 123456789012), same name as the finding's user.
     iam.create_user().user_name("erin").send().await.unwrap();
@@ -424,12 +419,12 @@ fn finding_file(dir: &Path, f: &Finding, name: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
-    iam.create_user().user_name("erin").send().await.unwrap();
+    iam.create_user().user_name("esme").send().await.unwrap();
     let key = iam
         .create_access_key()
-        .user_name("erin")
+        .user_name("esme")
         .send()
         .await
         .unwrap();
@@ -441,7 +436,7 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     // A region outside the config's aws.regions: nothing runs, exit 1, the note says why.
     let outside = finding_file(
         dir.path(),
-        &key_finding("drill-outside", OWN_ACCOUNT, "us-east-2", &key_id, "erin"),
+        &key_finding("drill-outside", OWN_ACCOUNT, "us-east-2", &key_id, "esme"),
         "outside.json",
     );
     let (code, report, out) = hanko(
@@ -467,12 +462,12 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
             .contains("region us-east-2 is not in aws.regions"),
         "{out}"
     );
-    assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "esme", &key_id).await, StatusType::Active);
 
     // Another account, no config: the reach rule alone refuses it (no role template).
     let other = finding_file(
         dir.path(),
-        &key_finding("drill-other", OTHER_ACCOUNT, "us-east-1", &key_id, "erin"),
+        &key_finding("drill-other", OTHER_ACCOUNT, "us-east-1", &key_id, "esme"),
         "other.json",
     );
     let db = dir.path().join("plain-db");
@@ -490,12 +485,12 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     );
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(report["refused"], "no_role_in_account", "{out}");
-    assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "esme", &key_id).await, StatusType::Active);
 
     // Inside: the config's policy applies (contain needs two distinct approvers).
     let inside = finding_file(
         dir.path(),
-        &key_finding("drill-inside", OWN_ACCOUNT, "us-east-1", &key_id, "erin"),
+        &key_finding("drill-inside", OWN_ACCOUNT, "us-east-1", &key_id, "esme"),
         "inside.json",
     );
     let (code, report, out) = hanko(
@@ -515,7 +510,7 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
         report["state"], "Pending",
         "one approver is not enough under the config: {out}"
     );
-    assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "esme", &key_id).await, StatusType::Active);
     let (code, report, out) = hanko(
         &moto,
         &[
@@ -533,7 +528,7 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(report["state"], "Succeeded", "{out}");
     assert_eq!(
-        key_status(&iam, "erin", &key_id).await,
+        key_status(&iam, "esme", &key_id).await,
         StatusType::Inactive
     );
     let executed = report["request_id"].as_str().unwrap().to_string();
@@ -575,7 +570,7 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(report["refused"], "aws.regions", "{out}");
     assert_eq!(
-        key_status(&iam, "erin", &key_id).await,
+        key_status(&iam, "esme", &key_id).await,
         StatusType::Inactive
     );
     // ...and the config that allows it runs it under its policy (two approvers).
@@ -595,7 +590,7 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
     );
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(report["state"], "Succeeded", "{out}");
-    assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "esme", &key_id).await, StatusType::Active);
 }
 
 /// `hanko resume --config` holds an approval to the config's policy, as `hanko run` does: a
@@ -603,12 +598,12 @@ async fn drill_and_revert_with_config_use_its_allow_lists_and_policy() {
 /// that asks for two; it is closed as Expired and the key stays active.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_with_config_holds_approvals_to_its_policy() {
-    let moto = moto::Moto::start();
+    let moto = moto::shared();
     let iam = moto.iam().await;
-    iam.create_user().user_name("erin").send().await.unwrap();
+    iam.create_user().user_name("enid").send().await.unwrap();
     let key = iam
         .create_access_key()
-        .user_name("erin")
+        .user_name("enid")
         .send()
         .await
         .unwrap();
@@ -618,7 +613,7 @@ async fn resume_with_config_holds_approvals_to_its_policy() {
     let config = cli_config(dir.path(), "\"us-east-1\"");
     let request = {
         let store = hanko::store::Store::open(&dir.path().join("store")).unwrap();
-        let f = key_finding("resume-policy", OWN_ACCOUNT, "us-east-1", &key_id, "erin");
+        let f = key_finding("resume-policy", OWN_ACCOUNT, "us-east-1", &key_id, "enid");
         let plan = hanko::plan::plan(&f, &Playbooks::defaults());
         assert!(!plan.is_notify_only());
         store
@@ -661,7 +656,7 @@ async fn resume_with_config_holds_approvals_to_its_policy() {
         report["error"].to_string().contains("1 of the 2 needed"),
         "{out}"
     );
-    assert_eq!(key_status(&iam, "erin", &key_id).await, StatusType::Active);
+    assert_eq!(key_status(&iam, "enid", &key_id).await, StatusType::Active);
     let store = hanko::store::Store::open(&dir.path().join("store")).unwrap();
     let closed = store.get_request(request).unwrap().unwrap();
     assert_eq!(closed.state, RequestState::Expired, "{out}");

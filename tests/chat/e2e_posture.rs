@@ -18,17 +18,11 @@
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`).
 
-#[path = "support/control_findings.rs"]
-mod control_findings;
-#[path = "support/discord_fake.rs"]
-mod discord_fake;
-#[path = "support/e2e_bot.rs"]
-#[allow(dead_code)]
-mod e2e_bot;
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/securityhub_standin.rs"]
-mod standin;
+use crate::support::control_findings;
+use crate::support::discord_fake;
+use crate::support::e2e_bot;
+use crate::support::moto;
+use crate::support::securityhub_standin as standin;
 
 use discord_fake::{DiscordFake, FakeMessage, MessageSource, CALLBACK_MODAL};
 use hanko::app::App;
@@ -44,7 +38,6 @@ use serde_json::{json, Value};
 
 use control_findings::{control_finding, ACCOUNT};
 use e2e_bot::*;
-use moto::Moto;
 
 const REASON: &str = "Public by design: the static website buckets (RISK-142)";
 
@@ -201,8 +194,8 @@ async fn wait_for_posture_card(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posture_cards_suppress_with_reason_and_approval_acknowledge_and_resolve() {
-    let moto = Moto::start();
-    let standin = standin::Standin::start(moto.port).await;
+    let moto = moto::shared();
+    let standin = standin::Standin::start_in_own_account(moto.port).await;
     let moto_conf = moto.sdk_config().await;
     // Every AWS call of the bot and the poller goes through the stand-in.
     let conf = moto_conf
@@ -611,8 +604,8 @@ async fn blocked(s3: &aws_sdk_s3::Client, bucket: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remediate_on_a_posture_card_blocks_exactly_its_failing_buckets_once_approved() {
-    let moto = Moto::start();
-    let standin = standin::Standin::start(moto.port).await;
+    let moto = moto::shared();
+    let standin = standin::Standin::start_in_own_account(moto.port).await;
     let moto_conf = moto.sdk_config().await;
     let conf = moto_conf
         .to_builder()
@@ -722,14 +715,14 @@ async fn a_failing_control_whose_notice_was_lost_gets_its_card_at_start() {
 async fn ec2_world(
     edit: impl FnOnce(String) -> String,
 ) -> (
-    Moto,
+    moto::Shared,
     standin::Standin,
     aws_config::SdkConfig,
     Bot,
     FakeMessage,
 ) {
-    let moto = Moto::start();
-    let standin = standin::Standin::start(moto.port).await;
+    let moto = moto::shared();
+    let standin = standin::Standin::start_in_own_account(moto.port).await;
     let conf = moto
         .sdk_config()
         .await

@@ -5,8 +5,7 @@
 //! `support/fixtures.rs` finds the fixture folder (`tests/fixtures/guardduty`, or
 //! `$HANKO_FIXTURES`); a missing folder fails the tests, it never skips them.
 
-#[path = "support/fixtures.rs"]
-mod fixtures;
+use crate::support::fixtures;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,0 +1,17 @@
+//! End-to-end tests through Discord: the real serenity client against the local Discord fake,
+//! AWS in moto. The bot, its commands and cards, posture, lifecycle, accounts, the audit anchor,
+//! and the fake's own self-test.
+
+#[allow(dead_code)]
+#[path = "../support/mod.rs"]
+mod support;
+
+mod account;
+mod audit_anchor;
+mod commands_handlers;
+mod defects;
+mod discord_fake_selftest;
+mod e2e_discord;
+mod e2e_posture;
+mod lifecycle;
+mod posture_digest;
