@@ -63,7 +63,7 @@ pub mod approval;
 pub mod audit;
 pub mod aws;
 pub mod clock;
-pub mod commands;
+pub mod command_defs;
 pub mod config;
 pub mod discord;
 pub mod engine;
@@ -85,3 +85,6 @@ pub mod remediate;
 pub mod run;
 pub mod store;
 pub mod util;
+
+/// The old name of [`command_defs`], kept so `crate::commands::…` paths keep working.
+pub use command_defs as commands;
