@@ -1005,3 +1005,53 @@ fn enforce_limits_repairs_a_hand_made_card() {
         "idempotent"
     );
 }
+
+#[test]
+fn console_links_follow_the_partition_and_the_product() {
+    let link = |f: &Finding| {
+        let plan = key_plan(f, vec![]);
+        let from_finding_card = finding_card(f, &plan).url;
+        let req = request(f, RequestKind::Contain, vec![deactivate(KEY, "alice")]);
+        assert_eq!(request_card(f, &req, &[], 1).url, from_finding_card);
+        assert_eq!(from_finding_card, f.console_url());
+        from_finding_card
+    };
+    let mut f = key_finding();
+    f.region = "cn-north-1".into();
+    assert_eq!(
+        link(&f).as_deref(),
+        Some("https://cn-north-1.console.amazonaws.cn/guardduty/home?region=cn-north-1#/findings?macros=current&fId=84c5a1f0e1b2c3d4e5f60718293a4b5c")
+    );
+    f.region = "us-gov-west-1".into();
+    assert!(link(&f)
+        .unwrap()
+        .starts_with("https://console.amazonaws-us-gov.com/guardduty/home?region=us-gov-west-1#"));
+    // GuardDuty's findings through Security Hub keep the GuardDuty link.
+    let mut via_hub = key_finding();
+    via_hub.source = FindingSource::SecurityHub {
+        product_arn: "arn:aws:securityhub:us-east-1::product/aws/guardduty".into(),
+    };
+    assert_eq!(link(&via_hub), link(&key_finding()));
+    // Another product's finding links to Security Hub's console, filtered on its id.
+    let mut other = key_finding();
+    other.id = "arn:aws:inspector2:us-east-1:123456789012:finding/abc".into();
+    other.source = FindingSource::SecurityHub {
+        product_arn: "arn:aws:securityhub:us-east-1::product/aws/inspector".into(),
+    };
+    let url = link(&other).unwrap();
+    assert!(
+        url.starts_with("https://us-east-1.console.aws.amazon.com/securityhub/home?region=us-east-1#/findings?search=Id%3D"),
+        "{url}"
+    );
+    assert!(
+        url.ends_with(
+            "arn%253Aaws%253Ainspector2%253Aus-east-1%253A123456789012%253Afinding%252Fabc"
+        ),
+        "{url}"
+    );
+    // Not a region name: no link to another host.
+    for bad in ["", "us-east-1a", "evil.example/#", "local"] {
+        f.region = bad.into();
+        assert_eq!(link(&f), None, "{bad:?}");
+    }
+}
