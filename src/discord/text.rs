@@ -201,6 +201,7 @@ mod tests {
         assert_eq!(plain("# big"), "\\# big");
         assert_eq!(plain("- item"), "\\- item");
         assert_eq!(plain("a-b #c"), "a-b #c");
+        assert_eq!(plain("a\nb"), "a b");
         assert_eq!(plain("a\nb\tc"), "a b c");
         assert_eq!(plain_capped("**bold**", 4), "\\*\\*b…");
         assert_eq!(code("a`b"), "`aˋb`");

@@ -482,35 +482,6 @@ mod tests {
     }
 
     #[test]
-    fn plain_escapes_markdown_and_mentions() {
-        assert_eq!(plain("@everyone"), "\\@everyone");
-        assert_eq!(plain("[x](http://e)"), "\\[x\\](http://e)");
-        assert_eq!(plain("# big"), "\\# big");
-        assert_eq!(plain("a\nb"), "a b");
-        assert_eq!(code("a`b"), "`aˋb`");
-        assert_eq!(code(""), "`?`");
-        assert_eq!(code_capped("abcdef", 4), "`abc…`");
-    }
-
-    #[test]
-    fn fit_lines_keeps_whole_lines_and_says_how_many_are_left() {
-        let lines: Vec<String> = (0..10).map(|i| format!("line {i:02}")).collect();
-        let more = |n: usize| format!("+{n} more");
-        let (all, left) = fit_lines("head", &lines, 2000, more);
-        assert_eq!(left, 0);
-        assert_eq!(all.lines().count(), 11);
-        // "head" + 3 lines of 8 = 4 + 3*9 = 31, plus "\n+7 more" = 8 -> 39.
-        let (some, left) = fit_lines("head", &lines, 39, more);
-        assert_eq!(left, 7);
-        assert_eq!(some, "head\nline 00\nline 01\nline 02\n+7 more");
-        assert!(some.chars().count() <= 39);
-        for max in 0..60 {
-            let (t, _) = fit_lines("head", &lines, max, more);
-            assert!(t.chars().count() <= max, "{max}: {t:?}");
-        }
-    }
-
-    #[test]
     fn durations_for_people() {
         assert_eq!(human_duration(chrono::Duration::seconds(12)), "12s");
         assert_eq!(human_duration(chrono::Duration::seconds(250)), "4m 10s");
