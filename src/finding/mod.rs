@@ -12,7 +12,7 @@
 //! One idea a file: this file holds the types, the id checks, the shape dispatch and the
 //! checks of values every parser reads (account, region, score); `guardduty` the GuardDuty
 //! API shape (and the `Action` block ASFF shares with it), `asff` Security Hub's format,
-//! `eventbridge` the event envelope, and [`json`] the path-tracking reader they all read
+//! `eventbridge` the event envelope, and `json` the path-tracking reader they all read
 //! with (also used by [`crate::posture`]) and the builder the pollers write with.
 //!
 //! This module is part of the pure core: no I/O, no AWS SDK, no serenity, no sled; it uses
@@ -40,7 +40,7 @@
 mod asff;
 mod eventbridge;
 mod guardduty;
-pub mod json;
+pub(crate) mod json;
 #[cfg(test)]
 mod tests;
 

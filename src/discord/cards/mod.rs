@@ -155,7 +155,7 @@ pub enum ButtonStyle {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Button {
-    /// The `custom_id`, from [`ButtonId::encode`].
+    /// The `custom_id`, from [`super::custom_id::ButtonId::encode`].
     pub id: String,
     pub label: String,
     pub style: ButtonStyle,

@@ -15,7 +15,7 @@ use crate::plan::{Action, Plan, Step};
 
 /// The plan as numbered steps with their exact calls and risk classes, one a line: the
 /// dry-run answer and `/finding` use it. Not truncated: callers put it where it fits (an embed
-/// description, or through [`truncate`]).
+/// description, or through [`crate::discord::text::truncate`]).
 pub fn plan_text(plan: &Plan) -> String {
     if plan.is_notify_only() {
         return "No steps: this finding is notify-only; no AWS call would be made.".to_string();
