@@ -25,7 +25,7 @@
 //!
 //! | module | owns | may use |
 //! |---|---|---|
-//! | [`finding`] | normalized findings, parsers for API JSON, EventBridge, ASFF | serde_json |
+//! | [`finding`] | normalized findings, parsers for API JSON, EventBridge, ASFF (one file a shape), `finding::json`: the path-tracking JSON reader (also posture's) and the builder the pollers write with | ids, serde_json |
 //! | [`plan`] | steps, risk classes, plan hash | finding |
 //! | [`planner`] | the one planner: where hanko may act (own account proved by STS, the role template, `aws.accounts`, `aws.regions`), checked at plan time, vote time and in the engine; every card and proposer plans through it | finding, plan, playbooks, config, aws (client factory), app |
 //! | [`posture`] | Security Hub control findings, groups per control and account, scores | finding |
@@ -38,7 +38,7 @@
 //! | [`util`] | human durations and times, shared by the config and the CLI | — |
 //! | [`execution`] | step records and outcomes | plan |
 //! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, plan, util |
-//! | [`commands`] | `commands/*.json` slash command definitions, checked against Discord's rules | serde_json |
+//! | [`command_defs`] | `commands/*.json` slash command definitions, embedded at build time, checked against Discord's rules (`commands` is its old name, kept as an alias) | serde_json |
 //! | [`store`] | sled: the only module that knows key layouts | core modules |
 //! | [`aws`] | clients per account and region, containment steps, error classes, S3 for audit anchors (`aws::anchors`) | AWS SDK, core |
 //! | [`engine`] | executes approved requests exactly once (after [`preflight`]); resume; revert | store, aws, core |
@@ -63,7 +63,7 @@ pub mod approval;
 pub mod audit;
 pub mod aws;
 pub mod clock;
-pub mod commands;
+pub mod command_defs;
 pub mod config;
 pub mod discord;
 pub mod engine;
@@ -85,3 +85,6 @@ pub mod remediate;
 pub mod run;
 pub mod store;
 pub mod util;
+
+/// The old name of [`command_defs`], kept so `crate::commands::…` paths keep working.
+pub use command_defs as commands;

@@ -1,13 +1,15 @@
 //! The thin edge between plain [`Card`]s and serenity 0.12's builders.
 //!
 //! No decision is made here: the card already holds the final text, within Discord's limits
-//! ([`super::cards::enforce_limits`]), and this module only maps it field by field. It may
-//! import serenity; it must never import the AWS SDK or sled, nor render text itself.
+//! ([`super::cards::enforce_limits`], [`super::text`]), and this module only maps it field by
+//! field. It uses serenity, the cards and the text limits; it must never import the AWS SDK
+//! or sled, nor render text itself.
 
 use serenity::builder::{CreateActionRow, CreateButton, CreateEmbed, CreateEmbedFooter};
 use serenity::model::application::ButtonStyle as SerenityButtonStyle;
 
-use super::cards::{ButtonStyle, Card, MAX_BUTTONS_PER_ROW, MAX_ROWS};
+use super::cards::{ButtonStyle, Card};
+use super::text::{MAX_BUTTONS_PER_ROW, MAX_ROWS};
 
 /// The card's embed. Empty texts are left out (Discord refuses empty strings where it wants
 /// text).

@@ -26,18 +26,19 @@
 //! The plan hash prefix lets the interaction handler refuse a click on a card whose plan has
 //! changed since it was posted ([`hash_matches`]) before it even loads votes.
 //!
-//! Pure: no I/O, no serenity. A `custom_id` arrives from the network and is never trusted:
+//! Pure: no I/O, no serenity; account ids and regions are checked by [`crate::ids`], Discord's
+//! limit comes from [`super::text`]. A `custom_id` arrives from the network and is never trusted:
 //! [`ButtonId::parse`] returns a typed [`CustomIdError`] for anything that is not exactly what
 //! [`ButtonId::encode`] produces, and never panics.
 
 use uuid::Uuid;
 
+use crate::ids;
 use crate::posture::GroupKey;
 
 /// The version prefix of every id this module produces.
 pub const VERSION: &str = "hk1";
-/// Discord's limit on a component's `custom_id`.
-pub const MAX_CUSTOM_ID_LEN: usize = 100;
+pub use crate::discord::text::MAX_CUSTOM_ID_LEN;
 /// How many hex digits of the plan hash an id carries (64 bits: collisions between two plans
 /// of the same request are not a practical concern).
 pub const PLAN_HASH_PREFIX_LEN: usize = 16;
@@ -288,16 +289,8 @@ impl PostureId {
             value: group.to_string(),
         };
         let key = GroupKey::decode(group).ok_or_else(bad)?;
-        let region_ok = key
-            .region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         let control_ok = key.control_id.chars().all(|c| !c.is_control() && c != ':');
-        if key.account_id.len() != 12
-            || !key.account_id.bytes().all(|b| b.is_ascii_digit())
-            || !region_ok
-            || !control_ok
-        {
+        if !ids::is_account_id(&key.account_id) || !ids::is_region(&key.region) || !control_ok {
             return Err(bad());
         }
         Ok(PostureId { action, group: key })
@@ -359,6 +352,38 @@ mod tests {
             );
             assert_eq!(ButtonId::parse(&encoded), Ok(id.clone()), "{action:?}");
             assert!(hash_matches(&id.plan_hash_prefix, HASH), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn posture_ids_round_trip_and_check_account_and_region_through_ids() {
+        for action in PostureAction::ALL {
+            let id = PostureId::new(
+                action,
+                GroupKey {
+                    account_id: "123456789012".into(),
+                    region: "us-gov-west-1".into(),
+                    control_id: "S3.8".into(),
+                },
+            );
+            assert_eq!(PostureId::parse(&id.encode()), Ok(id.clone()), "{action:?}");
+        }
+        for group in [
+            "12345678901/us-east-1/S3.8",
+            "1234567890123/us-east-1/S3.8",
+            "12345678901a/us-east-1/S3.8",
+            "123456789012/US-EAST-1/S3.8",
+            "123456789012/us-east/S3.8",
+            "123456789012/us-east-1a/S3.8",
+            "123456789012/--/S3.8",
+            "123456789012/us-east-1/S3:8",
+            "123456789012/us-east-1/S3\n8",
+        ] {
+            let raw = format!("{POSTURE_VERSION}:s:{group}");
+            assert!(
+                matches!(PostureId::parse(&raw), Err(CustomIdError::BadGroup { .. })),
+                "{raw:?}"
+            );
         }
     }
 

@@ -27,3 +27,4 @@ pub mod interactions;
 pub mod outbox;
 pub mod posture_actions;
 pub mod redact;
+pub mod text;

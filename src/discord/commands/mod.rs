@@ -30,8 +30,10 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::approval::Voter;
 use crate::audit::{Actor, EventKind, NewEvent};
-pub(crate) use crate::discord::cards::{code, code_capped, plain};
-use crate::discord::cards::{truncate, Card, TRUNCATION_MARKER};
+use crate::discord::cards::Card;
+use crate::discord::text::truncate;
+pub(crate) use crate::discord::text::{code, code_capped, plain};
+pub use crate::discord::text::{MAX_CHOICES, MAX_CHOICE_LEN, MAX_CONTENT};
 
 pub mod audit;
 pub mod contain;
@@ -44,12 +46,6 @@ pub mod score;
 pub mod status;
 pub mod suppressions;
 
-/// Discord's limit on a message's `content`, in characters (code points).
-pub const MAX_CONTENT: usize = 2000;
-/// Discord's limit on autocomplete choices.
-pub const MAX_CHOICES: usize = 25;
-/// Discord's limit on a choice's name and (string) value.
-pub const MAX_CHOICE_LEN: usize = 100;
 /// An option value longer than this is cut in the audit record.
 const AUDIT_OPTION_CAP: usize = 200;
 /// The rule a refusal names when the invoker is not a responder.
@@ -460,46 +456,7 @@ pub fn human_duration(d: chrono::Duration) -> String {
     }
 }
 
-/// Joins `header` and as many whole `lines` as fit in `max` characters; when some do not
-/// fit, the last line is `more(n)` for the `n` left out. Returns the text and `n`.
-pub fn fit_lines(
-    header: &str,
-    lines: &[String],
-    max: usize,
-    more: impl Fn(usize) -> String,
-) -> (String, usize) {
-    let len = |s: &str| s.chars().count();
-    let mut out = truncate(header, max);
-    let mut used = len(&out);
-    for (i, line) in lines.iter().enumerate() {
-        let left_after = lines.len() - i - 1;
-        let marker = if left_after > 0 {
-            len(&more(left_after)) + 1
-        } else {
-            0
-        };
-        let sep = usize::from(!out.is_empty());
-        if used + sep + len(line) + marker > max {
-            let left = lines.len() - i;
-            let tail = more(left);
-            if used + sep + len(&tail) <= max {
-                if sep == 1 {
-                    out.push('\n');
-                }
-                out.push_str(&tail);
-            } else if used < max {
-                out.push_str(TRUNCATION_MARKER);
-            }
-            return (out, left);
-        }
-        if sep == 1 {
-            out.push('\n');
-        }
-        out.push_str(line);
-        used += sep + len(line);
-    }
-    (out, 0)
-}
+pub use crate::discord::text::fit_lines;
 
 /// A choice for autocomplete within Discord's limits; `None` when the value is too long to be
 /// offered (Discord would refuse the whole answer).
@@ -522,35 +479,6 @@ mod tests {
         }
         assert_eq!(Command::parse("Findings"), None);
         assert_eq!(Command::parse("nope"), None);
-    }
-
-    #[test]
-    fn plain_escapes_markdown_and_mentions() {
-        assert_eq!(plain("@everyone"), "\\@everyone");
-        assert_eq!(plain("[x](http://e)"), "\\[x\\](http://e)");
-        assert_eq!(plain("# big"), "\\# big");
-        assert_eq!(plain("a\nb"), "a b");
-        assert_eq!(code("a`b"), "`aˋb`");
-        assert_eq!(code(""), "`?`");
-        assert_eq!(code_capped("abcdef", 4), "`abc…`");
-    }
-
-    #[test]
-    fn fit_lines_keeps_whole_lines_and_says_how_many_are_left() {
-        let lines: Vec<String> = (0..10).map(|i| format!("line {i:02}")).collect();
-        let more = |n: usize| format!("+{n} more");
-        let (all, left) = fit_lines("head", &lines, 2000, more);
-        assert_eq!(left, 0);
-        assert_eq!(all.lines().count(), 11);
-        // "head" + 3 lines of 8 = 4 + 3*9 = 31, plus "\n+7 more" = 8 -> 39.
-        let (some, left) = fit_lines("head", &lines, 39, more);
-        assert_eq!(left, 7);
-        assert_eq!(some, "head\nline 00\nline 01\nline 02\n+7 more");
-        assert!(some.chars().count() <= 39);
-        for max in 0..60 {
-            let (t, _) = fit_lines("head", &lines, max, more);
-            assert!(t.chars().count() <= max, "{max}: {t:?}");
-        }
     }
 
     #[test]
