@@ -18,6 +18,7 @@
 //! May use the core, the store's typed operations, the planner, the engine and the AWS layer;
 //! never serenity, never a store key layout.
 
+pub mod cli;
 pub mod execute;
 pub mod expire;
 pub mod pause;
@@ -61,6 +62,9 @@ pub struct Subject {
 /// Audits `refused` as `kind` (e.g. `VoteRefused`) for `actor`, and hands it back, so a
 /// refusal is written the same way whichever action or transport met it. A failed audit
 /// write is logged: the refusal still stands.
+///
+/// The detail holds `message` and the code, under the key each event kind's records have
+/// always used: `refused` in a `CommandInvoked` event, `code` in every other.
 pub fn refuse(
     app: &App,
     actor: &Actor,
@@ -69,7 +73,12 @@ pub fn refuse(
     refused: Refused,
 ) -> Refused {
     let mut detail = subject.detail;
-    detail.insert("code".into(), refused.code.clone().into());
+    let code_key = if kind == EventKind::CommandInvoked {
+        "refused"
+    } else {
+        "code"
+    };
+    detail.insert(code_key.into(), refused.code.clone().into());
     detail.insert("message".into(), refused.message.clone().into());
     let mut ev = NewEvent::new(app.clock.now(), actor.clone(), kind)
         .detail(serde_json::Value::Object(detail));

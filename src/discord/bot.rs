@@ -47,7 +47,7 @@ use crate::discord::commands::{
 use crate::discord::custom_id::PostureId;
 use crate::discord::{convert, interactions, posture_actions};
 use crate::engine::EngineError;
-use crate::run::Tasks;
+use crate::actions::execute::Tasks;
 use crate::store::StoreError;
 
 /// A command handler answering within this is answered directly; a slower one is deferred.

@@ -55,7 +55,7 @@ const AUDIT_OPTION_CAP: usize = 200;
 /// The rule a refusal names when the invoker is not a responder.
 pub const RULE_RESPONDER: &str = "responders.approver_roles / responders.approver_users";
 /// The rule a refusal names when the invoker is not an admin.
-pub const RULE_ADMIN: &str = "responders.admin_roles";
+pub const RULE_ADMIN: &str = crate::actions::pause::RULE_ADMIN;
 
 /// Who invoked a command, with the role ids the interaction carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,23 +415,25 @@ pub fn require_responder(app: &App, inv: &Invocation, doing: &str) -> Result<(),
     }
 }
 
-/// Only members of an admin role may run `/command`. No admin role configured means nobody.
+/// Only members of an admin role may run `/command` ([`crate::actions::pause::require_admin`]:
+/// no admin role configured means nobody).
 pub fn require_admin(app: &App, inv: &Invocation, command: &str) -> Result<(), Box<Handled>> {
-    let admin = &app.settings.responders.admin_roles;
-    if admin.is_empty() {
-        return Err(Box::new(Handled::refused(
+    crate::actions::pause::require_admin(app, &inv.voter())
+        .map_err(|refused| Box::new(admin_refusal(refused, command)))
+}
+
+/// The refusal of a command only admins may run, naming the rule.
+pub fn admin_refusal(refused: crate::actions::pause::NotAdmin, command: &str) -> Handled {
+    use crate::actions::pause::NotAdmin;
+    match refused {
+        NotAdmin::NoAdminRole => Handled::refused(
             RULE_ADMIN,
             format!("Nobody may /{command} from Discord: no admin role is configured ({RULE_ADMIN} is empty)."),
-        )));
-    }
-    let is_discord = matches!(inv.invoker.actor, Actor::Discord { .. });
-    if is_discord && inv.invoker.roles.iter().any(|r| admin.contains(r)) {
-        Ok(())
-    } else {
-        Err(Box::new(Handled::refused(
+        ),
+        NotAdmin::NotInRole => Handled::refused(
             RULE_ADMIN,
             format!("Only members of an admin role may /{command}: you have none of the roles in {RULE_ADMIN}."),
-        )))
+        ),
     }
 }
 
