@@ -88,7 +88,7 @@ pub enum BotError {
 /// webhook tokens in the chain (reqwest prints the URL it failed to reach) are redacted
 /// ([`crate::discord::redact`]).
 pub fn log_error(error: &(dyn std::error::Error + 'static), context: &str) -> String {
-    let error_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let error_id = crate::discord::redact::error_id();
     let chain = crate::discord::redact::chain(error);
     tracing::error!(error_id = %error_id, error = %chain, "{context}");
     error_id
@@ -765,7 +765,7 @@ mod tests {
         let e = std::io::Error::other("AccessDenied: secret detail");
         let id = log_error(&e, "test");
         let s = error_sentence(&id);
-        assert_eq!(id.len(), 8);
+        assert_eq!(id.len(), crate::discord::redact::ERROR_ID_LEN);
         assert!(s.contains(&id));
         assert!(!s.contains("AccessDenied"));
     }

@@ -275,7 +275,7 @@ impl Handled {
     /// A failure on hanko's side: the full error goes to the log under a fresh error id, the
     /// invoker gets one sentence with that id.
     pub fn failed(command: &str, what: &str, error: &dyn std::fmt::Display) -> Handled {
-        let error_id = Uuid::new_v4().simple().to_string()[..12].to_string();
+        let error_id = crate::discord::redact::error_id();
         tracing::error!(command, error_id, error = %crate::discord::redact::redact_tokens(&error.to_string()), "{what}");
         Handled {
             reply: Reply::ephemeral(format!(
