@@ -15,7 +15,8 @@
 //!   request for its current plan, with its own card.
 //!
 //! [`accept`] does not flush: a caller that acknowledges findings to someone (a cursor, a queue)
-//! flushes the store first, once per batch. [`propose`] (a person's `/contain`) flushes.
+//! flushes the store first, once per batch. [`propose`] (a person's `/contain`, `hanko drill`)
+//! flushes.
 //!
 //! Every change is announced on the [`Notices`] channel so the chat adapter can post or edit a
 //! card; the pipeline itself knows nothing about Discord.
@@ -310,7 +311,21 @@ pub fn propose(
     proposer: Actor,
     now: DateTime<Utc>,
 ) -> Result<Uuid, StoreError> {
-    let request = Request::new(RequestKind::Contain, plan, proposer, now, policy.ttl);
+    propose_with(store, policy, plan, proposer, now, false)
+}
+
+/// [`propose`], with `override_evidence`: destructive steps run even if an evidence step
+/// (a snapshot) fails (`hanko drill --override-evidence`).
+pub fn propose_with(
+    store: &Store,
+    policy: &Policy,
+    plan: Plan,
+    proposer: Actor,
+    now: DateTime<Utc>,
+    override_evidence: bool,
+) -> Result<Uuid, StoreError> {
+    let mut request = Request::new(RequestKind::Contain, plan, proposer, now, policy.ttl);
+    request.override_evidence = override_evidence;
     store.create_request(&request, now)?;
     Ok(request.id)
 }

@@ -8,6 +8,7 @@
 //!   (so the card never shows an older state after the run's own edits).
 //! * [`check_reject`]: the checks a rejection gets, run dry, so a refusal comes before anyone
 //!   types a reason (audited as `VoteRefused`); [`reject`] records it.
+//! * [`approve_as_operators`]: the CLI's `--approve-as`, one store vote a named operator.
 //! * [`begin_dry_run`]: responders only (a refusal is audited as `CommandInvoked`); the dry run
 //!   is audited first (`DryRunPerformed`: who, on what) and not run when that audit cannot be
 //!   written; [`DryRun::run`] makes the read and EC2 `DryRun=true` calls, bounded by
@@ -59,6 +60,51 @@ pub enum VoteRefused {
     OutsideReach(Refused),
     /// The approval policy refused the vote (audited by the store).
     Policy(Refused),
+}
+
+/// Records `vote` on `request_id` through the store's one vote transaction (which audits the
+/// vote, or its refusal). Every vote goes through here: a click, a modal, `--approve-as`.
+fn cast(
+    store: &crate::store::Store,
+    policy: &approval::Policy,
+    request_id: Uuid,
+    vote: &VoteInput,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Result<Decided, approval::Refusal>, StoreError> {
+    store.vote(policy, request_id, vote, now)
+}
+
+/// Approves `request` as each named CLI operator in turn (`--approve-as`; none named: `$USER`),
+/// under `policy`; `Err` says why it is not Approved (a refused vote, or too few approvers).
+pub fn approve_as_operators(
+    store: &crate::store::Store,
+    policy: &approval::Policy,
+    request: &Request,
+    names: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Result<(), String>, StoreError> {
+    let mut last = None;
+    for name in super::cli::operators(names) {
+        let vote = VoteInput {
+            voter: Voter {
+                actor: Actor::Cli { name: name.clone() },
+                roles: vec![],
+            },
+            decision: Decision::Approve,
+            plan_hash: request.plan.plan_hash.clone(),
+        };
+        match cast(store, policy, request.id, &vote, now)? {
+            Ok(d) => last = Some(d.outcome),
+            Err(refusal) => return Ok(Err(format!("{name}: {refusal}"))),
+        }
+    }
+    match last {
+        Some(Outcome::Approved { .. }) => Ok(Ok(())),
+        Some(Outcome::Recorded { approvals, needed }) => Ok(Err(format!(
+            "{approvals}/{needed} approvals: this plan needs {needed} distinct approvers; repeat --approve-as"
+        ))),
+        _ => Ok(Err("not approved".into())),
+    }
 }
 
 /// What an approval did.
@@ -128,10 +174,7 @@ pub async fn approve(
         decision: Decision::Approve,
         plan_hash,
     };
-    let decided = match app
-        .store
-        .vote(&app.policy, request.id, &vote, app.clock.now())?
-    {
+    let decided = match cast(&app.store, &app.policy, request.id, &vote, app.clock.now())? {
         Ok(decided) => decided,
         Err(refusal) => return Ok(Err(VoteRefused::Policy(refused_by_policy(&refusal)))),
     };
@@ -188,10 +231,7 @@ pub fn reject(
         decision: Decision::Reject { reason },
         plan_hash,
     };
-    let decided = match app
-        .store
-        .vote(&app.policy, request.id, &vote, app.clock.now())?
-    {
+    let decided = match cast(&app.store, &app.policy, request.id, &vote, app.clock.now())? {
         Ok(decided) => decided,
         Err(refusal) => return Ok(Err(refused_by_policy(&refusal))),
     };
