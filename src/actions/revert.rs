@@ -5,9 +5,9 @@
 //! by someone other than its proposer, and the engine checks each step for drift before
 //! restoring. In order:
 //!
-//! 1. [`prepare`]: the engine builds it ([`crate::engine::Engine::revert_request`]: the steps
-//!    that changed something, newest first), or says why the request cannot be reverted; a
-//!    revert already open or done ([`crate::engine::Engine::existing_revert`]) refuses it;
+//! 1. [`prepare`]: a revert already open or done ([`crate::engine::Engine::existing_revert`])
+//!    refuses it; else the engine builds it ([`crate::engine::Engine::revert_request`]: the
+//!    steps that changed something, newest first), or says why the request cannot be reverted;
 //! 2. the one planner's rule: a revert acts in the original's account and region, so it is
 //!    refused where hanko may not act ([`crate::planner::check`]);
 //! 3. [`commit`]: "is a revert of it open? else create this one" is one store transaction
@@ -69,14 +69,15 @@ pub fn prepare(
     now: chrono::DateTime<chrono::Utc>,
     ttl: chrono::Duration,
 ) -> Result<Result<Request, RevertRefusal>, StoreError> {
-    let revert = match engine.revert_request(of, proposer, now, ttl) {
-        Ok(r) => r,
+    // An open or successful revert is named first, whatever else is true of the original.
+    match engine.existing_revert(of) {
+        Ok(Some(existing)) => return Ok(Err(RevertRefusal::Exists(Box::new(existing)))),
+        Ok(None) => {}
         Err(EngineError::Store(e)) => return Err(e),
         Err(e) => return Ok(Err(RevertRefusal::NotRevertible(e))),
-    };
-    match engine.existing_revert(of) {
-        Ok(Some(existing)) => Ok(Err(RevertRefusal::Exists(Box::new(existing)))),
-        Ok(None) => Ok(Ok(revert)),
+    }
+    match engine.revert_request(of, proposer, now, ttl) {
+        Ok(r) => Ok(Ok(r)),
         Err(EngineError::Store(e)) => Err(e),
         Err(e) => Ok(Err(RevertRefusal::NotRevertible(e))),
     }
@@ -138,4 +139,93 @@ pub async fn propose(
     });
     tracing::info!(request_id = %revert.id, reverts = %of, proposer = %voter.actor.key(), "revert proposed");
     Ok(Ok(revert))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::{Policy, RequestKind, RequestState};
+    use crate::plan::Plan;
+    use crate::store::Store;
+    use chrono::{TimeZone, Utc};
+
+    fn revert_of(of: Uuid) -> Request {
+        let plan = Plan::new(
+            "f-1".into(),
+            "123456789012".into(),
+            "us-east-1".into(),
+            false,
+            Vec::new(),
+            Vec::new(),
+        );
+        let now = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
+        Request::new(
+            RequestKind::Revert { of },
+            plan,
+            Actor::System,
+            now,
+            Policy::default().ttl,
+        )
+    }
+
+    fn blocks(of: Uuid) -> impl Fn(&Request) -> bool {
+        move |r: &Request| blocking_revert(std::slice::from_ref(r), of).is_some()
+    }
+
+    #[test]
+    fn one_open_revert_at_a_time_checked_and_created_in_one_transaction() {
+        let store = Store::open_temporary().unwrap();
+        let of = Uuid::new_v4();
+        let now = Utc::now();
+        let first = revert_of(of);
+        assert!(store
+            .create_revert_unless_blocked(&first, now, blocks(of))
+            .unwrap()
+            .is_ok());
+        // A second one while the first is open: refused, naming the first; nothing written.
+        let len = store.audit_len();
+        let second = revert_of(of);
+        let existing = store
+            .create_revert_unless_blocked(&second, now, blocks(of))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(existing.id, first.id);
+        assert!(store.get_request(second.id).unwrap().is_none());
+        assert_eq!(store.audit_len(), len);
+        // Once the first is closed without success, another may be proposed.
+        let mut rejected = store.get_request(first.id).unwrap().unwrap();
+        rejected.state = RequestState::Rejected;
+        store
+            .update_request(&rejected, RequestState::Pending, None)
+            .unwrap();
+        assert!(store
+            .create_revert_unless_blocked(&second, now, blocks(of))
+            .unwrap()
+            .is_ok());
+    }
+
+    #[test]
+    fn racing_proposers_create_exactly_one_revert() {
+        let store = Store::open_temporary().unwrap();
+        let of = Uuid::new_v4();
+        let created: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let store = store.clone();
+                    s.spawn(move || {
+                        store
+                            .create_revert_unless_blocked(&revert_of(of), Utc::now(), blocks(of))
+                            .unwrap()
+                            .is_ok()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(created, 1);
+        assert!(store.verify_audit().is_ok());
+    }
 }

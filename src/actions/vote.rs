@@ -39,13 +39,7 @@ pub const DRY_RUN_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The audit subject of a refusal about `request`, with the decision it refused.
 fn about(request: &Request, decision: &str) -> Subject {
-    let mut detail = serde_json::Map::new();
-    detail.insert("decision".into(), decision.into());
-    Subject {
-        finding: Some(request.finding_id.clone()),
-        request: Some(request.id),
-        detail,
-    }
+    Subject::about(request).with("decision", decision)
 }
 
 /// A refusal the store's vote already audited, in the action's terms.
@@ -248,17 +242,11 @@ pub fn require_responder(
     action: &str,
 ) -> Result<(), Refused> {
     app.policy.authorizes(voter).map_err(|refusal| {
-        let mut detail = serde_json::Map::new();
-        detail.insert("action".into(), action.into());
         refuse(
             app,
             &voter.actor,
             EventKind::CommandInvoked,
-            Subject {
-                finding: Some(request.finding_id.clone()),
-                request: Some(request.id),
-                detail,
-            },
+            Subject::about(request).with("action", action),
             refused_by_policy(&refusal),
         )
     })
@@ -318,16 +306,11 @@ impl DryRun {
 /// A `custom_id` that is not one of hanko's (a transport's parsing found it), refused and
 /// audited as `VoteRefused` with the parser's `error`.
 pub fn refuse_not_ours(app: &App, actor: &Actor, code: &str, message: &str, error: String) -> Refused {
-    let mut detail = serde_json::Map::new();
-    detail.insert("error".into(), error.into());
     refuse(
         app,
         actor,
         EventKind::VoteRefused,
-        Subject {
-            detail,
-            ..Subject::default()
-        },
+        Subject::default().with("error", error),
         Refused::new(code, message),
     )
 }
@@ -342,19 +325,12 @@ pub fn load_request(
 ) -> Result<Result<Request, Refused>, StoreError> {
     match app.store.get_request(request_id)? {
         Some(request) => Ok(Ok(request)),
-        None => {
-            let mut detail = serde_json::Map::new();
-            detail.insert("request".into(), serde_json::json!(request_id));
-            Ok(Err(refuse(
-                app,
-                actor,
-                EventKind::VoteRefused,
-                Subject {
-                    detail,
-                    ..Subject::default()
-                },
-                Refused::new("unknown_request", message),
-            )))
-        }
+        None => Ok(Err(refuse(
+            app,
+            actor,
+            EventKind::VoteRefused,
+            Subject::default().with("request", serde_json::json!(request_id)),
+            Refused::new("unknown_request", message),
+        ))),
     }
 }

@@ -15,12 +15,14 @@
 //!   [`DIRECT_ANSWER_BUDGET`] is answered directly, ephemeral or public as its reply says;
 //!   a slower one is deferred (ephemerally) and its answer edited in (a public answer then goes
 //!   out as a followup). Buttons defer as [`super::interactions`] describes.
-//! * **Errors have two audiences**: the person sees one safe sentence with an error id; the log
+//! * **Errors have two audiences**: the person sees one safe sentence with an error id
+//!   ([`crate::discord::redact::error_id`], the scheme the slash commands use too); the log
 //!   gets the whole chain under that id. No AWS or serde text reaches Discord.
 //! * Mentions never ping: every message goes out with empty `allowed_mentions`.
 //!
-//! May use the app, the core, [`super::cards`], [`super::convert`] and serenity; never the AWS
-//! SDK or sled.
+//! May use the app, the core, the application layer's owned tasks
+//! ([`crate::actions::execute::Tasks`]), [`super::cards`], [`super::convert`] and serenity;
+//! never the AWS SDK, `crate::run` or sled.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -376,17 +376,13 @@ fn refuse_revert(
     message: String,
     more: serde_json::Map<String, serde_json::Value>,
 ) {
-    let mut detail = more;
-    detail.insert("action".into(), "revert".into());
+    let mut subject = Subject::about(request).with("action", "revert");
+    subject.detail.extend(more);
     refuse(
         app,
         actor,
         EventKind::CommandInvoked,
-        Subject {
-            finding: Some(request.finding_id.clone()),
-            request: Some(request.id),
-            detail,
-        },
+        subject,
         Refused::new(code, message),
     );
 }

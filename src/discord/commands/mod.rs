@@ -6,21 +6,24 @@
 //! [`Reply`]. Permission checks fail closed and the refusal names the rule.
 //!
 //! Every handler has the same shape (triagebot's: thin, load, call the core, persist, act):
-//! it reads its options, checks who may run it, calls the store, the engine or the pipeline,
-//! and returns a [`Handled`]: the reply plus what happened (done, refused by which rule, or
+//! it reads its options, calls the application layer ([`crate::actions`]: `/contain`,
+//! `/revert`, `/pause`, `/resume`) or reads the store (the listing commands), and returns a
+//! [`Handled`]: the reply plus what happened (done, refused by which rule, or
 //! failed with which error id). [`Handled::finish`] records that as one `CommandInvoked` audit
 //! event (actor = invoker, detail = command, options, outcome), refusals and failures included,
 //! so "who ran what" is always in the log. Autocomplete requests are not audited: Discord sends
 //! one per keystroke and they change nothing.
 //!
-//! Two audiences for errors: a responder sees one short sentence with an error id; the log gets
-//! the full chain under that id. Nothing here pastes a raw AWS or store error into Discord.
+//! Two audiences for errors: a responder sees one short sentence with an error id
+//! ([`crate::discord::redact::error_id`], the bot's scheme too); the log gets the full chain
+//! under that id. Nothing here pastes a raw AWS or store error into Discord.
 //!
 //! Text from findings, AWS or people is escaped ([`plain`], [`code`]) before it is shown, so a
 //! crafted finding type or tag cannot render a masked link or a mention.
 //!
-//! May use the app's parts (store, engine, pipeline, AWS clients), the core and the pure card
-//! renderer; never imports serenity (the bot adapter does the Discord I/O) or sled.
+//! May use the application layer, the app's parts (store reads, engine state), the core and
+//! the pure card renderer; never imports serenity (the bot adapter does the Discord I/O), the
+//! AWS SDK or sled.
 
 use std::collections::BTreeMap;
 
