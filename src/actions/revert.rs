@@ -15,7 +15,8 @@
 //!    cannot both propose one.
 //!
 //! [`propose`] is the chat's path (responders only, the app's scope, announced with
-//! [`Notice::FindingNew`] naming the new request, so the outbox posts its card); the CLI chains the same steps
+//! [`Notice::RequestChanged`], so the outbox posts its card: the one notice that does so for a
+//! person's proposal whatever its finding is, a posture group included); the CLI chains the same steps
 //! under its own scope ([`super::cli`]). The transport words the outcome and audits a refusal
 //! its own way (a button click through [`super::refuse`], a command in its `CommandInvoked`
 //! record). May use the app, the engine, the store and the planner.
@@ -131,12 +132,10 @@ pub async fn propose(
     if let Err(refused) = commit(&app.engine, &revert, now)? {
         return Ok(Err(refused));
     }
-    // A new request for the finding: its card is posted like any new request's (the
-    // original's card is not changed).
-    app.notices.send(Notice::FindingNew {
-        finding_id: revert.finding_id.clone(),
-        request: Some(revert.id),
-    });
+    // A new request, proposed by a person: the outbox posts its card whatever the finding is
+    // (a GuardDuty finding, a manual one, a posture group); the original's card is unchanged.
+    app.notices
+        .send(Notice::RequestChanged { request: revert.id });
     tracing::info!(request_id = %revert.id, reverts = %of, proposer = %voter.actor.key(), "revert proposed");
     Ok(Ok(revert))
 }
