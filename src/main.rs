@@ -501,8 +501,7 @@ async fn verify_anchored(db: &Path, url: &str, public_key: &Path) -> anyhow::Res
     use hanko::anchor::{AnchorLocation, AnchorPublicKey};
     init_tracing();
     let location = AnchorLocation::parse_url(url).context("--anchors")?;
-    let key =
-        AnchorPublicKey::read(public_key).context("--public-key")?;
+    let key = AnchorPublicKey::read(public_key).context("--public-key")?;
     let store = open_store(db)?;
     let s3 = hanko::aws::ClientFactory::from_env(None, None, None)
         .await

@@ -1058,9 +1058,7 @@ async fn revert_of_an_executed_request_proposes_a_revert_needing_someone_else() 
     // card of a request a person proposed on RequestChanged, a posture group's revert included.
     assert_eq!(
         notices(&mut rx),
-        [Notice::RequestChanged {
-            request: revert.id
-        }]
+        [Notice::RequestChanged { request: revert.id }]
     );
     let proposed = app
         .store

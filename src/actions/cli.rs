@@ -76,9 +76,7 @@ pub async fn setup(
     distinct_approvers(approve_as).map_err(SetupRefused::Approvers)?;
     let settings = match config {
         None => None,
-        Some(file) => Some(
-            crate::config::load(file).map_err(|e| SetupRefused::Config(e.lines()))?,
-        ),
+        Some(file) => Some(crate::config::load(file).map_err(|e| SetupRefused::Config(e.lines()))?),
     };
     let db = db
         .or_else(|| settings.as_ref().map(|s| s.store.path.clone()))
@@ -266,7 +264,10 @@ pub async fn revert(
     let now = Utc::now();
     let exists = |existing: &crate::approval::Request| {
         let why = if existing.state == RequestState::Succeeded {
-            format!("request {of} was already reverted by request {}; nothing was done", existing.id)
+            format!(
+                "request {of} was already reverted by request {}; nothing was done",
+                existing.id
+            )
         } else {
             format!(
                 "a revert of request {of} is already open (request {}, {}); approve that one instead",
@@ -314,7 +315,9 @@ pub async fn revert(
         vote::approve_as_operators(store, &setup.policy, &request, approve_as, Utc::now())?
     {
         return Ok(Outcome {
-            reports: vec![serde_json::json!({"request_id": request.id, "state": "Pending", "error": why})],
+            reports: vec![
+                serde_json::json!({"request_id": request.id, "state": "Pending", "error": why}),
+            ],
             ok: false,
         });
     }

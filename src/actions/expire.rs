@@ -22,8 +22,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::approval::RequestState;
 use crate::app::App;
+use crate::approval::RequestState;
 use crate::notices::{Notice, Notices};
 use crate::store::{Store, StoreError};
 

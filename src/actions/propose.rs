@@ -89,7 +89,10 @@ pub enum ContainFailure {
 pub enum ContainRefusal {
     NotResponder(approval::Refusal),
     /// The region asked is not in `aws.regions`.
-    RegionNotAllowed { region: String, allowed: Vec<String> },
+    RegionNotAllowed {
+        region: String,
+        allowed: Vec<String>,
+    },
     /// `aws.regions` is empty.
     NoRegion,
     /// The account asked is not 12 digits.
@@ -101,17 +104,38 @@ pub enum ContainRefusal {
     /// AWS names no IAM user for the access key.
     OwnerUnknown(String),
     /// The bucket is in another region.
-    BucketElsewhere { bucket: String, actual: String, region: String },
+    BucketElsewhere {
+        bucket: String,
+        actual: String,
+        region: String,
+    },
     /// AWS does not know what was looked up (`what`: the target, or hanko's own account).
-    NotFound { what: String, operation: String, code: Option<String> },
+    NotFound {
+        what: String,
+        operation: String,
+        code: Option<String>,
+    },
     /// hanko's role may not make the lookup.
-    Forbidden { what: String, operation: String },
+    Forbidden {
+        what: String,
+        operation: String,
+    },
     /// The playbook makes the plan notify-only: the planner's notes.
-    NothingToPropose { notes: Vec<String> },
+    NothingToPropose {
+        notes: Vec<String>,
+    },
     /// A live request already covers one of the plan's steps.
-    Covered { request: Uuid, state: RequestState, finding_id: String },
+    Covered {
+        request: Uuid,
+        state: RequestState,
+        finding_id: String,
+    },
     /// A failure on hanko's side while `doing`; `finding`: the stored finding, if any.
-    Failed { doing: String, error: ContainFailure, finding: Option<String> },
+    Failed {
+        doing: String,
+        error: ContainFailure,
+        finding: Option<String>,
+    },
 }
 
 /// A proposal made.
@@ -170,22 +194,27 @@ pub async fn contain(
                 allowed: aws.regions.clone(),
             })
         }
-        None => aws.regions.first().cloned().ok_or(ContainRefusal::NoRegion)?,
+        None => aws
+            .regions
+            .first()
+            .cloned()
+            .ok_or(ContainRefusal::NoRegion)?,
     };
     let account = match account {
         Some(a) if crate::ids::is_account_id(a) => a.to_string(),
         Some(a) => return Err(ContainRefusal::AccountForm(a.to_string())),
-        None => match tokio::time::timeout(LOOKUP_TIMEOUT, app.clients.own_account(&region)).await
-        {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => return Err(lookup_failed(e, "hanko's own account")),
-            Err(_) => {
-                return Err(failed(
-                    "finding hanko's own account",
-                    ContainFailure::TimedOut(LOOKUP_TIMEOUT),
-                ))
+        None => {
+            match tokio::time::timeout(LOOKUP_TIMEOUT, app.clients.own_account(&region)).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => return Err(lookup_failed(e, "hanko's own account")),
+                Err(_) => {
+                    return Err(failed(
+                        "finding hanko's own account",
+                        ContainFailure::TimedOut(LOOKUP_TIMEOUT),
+                    ))
+                }
             }
-        },
+        }
     };
     if !aws.may_act_in(&account) {
         return Err(ContainRefusal::AccountNotAllowed(account));

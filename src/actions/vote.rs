@@ -201,15 +201,17 @@ pub fn check_reject(
         },
         plan_hash,
     };
-    approval::decide(&app.policy, request, &probe, app.clock.now()).map(|_| ()).map_err(|refusal| {
-        refuse(
-            app,
-            &voter.actor,
-            EventKind::VoteRefused,
-            about(request, "reject"),
-            refused_by_policy(&refusal),
-        )
-    })
+    approval::decide(&app.policy, request, &probe, app.clock.now())
+        .map(|_| ())
+        .map_err(|refusal| {
+            refuse(
+                app,
+                &voter.actor,
+                EventKind::VoteRefused,
+                about(request, "reject"),
+                refused_by_policy(&refusal),
+            )
+        })
 }
 
 /// Rejects `request` as `voter` with `reason` (kept in the audit log).
@@ -305,7 +307,13 @@ impl DryRun {
 
 /// A `custom_id` that is not one of hanko's (a transport's parsing found it), refused and
 /// audited as `VoteRefused` with the parser's `error`.
-pub fn refuse_not_ours(app: &App, actor: &Actor, code: &str, message: &str, error: String) -> Refused {
+pub fn refuse_not_ours(
+    app: &App,
+    actor: &Actor,
+    code: &str,
+    message: &str,
+    error: String,
+) -> Refused {
     refuse(
         app,
         actor,

@@ -11,8 +11,8 @@
 use crate::aws::error::classify;
 use crate::aws::{AwsClients, ErrorClass, StepError};
 use crate::finding::{
-    AccessKeyDetails, InstanceDetails, NetworkInterface, Resource, ResourceKind,
-    S3BucketDetails, SecurityGroupRef, Tag,
+    AccessKeyDetails, InstanceDetails, NetworkInterface, Resource, ResourceKind, S3BucketDetails,
+    SecurityGroupRef, Tag,
 };
 
 /// `GetAccessKeyLastUsed` names the root user like this.
@@ -25,7 +25,9 @@ pub enum Looked {
     /// AWS does not say which IAM user owns the access key (a temporary `ASIA` key).
     OwnerUnknown,
     /// The bucket exists in another region than the one asked.
-    BucketElsewhere { actual: String },
+    BucketElsewhere {
+        actual: String,
+    },
 }
 
 /// The access key `key` and the IAM user who owns it.

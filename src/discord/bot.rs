@@ -39,6 +39,7 @@ use serenity::all::{
 use serenity::http::Http;
 use tokio::sync::watch;
 
+use crate::actions::execute::Tasks;
 use crate::app::App;
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::config::Secret;
@@ -49,7 +50,6 @@ use crate::discord::commands::{
 use crate::discord::custom_id::PostureId;
 use crate::discord::{convert, interactions, posture_actions};
 use crate::engine::EngineError;
-use crate::actions::execute::Tasks;
 use crate::store::StoreError;
 
 /// A command handler answering within this is answered directly; a slower one is deferred.

@@ -130,7 +130,9 @@ fn clicked(
                 Ok(_) => wrong_kind.to_string(),
             };
             tracing::warn!(%actor, %error, "refused a custom_id that is not hanko's");
-            return Ok(Err(vote::refuse_not_ours(app, actor, code, NOT_OURS, error)));
+            return Ok(Err(vote::refuse_not_ours(
+                app, actor, code, NOT_OURS, error,
+            )));
         }
     };
     Ok(vote::load_request(app, actor, id.request_id, UNKNOWN_REQUEST)?.map(|r| (id, r)))
@@ -253,7 +255,10 @@ async fn after_execution(
                 "The approved request could not run: {} (error id {error_id}).",
                 engine_error_sentence(&e)
             );
-            if let Err(e) = click.create_followup(&http, ephemeral_followup(&text)).await {
+            if let Err(e) = click
+                .create_followup(&http, ephemeral_followup(&text))
+                .await
+            {
                 tracing::warn!(error_id = %error_id, error = %crate::discord::redact::chain(&e), "could not tell the clicker the run failed");
             }
         }
@@ -396,7 +401,14 @@ async fn revert(
 ) -> Result<(), BotError> {
     // A non-responder is refused at once, before the deferral.
     if let Err(refusal) = app.policy.authorizes(&voter) {
-        refuse_revert(app, &voter.actor, request, refusal.code(), refusal.to_string(), Default::default());
+        refuse_revert(
+            app,
+            &voter.actor,
+            request,
+            refusal.code(),
+            refusal.to_string(),
+            Default::default(),
+        );
         return say_ephemeral(http, click, &refusal.to_string()).await;
     }
     defer_ephemeral(http, click).await?;

@@ -135,7 +135,12 @@ async fn handle(app: &App, inv: &Invocation) -> Handled {
 }
 
 /// The action's refusal in `/contain`'s words.
-fn refusal(app: &App, inv: &Invocation, target: &ContainTarget, refused: ContainRefusal) -> Handled {
+fn refusal(
+    app: &App,
+    inv: &Invocation,
+    target: &ContainTarget,
+    refused: ContainRefusal,
+) -> Handled {
     match refused {
         ContainRefusal::NotResponder(_) => {
             match require_responder(app, inv, "propose containment with /contain") {
@@ -300,5 +305,4 @@ mod tests {
         assert!(is_bucket_name(&"a".repeat(63)));
         assert!(!is_bucket_name(&"a".repeat(64)));
     }
-
 }

@@ -21,7 +21,9 @@ fn handle(app: &App, inv: &Invocation) -> Handled {
         Err(action::PauseError::ReadFlag(e)) => {
             Handled::failed("resume", "reading the pause flag", &e)
         }
-        Err(action::PauseError::WriteFlag(e)) => Handled::failed("resume", "resuming execution", &e),
+        Err(action::PauseError::WriteFlag(e)) => {
+            Handled::failed("resume", "resuming execution", &e)
+        }
         Ok(Err(refused)) => admin_refusal(refused, "resume"),
         Ok(Ok(Paused::Resumed { waiting })) => Handled::done(Reply::public(format!(
             "▶️ Execution resumed by {}: approved requests run again ({waiting} waiting).",

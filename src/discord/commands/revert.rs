@@ -100,7 +100,10 @@ fn refusal(app: &App, inv: &Invocation, of: Uuid, refused: RevertRefusal) -> Han
             match require_responder(app, inv, "propose a revert with /revert") {
                 Err(refused) => *refused,
                 // The policy changed in between: refuse all the same.
-                Ok(()) => Handled::refused(super::RULE_RESPONDER, "Only responders may propose a revert."),
+                Ok(()) => Handled::refused(
+                    super::RULE_RESPONDER,
+                    "Only responders may propose a revert.",
+                ),
             }
         }
         RevertRefusal::NotRevertible(EngineError::NoSuchRequest(_)) => Handled::refused(
