@@ -2,8 +2,8 @@
 //! on what nobody approved in time).
 //!
 //! [`sweep`] runs in `hanko run` at start-up and then every [`SWEEP_INTERVAL`] ([`sweep_now`],
-//! from the request lifecycle task of [`crate::run`]). Each due request is expired in its own transaction with a
-//! `RequestExpired` audit event ([`crate::store::Store::expire_request`]) and announced with
+//! from the request lifecycle task of [`crate::run`]). Each due request is expired in its own
+//! transaction with a `RequestExpired` audit event ([`crate::store::Store::expire_request`]) and announced with
 //! [`Notice::RequestChanged`], so the outbox edits its card: the voting buttons go, and the
 //! card says it expired unapproved, and when.
 //!

@@ -104,8 +104,8 @@ pub fn approve_as_operators(
 /// What an approval did.
 #[derive(Debug)]
 pub enum Approval {
-    /// Recorded; the quorum is not met yet.
-    Recorded { approvals: u32, needed: u32 },
+    /// Recorded; the quorum is not met yet (the store's outcome, e.g. `1/2 approvals`).
+    Recorded(Outcome),
     /// The quorum is met: the request is Approved; start its [`Execution`] once the vote is shown.
     Approved(Execution),
 }
@@ -177,12 +177,7 @@ pub async fn approve(
         Outcome::Approved { .. } => Approval::Approved(Execution {
             request_id: request.id,
         }),
-        Outcome::Recorded { approvals, needed } => Approval::Recorded { approvals, needed },
-        // An approval never rejects; shown as recorded.
-        Outcome::Rejected => Approval::Recorded {
-            approvals: 0,
-            needed: 0,
-        },
+        other => Approval::Recorded(other),
     }))
 }
 
