@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
-use crate::pipeline::Notices;
+use crate::notices::Notices;
 use crate::playbooks::Playbooks;
 use crate::store::Store;
 

@@ -74,6 +74,7 @@ pub mod http;
 pub mod ids;
 pub mod ingest;
 pub mod metrics;
+pub mod notices;
 pub mod pipeline;
 pub mod plan;
 pub mod planner;

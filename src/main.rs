@@ -1,4 +1,5 @@
-//! The `hanko` binary: CLI parsing, config loading, wiring. Nothing else.
+//! The `hanko` binary: CLI parsing, config loading, wiring, printing. Nothing else: what
+//! `drill`, `revert` and `resume` do is the library's ([`hanko::actions::cli`]).
 //!
 //! The commands are a contract other tools script against: exit 0 on success, 1 when the
 //! answer is "no" (bad config, malformed finding, broken audit chain), 2 when the command
@@ -12,6 +13,7 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use hanko::actions::cli;
 use hanko::audit::{AuditQuery, EventKind};
 use hanko::finding;
 use hanko::plan;
@@ -369,8 +371,8 @@ fn plan_json(p: &plan::Plan) -> serde_json::Value {
 
 fn open_store(db: &Path) -> anyhow::Result<Store> {
     // StoreError's Display is already the one sentence a person needs (e.g. "in use by
-    // another hanko process").
-    Store::open(db).map_err(|e| anyhow::anyhow!("{e}"))
+    // another hanko process"); it is kept as the error, with its chain.
+    Ok(Store::open(db)?)
 }
 
 fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
@@ -381,7 +383,8 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 s.as_deref()
                     .map(|s| hanko::util::parse_time(s, now))
                     .transpose()
-                    .map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+                    // `parse_time` says why in a sentence (a String): there is no chain to keep.
+                    .map_err(|why| anyhow::anyhow!("--{what}: {why}"))
             };
             let kind = match args.kind.as_deref() {
                 None => None,
@@ -402,9 +405,7 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 limit: Some(args.limit),
             };
             let store = open_store(&args.db)?;
-            let events = store
-                .query_audit(&query)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let events = store.query_audit(&query)?;
             if args.json {
                 print_json(&events)?;
             } else {
@@ -451,7 +452,7 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             match format {
                 ExportFormat::Jsonl => {
                     for e in store.audit_events() {
-                        let e = e.map_err(|e| anyhow::anyhow!("{e}"))?;
+                        let e = e?;
                         serde_json::to_writer(&mut out, &e)?;
                         out.write_all(b"\n")?;
                     }
@@ -470,7 +471,7 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                         "hash",
                     ])?;
                     for e in store.audit_events() {
-                        let e = e.map_err(|e| anyhow::anyhow!("{e}"))?;
+                        let e = e?;
                         w.write_record([
                             e.seq.to_string(),
                             e.at.to_rfc3339(),
@@ -499,9 +500,8 @@ async fn verify_anchored(db: &Path, url: &str, public_key: &Path) -> anyhow::Res
     use hanko::anchor::verify::verify_anchored;
     use hanko::anchor::{AnchorLocation, AnchorPublicKey};
     init_tracing();
-    let location = AnchorLocation::parse_url(url).map_err(|e| anyhow::anyhow!("--anchors: {e}"))?;
-    let key =
-        AnchorPublicKey::read(public_key).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
+    let location = AnchorLocation::parse_url(url).context("--anchors")?;
+    let key = AnchorPublicKey::read(public_key).context("--public-key")?;
     let store = open_store(db)?;
     let s3 = hanko::aws::ClientFactory::from_env(None, None, None)
         .await
@@ -559,140 +559,43 @@ fn init_tracing_with(default: &str) {
         .try_init();
 }
 
-fn operators(names: &[String]) -> Vec<String> {
-    if names.is_empty() {
-        vec![the_operator()]
-    } else {
-        names.to_vec()
-    }
-}
-
-/// Who runs this command: `$USER`, else `operator`.
-fn the_operator() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "operator".into())
-}
-
-/// A repeated `--approve-as` must name distinct approvers: the policy counts distinct
-/// approvers, so `--approve-as ops --approve-as ops` is one approval, never two. The names
-/// compare as the audit log keys CLI operators (exactly, after trimming).
-fn distinct_approvers(names: &[String]) -> Result<(), String> {
-    let mut seen = std::collections::BTreeSet::new();
-    for name in names {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err("--approve-as needs a name: --approve-as alice".into());
-        }
-        if !seen.insert(name) {
-            return Err(format!(
-                "--approve-as {name} is given twice: each --approve-as must name a different approver (the policy counts distinct approvers)"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Records each operator's approval; returns the outcome of the last vote.
-fn approve_as(
-    store: &Store,
-    policy: &hanko::approval::Policy,
-    request: &hanko::approval::Request,
-    names: &[String],
-) -> anyhow::Result<Result<(), String>> {
-    use hanko::approval::{Decision, Outcome, VoteInput, Voter};
-    let mut last = None;
-    for name in operators(names) {
-        let vote = VoteInput {
-            voter: Voter {
-                actor: hanko::audit::Actor::Cli { name: name.clone() },
-                roles: vec![],
-            },
-            decision: Decision::Approve,
-            plan_hash: request.plan.plan_hash.clone(),
-        };
-        match store
-            .vote(policy, request.id, &vote, Utc::now())
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-        {
-            Ok(d) => last = Some(d.outcome),
-            Err(refusal) => return Ok(Err(format!("{name}: {refusal}"))),
-        }
-    }
-    match last {
-        Some(Outcome::Approved { .. }) => Ok(Ok(())),
-        Some(Outcome::Recorded { approvals, needed }) => Ok(Err(format!(
-            "{approvals}/{needed} approvals: this plan needs {needed} distinct approvers; repeat --approve-as"
-        ))),
-        _ => Ok(Err("not approved".into())),
-    }
-}
-
-/// What `drill` and `revert` run under: the config's (with `--config`) or the defaults.
-struct CliSetup {
-    db: PathBuf,
-    policy: hanko::approval::Policy,
-    /// The config's playbooks path (a `--playbooks` flag wins).
-    playbooks_path: Option<PathBuf>,
-    limits: hanko::planner::Limits,
-    factory: hanko::aws::ClientFactory,
-}
-
-/// Refuses a repeated `--approve-as` (exit 2), loads `--config` (bad config: its lines on
-/// stderr, exit 1) and builds the client factory;
-/// without it: the default policy, no allow-lists, the environment's AWS. `--db` is required
-/// unless the config names the store. A `--role-arn-template` flag wins over the config's.
+/// Loads the CLI setup; a refusal is printed and becomes the exit code (1: bad config, 2: a
+/// repeated `--approve-as` or no store).
 async fn cli_setup(
     approve_as: &[String],
     config: Option<&Path>,
     db: Option<PathBuf>,
     role_arn_template: Option<String>,
-) -> anyhow::Result<Result<CliSetup, ExitCode>> {
-    if let Err(why) = distinct_approvers(approve_as) {
-        eprintln!("{why}");
-        return Ok(Err(ExitCode::from(2)));
-    }
-    let settings = match config {
-        None => None,
-        Some(file) => match hanko::config::load(file) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                for line in e.lines() {
-                    eprintln!("{line}");
-                }
-                return Ok(Err(ExitCode::from(1)));
+) -> Result<cli::CliSetup, ExitCode> {
+    match cli::setup(approve_as, config, db, role_arn_template).await {
+        Ok(setup) => Ok(setup),
+        Err(cli::SetupRefused::Approvers(why)) => {
+            eprintln!("{why}");
+            Err(ExitCode::from(2))
+        }
+        Err(cli::SetupRefused::Config(lines)) => {
+            for line in lines {
+                eprintln!("{line}");
             }
-        },
-    };
-    let Some(db) = db.or_else(|| settings.as_ref().map(|s| s.store.path.clone())) else {
-        eprintln!("error: give the store with --db DIR (or a config with --config FILE)");
-        return Ok(Err(ExitCode::from(2)));
-    };
-    let Some(settings) = settings else {
-        let factory = hanko::aws::ClientFactory::from_env(None, role_arn_template, None).await;
-        return Ok(Ok(CliSetup {
-            db,
-            policy: hanko::approval::Policy::default(),
-            playbooks_path: None,
-            limits: hanko::planner::Limits::default(),
-            factory,
-        }));
-    };
-    let factory = hanko::aws::ClientFactory::from_env(
-        settings.aws.endpoint_url.clone(),
-        role_arn_template.or_else(|| settings.aws.role_arn_template.clone()),
-        settings.aws.regions.first().cloned(),
-    )
-    .await;
-    Ok(Ok(CliSetup {
-        db,
-        limits: hanko::planner::Limits::of(&settings.aws),
-        policy: settings.policy,
-        playbooks_path: settings.playbooks_path,
-        factory,
-    }))
+            Err(ExitCode::from(1))
+        }
+        Err(cli::SetupRefused::NoStore) => {
+            eprintln!("error: give the store with --db DIR (or a config with --config FILE)");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// 0 when everything succeeded, 1 otherwise.
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
-    use hanko::approval::{Request, RequestKind};
     init_tracing();
     let setup = match cli_setup(
         &args.approve_as,
@@ -700,7 +603,7 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         args.db.clone(),
         args.role_arn_template.clone(),
     )
-    .await?
+    .await
     {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -718,92 +621,15 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let (factory, policy) = (&setup.factory, &setup.policy);
-    let mut reports = Vec::new();
-    let mut ok = true;
-    // A dry run writes nothing to the store but its audit event (who ran it, on what).
-    let opened = open_store(&setup.db)?;
-    let store = if args.dry_run {
-        None
-    } else {
-        Some(opened.clone())
+    let store = open_store(&setup.db)?;
+    let options = cli::DrillOptions {
+        approve_as: args.approve_as,
+        dry_run: args.dry_run,
+        override_evidence: args.override_evidence,
     };
-    for f in &findings {
-        // The one planner: the config's allow-lists and the reach hanko can prove.
-        let region = Some(f.region.as_str()).filter(|r| !r.is_empty());
-        let scope = hanko::planner::Scope {
-            limits: setup.limits.clone(),
-            reach: hanko::planner::prove(factory, region).await,
-        };
-        let plan = hanko::planner::plan(f, &playbooks, &scope);
-        if plan.is_notify_only() {
-            let refusal = hanko::planner::check(&scope, &f.account_id, &f.region).err();
-            // Refused where hanko may not act: nothing ran, which is not a success.
-            ok &= refusal.is_none() || plan::plan(f, &playbooks).is_notify_only();
-            reports.push(serde_json::json!({
-                "finding_id": f.id, "state": "NotifyOnly", "notes": plan.notes, "steps": [],
-                "refused": refusal.map(|r| r.code()),
-            }));
-            continue;
-        }
-        let Some(store) = &store else {
-            opened
-                .append_audit(hanko::engine::dry_run_event(
-                    &plan,
-                    hanko::audit::Actor::Cli {
-                        name: the_operator(),
-                    },
-                    Utc::now(),
-                    "cli",
-                ))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            opened.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let steps = hanko::engine::dry_run(factory, &plan, Utc::now()).await;
-            ok &= steps
-                .iter()
-                .all(|s| s.outcome != hanko::execution::StepOutcome::Failed);
-            reports.push(serde_json::json!({
-                "finding_id": f.id, "state": "DryRun", "plan_hash": plan.plan_hash, "steps": steps,
-            }));
-            continue;
-        };
-        let now = Utc::now();
-        store
-            .upsert_finding(f, &hanko::audit::Actor::System, now)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut request = Request::new(
-            RequestKind::Contain,
-            plan,
-            hanko::audit::Actor::System,
-            now,
-            policy.ttl,
-        );
-        request.override_evidence = args.override_evidence;
-        store
-            .create_request(&request, now)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Err(why) = approve_as(store, policy, &request, &args.approve_as)? {
-            ok = false;
-            reports.push(serde_json::json!({
-                "request_id": request.id, "finding_id": f.id, "state": "Pending", "error": why,
-            }));
-            continue;
-        }
-        // The engine's checks before running hold the approval to the policy it was given, and
-        // it acts only within the config's allow-lists.
-        let engine = hanko::engine::Engine::new(store.clone(), factory.clone())
-            .with_policy(std::sync::Arc::new(policy.clone()))
-            .with_limits(setup.limits.clone());
-        let report = engine.execute(request.id).await?;
-        ok &= report.state == hanko::approval::RequestState::Succeeded;
-        reports.push(serde_json::to_value(&report)?);
-    }
-    print_reports(&reports, args.json)?;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let outcome = cli::drill(&setup, &store, &playbooks, &findings, &options).await?;
+    print_reports(&outcome.reports, args.json)?;
+    Ok(exit_code(outcome.ok))
 }
 
 async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
@@ -814,84 +640,15 @@ async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         args.db.clone(),
         args.role_arn_template.clone(),
     )
-    .await?
+    .await
     {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
     let store = open_store(&setup.db)?;
-    let policy = setup.policy;
-    let engine = hanko::engine::Engine::new(store.clone(), setup.factory.clone())
-        .with_policy(std::sync::Arc::new(policy.clone()))
-        .with_limits(setup.limits.clone());
-    // The rule chat applies (the card's Revert button, /revert): one live revert at a time,
-    // none after one succeeded.
-    if let Some(existing) = engine.existing_revert(args.request_id)? {
-        let why = if existing.state == hanko::approval::RequestState::Succeeded {
-            format!(
-                "request {} was already reverted by request {}; nothing was done",
-                args.request_id, existing.id
-            )
-        } else {
-            format!(
-                "a revert of request {} is already open (request {}, {}); approve that one instead",
-                args.request_id, existing.id, existing.state
-            )
-        };
-        print_reports(
-            &[serde_json::json!({
-                "request_id": existing.id,
-                "reverts": args.request_id,
-                "state": existing.state.as_str(),
-                "error": why,
-            })],
-            args.json,
-        )?;
-        return Ok(ExitCode::from(1));
-    }
-    let now = Utc::now();
-    let request = engine.revert_request(
-        args.request_id,
-        hanko::audit::Actor::System,
-        now,
-        policy.ttl,
-    )?;
-    // A revert acts where the original did: the one planner's rule applies to it too.
-    let region = Some(request.plan.region.as_str()).filter(|r| !r.is_empty());
-    let scope = hanko::planner::Scope {
-        limits: setup.limits.clone(),
-        reach: hanko::planner::prove(&setup.factory, region).await,
-    };
-    if let Err(refusal) =
-        hanko::planner::check(&scope, &request.plan.account_id, &request.plan.region)
-    {
-        print_reports(
-            &[serde_json::json!({
-                "request_id": args.request_id, "state": "Refused", "refused": refusal.code(),
-                "error": format!("nothing was proposed: {refusal}"),
-            })],
-            args.json,
-        )?;
-        return Ok(ExitCode::from(1));
-    }
-    store
-        .create_request(&request, now)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Err(why) = approve_as(&store, &policy, &request, &args.approve_as)? {
-        print_reports(
-            &[serde_json::json!({"request_id": request.id, "state": "Pending", "error": why})],
-            args.json,
-        )?;
-        return Ok(ExitCode::from(1));
-    }
-    let report = engine.execute(request.id).await?;
-    let ok = report.state == hanko::approval::RequestState::Succeeded;
-    print_reports(&[serde_json::to_value(&report)?], args.json)?;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let outcome = cli::revert(&setup, &store, args.request_id, &args.approve_as).await?;
+    print_reports(&outcome.reports, args.json)?;
+    Ok(exit_code(outcome.ok))
 }
 
 /// Prints drill/revert reports as JSON, or as a short table per request.
@@ -963,43 +720,12 @@ async fn resume(
              policy; give --config FILE to use hanko's"
         );
     }
-    let setup = match cli_setup(&[], config.as_deref(), db, role_arn_template).await? {
+    let setup = match cli_setup(&[], config.as_deref(), db, role_arn_template).await {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    use hanko::approval::RequestState;
     let store = open_store(&setup.db)?;
-    let left = store
-        .requests_in_states(&[RequestState::Executing, RequestState::Approved])
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let engine = hanko::engine::Engine::new(store.clone(), setup.factory)
-        .with_policy(std::sync::Arc::new(setup.policy))
-        .with_limits(setup.limits);
-    let reports = engine.resume_all().await?;
-    let mut ok = reports.iter().all(|r| r.state == RequestState::Succeeded);
-    let mut values = reports
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<Vec<_>, _>>()?;
-    // A request the checks before running refused (closed as Expired or Superseded) did not
-    // run: it is reported, and the exit code says not everything succeeded.
-    for req in &left {
-        let now = store.get_request(req.id).map_err(|e| anyhow::anyhow!(e))?;
-        if let Some(now) = now.filter(|r| r.state.is_final() && r.closure.is_some()) {
-            ok = false;
-            values.push(serde_json::json!({
-                "request_id": now.id,
-                "finding_id": now.finding_id,
-                "state": now.state.as_str(),
-                "refused": now.closure.as_ref().map(|c| c.code.clone()),
-                "error": now.closure.as_ref().map(|c| c.reason.clone()),
-            }));
-        }
-    }
-    print_reports(&values, json)?;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let outcome = cli::resume(&setup, &store).await?;
+    print_reports(&outcome.reports, json)?;
+    Ok(exit_code(outcome.ok))
 }

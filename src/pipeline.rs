@@ -15,14 +15,13 @@
 //!   request for its current plan, with its own card.
 //!
 //! [`accept`] does not flush: a caller that acknowledges findings to someone (a cursor, a queue)
-//! flushes the store first, once per batch. [`propose`] (a person's `/contain`) flushes.
+//! flushes the store first, once per batch. [`propose`] (a person's `/contain`, `hanko drill`)
+//! flushes.
 //!
 //! Every change is announced on the [`Notices`] channel so the chat adapter can post or edit a
 //! card; the pipeline itself knows nothing about Discord.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -35,56 +34,8 @@ use crate::playbooks::Playbooks;
 use crate::posture::{Group, GroupKey};
 use crate::store::{Store, StoreError, Upsert};
 
-/// Something the chat adapter may want to show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Notice {
-    /// A finding was stored for the first time; `request` is its new request, if any.
-    FindingNew {
-        finding_id: String,
-        request: Option<Uuid>,
-    },
-    /// A known finding changed (count, time, archived); its card should be edited.
-    FindingUpdated {
-        finding_id: String,
-        request: Option<Uuid>,
-    },
-    /// A request changed state (vote, execution, supersession).
-    RequestChanged { request: Uuid },
-    /// The Security Hub control findings of a posture group changed
-    /// ([`crate::posture::GroupKey::encode`]).
-    PostureChanged { group: String },
-    /// `/resume` lifted the pause: every Approved request should start now (`hanko run`
-    /// starts them; [`crate::run`]).
-    ExecutionResumed,
-}
-
-/// A broadcast channel of [`Notice`]s. Cheap to clone; sending never blocks and never fails
-/// (with no receiver, notices are dropped: the store remains the source of truth).
-#[derive(Debug, Clone)]
-pub struct Notices {
-    tx: broadcast::Sender<Notice>,
-}
-
-impl Default for Notices {
-    fn default() -> Self {
-        Self::new(4096)
-    }
-}
-
-impl Notices {
-    pub fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(1));
-        Notices { tx }
-    }
-
-    pub fn send(&self, notice: Notice) {
-        let _ = self.tx.send(notice);
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
-        self.tx.subscribe()
-    }
-}
+/// The notices live in [`crate::notices`]; kept here so `pipeline::Notice` paths still resolve.
+pub use crate::notices::{Notice, Notices};
 
 /// What [`accept`] did with a finding.
 #[derive(Debug, Clone, PartialEq)]
@@ -360,7 +311,21 @@ pub fn propose(
     proposer: Actor,
     now: DateTime<Utc>,
 ) -> Result<Uuid, StoreError> {
-    let request = Request::new(RequestKind::Contain, plan, proposer, now, policy.ttl);
+    propose_with(store, policy, plan, proposer, now, false)
+}
+
+/// [`propose`], with `override_evidence`: destructive steps run even if an evidence step
+/// (a snapshot) fails (`hanko drill --override-evidence`).
+pub fn propose_with(
+    store: &Store,
+    policy: &Policy,
+    plan: Plan,
+    proposer: Actor,
+    now: DateTime<Utc>,
+    override_evidence: bool,
+) -> Result<Uuid, StoreError> {
+    let mut request = Request::new(RequestKind::Contain, plan, proposer, now, policy.ttl);
+    request.override_evidence = override_evidence;
     store.create_request(&request, now)?;
     Ok(request.id)
 }

@@ -4,7 +4,7 @@
 //! [`start`] takes a built [`App`] (the binary builds it from the config; tests build it around a
 //! temporary store and moto) and starts, in this order: the outbox (subscribed to the notices
 //! before anything can send one), the HTTP server (`/healthz`, `/metrics`), the expiry sweep
-//! ([`crate::expiry`]: once now, then every minute, in the request lifecycle task), the
+//! ([`crate::actions::expire`]: once now, then every minute, in the request lifecycle task), the
 //! engine's resume of requests left Approved or Executing, the ingest loops, the posture digest
 //! (with `ingest.securityhub` on; [`crate::discord::digest`]), the audit anchor (with
 //! `[audit] anchor_bucket` set; [`crate::anchor::writer`]) and the Discord bot.
@@ -12,6 +12,9 @@
 //! The request lifecycle task also starts every Approved request when `/resume` lifts the pause
 //! ([`Notice::ExecutionResumed`]), as owned engine runs, so an approval given while paused runs
 //! without a restart (after the engine's pre-flight checks, [`crate::preflight`]).
+//!
+//! The engine runs themselves, and what they announce, are the application layer's
+//! ([`crate::actions::execute`]); this module only starts and stops them.
 //!
 //! [`Running::shutdown`] sends the shutdown signal (the bot answers further clicks with "hanko is
 //! shutting down"; the outbox, the digest and the HTTP server stop), waits a bounded time for
@@ -22,26 +25,24 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serenity::all::ShardManager;
 use tokio::sync::{broadcast, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use uuid::Uuid;
+use tokio::task::JoinHandle;
 
+use crate::actions::execute::{self, Tasks};
+use crate::actions::expire;
 use crate::anchor::writer::Anchorer;
 use crate::anchor::{AnchorKey, AnchorLocation};
 use crate::app::App;
-use crate::approval::RequestState;
 use crate::commands::{self, CommandDefError};
 use crate::config::Secret;
 use crate::discord::bot::{self, BotState};
 use crate::discord::digest::Digest;
 use crate::discord::outbox::Outbox;
-use crate::engine::{EngineError, ExecutionReport};
-use crate::expiry;
-use crate::pipeline::Notice;
+use crate::notices::Notice;
 use crate::store::StoreError;
 
 /// Names a folder of slash command definitions to register instead of the embedded ones.
@@ -84,7 +85,7 @@ pub struct Options {
     /// Start the posture digest and drop alerts (when `ingest.securityhub` is on; tests that
     /// count channel posts turn it off, tests of the digest call its `tick` themselves).
     pub posture_digest: bool,
-    /// How often the expiry sweep runs after the one at start-up ([`expiry::SWEEP_INTERVAL`];
+    /// How often the expiry sweep runs after the one at start-up ([`expire::SWEEP_INTERVAL`];
     /// tests that shift the clock sweep more often rather than wait a minute).
     pub sweep_interval: Duration,
 }
@@ -96,7 +97,7 @@ impl Options {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             ingest: true,
             posture_digest: true,
-            sweep_interval: expiry::SWEEP_INTERVAL,
+            sweep_interval: expire::SWEEP_INTERVAL,
         }
     }
 }
@@ -109,157 +110,7 @@ pub fn commands_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Owned tasks
-// ---------------------------------------------------------------------------------------------
-
-/// Engine runs started from chat or on resume, so shutdown can wait for them. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct Tasks {
-    // A std lock, never held across an await.
-    set: Arc<Mutex<JoinSet<()>>>,
-}
-
-impl Tasks {
-    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
-        // Reap finished tasks so the set does not grow with the process's age.
-        while set.try_join_next().is_some() {}
-        set.spawn(task);
-    }
-
-    /// Waits for every task, at most `bound`; `false` when some were still running.
-    pub async fn wait(&self, bound: Duration) -> bool {
-        let mut set = {
-            let mut guard = self.set.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut *guard)
-        };
-        let all = async {
-            while let Some(joined) = set.join_next().await {
-                if let Err(e) = joined {
-                    tracing::error!(error = %e, "an engine task panicked or was cancelled");
-                }
-            }
-        };
-        tokio::time::timeout(bound, all).await.is_ok()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Engine runs
-// ---------------------------------------------------------------------------------------------
-
-/// Executes an approved request, then counts its step outcomes, brings the posture store in
-/// step with a suppression or its lift, and announces its new state so the card is edited.
-/// Used by the Approve button and on resume.
-pub async fn execute_request(app: &App, id: Uuid) -> Result<ExecutionReport, EngineError> {
-    let runs = app
-        .store
-        .get_request(id)?
-        .is_some_and(|r| r.state.needs_engine());
-    let result = app.engine.execute(id).await;
-    if runs {
-        sync_posture(app, id).await;
-    }
-    app.notices.send(Notice::RequestChanged { request: id });
-    if let Ok(report) = &result {
-        if runs {
-            count_report(app, report);
-        }
-    }
-    result
-}
-
-/// After a run that suppressed or lifted Security Hub findings, the stored control findings,
-/// the posture card and `/score` show it ([`crate::posture_sync`]); other runs are untouched.
-async fn sync_posture(app: &App, id: Uuid) {
-    if let Err(e) = crate::posture_sync::after_execution(app, id).await {
-        tracing::error!(request_id = %id, error = %e, "could not bring the posture findings in step after an execution");
-    }
-}
-
-fn count_report(app: &App, report: &ExecutionReport) {
-    for step in &report.steps {
-        app.metrics.record_step_outcome(step.outcome);
-    }
-    if report.state == RequestState::Succeeded {
-        if let Ok(Some(req)) = app.store.get_request(report.request_id) {
-            if let Some(decided) = req.decided_at {
-                let seconds = (app.clock.now() - decided).num_milliseconds() as f64 / 1000.0;
-                app.metrics.record_approval_to_contained(seconds);
-            }
-        }
-    }
-}
-
-/// Resumes every request left Approved or Executing (on start-up), announcing each, refused
-/// ones included (their cards say why). As [`crate::engine::Engine::resume_all`]: an
-/// interrupted Executing request is finished even while paused; Approved ones wait for
-/// `/resume`.
-async fn resume(app: App) {
-    let ran = run_left(&app, &[RequestState::Executing, RequestState::Approved]).await;
-    if ran > 0 {
-        tracing::info!(requests = ran, "resumed interrupted requests");
-    }
-}
-
-/// Starts every Approved request now (`/resume`). Executing requests are left alone: in a
-/// running hanko each has a run under way.
-async fn start_approved(app: App) {
-    let ran = run_left(&app, &[RequestState::Approved]).await;
-    if ran > 0 {
-        tracing::info!(requests = ran, "approved requests run after /resume");
-    }
-}
-
-/// Runs the requests left in `states`, one after another, through [`execute_request`] (which
-/// announces each). An Approved one runs only while execution is not paused, checked before
-/// each (an unreadable flag counts as paused: fail closed); an Executing one was interrupted
-/// and is always finished, so no resource stays half-contained. Returns how many ran.
-async fn run_left(app: &App, states: &[RequestState]) -> usize {
-    let left = match app.store.requests_in_states(states) {
-        Ok(left) => left,
-        Err(e) => {
-            tracing::error!(error = %e, "listing the requests left to run failed");
-            return 0;
-        }
-    };
-    let mut ran = 0;
-    for req in left {
-        if req.state == RequestState::Approved && app.engine.is_paused().unwrap_or(true) {
-            continue;
-        }
-        match execute_request(app, req.id).await {
-            Ok(_) => ran += 1,
-            // Another run (a click, an earlier /resume) started it first.
-            Err(EngineError::Store(StoreError::Conflict { .. })) => {}
-            // Closed by the checks before running: audited, and its card says why.
-            Err(e @ EngineError::Refused { .. }) => {
-                tracing::info!(request_id = %req.id, reason = %e, "not run")
-            }
-            Err(e) => {
-                tracing::error!(request_id = %req.id, error = %e, "running a request left to run failed")
-            }
-        }
-    }
-    ran
-}
-
-/// Expires the Pending requests whose time is up (audited, announced); errors are logged.
-fn sweep_expired(app: &App) {
-    match expiry::sweep(&app.store, &app.notices, app.clock.now()) {
-        Ok(expired) if !expired.is_empty() => {
-            tracing::info!(
-                requests = expired.len(),
-                "expired requests nobody approved in time"
-            )
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "the expiry sweep failed; it runs again in a minute"),
-    }
-}
-
-/// The request lifecycle task: the expiry sweep every `interval` ([`expiry::SWEEP_INTERVAL`];
+/// The request lifecycle task: the expiry sweep every `interval` ([`expire::SWEEP_INTERVAL`];
 /// the sweep at start-up ran before), and the start of every Approved request on `/resume`, as
 /// owned engine runs that shutdown waits for.
 async fn lifecycle(
@@ -280,15 +131,15 @@ async fn lifecycle(
         tokio::select! {
             biased;
             _ = shutdown.changed() => {}
-            _ = sweeps.tick() => sweep_expired(&app),
+            _ = sweeps.tick() => expire::sweep_now(&app),
             received = notices.recv() => match received {
-                Ok(Notice::ExecutionResumed) => tasks.spawn(start_approved(app.clone())),
+                Ok(Notice::ExecutionResumed) => tasks.spawn(execute::start_approved(app.clone())),
                 Ok(_) => {}
                 // A `/resume` among the lost notices must not be lost: start what is approved
                 // unless paused (a request already started is a conflict, skipped).
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     if !app.engine.is_paused().unwrap_or(true) {
-                        tasks.spawn(start_approved(app.clone()));
+                        tasks.spawn(execute::start_approved(app.clone()));
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
@@ -381,7 +232,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
 
     // Expiry at start-up, before the first click can meet a request whose time is up; then
     // every minute, and `/resume`, in the lifecycle task.
-    sweep_expired(&app);
+    expire::sweep_now(&app);
     let lifecycle = tokio::spawn(lifecycle(
         app.clone(),
         tasks.clone(),
@@ -389,7 +240,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         app.notices.subscribe(),
         shutdown_rx.clone(),
     ));
-    tasks.spawn(resume(app.clone()));
+    tasks.spawn(execute::resume_on_start(app.clone()));
 
     // Ingest loops: each stops on the shutdown signal and is awaited in `Running::shutdown`.
     let ingest = if options.ingest {

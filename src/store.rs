@@ -1601,6 +1601,76 @@ impl Store {
             None => Ok(None),
         }
     }
+
+    // ---------------------------------------------------------------------------------------
+    // Reverts: check and create in one transaction (added for `crate::actions::revert`)
+    // ---------------------------------------------------------------------------------------
+
+    /// Stores `revert` (a `RequestKind::Revert { of }` request) with its `RevertProposed`
+    /// event and flushes, unless the last revert proposed for `of` still `blocks` another (one
+    /// live revert at a time, none after one succeeded: [`crate::engine::blocking_revert`]'s
+    /// rule, passed in): then nothing is written and that revert is returned. The check and
+    /// the write are one transaction, so two proposers at once cannot both create one.
+    ///
+    /// The last revert of each request is kept in `kv` under `revert.of.<uuid>`; reverts
+    /// stored before that key existed are the caller's to check first
+    /// ([`crate::engine::Engine::existing_revert`]).
+    pub fn create_revert_unless_blocked(
+        &self,
+        revert: &Request,
+        now: DateTime<Utc>,
+        blocks: impl Fn(&Request) -> bool,
+    ) -> Result<Result<AuditEvent, Request>, StoreError> {
+        let RequestKind::Revert { of } = revert.kind else {
+            return Err(StoreError::InvalidTransition {
+                request_id: revert.id,
+                from: revert.state,
+                to: revert.state,
+            });
+        };
+        let marker = format!("revert.of.{}", of.simple());
+        let created = self.transact(|tx| -> TxResult<Result<AuditEvent, Request>, StoreError> {
+            if let Some(last) = tx.kv.get(marker.as_bytes())? {
+                let last = std::str::from_utf8(&last)
+                    .ok()
+                    .and_then(|s| Uuid::parse_str(s).ok());
+                if let Some(existing) = match last {
+                    Some(id) => tx.get_request(id)?,
+                    None => None,
+                } {
+                    if blocks(&existing) {
+                        return Ok(Err(existing));
+                    }
+                }
+            }
+            if tx.requests.get(revert.id.as_bytes())?.is_some() {
+                return abort(StoreError::Duplicate {
+                    what: format!("request {}", revert.id),
+                });
+            }
+            tx.put_request(revert, None)?;
+            tx.kv
+                .insert(marker.as_bytes(), revert.id.simple().to_string().as_bytes())?;
+            let detail = serde_json::json!({
+                "plan_hash": revert.plan.plan_hash,
+                "steps": revert.plan.steps.len(),
+                "risk": revert.plan.max_risk(),
+                "expires_at": revert.expires_at,
+                "reverts": Some(of),
+            });
+            tx.append(
+                NewEvent::new(now, revert.proposer.clone(), EventKind::RevertProposed)
+                    .finding(revert.finding_id.clone())
+                    .request(revert.id)
+                    .detail(detail),
+            )
+            .map(Ok)
+        })?;
+        if created.is_ok() {
+            self.flush()?;
+        }
+        Ok(created)
+    }
 }
 
 /// The transactional view of every tree written in transactions.

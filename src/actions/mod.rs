@@ -14,10 +14,20 @@
 //! | pause, resume | [`pause`] |
 //! | execute an approved request (and the owned tasks shutdown waits for) | [`execute`] |
 //! | expire what nobody approved in time | [`expire`] |
+//! | the CLI's `drill`, `revert` and `resume` (the same paths, under a config file) | [`cli`] |
 //!
-//! May use the core, the store's typed operations, the planner, the engine and the AWS layer;
-//! never serenity, never a store key layout.
+//! A refusal met by a button, a modal or a `custom_id` check is audited through [`refuse`]
+//! (`VoteRefused`, or `CommandInvoked` for the buttons that are not votes). A refusal met by a
+//! slash command is audited once, in the command's own `CommandInvoked` record
+//! (`discord::commands::Handled::finish`); the store's vote audits the policy's refusals
+//! itself. So each refusal has one audit event, never two.
+//!
+//! May use the core, the app, the notices, the store's typed operations, the pipeline, the
+//! planner, the engine, posture sync and the AWS layer (the client factory and
+//! [`crate::aws::lookup`]); never serenity, never a store key layout, never `crate::run` or
+//! `crate::discord`.
 
+pub mod cli;
 pub mod execute;
 pub mod expire;
 pub mod pause;
@@ -58,9 +68,29 @@ pub struct Subject {
     pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Subject {
+    /// A refusal about `request` (and its finding).
+    pub fn about(request: &crate::approval::Request) -> Subject {
+        Subject {
+            finding: Some(request.finding_id.clone()),
+            request: Some(request.id),
+            detail: serde_json::Map::new(),
+        }
+    }
+
+    /// The subject with one more detail field.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Subject {
+        self.detail.insert(key.into(), value.into());
+        self
+    }
+}
+
 /// Audits `refused` as `kind` (e.g. `VoteRefused`) for `actor`, and hands it back, so a
 /// refusal is written the same way whichever action or transport met it. A failed audit
 /// write is logged: the refusal still stands.
+///
+/// The detail holds `message` and the code, under the key each event kind's records have
+/// always used: `refused` in a `CommandInvoked` event, `code` in every other.
 pub fn refuse(
     app: &App,
     actor: &Actor,
@@ -69,7 +99,12 @@ pub fn refuse(
     refused: Refused,
 ) -> Refused {
     let mut detail = subject.detail;
-    detail.insert("code".into(), refused.code.clone().into());
+    let code_key = if kind == EventKind::CommandInvoked {
+        "refused"
+    } else {
+        "code"
+    };
+    detail.insert(code_key.into(), refused.code.clone().into());
     detail.insert("message".into(), refused.message.clone().into());
     let mut ev = NewEvent::new(app.clock.now(), actor.clone(), kind)
         .detail(serde_json::Value::Object(detail));

@@ -29,6 +29,7 @@ pub mod clients;
 pub mod ec2;
 pub mod error;
 pub mod iam;
+pub mod lookup;
 pub mod s3;
 pub mod s3control;
 pub mod securityhub;

@@ -15,12 +15,14 @@
 //!   [`DIRECT_ANSWER_BUDGET`] is answered directly, ephemeral or public as its reply says;
 //!   a slower one is deferred (ephemerally) and its answer edited in (a public answer then goes
 //!   out as a followup). Buttons defer as [`super::interactions`] describes.
-//! * **Errors have two audiences**: the person sees one safe sentence with an error id; the log
+//! * **Errors have two audiences**: the person sees one safe sentence with an error id
+//!   ([`crate::discord::redact::error_id`], the scheme the slash commands use too); the log
 //!   gets the whole chain under that id. No AWS or serde text reaches Discord.
 //! * Mentions never ping: every message goes out with empty `allowed_mentions`.
 //!
-//! May use the app, the core, [`super::cards`], [`super::convert`] and serenity; never the AWS
-//! SDK or sled.
+//! May use the app, the core, the application layer's owned tasks
+//! ([`crate::actions::execute::Tasks`]), [`super::cards`], [`super::convert`] and serenity;
+//! never the AWS SDK, `crate::run` or sled.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use serenity::all::{
 use serenity::http::Http;
 use tokio::sync::watch;
 
+use crate::actions::execute::Tasks;
 use crate::app::App;
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::config::Secret;
@@ -47,7 +50,6 @@ use crate::discord::commands::{
 use crate::discord::custom_id::PostureId;
 use crate::discord::{convert, interactions, posture_actions};
 use crate::engine::EngineError;
-use crate::run::Tasks;
 use crate::store::StoreError;
 
 /// A command handler answering within this is answered directly; a slower one is deferred.
@@ -88,7 +90,7 @@ pub enum BotError {
 /// webhook tokens in the chain (reqwest prints the URL it failed to reach) are redacted
 /// ([`crate::discord::redact`]).
 pub fn log_error(error: &(dyn std::error::Error + 'static), context: &str) -> String {
-    let error_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let error_id = crate::discord::redact::error_id();
     let chain = crate::discord::redact::chain(error);
     tracing::error!(error_id = %error_id, error = %chain, "{context}");
     error_id
@@ -765,7 +767,7 @@ mod tests {
         let e = std::io::Error::other("AccessDenied: secret detail");
         let id = log_error(&e, "test");
         let s = error_sentence(&id);
-        assert_eq!(id.len(), 8);
+        assert_eq!(id.len(), crate::discord::redact::ERROR_ID_LEN);
         assert!(s.contains(&id));
         assert!(!s.contains("AccessDenied"));
     }

@@ -1,21 +1,34 @@
-//! Discord: the product's face. A finding becomes a card with buttons; a click becomes a vote.
+//! Discord: the chat transport. A finding becomes a card with buttons; a click, a modal or a
+//! slash command becomes a call to the application layer ([`crate::actions`]), whose outcome is
+//! rendered back. Nothing here decides anything about requests.
 //!
-//! The rendering core is pure and has no serenity type in it:
+//! Pure (no serenity type, no I/O):
 //!
 //! * [`custom_id`]: versioned button and modal ids that name the request and the plan hash, so
 //!   a click on a card posted before a restart still finds its request in the store;
 //! * [`cards`]: [`cards::Card`], plain data rendered from a finding, its request and the step
-//!   records, always within Discord's limits.
+//!   records (request, posture, finding and digest cards), always within Discord's limits;
+//! * [`redact`]: keeps interaction and webhook tokens out of every logged error, and the one
+//!   error-id scheme ([`redact::error_id`]).
 //!
-//! [`convert`] is the one thin place that turns a card into serenity 0.12 builders. The bot,
-//! interactions and slash commands (which do I/O) build on these and hold no rendering logic:
+//! Serenity-facing:
 //!
+//! * [`convert`]: the one thin place that turns a card into serenity 0.12 builders;
 //! * [`bot`]: the serenity client, command registration, routing and answering interactions;
-//! * [`interactions`]: what a button or modal does (vote, reject, dry run, revert);
+//! * [`interactions`]: the card buttons and the reject modal, translated into
+//!   [`crate::actions::vote`] and [`crate::actions::revert`];
+//! * [`posture_actions`]: the posture card's buttons and modals (suppress, lift, acknowledge,
+//!   remediate);
 //! * [`outbox`]: the one writer of new messages to the channel, under Discord's rate limit;
-//! * [`redact`]: keeps interaction and webhook tokens out of every logged error.
+//! * [`digest`]: the daily posture score digest and score-drop alerts.
 //!
-//! Nothing here imports the AWS SDK or sled.
+//! Serenity-free handlers with I/O through the application layer and the store:
+//!
+//! * [`commands`]: the slash commands, one handler per file, and the `CommandInvoked` audit
+//!   record of each invocation.
+//!
+//! May use the application layer, the app, the core types, the store's typed operations and
+//! serenity. No file here imports the AWS SDK, `crate::run`, or sled.
 
 pub mod bot;
 pub mod cards;

@@ -13,7 +13,20 @@
 //! renders an error with its sources, scrubbed. Every log line of the Discord adapter that
 //! prints a serenity or reqwest error goes through [`chain`] (or [`redact_tokens`]).
 //!
+//! Errors have two audiences: the person sees one sentence with an error id, the log gets the
+//! whole chain (scrubbed) under that id. [`error_id`] is the one scheme for those ids, used by
+//! the bot and the slash command handlers alike.
+//!
 //! Pure: no I/O, no serenity type.
+
+/// The length of an error id, in lowercase hex characters.
+pub const ERROR_ID_LEN: usize = 8;
+
+/// A fresh error id: [`ERROR_ID_LEN`] lowercase hex characters, shown to the person and logged
+/// with the error, so the two can be matched.
+pub fn error_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..ERROR_ID_LEN].to_string()
+}
 
 /// What a token segment is replaced with.
 pub const REDACTED: &str = "[redacted]";

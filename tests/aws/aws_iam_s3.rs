@@ -918,9 +918,11 @@ fn every_aws_call_the_code_names_is_granted_by_the_shipped_policy() {
         "/config/member-role.yaml"
     ))
     .unwrap();
-    // Batch APIs are authorized by their single-item permission (SQS API reference).
+    // Batch APIs are authorized by their single-item permission (SQS API reference); S3's
+    // HeadBucket by s3:ListBucket (S3 API reference, HeadBucket: "Permissions").
     let permission_of = |op: &str| match op {
         "sqs:DeleteMessageBatch" => "sqs:DeleteMessage".to_string(),
+        "s3:HeadBucket" => "s3:ListBucket".to_string(),
         other => other.to_string(),
     };
     let mut named = std::collections::BTreeSet::new();

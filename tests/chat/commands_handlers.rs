@@ -992,12 +992,11 @@ async fn revert_of_an_executed_request_proposes_a_revert_needing_someone_else() 
     assert_eq!(revert.state, RequestState::Pending);
     assert_eq!(revert.proposer, alice().actor);
     assert!(content.contains(&revert.id.simple().to_string()));
+    // One notice for a revert, whoever proposes it (button or /revert): the outbox posts the
+    // card of a request a person proposed on RequestChanged, a posture group's revert included.
     assert_eq!(
         notices(&mut rx),
-        [Notice::FindingNew {
-            finding_id: "f-leak".into(),
-            request: Some(revert.id)
-        }]
+        [Notice::RequestChanged { request: revert.id }]
     );
     let proposed = app
         .store

@@ -6,21 +6,24 @@
 //! [`Reply`]. Permission checks fail closed and the refusal names the rule.
 //!
 //! Every handler has the same shape (triagebot's: thin, load, call the core, persist, act):
-//! it reads its options, checks who may run it, calls the store, the engine or the pipeline,
-//! and returns a [`Handled`]: the reply plus what happened (done, refused by which rule, or
+//! it reads its options, calls the application layer ([`crate::actions`]: `/contain`,
+//! `/revert`, `/pause`, `/resume`) or reads the store (the listing commands), and returns a
+//! [`Handled`]: the reply plus what happened (done, refused by which rule, or
 //! failed with which error id). [`Handled::finish`] records that as one `CommandInvoked` audit
 //! event (actor = invoker, detail = command, options, outcome), refusals and failures included,
 //! so "who ran what" is always in the log. Autocomplete requests are not audited: Discord sends
 //! one per keystroke and they change nothing.
 //!
-//! Two audiences for errors: a responder sees one short sentence with an error id; the log gets
-//! the full chain under that id. Nothing here pastes a raw AWS or store error into Discord.
+//! Two audiences for errors: a responder sees one short sentence with an error id
+//! ([`crate::discord::redact::error_id`], the bot's scheme too); the log gets the full chain
+//! under that id. Nothing here pastes a raw AWS or store error into Discord.
 //!
 //! Text from findings, AWS or people is escaped ([`plain`], [`code`]) before it is shown, so a
 //! crafted finding type or tag cannot render a masked link or a mention.
 //!
-//! May use the app's parts (store, engine, pipeline, AWS clients), the core and the pure card
-//! renderer; never imports serenity (the bot adapter does the Discord I/O) or sled.
+//! May use the application layer, the app's parts (store reads, engine state), the core and
+//! the pure card renderer; never imports serenity (the bot adapter does the Discord I/O), the
+//! AWS SDK or sled.
 
 use std::collections::BTreeMap;
 
@@ -51,7 +54,7 @@ const AUDIT_OPTION_CAP: usize = 200;
 /// The rule a refusal names when the invoker is not a responder.
 pub const RULE_RESPONDER: &str = "responders.approver_roles / responders.approver_users";
 /// The rule a refusal names when the invoker is not an admin.
-pub const RULE_ADMIN: &str = "responders.admin_roles";
+pub const RULE_ADMIN: &str = crate::actions::pause::RULE_ADMIN;
 
 /// Who invoked a command, with the role ids the interaction carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,7 +274,7 @@ impl Handled {
     /// A failure on hanko's side: the full error goes to the log under a fresh error id, the
     /// invoker gets one sentence with that id.
     pub fn failed(command: &str, what: &str, error: &dyn std::fmt::Display) -> Handled {
-        let error_id = Uuid::new_v4().simple().to_string()[..12].to_string();
+        let error_id = crate::discord::redact::error_id();
         tracing::error!(command, error_id, error = %crate::discord::redact::redact_tokens(&error.to_string()), "{what}");
         Handled {
             reply: Reply::ephemeral(format!(
@@ -411,23 +414,25 @@ pub fn require_responder(app: &App, inv: &Invocation, doing: &str) -> Result<(),
     }
 }
 
-/// Only members of an admin role may run `/command`. No admin role configured means nobody.
+/// Only members of an admin role may run `/command` ([`crate::actions::pause::require_admin`]:
+/// no admin role configured means nobody).
 pub fn require_admin(app: &App, inv: &Invocation, command: &str) -> Result<(), Box<Handled>> {
-    let admin = &app.settings.responders.admin_roles;
-    if admin.is_empty() {
-        return Err(Box::new(Handled::refused(
+    crate::actions::pause::require_admin(app, &inv.voter())
+        .map_err(|refused| Box::new(admin_refusal(refused, command)))
+}
+
+/// The refusal of a command only admins may run, naming the rule.
+pub fn admin_refusal(refused: crate::actions::pause::NotAdmin, command: &str) -> Handled {
+    use crate::actions::pause::NotAdmin;
+    match refused {
+        NotAdmin::NoAdminRole => Handled::refused(
             RULE_ADMIN,
             format!("Nobody may /{command} from Discord: no admin role is configured ({RULE_ADMIN} is empty)."),
-        )));
-    }
-    let is_discord = matches!(inv.invoker.actor, Actor::Discord { .. });
-    if is_discord && inv.invoker.roles.iter().any(|r| admin.contains(r)) {
-        Ok(())
-    } else {
-        Err(Box::new(Handled::refused(
+        ),
+        NotAdmin::NotInRole => Handled::refused(
             RULE_ADMIN,
             format!("Only members of an admin role may /{command}: you have none of the roles in {RULE_ADMIN}."),
-        )))
+        ),
     }
 }
 

@@ -1,51 +1,36 @@
-//! `/resume`: lets the engine run approved requests again after `/pause`. Admin roles only
-//! (`responders.admin_roles`, fail closed).
+//! `/resume`: lets the engine run approved requests again after `/pause`
+//! ([`crate::actions::pause::resume`]: admin roles only, fail closed; audited as
+//! `ExecutionResumed`). The requests approved while paused start at once: the action announces
+//! it, and the request lifecycle task of `hanko run` starts every Approved request as an owned
+//! engine run (each after the engine's pre-flight checks; a refused one is closed and its card
+//! says why). The confirmation is public, like `/pause`'s.
 //!
-//! Audited by [`crate::engine::Engine::set_paused`] (`ExecutionResumed`). The requests approved
-//! while paused start at once: this handler announces [`Notice::ExecutionResumed`], and the
-//! request lifecycle task of `hanko run` ([`crate::run`]) starts every Approved request as an
-//! owned engine run (each after the engine's pre-flight checks; a refused one is closed and its
-//! card says why). The confirmation is public, like `/pause`'s.
-//!
-//! Uses the engine's pause flag, the store and the notices; no Discord or AWS I/O.
+//! Translates only: the action's outcome out as a [`Reply`].
 
+use crate::actions::pause::{self as action, Paused};
 use crate::app::App;
-use crate::approval::RequestState;
-use crate::pipeline::Notice;
 
-use super::{plain, require_admin, Handled, Invocation, Reply};
+use super::{admin_refusal, plain, Handled, Invocation, Reply};
 
 pub async fn run(app: &App, inv: &Invocation) -> Reply {
     handle(app, inv).finish(app, inv)
 }
 
 fn handle(app: &App, inv: &Invocation) -> Handled {
-    if let Err(refused) = require_admin(app, inv, "resume") {
-        return *refused;
-    }
-    match app.engine.is_paused() {
-        Ok(false) => {
-            return Handled::done(Reply::ephemeral(
-                "Execution is not paused; nothing changed.",
-            ))
+    match action::resume(app, &inv.voter()) {
+        Err(action::PauseError::ReadFlag(e)) => {
+            Handled::failed("resume", "reading the pause flag", &e)
         }
-        Ok(true) => {}
-        Err(e) => return Handled::failed("resume", "reading the pause flag", &e),
+        Err(action::PauseError::WriteFlag(e)) => {
+            Handled::failed("resume", "resuming execution", &e)
+        }
+        Ok(Err(refused)) => admin_refusal(refused, "resume"),
+        Ok(Ok(Paused::Resumed { waiting })) => Handled::done(Reply::public(format!(
+            "▶️ Execution resumed by {}: approved requests run again ({waiting} waiting).",
+            plain(inv.invoker.actor.display_name())
+        ))),
+        Ok(Ok(_)) => Handled::done(Reply::ephemeral(
+            "Execution is not paused; nothing changed.",
+        )),
     }
-    if let Err(e) = app
-        .engine
-        .set_paused(false, inv.invoker.actor.clone(), None)
-    {
-        return Handled::failed("resume", "resuming execution", &e);
-    }
-    let waiting = app
-        .store
-        .requests_in_states(&[RequestState::Approved])
-        .map(|r| r.len())
-        .unwrap_or(0);
-    app.notices.send(Notice::ExecutionResumed);
-    Handled::done(Reply::public(format!(
-        "▶️ Execution resumed by {}: approved requests run again ({waiting} waiting).",
-        plain(inv.invoker.actor.display_name())
-    )))
 }

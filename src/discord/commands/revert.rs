@@ -2,27 +2,24 @@
 //! request of its own (`RequestKind::Revert`): it needs approval like any other, by someone
 //! other than its proposer, and the engine checks each step for drift before restoring.
 //!
-//! The engine builds it ([`crate::engine::Engine::revert_request`]: the steps that changed
-//! something, newest first); this handler refuses a second live revert of the same request
-//! (or one that already succeeded: [`crate::engine::Engine::existing_revert`], the check the
-//! card's Revert button and `hanko revert` apply too), stores it, and sends [`Notice::FindingNew`] with the new
-//! request so the chat adapter posts its card (a new card, like any new request; the
-//! original's card is not changed). A revert acts in the original's account and region, so the
-//! one planner's rule ([`crate::planner::check`]) refuses it where hanko may not act.
+//! The proposal is the application layer's ([`crate::actions::revert::propose`], the one the
+//! card's Revert button uses: the engine builds it, a second live revert or one after a
+//! successful revert is refused, the one planner's rule applies, and check-and-create is one
+//! store transaction; the outbox posts its card). This handler reads the option and words the
+//! outcome.
 //!
 //! Autocomplete offers executed containment requests whose steps changed something.
 //!
-//! Uses the store, the engine and the pipeline's notices; no Discord or AWS I/O.
+//! Uses the application layer and the store (autocomplete); no Discord or AWS I/O.
 
 use uuid::Uuid;
 
+use crate::actions::revert::{self as action, RevertRefusal};
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
 use crate::discord::cards::{plan_text, truncate};
 use crate::engine::EngineError;
 use crate::execution::StepOutcome;
-use crate::pipeline::Notice;
-use crate::planner;
 
 use super::{
     choice, code, plain, require_responder, Handled, Invocation, Reply, MAX_CHOICES, MAX_CONTENT,
@@ -39,21 +36,23 @@ pub const EXECUTED: [RequestState; 3] = [
 ];
 
 pub async fn run(app: &App, inv: &Invocation) -> Reply {
-    let scope = planner::scope_proven(app).await;
-    handle(app, inv, &scope).finish(app, inv)
+    handle(app, inv).await.finish(app, inv)
 }
 
-fn handle(app: &App, inv: &Invocation, scope: &planner::Scope) -> Handled {
-    if let Err(refused) = require_responder(app, inv, "propose a revert with /revert") {
-        return *refused;
-    }
+async fn handle(app: &App, inv: &Invocation) -> Handled {
     let Some(raw) = inv.str_opt(OPTION_REQUEST) else {
+        if let Err(refused) = require_responder(app, inv, "propose a revert with /revert") {
+            return *refused;
+        }
         return Handled::refused(
             "options",
             "Give the id of the executed request to undo (it is on its card's footer).",
         );
     };
     let Ok(of) = Uuid::parse_str(raw) else {
+        if let Err(refused) = require_responder(app, inv, "propose a revert with /revert") {
+            return *refused;
+        }
         return Handled::refused(
             "request_form",
             format!(
@@ -62,66 +61,11 @@ fn handle(app: &App, inv: &Invocation, scope: &planner::Scope) -> Handled {
             ),
         );
     };
-    let now = app.clock.now();
-    let revert = match app
-        .engine
-        .revert_request(of, inv.invoker.actor.clone(), now, app.policy.ttl)
-    {
-        Ok(r) => r,
-        Err(EngineError::NoSuchRequest(_)) => {
-            return Handled::refused(
-                "request_not_found",
-                format!("No request `{}` is stored.", of.simple()),
-            )
-        }
-        Err(EngineError::NotRevertible { reason, .. }) => {
-            return Handled::refused(
-                "not_revertible",
-                format!(
-                    "Request `{}` cannot be reverted: {}.",
-                    of.simple(),
-                    plain(&reason)
-                ),
-            )
-            .request(of)
-        }
-        Err(e) => return Handled::failed("revert", "building the revert", &e).request(of),
+    let revert = match action::propose(app, &inv.voter(), of).await {
+        Err(e) => return Handled::failed("revert", "proposing the revert", &e).request(of),
+        Ok(Ok(revert)) => revert,
+        Ok(Err(refused)) => return refusal(app, inv, of, refused),
     };
-    // A revert acts where the original did: the one planner's rule applies to it too.
-    if let Err(refusal) = planner::check(scope, &revert.plan.account_id, &revert.plan.region) {
-        return Handled::refused(refusal.code(), format!("Nothing was proposed: {refusal}."))
-            .finding(revert.finding_id.clone())
-            .request(of);
-    }
-    let existing = match app.engine.existing_revert(of) {
-        Ok(r) => r,
-        Err(e) => return Handled::failed("revert", "reading the finding's requests", &e),
-    };
-    if let Some(existing) = existing {
-        let why = if existing.state == RequestState::Succeeded {
-            "already reverted it"
-        } else {
-            "is already open for it"
-        };
-        return Handled::refused(
-            "revert_exists",
-            format!(
-                "Revert request `{}` ({}) {why}; /finding id:{} shows its card.",
-                existing.id.simple(),
-                existing.state,
-                plain(&existing.finding_id)
-            ),
-        )
-        .finding(revert.finding_id.clone())
-        .request(of);
-    }
-    if let Err(e) = app.store.create_request(&revert, now) {
-        return Handled::failed("revert", "storing the revert request", &e).request(of);
-    }
-    app.notices.send(Notice::FindingNew {
-        finding_id: revert.finding_id.clone(),
-        request: Some(revert.id),
-    });
     let needed = app.policy.needed(&revert.plan);
     let who = if app.policy.allow_self_approval {
         "a responder".to_string()
@@ -147,6 +91,64 @@ fn handle(app: &App, inv: &Invocation, scope: &planner::Scope) -> Handled {
     Handled::done(Reply::ephemeral(truncate(&content, MAX_CONTENT)))
         .finding(revert.finding_id.clone())
         .request(revert.id)
+}
+
+/// The action's refusal in `/revert`'s words.
+fn refusal(app: &App, inv: &Invocation, of: Uuid, refused: RevertRefusal) -> Handled {
+    match refused {
+        RevertRefusal::NotResponder(_) => {
+            match require_responder(app, inv, "propose a revert with /revert") {
+                Err(refused) => *refused,
+                // The policy changed in between: refuse all the same.
+                Ok(()) => Handled::refused(
+                    super::RULE_RESPONDER,
+                    "Only responders may propose a revert.",
+                ),
+            }
+        }
+        RevertRefusal::NotRevertible(EngineError::NoSuchRequest(_)) => Handled::refused(
+            "request_not_found",
+            format!("No request `{}` is stored.", of.simple()),
+        ),
+        RevertRefusal::NotRevertible(EngineError::NotRevertible { reason, .. }) => {
+            Handled::refused(
+                "not_revertible",
+                format!(
+                    "Request `{}` cannot be reverted: {}.",
+                    of.simple(),
+                    plain(&reason)
+                ),
+            )
+            .request(of)
+        }
+        RevertRefusal::NotRevertible(e) => {
+            Handled::failed("revert", "building the revert", &e).request(of)
+        }
+        // A revert acts where the original did: the one planner's rule applies to it too.
+        RevertRefusal::Outside { refusal, revert } => {
+            Handled::refused(refusal.code(), format!("Nothing was proposed: {refusal}."))
+                .finding(revert.finding_id.clone())
+                .request(of)
+        }
+        RevertRefusal::Exists(existing) => {
+            let why = if existing.state == RequestState::Succeeded {
+                "already reverted it"
+            } else {
+                "is already open for it"
+            };
+            Handled::refused(
+                "revert_exists",
+                format!(
+                    "Revert request `{}` ({}) {why}; /finding id:{} shows its card.",
+                    existing.id.simple(),
+                    existing.state,
+                    plain(&existing.finding_id)
+                ),
+            )
+            .finding(existing.finding_id.clone())
+            .request(of)
+        }
+    }
 }
 
 /// The rule lives with the engine, so the CLI applies it too.
