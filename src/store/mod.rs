@@ -102,6 +102,16 @@ use sled::transaction::{
 use sled::Tree;
 use uuid::Uuid;
 
+mod cards;
+mod days;
+mod ingest_status;
+mod kv;
+
+pub use cards::{CardKey, CardLocation};
+pub use days::DayClaim;
+pub use ingest_status::SourceStatus;
+pub use kv::AnchorSlot;
+
 use crate::approval::{
     self, Closure, Decided, Decision, Outcome, Policy, Refusal, Request, RequestKind, RequestState,
     VoteInput,
@@ -1444,45 +1454,6 @@ impl Store {
             })?);
         }
         Ok(out)
-    }
-
-    /// A small flag or id (`paused`, a chat message id).
-    pub fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.get_string(&self.inner.kv, TREE_KV, key)
-    }
-
-    pub fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.inner
-            .kv
-            .insert(key.as_bytes(), value.as_bytes())
-            .map_err(|e| self.sled_err(e))?;
-        Ok(())
-    }
-
-    /// Writes a flag ([`Store::put_meta`]) and its audit event in one transaction (`/pause`,
-    /// `/resume`); flushes.
-    pub fn put_meta_audited(
-        &self,
-        key: &str,
-        value: &str,
-        ev: NewEvent,
-    ) -> Result<AuditEvent, StoreError> {
-        let event = self.transact(|tx| {
-            tx.kv.insert(key.as_bytes(), value.as_bytes())?;
-            tx.append(ev.clone())
-        })?;
-        self.flush()?;
-        Ok(event)
-    }
-
-    /// Removes a flag or id; returns whether it was there.
-    pub fn remove_meta(&self, key: &str) -> Result<bool, StoreError> {
-        let old = self
-            .inner
-            .kv
-            .remove(key.as_bytes())
-            .map_err(|e| self.sled_err(e))?;
-        Ok(old.is_some())
     }
 
     // ---------------------------------------------------------------------------------------
