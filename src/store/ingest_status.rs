@@ -1,4 +1,5 @@
-//! The health of each ingest source: written by the ingest loops ([`crate::ingest::Health`]),
+//! Ingest sources: their cursors ([`Store::get_cursor`], the `cursors` tree) and their health,
+//! written by the ingest loops ([`crate::ingest::Health`]),
 //! read by `/status` and the tests through the one type [`SourceStatus`].
 //!
 //! `<source>` is `guardduty:<region>`, `sqs` or `securityhub:<region>`.
@@ -17,7 +18,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, TREE_CURSORS};
 
 /// One status value of one source.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +74,25 @@ impl SourceStatus {
 }
 
 impl Store {
+    // Cursors (the `cursors` tree: `<source>` -> the source's own cursor, UTF-8).
+
+    /// The stored cursor of `source`, as the source wrote it.
+    pub fn get_cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        self.get_string(&self.inner.cursors, TREE_CURSORS, source)
+    }
+
+    /// Stores the cursor of `source`. Durable at the next flush (ingest flushes the findings
+    /// before it moves a cursor).
+    pub fn put_cursor(&self, source: &str, value: &str) -> Result<(), StoreError> {
+        self.inner
+            .cursors
+            .insert(source.as_bytes(), value.as_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    // Status (the `kv` tree).
+
     fn status_time(&self, source: &str, field: Field) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
             .kv_get(&field.key(source))?
