@@ -3,7 +3,17 @@
 //!
 //! The append inside a transaction is `Tx::append` in [`super`], shared by every state change.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::{Actor, AuditEvent, AuditQuery, ChainError, ChainVerifier, NewEvent};
+
+use super::{
+    audit_key_name, be_u64, decode, encode, idx_actor_prefix, idx_finding_prefix, idx_kind_prefix,
+    idx_request_prefix, meta_key_name, Head, Store, StoreError, VerifyError, CLOCK_SKEW_TOLERANCE,
+    META_AUDIT_HEAD, TREE_AUDIT, TREE_AUDIT_ACTORS,
+};
 
 impl Store {
     /// Appends one event to the chain.
@@ -109,7 +119,11 @@ impl Store {
     }
 
     /// The largest seq `<= max` indexed under any of `prefixes`.
-    pub(super) fn seek_le(&self, prefixes: &[Vec<u8>], max: u64) -> Result<Option<u64>, StoreError> {
+    pub(super) fn seek_le(
+        &self,
+        prefixes: &[Vec<u8>],
+        max: u64,
+    ) -> Result<Option<u64>, StoreError> {
         let mut best = None;
         for prefix in prefixes {
             let mut hi = prefix.clone();

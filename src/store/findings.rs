@@ -1,7 +1,15 @@
 //! Findings: the deduplicating upsert with its `FindingIngested` / `FindingUpdated` event,
 //! reads, and the recent-first listing over `findings_by_time`.
 
-use super::*;
+use chrono::{DateTime, Utc};
+
+use crate::audit::{Actor, EventKind, NewEvent};
+use crate::finding::Finding;
+
+use super::{
+    be_u64, finding_detail, finding_time_key, tx_encode, Store, StoreError, StoredFinding, Upsert,
+    META_FINDING_COUNT, TREE_FINDINGS, TREE_FINDINGS_BY_TIME,
+};
 
 impl Store {
     /// Stores a finding, deduplicated by id, with its audit event in the same transaction.

@@ -62,15 +62,15 @@
 //! | `requests` | `uuid` | [`Request`] |
 //! | `requests_by_finding` | `finding_id 0 time(created_at) uuid` | empty |
 //! | `requests_by_state` | `state 0 uuid` (state as [`RequestState::as_str`]) | empty |
-//! | `steps` | `uuid index` (`index` as `u64`) | [`StepRecord`] |
+//! | `steps` | `uuid index` (`index` as `u64`) | [`crate::execution::StepRecord`] |
 //! | `quarantine` | `id` (`u64`, from 1) | [`QuarantinedInput`]: at most `ingest.quarantine_max` of them, each `raw` at most [`MAX_QUARANTINED_BYTES`] |
 //! | `cursors` | `source` | UTF-8 string: an ingest cursor |
 //! | `kv` | `engine.paused`, `audit.anchor.*`, `health.probe` | see [`kv`]: the pause flag, the audit anchor records |
 //! | `kv` | `card.…` | see [`cards`]: where each chat card is ([`Store::card_location`]) |
 //! | `kv` | `posture.digest.last`, `posture.drop.<account>.<standard>` | see [`days`]: claimed digest days ([`Store::claimed_day`]) |
 //! | `kv` | `ingest.<source>.…` | see [`ingest_status`]: each ingest source's health ([`SourceStatus`]) |
-//! | `posture` | `account/region/control` ([`GroupKey::encode`]) `0` asff_id | [`ControlFinding`] |
-//! | `posture_scores` | `YYYY-MM-DD` | [`Snapshot`]: the day's last recorded scores |
+//! | `posture` | `account/region/control` ([`GroupKey::encode`]) `0` asff_id | [`crate::posture::ControlFinding`] |
+//! | `posture_scores` | `YYYY-MM-DD` | [`crate::posture::Snapshot`]: the day's last recorded scores |
 //!
 //! The posture trees hold Security Hub's state, not hanko's decisions: each write is one key,
 //! outside the audit transaction (what people do about posture is audited through requests).
@@ -84,7 +84,7 @@
 //! [`Store::query_audit`] walks the index prefixes of every indexed filter that is set
 //! (finding, request, actor, kind) backwards and intersects them by sequence number (a
 //! zig-zag join with one seek per step), so it decodes only events that match every indexed
-//! filter; the remaining filters ([`AuditQuery::matches`]) are applied to those. With only a
+//! filter; the remaining filters ([`crate::audit::AuditQuery::matches`]) are applied to those. With only a
 //! time range, it scans the log itself, newest first. Events are appended in time order up to
 //! the clock skew between writers ([`CLOCK_SKEW_TOLERANCE`]), so a time range bounds every
 //! scan: it starts at the first event at or after `until` + tolerance (found by binary search
@@ -100,7 +100,7 @@
 //! [`Store::open`].
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -130,15 +130,11 @@ pub use ingest_status::SourceStatus;
 pub use kv::AnchorSlot;
 
 use crate::approval::{
-    self, Closure, Decided, Decision, Outcome, Policy, Refusal, Request, RequestKind, RequestState,
-    VoteInput,
+    Closure, Decided, Decision, Outcome, Refusal, Request, RequestState, VoteInput,
 };
-use crate::audit::{
-    Actor, AuditEvent, AuditQuery, ChainError, ChainVerifier, EventKind, NewEvent, GENESIS_HASH,
-};
-use crate::execution::StepRecord;
+use crate::audit::{Actor, AuditEvent, ChainError, EventKind, NewEvent, GENESIS_HASH};
 use crate::finding::Finding;
-use crate::posture::{ControlFinding, GroupKey, Snapshot};
+use crate::posture::GroupKey;
 
 /// The schema this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -954,6 +950,7 @@ fn sled_error(path: &Path, e: sled::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::AuditQuery;
     use chrono::TimeZone;
 
     fn t0() -> DateTime<Utc> {

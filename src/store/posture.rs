@@ -1,7 +1,11 @@
 //! Posture: Security Hub control findings by group, and the daily score snapshots. Each write
 //! is one key, outside the audit transaction (see [`super`]).
 
-use super::*;
+use chrono::{DateTime, Utc};
+
+use crate::posture::{ControlFinding, GroupKey, Snapshot};
+
+use super::{decode, encode, posture_key, posture_name, Store, StoreError, TREE_POSTURE_SCORES};
 
 impl Store {
     /// Stores a control finding unless the stored copy is newer (by `UpdatedAt`). Returns

@@ -1,7 +1,15 @@
 //! The quarantine: inputs that could not be parsed, kept (capped in count and size) with a
 //! `FindingRejected` event, for an operator to look at.
 
-use super::*;
+use chrono::{DateTime, Utc};
+
+use crate::audit::{Actor, EventKind, NewEvent};
+
+use super::{
+    be_u64, decode, truncate_bytes, tx_encode, QuarantinedInput, Store, StoreError,
+    MAX_QUARANTINED_BYTES, MAX_QUARANTINE_ERROR_BYTES, META_QUARANTINE_FIRST_ID,
+    META_QUARANTINE_LAST_ID, QUARANTINE_TRUNCATION_MARKER, TREE_QUARANTINE,
+};
 
 impl Store {
     /// Keeps an input that could not be parsed, with a `FindingRejected` event; returns its id.

@@ -2,7 +2,22 @@
 //! votes and the transitions they cause, compare-and-swap transitions, updates, expiry, and
 //! the execution claim ([`Store::start_execution`]). Each change commits with its audit event.
 
-use super::*;
+use chrono::{DateTime, Utc};
+use sled::transaction::ConflictableTransactionError;
+use uuid::Uuid;
+
+use crate::approval::{
+    self, Decided, Policy, Refusal, Request, RequestKind, RequestState, VoteInput,
+};
+use crate::audit::{Actor, AuditEvent, EventKind, NewEvent};
+use crate::finding::Finding;
+
+use super::{
+    abort, decision_name, event_for_request, request_key_name, requests_by_finding_prefix,
+    requests_by_state_prefix, uuid_at, vote_event, ExecutionStart, StartRefusal, Store, StoreError,
+    StoredFinding, TxResult, VoteAbort, TREE_FINDINGS, TREE_REQUESTS_BY_FINDING,
+    TREE_REQUESTS_BY_STATE,
+};
 
 impl Store {
     /// Stores a new request with its `RequestProposed` (or `RevertProposed`) event; flushes.

@@ -1,6 +1,13 @@
 //! Execution records: one [`StepRecord`] per step of a request, with its audit event.
 
-use super::*;
+use uuid::Uuid;
+
+use crate::audit::NewEvent;
+use crate::execution::StepRecord;
+
+use super::{
+    abort, be_u64, decode, event_for_request, step_key, tx_encode, Store, StoreError, TREE_STEPS,
+};
 
 impl Store {
     /// Stores (or replaces) the record of one step, with its audit event; flushes.
