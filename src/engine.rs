@@ -95,9 +95,6 @@ pub struct ExecutionReport {
     pub steps: Vec<StepReport>,
 }
 
-/// Meta key of the pause flag in the store.
-pub const META_PAUSED: &str = "engine.paused";
-
 /// Runs approved requests.
 #[derive(Clone)]
 pub struct Engine {
@@ -159,7 +156,7 @@ impl Engine {
 
     /// Is execution paused (`/pause`)?
     pub fn is_paused(&self) -> Result<bool, EngineError> {
-        Ok(self.store.get_meta(META_PAUSED)?.as_deref() == Some("true"))
+        Ok(self.store.paused()?)
     }
 
     /// Pauses or resumes execution of approved requests: the flag and its audit event
@@ -176,9 +173,8 @@ impl Engine {
             EventKind::ExecutionResumed
         };
         // The flag and its event in one transaction: never a pause without its record.
-        self.store.put_meta_audited(
-            META_PAUSED,
-            if paused { "true" } else { "false" },
+        self.store.set_paused_audited(
+            paused,
             NewEvent::new(self.clock.now(), actor, kind)
                 .detail(serde_json::json!({ "reason": reason })),
         )?;

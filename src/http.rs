@@ -19,8 +19,6 @@ use crate::app::App;
 
 /// The content type of the Prometheus text format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// A store key read by the health check (any key: the read itself is the check).
-const HEALTH_PROBE_KEY: &str = "health.probe";
 
 /// The router of `/healthz` and `/metrics` over `app`.
 pub fn router(app: App) -> Router {
@@ -32,7 +30,7 @@ pub fn router(app: App) -> Router {
 
 async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let unavailable = |reason: String| (StatusCode::SERVICE_UNAVAILABLE, reason);
-    if let Err(e) = app.store.get_meta(HEALTH_PROBE_KEY) {
+    if let Err(e) = app.store.probe() {
         return unavailable(format!("store: {e}\n"));
     }
     if !app.metrics.gateway_connected() {

@@ -1,10 +1,10 @@
 //! The digest writer of `hanko run`: every `anchor_interval`, and once at shutdown, signs the
 //! store's audit head and writes it to S3 when the head moved since the last digest.
 //!
-//! The chain of digests continues across restarts through two small records in the store's
-//! `kv` tree (never the key): `audit.anchor.last`, the last digest written (its object key,
-//! `last_seq`, head hash and object hash), and `audit.anchor.pending`, a digest about to be
-//! written, with its bytes. A digest is recorded as pending (flushed) before its `PutObject`
+//! The chain of digests continues across restarts through two small records in the store
+//! (never the key; [`Store::anchor_record`], the store owns their keys): [`AnchorSlot::Last`],
+//! the last digest written (its object key, `last_seq`, head hash and object hash), and
+//! [`AnchorSlot::Pending`], a digest about to be written, with its bytes. A digest is recorded as pending (flushed) before its `PutObject`
 //! and promoted to last after it; a pending digest found later (the process died, or S3 failed)
 //! is written again with the very same bytes and key before any new one, so the chain of
 //! `previous_digest_hash` never skips an object that reached S3. `hanko run` needs only
@@ -24,12 +24,7 @@ use super::{digest_hash, AnchorKey, AnchorLocation, Digest};
 use crate::aws::anchors::put_digest;
 use crate::aws::StepError;
 use crate::clock::Clock;
-use crate::store::{Store, StoreError};
-
-/// `kv` key of the last digest written.
-pub const META_ANCHOR_LAST: &str = "audit.anchor.last";
-/// `kv` key of a digest being written.
-pub const META_ANCHOR_PENDING: &str = "audit.anchor.pending";
+use crate::store::{AnchorSlot, Store, StoreError};
 
 /// A digest written (or being written) to S3.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,13 +101,13 @@ impl Anchorer {
 
     /// The last digest written, as the store remembers it.
     pub fn last_written(&self) -> Result<Option<WrittenDigest>, AnchorWriteError> {
-        self.record(META_ANCHOR_LAST)
+        self.record(AnchorSlot::Last)
     }
 
     /// Writes a digest of the current head when it moved since the last one (after finishing
     /// a pending one). Returns the digest written, `None` when the head had not moved.
     pub async fn anchor_now(&self) -> Result<Option<WrittenDigest>, AnchorWriteError> {
-        if let Some(pending) = self.record::<PendingDigest>(META_ANCHOR_PENDING)? {
+        if let Some(pending) = self.record::<PendingDigest>(AnchorSlot::Pending)? {
             self.put(&pending).await?;
         }
         let last = self.last_written()?;
@@ -150,7 +145,7 @@ impl Anchorer {
             object: String::from_utf8_lossy(&object).into_owned(),
         };
         self.store
-            .put_meta(META_ANCHOR_PENDING, &encode(&pending))?;
+            .put_anchor_record(AnchorSlot::Pending, &encode(&pending))?;
         self.store.flush()?;
         self.put(&pending).await?;
         Ok(Some(pending.digest))
@@ -170,8 +165,8 @@ impl Anchorer {
             source: Box::new(source),
         })?;
         self.store
-            .put_meta(META_ANCHOR_LAST, &encode(&pending.digest))?;
-        self.store.remove_meta(META_ANCHOR_PENDING)?;
+            .put_anchor_record(AnchorSlot::Last, &encode(&pending.digest))?;
+        self.store.remove_anchor_record(AnchorSlot::Pending)?;
         self.store.flush()?;
         tracing::info!(
             key = %pending.digest.key,
@@ -203,15 +198,15 @@ impl Anchorer {
 
     fn record<T: serde::de::DeserializeOwned>(
         &self,
-        key: &'static str,
+        slot: AnchorSlot,
     ) -> Result<Option<T>, AnchorWriteError> {
-        match self.store.get_meta(key)? {
+        match self.store.anchor_record(slot)? {
             None => Ok(None),
             Some(text) => {
                 serde_json::from_str(&text)
                     .map(Some)
                     .map_err(|e| AnchorWriteError::Record {
-                        key,
+                        key: slot.name(),
                         message: e.to_string(),
                     })
             }

@@ -16,8 +16,8 @@
 //!
 //! # Once a day, not once a restart
 //!
-//! The day is **claimed in the store before anything is posted**: `posture.digest.last` =
-//! `YYYY-MM-DD` (and `posture.drop.<account>.<standard>` = `YYYY-MM-DD` for each alert), then
+//! The day is **claimed in the store before anything is posted** ([`crate::store::Store::claim_day`] with
+//! [`DayClaim::Digest`], and [`DayClaim::Drop`] for each alert; the store owns the keys), then
 //! the store is flushed, then the message goes out. A restart, a second tick or a later tick the
 //! same day sees the claim and posts nothing. A failed post is retried in-process a bounded
 //! number of times ([`MAX_ATTEMPTS`], backoff doubling from [`RETRY_BASE`]) on 429s, 5xx and
@@ -56,14 +56,10 @@ use crate::discord::commands::score::score_report;
 use crate::discord::commands::MAX_CONTENT;
 use crate::discord::outbox::status_of;
 use crate::posture::{self, ScoreRow};
-use crate::store::StoreError;
+use crate::store::{DayClaim, StoreError};
 
 /// Time between two ticks of [`Digest::run`].
 pub const TICK: Duration = Duration::from_secs(60);
-/// Meta key: the last day (`YYYY-MM-DD`, UTC) whose digest was claimed.
-pub const META_DIGEST_LAST: &str = "posture.digest.last";
-/// Meta key prefix: `posture.drop.<account>.<standard>` = the last day a drop was announced.
-pub const META_DROP_PREFIX: &str = "posture.drop.";
 /// Attempts for one message before it is given up (logged).
 pub const MAX_ATTEMPTS: u32 = 4;
 /// The wait before the first retry; doubled before each next one (2 s, 4 s, 8 s).
@@ -165,7 +161,7 @@ impl Digest {
             return Ok(0);
         }
         let today = now.date_naive();
-        if self.claimed(META_DIGEST_LAST, today)? {
+        if self.claimed(&DayClaim::Digest, today)? {
             return Ok(0);
         }
         let store = &self.app.store;
@@ -173,7 +169,7 @@ impl Digest {
         let Some(text) = score_report(store, now)? else {
             return Ok(0);
         };
-        self.claim(META_DIGEST_LAST, today)?;
+        self.claim(&DayClaim::Digest, today)?;
         store.flush()?;
         let parts = split_content(&text, MAX_CONTENT, MAX_PARTS);
         for (i, part) in parts.iter().enumerate() {
@@ -202,7 +198,7 @@ impl Digest {
         let mut lines = Vec::new();
         let mut keys = Vec::new();
         for (row, delta) in posture::drops(&rows, &yesterday, points) {
-            let key = drop_key(row);
+            let key = drop_claim(row);
             if self.claimed(&key, today)? {
                 continue;
             }
@@ -233,24 +229,17 @@ impl Digest {
         Ok(keys.len())
     }
 
-    /// Was `key` claimed for `day` (or a later day: a clock set back posts nothing twice)?
-    fn claimed(&self, key: &str, day: NaiveDate) -> Result<bool, StoreError> {
-        Ok(match self.app.store.get_meta(key)? {
-            None => false,
-            Some(value) => match NaiveDate::parse_from_str(&value, "%Y-%m-%d") {
-                Ok(last) => last >= day,
-                Err(_) => {
-                    tracing::warn!(key, "unreadable day in the store; treated as never posted");
-                    false
-                }
-            },
-        })
+    /// Was `claim` claimed for `day` (or a later day: a clock set back posts nothing twice)?
+    fn claimed(&self, claim: &DayClaim, day: NaiveDate) -> Result<bool, StoreError> {
+        Ok(self
+            .app
+            .store
+            .claimed_day(claim)?
+            .is_some_and(|last| last >= day))
     }
 
-    fn claim(&self, key: &str, day: NaiveDate) -> Result<(), StoreError> {
-        self.app
-            .store
-            .put_meta(key, &day.format("%Y-%m-%d").to_string())
+    fn claim(&self, claim: &DayClaim, day: NaiveDate) -> Result<(), StoreError> {
+        self.app.store.claim_day(claim, day)
     }
 
     /// Posts one message, retrying 429s, 5xx and transport errors with a doubling wait.
@@ -299,18 +288,22 @@ fn retryable(e: &serenity::Error) -> bool {
     }
 }
 
-/// The meta key of one standard in one account's drop alert.
-fn drop_key(row: &ScoreRow) -> String {
-    format!("{META_DROP_PREFIX}{}.{}", row.account_id, row.standard)
+/// The claim of one standard in one account's drop alert.
+fn drop_claim(row: &ScoreRow) -> DayClaim {
+    DayClaim::Drop {
+        account: row.account_id.clone(),
+        standard: row.standard.clone(),
+    }
 }
 
-/// A nonce (Discord allows 25 characters) naming the day and the rows of one alert.
-fn drop_nonce(day: NaiveDate, keys: &[String]) -> String {
+/// A nonce (Discord allows 25 characters) naming the day and the rows of one alert (hashed
+/// as their claims' store keys, as before).
+fn drop_nonce(day: NaiveDate, keys: &[DayClaim]) -> String {
     let mut hash = Sha256::new();
     hash.update(day.format("%Y-%m-%d").to_string());
     for key in keys {
         hash.update([0]);
-        hash.update(key);
+        hash.update(key.to_string());
     }
     let hex: String = hash
         .finalize()
@@ -439,10 +432,10 @@ mod tests {
     #[test]
     fn nonces_fit_discord_and_name_the_day_and_rows() {
         let day = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
-        let keys = vec![
-            "posture.drop.123456789012.aws-foundational-security-best-practices/v/1.0.0"
-                .to_string(),
-        ];
+        let keys = vec![DayClaim::Drop {
+            account: "123456789012".into(),
+            standard: "aws-foundational-security-best-practices/v/1.0.0".into(),
+        }];
         let n = drop_nonce(day, &keys);
         assert!(format!("{n}{}", MAX_PARTS - 1).len() <= 25, "{n}");
         assert_eq!(n, drop_nonce(day, &keys));

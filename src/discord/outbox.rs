@@ -6,8 +6,8 @@
 //! * a new finding (at or above `ingest.min_severity`) gets one card: its request's card, or a
 //!   buttonless [`cards::finding_card`] when its plan only notifies;
 //! * a finding seen again, a vote, an execution, a supersession **edits** the existing card;
-//!   the message id of every card is kept in the store (`card.<request uuid>` or
-//!   `card.finding.<finding id>` → message id) so edits survive a restart;
+//!   the message id of every card is kept in the store ([`crate::store::Store::put_card_location`], which
+//!   owns the key layout) so edits survive a restart;
 //! * a pending request that has no card yet (a revert proposed from a button, a request left
 //!   without one by a crash) is posted; on start-up the outbox sweeps for those.
 //!
@@ -24,8 +24,8 @@
 //! digest message ([`cards::digest_card`]) whose lines each name `/finding <id>`. While the
 //! burst lasts (until a whole window passes with nothing folded), later overflow is added to
 //! that same digest by editing it (at most one edit per [`DIGEST_EDIT_SPACING`]), so a burst
-//! that trickles in still makes one digest. Folded cards are remembered as `card.<key>` =
-//! `digest:<message id>` and are not edited later. Card edits do not count against the
+//! that trickles in still makes one digest. Folded cards are remembered as
+//! [`CardLocation::Digest`] and are not edited later. Card edits do not count against the
 //! channel's post bucket and are sent at once.
 //!
 //! A 429 answer (which the budget should prevent) marks the budget spent for a whole window
@@ -56,6 +56,7 @@ use crate::finding::SeverityLabel;
 use crate::pipeline::Notice;
 use crate::posture::{Group, GroupKey, GroupStatus, PostureSeverity};
 use crate::store::StoreError;
+pub use crate::store::{CardKey, CardLocation};
 
 /// Posts allowed in any [`POST_WINDOW`].
 pub const POSTS_PER_WINDOW: usize = 5;
@@ -65,53 +66,9 @@ pub const POST_WINDOW: Duration = Duration::from_millis(5_250);
 pub const DIGEST_EDIT_SPACING: Duration = Duration::from_secs(1);
 /// Attempts for one message (429s and transient failures) before it is given up (logged).
 pub const MAX_ATTEMPTS: u32 = 4;
-/// Meta key prefix of the card message ids.
-pub const META_CARD_PREFIX: &str = "card.";
-/// The value prefix of a card folded into a digest.
-const DIGEST_MARKER: &str = "digest:";
-
-/// What a card shows: a request, or a finding without one (notify-only).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CardKey {
-    Request(Uuid),
-    Finding(String),
-    /// A Security Hub control in one account ([`crate::posture::GroupKey::encode`]).
-    Posture(String),
-}
-
-impl CardKey {
-    /// The store meta key holding the card's message id.
-    pub fn meta_key(&self) -> String {
-        match self {
-            CardKey::Request(id) => format!("{META_CARD_PREFIX}{id}"),
-            CardKey::Finding(id) => format!("{META_CARD_PREFIX}finding.{id}"),
-            CardKey::Posture(group) => format!("{META_CARD_PREFIX}posture.{group}"),
-        }
-    }
-}
-
-/// Where a card is, according to the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CardLocation {
-    /// Posted as this message.
-    Message(u64),
-    /// Folded into the digest message with this id.
-    Digest(u64),
-}
-
-/// Reads where the card of `key` is.
+/// Reads where the card of `key` is ([`crate::store::Store::card_location`]).
 pub fn card_location(app: &App, key: &CardKey) -> Result<Option<CardLocation>, StoreError> {
-    let Some(value) = app.store.get_meta(&key.meta_key())? else {
-        return Ok(None);
-    };
-    let location = match value.strip_prefix(DIGEST_MARKER) {
-        Some(id) => id.parse().ok().map(CardLocation::Digest),
-        None => value.parse().ok().map(CardLocation::Message),
-    };
-    if location.is_none() {
-        tracing::warn!(key = ?key.meta_key(), "unreadable card message id in the store; ignored");
-    }
-    Ok(location)
+    app.store.card_location(key)
 }
 
 /// The card of a request as the store holds it now (`None` when its finding is unknown).
@@ -548,7 +505,7 @@ impl Outbox {
             Ok(Some(card)) => card,
             Ok(None) => return,
             Err(e) => {
-                tracing::error!(key = ?key.meta_key(), error = %e, "outbox: cannot render a card");
+                tracing::error!(key = %key, error = %e, "outbox: cannot render a card");
                 return;
             }
         };
@@ -566,7 +523,7 @@ impl Outbox {
             Ok(_) => {}
             Err(e) if is_unknown_message(&e) => {
                 // Someone deleted the card: forget it and post a fresh one.
-                tracing::warn!(key = ?key.meta_key(), message_id, "card message is gone; posting it again");
+                tracing::warn!(key = %key, message_id, "card message is gone; posting it again");
                 let finding_id = match key {
                     CardKey::Finding(id) | CardKey::Posture(id) => id.clone(),
                     CardKey::Request(id) => match self.app.store.get_request(*id) {
@@ -579,7 +536,7 @@ impl Outbox {
                 }
             }
             Err(e) => {
-                tracing::warn!(key = ?key.meta_key(), message_id, error = %crate::discord::redact::chain(&e), "outbox: editing a card failed")
+                tracing::warn!(key = %key, message_id, error = %crate::discord::redact::chain(&e), "outbox: editing a card failed")
             }
         }
     }
@@ -624,11 +581,11 @@ impl Outbox {
         let card = match render(&self.app, &item.key) {
             Ok(Some(card)) => card,
             Ok(None) => {
-                tracing::warn!(key = ?item.key.meta_key(), "outbox: nothing to render; card dropped");
+                tracing::warn!(key = %item.key, "outbox: nothing to render; card dropped");
                 return;
             }
             Err(e) => {
-                tracing::error!(key = ?item.key.meta_key(), error = %e, "outbox: cannot render a card");
+                tracing::error!(key = %item.key, error = %e, "outbox: cannot render a card");
                 return;
             }
         };
@@ -637,13 +594,13 @@ impl Outbox {
                 if let Err(e) = self
                     .app
                     .store
-                    .put_meta(&item.key.meta_key(), &message_id.to_string())
+                    .put_card_location(&item.key, CardLocation::Message(message_id))
                 {
-                    tracing::error!(key = ?item.key.meta_key(), error = %e, "outbox: card posted but its id was not stored; later changes will post a new card");
+                    tracing::error!(key = %item.key, error = %e, "outbox: card posted but its id was not stored; later changes will post a new card");
                 }
             }
             Err(e) => {
-                tracing::error!(key = ?item.key.meta_key(), finding_id = ?item.finding_id, error = %crate::discord::redact::chain(&e), "outbox: card not posted")
+                tracing::error!(key = %item.key, finding_id = ?item.finding_id, error = %crate::discord::redact::chain(&e), "outbox: card not posted")
             }
         }
     }
@@ -712,10 +669,13 @@ impl Outbox {
     /// Records that these cards are lines of the digest `message_id`.
     fn remember_folded(&self, folded: &[Due], message_id: u64) {
         self.app.metrics.record_cards_folded(folded.len() as u64);
-        let value = format!("{DIGEST_MARKER}{message_id}");
         for d in folded {
-            if let Err(e) = self.app.store.put_meta(&d.key.meta_key(), &value) {
-                tracing::error!(key = ?d.key.meta_key(), error = %e, "outbox: digest entry not stored");
+            if let Err(e) = self
+                .app
+                .store
+                .put_card_location(&d.key, CardLocation::Digest(message_id))
+            {
+                tracing::error!(key = %d.key, error = %e, "outbox: digest entry not stored");
             }
         }
     }
@@ -804,19 +764,6 @@ mod tests {
         assert_eq!(
             b.next_slot(t0 + Duration::from_secs(6)),
             t0 + Duration::from_secs(7)
-        );
-    }
-
-    #[test]
-    fn card_keys_name_their_meta_entry() {
-        let id = Uuid::from_u128(0x1234);
-        assert_eq!(
-            CardKey::Request(id).meta_key(),
-            "card.00000000-0000-0000-0000-000000001234"
-        );
-        assert_eq!(
-            CardKey::Finding("abc".into()).meta_key(),
-            "card.finding.abc"
         );
     }
 }

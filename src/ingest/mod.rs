@@ -15,22 +15,14 @@
 //! second request). A GuardDuty finding that arrives through several sources is one finding:
 //! the parsers give it its GuardDuty id whatever the shape.
 //!
-//! # Status keys
+//! # Source status
 //!
-//! Each source writes its health to the store's meta keys, which `/status` and `/metrics` read.
-//! `<source>` is `guardduty:<region>`, `sqs` or `securityhub:<region>`.
-//!
-//! | key | value |
-//! |---|---|
-//! | `ingest.<source>.last_ok` | RFC 3339 time of the last successful poll |
-//! | `ingest.<source>.errors` | decimal count of failed polls since the store was created |
-//! | `ingest.<source>.errors_since_ok` | decimal count of failed polls since the last successful one (`0` after a success); what `/status` shows |
-//! | `ingest.<source>.last_error` | one line, at most 300 characters, no secrets: the last failure |
-//! | `ingest.<source>.last_error_at` | RFC 3339 time of that failure |
-//! | `ingest.sqs.delivery_ms` | decimal milliseconds from the last message's `SentTimestamp` to its finding being stored |
-//!
-//! [`SourceStatus::read`] reads them back; its `lag_seconds` is the time since the last
-//! successful poll.
+//! Each source writes its health through [`Health`] into the store ([`Store::record_source_ok`],
+//! [`Store::record_source_failure`]; the SQS loop also [`Store::record_delivery_ms`]), and
+//! `/status` reads it back through the same type, [`SourceStatus`] (the store owns the keys:
+//! [`crate::store`]). `<source>` is `guardduty:<region>`, `sqs` or `securityhub:<region>`;
+//! `last_error` is one line, at most 300 characters, no secrets; `errors_since_ok` is what
+//! `/status` shows; `lag_seconds` is the time since the last successful poll.
 //!
 //! # Errors
 //!
@@ -62,6 +54,7 @@ use crate::aws::StepError;
 use crate::config::AwsSettings;
 use crate::finding::{self, Finding, ParseError};
 use crate::pipeline::{self, Accepted};
+pub use crate::store::SourceStatus;
 use crate::store::{Store, StoreError, Upsert};
 
 /// How far before its cursor a poller looks again, for findings updated while it paged and
@@ -75,15 +68,8 @@ const BASE_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest `last_error` kept.
 const MAX_ERROR_CHARS: usize = 300;
 
-/// The meta key prefix of every status key.
-pub const STATUS_PREFIX: &str = "ingest";
 /// The status source name of the SQS loop.
 pub const SQS_SOURCE: &str = "sqs";
-
-/// The status key `ingest.<source>.<field>`.
-pub fn status_key(source: &str, field: &str) -> String {
-    format!("{STATUS_PREFIX}.{source}.{field}")
-}
 
 /// The kind of a source name, the bounded label of its metrics: `guardduty:us-east-1` →
 /// `guardduty`, `sqs` → `sqs`.
@@ -135,54 +121,6 @@ impl IngestError {
     }
 }
 
-/// The health of one source, as stored under the status keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceStatus {
-    /// When the last poll succeeded.
-    pub last_ok: Option<DateTime<Utc>>,
-    /// Seconds since `last_ok` (at the time of reading), `None` before the first success.
-    pub lag_seconds: Option<i64>,
-    /// Failed polls since the store was created.
-    pub errors: u64,
-    /// Failed polls since the last successful one.
-    pub errors_since_ok: u64,
-    /// The last failure, one line.
-    pub last_error: Option<String>,
-    /// When it happened.
-    pub last_error_at: Option<DateTime<Utc>>,
-}
-
-impl SourceStatus {
-    /// Reads the status of `source` at `now`. Unreadable values count as absent.
-    pub fn read(
-        store: &Store,
-        source: &str,
-        now: DateTime<Utc>,
-    ) -> Result<SourceStatus, StoreError> {
-        let time = |field: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
-            Ok(store
-                .get_meta(&status_key(source, field))?
-                .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
-                .map(|t| t.with_timezone(&Utc)))
-        };
-        let last_ok = time("last_ok")?;
-        Ok(SourceStatus {
-            last_ok,
-            lag_seconds: last_ok.map(|t| (now - t).num_seconds().max(0)),
-            errors: store
-                .get_meta(&status_key(source, "errors"))?
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            errors_since_ok: store
-                .get_meta(&status_key(source, "errors_since_ok"))?
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            last_error: store.get_meta(&status_key(source, "last_error"))?,
-            last_error_at: time("last_error_at")?,
-        })
-    }
-}
-
 /// Keeps one source's status keys and decides when to log: once per change of state.
 #[derive(Debug)]
 pub struct Health {
@@ -230,8 +168,9 @@ impl Health {
             );
         }
         self.failures = 0;
-        self.put("last_ok", &now.to_rfc3339());
-        self.put("errors_since_ok", "0");
+        if let Err(e) = self.store.record_source_ok(&self.source, now) {
+            tracing::debug!(source = %self.source, error = %e, "cannot write ingest status");
+        }
     }
 
     /// Records a failed poll; logs only when the source goes from ok to failing.
@@ -248,20 +187,9 @@ impl Health {
             tracing::debug!(source = %self.source, error = %line, "ingest poll failed again");
         }
         self.failures = self.failures.saturating_add(1);
-        let key = status_key(&self.source, "errors");
-        let errors = match self.store.get_meta(&key) {
-            Ok(v) => v.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
-            Err(_) => 0,
-        };
-        self.put("errors", &(errors + 1).to_string());
-        let since_key = status_key(&self.source, "errors_since_ok");
-        let since_ok = match self.store.get_meta(&since_key) {
-            Ok(v) => v.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
-            Err(_) => 0,
-        };
-        self.put("errors_since_ok", &(since_ok + 1).to_string());
-        self.put("last_error", &line);
-        self.put("last_error_at", &now.to_rfc3339());
+        if let Err(e) = self.store.record_source_failure(&self.source, &line, now) {
+            tracing::debug!(source = %self.source, error = %e, "cannot write ingest status");
+        }
         if let Some(metrics) = &self.metrics {
             metrics.record_ingest_error(source_kind(&self.source));
         }
@@ -271,12 +199,6 @@ impl Health {
     /// per failure, capped at [`MAX_BACKOFF`], with jitter in its upper half.
     pub fn backoff(&self, base: Duration) -> Duration {
         backoff(base, self.failures)
-    }
-
-    fn put(&self, field: &str, value: &str) {
-        if let Err(e) = self.store.put_meta(&status_key(&self.source, field), value) {
-            tracing::debug!(source = %self.source, field, error = %e, "cannot write ingest status");
-        }
     }
 }
 
@@ -690,13 +612,7 @@ mod tests {
             Some("no GuardDuty detector in us-east-1: enable GuardDuty there or set ingest.detector_ids.us-east-1")
         );
         assert_eq!(s.last_error_at, Some(t0 + chrono::Duration::seconds(120)));
-        assert_eq!(
-            store
-                .get_meta("ingest.guardduty:us-east-1.errors")
-                .unwrap()
-                .as_deref(),
-            Some("2")
-        );
+        assert_eq!(s.errors_since_ok, 2);
         h.ok(t0 + chrono::Duration::seconds(200));
         assert_eq!(h.failures(), 0);
         let s = SourceStatus::read(&store, &source, t0 + chrono::Duration::seconds(200)).unwrap();

@@ -24,7 +24,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{accept, checked_ids, quarantine, status_key, IngestError, PollReport, SQS_SOURCE};
+use super::{accept, checked_ids, quarantine, IngestError, PollReport, SQS_SOURCE};
 use crate::app::App;
 use crate::aws::error::classify;
 use crate::aws::{ErrorClass, StepError};
@@ -174,10 +174,7 @@ impl SqsIngest {
             .next_back()
             .map(|d| d.as_millis())
         {
-            let _ = self
-                .app
-                .store
-                .put_meta(&status_key(SQS_SOURCE, "delivery_ms"), &ms.to_string());
+            let _ = self.app.store.record_delivery_ms(SQS_SOURCE, ms);
         }
         batch
     }

@@ -124,11 +124,9 @@ async fn valid_events_are_stored_then_deleted() {
     }
     assert_eq!(messages_left(&sqs, &url).await, 0, "every message deleted");
     let delivery: u64 = store
-        .get_meta("ingest.sqs.delivery_ms")
+        .delivery_ms(hanko::ingest::SQS_SOURCE)
         .unwrap()
-        .expect("delivery_ms written")
-        .parse()
-        .unwrap();
+        .expect("delivery_ms written");
     assert!(delivery < 60_000, "{delivery} ms");
 }
 

@@ -15,12 +15,12 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use discord_fake::DiscordFake;
 use e2e_bot::{commands_dir, config_text};
-use hanko::anchor::writer::{Anchorer, META_ANCHOR_LAST, META_ANCHOR_PENDING};
+use hanko::anchor::writer::Anchorer;
 use hanko::anchor::{AnchorKey, AnchorLocation, Digest};
 use hanko::audit::{Actor, EventKind, NewEvent};
 use hanko::aws::ClientFactory;
 use hanko::clock::Clock;
-use hanko::store::Store;
+use hanko::store::{AnchorSlot, Store};
 use hanko_process::{hanko_run, HankoProcess};
 use moto::Moto;
 
@@ -256,14 +256,14 @@ async fn a_digest_that_could_not_be_written_is_written_first_next_time() {
             .contains("s3://anchors-later/hanko/prod/digest-"),
         "{err}"
     );
-    assert!(store.get_meta(META_ANCHOR_PENDING).unwrap().is_some());
-    assert!(store.get_meta(META_ANCHOR_LAST).unwrap().is_none());
+    assert!(store.anchor_record(AnchorSlot::Pending).unwrap().is_some());
+    assert!(store.anchor_record(AnchorSlot::Last).unwrap().is_none());
 
     let s3 = bucket(&moto, "anchors-later").await;
     append(&store, 2);
     let written = writer.anchor_now().await.unwrap().unwrap();
     assert_eq!(written.last_seq, 5);
-    assert!(store.get_meta(META_ANCHOR_PENDING).unwrap().is_none());
+    assert!(store.anchor_record(AnchorSlot::Pending).unwrap().is_none());
     let keys = digest_keys(&s3, "anchors-later").await;
     assert_eq!(
         keys.len(),

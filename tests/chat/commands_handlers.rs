@@ -1058,24 +1058,24 @@ async fn status_reports_pause_counts_and_ingest_lag() {
     ingest(&app, &key_finding("s-1", 8.0, "a", "AKIAAAAAAAAAAAAAAAA1"));
     ingest(&app, &key_finding("s-2", 8.0, "b", "AKIAAAAAAAAAAAAAAAA2"));
     let two_hours_ago = Utc::now() - Duration::hours(2) - Duration::seconds(1);
+    // Written the way the ingest loops write it: 4 failures, a success two hours ago, then 3
+    // more failures. Failures since the last success are shown; the lifetime count (7) is not.
+    let gd = "guardduty:us-east-1";
+    for _ in 0..4 {
+        app.store
+            .record_source_failure(gd, "throttled", two_hours_ago)
+            .unwrap();
+    }
+    app.store.record_source_ok(gd, two_hours_ago).unwrap();
+    for _ in 0..3 {
+        app.store
+            .record_source_failure(gd, "throttled", two_hours_ago)
+            .unwrap();
+    }
+    let status = app.store.source_status(gd, Utc::now()).unwrap();
+    assert_eq!((status.errors, status.errors_since_ok), (7, 3));
     app.store
-        .put_meta(
-            "ingest.guardduty:us-east-1.last_ok",
-            &two_hours_ago.to_rfc3339(),
-        )
-        .unwrap();
-    // Failures since the last success are shown; the store's lifetime count is not.
-    app.store
-        .put_meta("ingest.guardduty:us-east-1.errors", "7")
-        .unwrap();
-    app.store
-        .put_meta("ingest.guardduty:us-east-1.errors_since_ok", "3")
-        .unwrap();
-    app.store
-        .put_meta(
-            "ingest.sqs.last_ok",
-            &(Utc::now() - Duration::seconds(5)).to_rfc3339(),
-        )
+        .record_source_ok("sqs", Utc::now() - Duration::seconds(5))
         .unwrap();
     app.store.put_cursor("sqs", "opaque").unwrap();
 

@@ -278,13 +278,6 @@ async fn ingest_failures_count_in_metrics_and_status_shows_only_those_since_the_
     );
     let failed = status().errors;
     assert!(failed >= 1);
-    assert_eq!(
-        store
-            .get_meta(&hanko::discord::commands::status::errors_key("sqs"))
-            .unwrap()
-            .and_then(|v| v.parse::<u64>().ok()),
-        Some(status().errors_since_ok)
-    );
 
     queue(&sqs, "hanko-late", 30).await;
     eventually("a successful poll", || status().last_ok.is_some()).await;
@@ -293,14 +286,6 @@ async fn ingest_failures_count_in_metrics_and_status_shows_only_those_since_the_
     assert!(
         after.errors >= failed,
         "the lifetime count is kept: {after:?}"
-    );
-    // What /status reads: no failure since the success.
-    assert_eq!(
-        store
-            .get_meta(&hanko::discord::commands::status::errors_key("sqs"))
-            .unwrap()
-            .as_deref(),
-        Some("0")
     );
     let _ = stop_tx.send(true);
     tokio::time::timeout(Duration::from_secs(30), lp)

@@ -26,7 +26,7 @@ use hanko::discord::custom_id::{ButtonAction, ButtonId, REJECT_REASON_INPUT};
 use hanko::finding::{self, Finding};
 use hanko::pipeline;
 use hanko::playbooks::Playbooks;
-use hanko::store::Store;
+use hanko::store::{CardKey, CardLocation, Store};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -133,11 +133,11 @@ async fn a_finding_becomes_one_card_with_three_buttons_and_the_plan() {
     let stored = || {
         bot.app()
             .store
-            .get_meta(&format!("card.{request}"))
+            .card_location(&CardKey::Request(request))
             .unwrap()
     };
     eventually("the card's message id in the store", || stored().is_some()).await;
-    assert_eq!(stored(), Some(card.id.to_string()));
+    assert_eq!(stored(), Some(CardLocation::Message(card.id)));
 
     // Seen again with a higher count: the same card is edited, no second post.
     let mut again = finding.clone();
@@ -558,9 +558,12 @@ async fn a_burst_of_200_findings_stays_under_the_rate_limit_with_one_digest() {
         .await
         .unwrap();
     eventually("every request to have a card or a digest line", || {
-        requests
-            .iter()
-            .all(|r| store.get_meta(&format!("card.{r}")).unwrap().is_some())
+        requests.iter().all(|r| {
+            store
+                .card_location(&CardKey::Request(*r))
+                .unwrap()
+                .is_some()
+        })
     })
     .await;
 
@@ -575,10 +578,8 @@ async fn a_burst_of_200_findings_stays_under_the_rate_limit_with_one_digest() {
     let folded = requests
         .iter()
         .filter(|r| {
-            store
-                .get_meta(&format!("card.{r}"))
-                .unwrap()
-                .is_some_and(|v| v == format!("digest:{}", digest.id))
+            store.card_location(&CardKey::Request(**r)).unwrap()
+                == Some(CardLocation::Digest(digest.id))
         })
         .count();
     assert_eq!(
@@ -681,8 +682,8 @@ async fn sigterm_during_a_run_exits_0_with_the_store_intact() {
     let req = store.get_request(request).unwrap().unwrap();
     assert_eq!(req.state, RequestState::Pending);
     assert_eq!(
-        store.get_meta(&format!("card.{request}")).unwrap(),
-        Some(card.id.to_string()),
+        store.card_location(&CardKey::Request(request)).unwrap(),
+        Some(CardLocation::Message(card.id)),
         "the card's message id survived the restart"
     );
     fake.shutdown().await;
@@ -736,9 +737,12 @@ async fn a_burst_that_trickles_in_waits_for_the_window_and_grows_one_digest() {
     }
     let store = &bot.app().store;
     eventually("every request to have a card or a digest line", || {
-        requests
-            .iter()
-            .all(|r| store.get_meta(&format!("card.{r}")).unwrap().is_some())
+        requests.iter().all(|r| {
+            store
+                .card_location(&CardKey::Request(*r))
+                .unwrap()
+                .is_some()
+        })
     })
     .await;
     let digest = fake.message(digest.id).unwrap();

@@ -17,10 +17,10 @@ use e2e_bot::unreachable_aws;
 use hanko::app::App;
 use hanko::discord::bot;
 use hanko::discord::commands::score::score_text;
-use hanko::discord::digest::{Digest, TickReport, MAX_ATTEMPTS, META_DIGEST_LAST};
+use hanko::discord::digest::{Digest, TickReport, MAX_ATTEMPTS};
 use hanko::playbooks::Playbooks;
 use hanko::posture::{parse_control_finding, ControlFinding};
-use hanko::store::Store;
+use hanko::store::{DayClaim, Store};
 use serde_json::json;
 
 const ACCOUNT_A: &str = "111111111111";
@@ -457,8 +457,8 @@ async fn a_digest_discord_refuses_is_retried_a_bounded_number_of_times_then_give
     );
     assert_eq!(world.post_attempts(), MAX_ATTEMPTS as usize);
     drop(digest);
-    let claimed = world.with_store(|s| s.get_meta(META_DIGEST_LAST).unwrap());
-    assert_eq!(claimed.as_deref(), Some("2026-11-28"));
+    let claimed = world.with_store(|s| s.claimed_day(&DayClaim::Digest).unwrap());
+    assert_eq!(claimed, chrono::NaiveDate::from_ymd_opt(2026, 11, 28));
 }
 
 /// `hanko run` starts the digest (Security Hub ingest on) and stops it with everything else.
@@ -492,7 +492,7 @@ async fn hanko_run_starts_the_digest_and_stops_it_on_shutdown() {
     assert!(running
         .app
         .store
-        .get_meta(META_DIGEST_LAST)
+        .claimed_day(&DayClaim::Digest)
         .unwrap()
         .is_some());
     tokio::time::timeout(Duration::from_secs(15), running.shutdown())

@@ -16,7 +16,7 @@ use hanko::audit::{Actor, AuditQuery, ChainError, EventKind, NewEvent};
 use hanko::execution::{StepOutcome, StepPhase, StepRecord};
 use hanko::finding::Finding;
 use hanko::plan::{Action, Plan, Step, Target};
-use hanko::store::{Store, StoreError, Upsert, VerifyError};
+use hanko::store::{CardKey, CardLocation, Store, StoreError, Upsert, VerifyError};
 use uuid::Uuid;
 
 fn t0() -> DateTime<Utc> {
@@ -332,7 +332,9 @@ fn everything_survives_a_reopen_and_the_chain_still_verifies() {
             )
             .unwrap();
         store.put_cursor("guardduty:us-east-1", "token-42").unwrap();
-        store.put_meta("paused", "true").unwrap();
+        store
+            .put_card_location(&CardKey::Finding("f-1".into()), CardLocation::Message(42))
+            .unwrap();
         store
             .quarantine("sqs", "{not json", "not JSON: EOF", t0())
             .unwrap();
@@ -364,8 +366,18 @@ fn everything_survives_a_reopen_and_the_chain_still_verifies() {
         store.get_cursor("guardduty:us-east-1").unwrap().as_deref(),
         Some("token-42")
     );
-    assert_eq!(store.get_meta("paused").unwrap().as_deref(), Some("true"));
-    assert_eq!(store.get_meta("absent").unwrap(), None);
+    assert_eq!(
+        store
+            .card_location(&CardKey::Finding("f-1".into()))
+            .unwrap(),
+        Some(CardLocation::Message(42))
+    );
+    assert_eq!(
+        store
+            .card_location(&CardKey::Finding("absent".into()))
+            .unwrap(),
+        None
+    );
     let q = store.quarantined(10).unwrap();
     assert_eq!((q.len(), q[0].id, q[0].raw.as_str()), (1, 1, "{not json"));
     let kinds: Vec<EventKind> = store.audit_events().map(|e| e.unwrap().kind).collect();
@@ -526,17 +538,13 @@ fn a_store_written_in_the_older_event_format_still_verifies() {
 fn a_flag_and_its_event_are_written_together() {
     let store = Store::open_temporary().unwrap();
     let event = store
-        .put_meta_audited(
-            "engine.paused",
-            "true",
+        .set_paused_audited(
+            true,
             NewEvent::new(t0(), discord(1), EventKind::ExecutionPaused)
                 .detail(serde_json::json!({"reason": "drill"})),
         )
         .unwrap();
-    assert_eq!(
-        store.get_meta("engine.paused").unwrap().as_deref(),
-        Some("true")
-    );
+    assert!(store.paused().unwrap());
     assert_eq!(event.seq, 1);
     assert_eq!(count_kind(&store, EventKind::ExecutionPaused), 1);
     assert_eq!(store.audit_head().unwrap(), (1, event.hash.clone()));

@@ -2,20 +2,17 @@
 //! the requests waiting for votes or for the engine, what the store holds, and the lag of each
 //! configured ingest source. Ephemeral.
 //!
-//! # Ingest keys (written by the ingest loops, read here)
+//! # Ingest status (written by the ingest loops, read here through the same type)
 //!
 //! Sources are named `guardduty:<region>` (one per region in `aws.regions` when
 //! `ingest.guardduty`), `sqs` (when `ingest.sqs_queue_url` is set) and `securityhub:<region>`
-//! (one per region when `ingest.securityhub`). For each `<source>`:
+//! (one per region when `ingest.securityhub`). For each `<source>`, `/status` shows whether
+//! the source has a cursor (`Store::get_cursor`, shown only as set or not) and, from its
+//! [`crate::store::SourceStatus`] ([`crate::store::Store::source_status`]), the time of the
+//! last successful poll or receive (`last_ok`) and the failures since (`errors_since_ok`).
 //!
-//! | where | key | value |
-//! |---|---|---|
-//! | cursor (`Store::get_cursor`) | `<source>` | the source's own cursor (shown only as set or not) |
-//! | meta (`Store::get_meta`) | [`last_ok_key`]: `ingest.<source>.last_ok` | RFC 3339 time of the last successful poll or receive |
-//! | meta (`Store::get_meta`) | [`errors_key`]: `ingest.<source>.errors_since_ok` | decimal count of failures since that success (`0` after one) |
-//!
-//! (`ingest.<source>.errors`, the count since the store was created, is not shown: one old
-//! failure would flag a healthy source forever.)
+//! (`errors`, the count since the store was created, is not shown: one old failure would flag
+//! a healthy source forever.)
 //!
 //! The lag of a source is the time since its last success. It is flagged when it exceeds
 //! [`LAG_WARN_POLLS`] poll intervals (`ingest.poll_interval`), or when failures follow it.
@@ -33,16 +30,6 @@ use super::{code, human_duration, plain, Handled, Invocation, Reply};
 
 /// A source lagging more than this many poll intervals is flagged.
 pub const LAG_WARN_POLLS: i32 = 3;
-
-/// `ingest.<source>.last_ok`.
-pub fn last_ok_key(source: &str) -> String {
-    format!("ingest.{source}.last_ok")
-}
-
-/// `ingest.<source>.errors_since_ok`: failures since the last success.
-pub fn errors_key(source: &str) -> String {
-    format!("ingest.{source}.errors_since_ok")
-}
 
 /// The ingest sources the settings switch on, in a stable order.
 pub fn sources(settings: &Settings) -> Vec<String> {
@@ -159,16 +146,10 @@ fn source_line(
     now: DateTime<Utc>,
     warn_after: chrono::Duration,
 ) -> Result<String, crate::store::StoreError> {
-    let last_ok = app
-        .store
-        .get_meta(&last_ok_key(source))?
-        .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
-        .map(|t| t.with_timezone(&Utc));
-    let errors: u64 = app
-        .store
-        .get_meta(&errors_key(source))?
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    // The very type the ingest loops write ([`crate::ingest::Health`]).
+    let status = app.store.source_status(source, now)?;
+    let last_ok = status.last_ok;
+    let errors = status.errors_since_ok;
     let cursor = if app.store.get_cursor(source)?.is_some() {
         "cursor saved"
     } else {

@@ -1,0 +1,122 @@
+//! Findings: the deduplicating upsert with its `FindingIngested` / `FindingUpdated` event,
+//! reads, and the recent-first listing over `findings_by_time`.
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::{Actor, EventKind, NewEvent};
+use crate::finding::Finding;
+
+use super::{
+    be_u64, finding_detail, finding_time_key, tx_encode, Store, StoreError, StoredFinding, Upsert,
+    META_FINDING_COUNT, TREE_FINDINGS, TREE_FINDINGS_BY_TIME,
+};
+
+impl Store {
+    /// Stores a finding, deduplicated by id, with its audit event in the same transaction.
+    ///
+    /// A document replaces the stored one when its count grew, its `updated_at` is newer, or
+    /// its archived flag changed; a document older than the stored one never replaces it.
+    pub fn upsert_finding(
+        &self,
+        f: &Finding,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Upsert, StoreError> {
+        self.transact(|tx| {
+            let previous: Option<StoredFinding> = tx.get(tx.findings, f.id.as_bytes(), || {
+                format!("{TREE_FINDINGS}/{}", f.id)
+            })?;
+            let (stored, upsert, event) = match previous {
+                None => {
+                    let stored = StoredFinding {
+                        finding: f.clone(),
+                        first_ingested_at: now,
+                        last_ingested_at: now,
+                    };
+                    let count = tx.get_u64(tx.meta, META_FINDING_COUNT)?;
+                    tx.meta
+                        .insert(META_FINDING_COUNT, &(count + 1).to_be_bytes())?;
+                    let event = NewEvent::new(now, actor.clone(), EventKind::FindingIngested)
+                        .finding(f.id.clone())
+                        .detail(finding_detail(f));
+                    (stored, Upsert::New, event)
+                }
+                Some(old) => {
+                    let prev = &old.finding;
+                    let older = f.updated_at < prev.updated_at;
+                    let newer = f.updated_at > prev.updated_at
+                        || f.count > prev.count
+                        || f.archived != prev.archived;
+                    if older || !newer {
+                        return Ok(Upsert::Unchanged);
+                    }
+                    tx.findings_by_time
+                        .remove(finding_time_key(old.last_ingested_at, &f.id))?;
+                    let upsert = Upsert::Updated {
+                        previous_count: prev.count,
+                        previous_updated_at: prev.updated_at,
+                        became_archived: f.archived && !prev.archived,
+                    };
+                    let mut detail = finding_detail(f);
+                    detail["previous_count"] = prev.count.into();
+                    detail["previous_updated_at"] = serde_json::json!(prev.updated_at);
+                    detail["previous_archived"] = prev.archived.into();
+                    let event = NewEvent::new(now, actor.clone(), EventKind::FindingUpdated)
+                        .finding(f.id.clone())
+                        .detail(detail);
+                    let stored = StoredFinding {
+                        finding: f.clone(),
+                        first_ingested_at: old.first_ingested_at,
+                        last_ingested_at: now,
+                    };
+                    (stored, upsert, event)
+                }
+            };
+            tx.findings
+                .insert(f.id.as_bytes(), tx_encode(&stored, "finding")?)?;
+            tx.findings_by_time
+                .insert(finding_time_key(now, &f.id), &[] as &[u8])?;
+            tx.append(event)?;
+            Ok(upsert)
+        })
+    }
+
+    pub fn get_finding(&self, id: &str) -> Result<Option<StoredFinding>, StoreError> {
+        self.get(&self.inner.findings, id.as_bytes(), || {
+            format!("{TREE_FINDINGS}/{id}")
+        })
+    }
+
+    /// The most recently ingested findings, newest first.
+    pub fn recent_findings(&self, limit: usize) -> Result<Vec<StoredFinding>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.findings_by_time.iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = item.map_err(|e| self.sled_err(e))?;
+            let id = key
+                .get(8..)
+                .map(|id| String::from_utf8_lossy(id).into_owned())
+                .unwrap_or_default();
+            match self.get_finding(&id)? {
+                Some(f) => out.push(f),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        key: format!("{TREE_FINDINGS_BY_TIME}/{id}"),
+                        message: "indexed finding is missing".into(),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many distinct findings the store holds (0 when the counter is unreadable).
+    pub fn finding_count(&self) -> u64 {
+        match self.inner.meta.get(META_FINDING_COUNT) {
+            Ok(Some(v)) => be_u64(&v).unwrap_or(0),
+            _ => 0,
+        }
+    }
+}

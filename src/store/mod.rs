@@ -1,0 +1,1123 @@
+//! The store: findings, requests, votes, step records and the audit log, in one sled database.
+//!
+//! This is the only module that knows key layouts. Everyone else calls typed methods on
+//! [`Store`]; no sled type and no key string appears in the public API (the raw `kv`
+//! accessors are private to this folder), so another backend (DynamoDB with conditional
+//! writes, for several replicas) can implement the same surface later.
+//!
+//! # Layout of the folder
+//!
+//! This file: [`Store`], opening, errors, the transaction over every tree (`Tx`, with the
+//! audit append every state change shares), key and encoding helpers. One `impl Store` per
+//! idea in the others: [`audit`] (queries, verification), [`findings`], [`requests`] (votes,
+//! transitions, execution claims), [`steps`] (execution records), [`quarantine`],
+//! [`posture`] (control findings, score snapshots), and the small typed values of the `kv`
+//! tree: [`kv`] (the pause flag, anchor records, the health probe), [`cards`] (card
+//! locations), [`days`] (claimed digest days), [`ingest_status`] (cursors and source health).
+//!
+//! It may use the core modules (`finding`, `plan`, `approval`, `audit`, `execution`) and sled.
+//! It must never import serenity, the AWS SDK or anything from the edges.
+//!
+//! # Consistency
+//!
+//! Every change of state and its audit event commit in **one** multi-tree sled transaction:
+//! an upserted finding and its `FindingIngested`/`FindingUpdated` event, a vote with the
+//! transition it causes and its event, a compare-and-swap on a request's state with its
+//! event. sled 0.34 runs transactions under a process-wide write lock, and retries the closure
+//! on conflict, so the closures here only read and write through the transaction and compute
+//! from what they read (they never touch a clock or anything outside).
+//!
+//! Methods whose effect must survive a crash before anyone acts on it (votes, transitions,
+//! request updates, new requests, step records) flush before returning. The others rely on
+//! sled's periodic flush (every 500 ms), or on their caller's [`Store::flush`] before it
+//! acknowledges anything: ingest stores a whole page or batch of findings (and the requests
+//! they propose, [`Store::create_request_deferred`]) and flushes once before it moves its
+//! cursor or deletes its messages.
+//!
+//! sled allows one process at a time on a database: a second process gets
+//! [`StoreError::Locked`], whose message says so in one sentence.
+//!
+//! # Trees and key layouts
+//!
+//! Integers in keys are big-endian so that byte order is numeric order. `seq` is a `u64`,
+//! `uuid` the 16 bytes of a request id, `time` a timestamp in microseconds since the epoch as
+//! an `i64` with its sign bit flipped (so byte order is time order, before 1970 included).
+//! Values are JSON unless stated otherwise.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `schema_version` | ASCII decimal, currently `1` ([`SCHEMA_VERSION`]) |
+//! | `meta` | `audit_head` | `{"seq": u64, "hash": hex}`: the last appended event (absent when the log is empty) |
+//! | `meta` | `finding_count` | `u64` BE: number of distinct findings |
+//! | `meta` | `quarantine_last_id` | `u64` BE: the last quarantine id handed out |
+//! | `meta` | `quarantine_first_id` | `u64` BE: the oldest quarantine id still kept (ids from it to `quarantine_last_id` are kept; older ones were dropped) |
+//! | `audit` | `seq` (from 1) | [`AuditEvent`], as its record ([`AuditEvent::record`]: the canonical bytes that were hashed, plus `hash`) |
+//! | `audit_idx` | `b"f" 0 finding_id 0 seq` | empty: event `seq` is about this finding |
+//! | `audit_idx` | `b"r" 0 uuid seq` | empty: event `seq` is about this request |
+//! | `audit_idx` | `b"a" 0 actor_key 0 seq` | empty: event `seq` was done by [`Actor::key`] |
+//! | `audit_idx` | `b"k" 0 kind 0 seq` | empty: event `seq` has this [`EventKind`] name |
+//! | `audit_actors` | `actor_key 0 display_name` | [`Actor`]: every identity seen in the log, to resolve a query's actor name to index keys |
+//! | `findings` | `finding_id` | [`StoredFinding`] |
+//! | `findings_by_time` | `time(last_ingested_at) finding_id` | empty |
+//! | `requests` | `uuid` | [`Request`] |
+//! | `requests_by_finding` | `finding_id 0 time(created_at) uuid` | empty |
+//! | `requests_by_state` | `state 0 uuid` (state as [`RequestState::as_str`]) | empty |
+//! | `steps` | `uuid index` (`index` as `u64`) | [`crate::execution::StepRecord`] |
+//! | `quarantine` | `id` (`u64`, from 1) | [`QuarantinedInput`]: at most `ingest.quarantine_max` of them, each `raw` at most [`MAX_QUARANTINED_BYTES`] |
+//! | `cursors` | `source` | UTF-8 string: an ingest cursor |
+//! | `kv` | `engine.paused`, `audit.anchor.*`, `health.probe` | see [`kv`]: the pause flag, the audit anchor records |
+//! | `kv` | `card.…` | see [`cards`]: where each chat card is ([`Store::card_location`]) |
+//! | `kv` | `posture.digest.last`, `posture.drop.<account>.<standard>` | see [`days`]: claimed digest days ([`Store::claimed_day`]) |
+//! | `kv` | `ingest.<source>.…` | see [`ingest_status`]: each ingest source's health ([`SourceStatus`]) |
+//! | `posture` | `account/region/control` ([`GroupKey::encode`]) `0` asff_id | [`crate::posture::ControlFinding`] |
+//! | `posture_scores` | `YYYY-MM-DD` | [`crate::posture::Snapshot`]: the day's last recorded scores |
+//!
+//! The posture trees hold Security Hub's state, not hanko's decisions: each write is one key,
+//! outside the audit transaction (what people do about posture is audited through requests).
+//!
+//! The index trees are written in the same transaction as the records they point to. A key
+//! with a `0` separator after a free-form string (a finding id, an actor key) is read back by
+//! exact length, so an id that itself contains a `0` byte can never be confused with another.
+//!
+//! # Audit queries
+//!
+//! [`Store::query_audit`] walks the index prefixes of every indexed filter that is set
+//! (finding, request, actor, kind) backwards and intersects them by sequence number (a
+//! zig-zag join with one seek per step), so it decodes only events that match every indexed
+//! filter; the remaining filters ([`crate::audit::AuditQuery::matches`]) are applied to those. With only a
+//! time range, it scans the log itself, newest first. Events are appended in time order up to
+//! the clock skew between writers ([`CLOCK_SKEW_TOLERANCE`]), so a time range bounds every
+//! scan: it starts at the first event at or after `until` + tolerance (found by binary search
+//! over the log) and stops at the first event older than `since` - tolerance.
+//!
+//! Cost: one seek per result and per step of the join. An intersection that turns out empty
+//! walks the smaller index (about 60 ms for two filters sharing nothing over 1,000,000 events).
+//!
+//! # Migrations
+//!
+//! `meta/schema_version` is written on first open. A store written by a newer schema refuses
+//! to open ([`StoreError::UnsupportedSchema`]); a future version migrates older ones in
+//! [`Store::open`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError, Transactional,
+    TransactionalTree,
+};
+use sled::Tree;
+use uuid::Uuid;
+
+mod audit;
+mod cards;
+mod days;
+mod findings;
+mod ingest_status;
+mod kv;
+mod posture;
+mod quarantine;
+mod requests;
+mod reverts;
+mod steps;
+
+pub use cards::{CardKey, CardLocation};
+pub use days::DayClaim;
+pub use ingest_status::SourceStatus;
+pub use kv::AnchorSlot;
+
+use crate::approval::{
+    Closure, Decided, Decision, Outcome, Refusal, Request, RequestState, VoteInput,
+};
+use crate::audit::{Actor, AuditEvent, ChainError, EventKind, NewEvent, GENESIS_HASH};
+use crate::finding::Finding;
+use crate::posture::GroupKey;
+
+/// The schema this code reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How far back in time an event may be appended after a newer one (clock skew between
+/// writers) and still be found by a query with `since`.
+pub const CLOCK_SKEW_TOLERANCE: Duration = Duration::minutes(5);
+
+const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+const META_AUDIT_HEAD: &[u8] = b"audit_head";
+const META_FINDING_COUNT: &[u8] = b"finding_count";
+const META_QUARANTINE_LAST_ID: &[u8] = b"quarantine_last_id";
+const META_QUARANTINE_FIRST_ID: &[u8] = b"quarantine_first_id";
+
+/// The most bytes of a quarantined document kept, truncation marker included.
+pub const MAX_QUARANTINED_BYTES: usize = 64 * 1024;
+/// The most bytes of a quarantined document's error kept.
+const MAX_QUARANTINE_ERROR_BYTES: usize = 1024;
+/// What a truncated quarantined document ends with.
+pub const QUARANTINE_TRUNCATION_MARKER: &str = "…[hanko: truncated]";
+
+const TREE_META: &str = "meta";
+const TREE_AUDIT: &str = "audit";
+const TREE_AUDIT_IDX: &str = "audit_idx";
+const TREE_AUDIT_ACTORS: &str = "audit_actors";
+const TREE_FINDINGS: &str = "findings";
+const TREE_FINDINGS_BY_TIME: &str = "findings_by_time";
+const TREE_REQUESTS: &str = "requests";
+const TREE_REQUESTS_BY_FINDING: &str = "requests_by_finding";
+const TREE_REQUESTS_BY_STATE: &str = "requests_by_state";
+const TREE_STEPS: &str = "steps";
+const TREE_QUARANTINE: &str = "quarantine";
+const TREE_CURSORS: &str = "cursors";
+const TREE_KV: &str = "kv";
+const TREE_POSTURE: &str = "posture";
+const TREE_POSTURE_SCORES: &str = "posture_scores";
+
+/// Shown as the path of a temporary store.
+const TEMPORARY_PATH: &str = "<temporary store>";
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store at {} is in use by another hanko process (sled allows one process at a time); stop it or use its chat commands", path.display())]
+    Locked { path: PathBuf },
+    #[error("store at {}: {message}", path.display())]
+    Io { path: PathBuf, message: String },
+    #[error("store at {} was written with schema version {found}, and this hanko reads version {supported}; upgrade hanko", path.display())]
+    UnsupportedSchema {
+        path: PathBuf,
+        found: String,
+        supported: u32,
+    },
+    #[error("corrupt record `{key}` in the store: {message}")]
+    Corrupt { key: String, message: String },
+    #[error("cannot encode {what} for the store: {message}")]
+    Encode { what: String, message: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{what} already exists")]
+    Duplicate { what: String },
+    #[error("request {request_id} is {found}, not {expected}: something else changed it first")]
+    Conflict {
+        request_id: Uuid,
+        expected: RequestState,
+        found: RequestState,
+    },
+    #[error("request {request_id} cannot go from {from} to {to}")]
+    InvalidTransition {
+        request_id: Uuid,
+        from: RequestState,
+        to: RequestState,
+    },
+}
+
+/// Why [`Store::verify_audit`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The chain itself is broken: an event was edited, removed or cannot be read.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The events verify but the recorded head does not match the last of them: events at
+    /// the end of the log were deleted, or the last one was rewritten with a fresh hash.
+    #[error("audit log ends at event {last_seq} but its recorded head is event {head_seq} with another hash: events at the end were deleted or rewritten")]
+    HeadMismatch { head_seq: u64, last_seq: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl VerifyError {
+    /// The sequence number of the first bad event, when the chain is what failed.
+    pub fn first_bad_seq(&self) -> Option<u64> {
+        match self {
+            VerifyError::Chain(e) => Some(e.seq()),
+            VerifyError::HeadMismatch { head_seq, last_seq } => Some(if last_seq < head_seq {
+                last_seq + 1
+            } else {
+                *last_seq
+            }),
+            VerifyError::Store(_) => None,
+        }
+    }
+}
+
+/// A finding as stored: the latest document and when hanko saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    pub finding: Finding,
+    pub first_ingested_at: DateTime<Utc>,
+    pub last_ingested_at: DateTime<Utc>,
+}
+
+/// What [`Store::upsert_finding`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    /// First time this finding id was seen.
+    New,
+    /// A newer document replaced the stored one.
+    Updated {
+        previous_count: u64,
+        previous_updated_at: Option<DateTime<Utc>>,
+        became_archived: bool,
+    },
+    /// The document is not newer than the stored one; nothing was written.
+    Unchanged,
+}
+
+/// What [`Store::start_execution`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutionStart {
+    /// The request is Executing now.
+    Started(Request),
+    /// The check refused: the request is closed (Expired or Superseded) with its reason.
+    Refused(Request),
+}
+
+/// A refusal to start an approved request: the state it moves to, why, and its audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartRefusal {
+    pub to: RequestState,
+    pub closure: Closure,
+    pub event: NewEvent,
+}
+
+/// An input that could not be parsed, kept for a person to look at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedInput {
+    pub id: u64,
+    /// Where it came from (`sqs`, `guardduty`, `securityhub`, a file name).
+    pub source: String,
+    pub raw: String,
+    /// The parse error.
+    pub error: String,
+    pub at: DateTime<Utc>,
+    /// The document's size when it was longer than [`MAX_QUARANTINED_BYTES`] and `raw` was
+    /// cut (it then ends with [`QUARANTINE_TRUNCATION_MARKER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_from_bytes: Option<u64>,
+}
+
+/// `s` cut at a character boundary to at most `max` bytes, the cut marked with `marker`;
+/// `None` when it fits.
+fn truncate_bytes(s: &str, max: usize, marker: &str) -> Option<String> {
+    if s.len() <= max {
+        return None;
+    }
+    let mut cut = max.saturating_sub(marker.len());
+    while cut > 0 && !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Some(format!("{}{marker}", &s[..cut]))
+}
+
+/// The last appended audit event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+impl Head {
+    fn genesis() -> Head {
+        Head {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        }
+    }
+}
+
+/// The sled database with every tree opened. Cloned cheaply through the `Arc` in [`Store`].
+struct Inner {
+    /// Where the database lives, for error messages.
+    path: PathBuf,
+    db: sled::Db,
+    meta: Tree,
+    audit: Tree,
+    audit_idx: Tree,
+    audit_actors: Tree,
+    findings: Tree,
+    findings_by_time: Tree,
+    requests: Tree,
+    requests_by_finding: Tree,
+    requests_by_state: Tree,
+    steps: Tree,
+    quarantine: Tree,
+    cursors: Tree,
+    kv: Tree,
+    posture: Tree,
+    posture_scores: Tree,
+    /// Audit events decoded by queries, so a test can show a query reads only what matches.
+    events_decoded: AtomicU64,
+}
+
+/// The hanko store. Cheap to clone; every clone is the same database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a vote's transaction stopped without writing.
+enum VoteAbort {
+    Store(StoreError),
+    Refused {
+        refusal: Refusal,
+        finding_id: String,
+    },
+}
+
+impl From<StoreError> for VoteAbort {
+    fn from(e: StoreError) -> Self {
+        VoteAbort::Store(e)
+    }
+}
+
+type TxResult<T, E = StoreError> = ConflictableTransactionResult<T, E>;
+
+fn abort<T, E: From<StoreError>>(e: StoreError) -> TxResult<T, E> {
+    Err(ConflictableTransactionError::Abort(E::from(e)))
+}
+
+/// How long [`Store::open`] waits for a file lock to be released.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+impl Store {
+    /// Opens (or creates) the store in directory `path`.
+    ///
+    /// A lock held by this process's previous handle is waited for up to [`LOCK_PATIENCE`]:
+    /// sled's flusher thread lets go of the file lock a moment after the last handle is
+    /// dropped. Another process's lock gives [`StoreError::Locked`] after that wait.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        let db = loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: path.to_path_buf(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) => return Err(sled_error(path, e)),
+            }
+        };
+        Store::from_db(path.to_path_buf(), db)
+    }
+
+    /// A store in a temporary directory, removed when the last clone is dropped.
+    pub fn open_temporary() -> Result<Store, StoreError> {
+        let path = PathBuf::from(TEMPORARY_PATH);
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|e| sled_error(&path, e))?;
+        Store::from_db(path, db)
+    }
+
+    fn from_db(path: PathBuf, db: sled::Db) -> Result<Store, StoreError> {
+        let open = |name: &str| db.open_tree(name).map_err(|e| sled_error(&path, e));
+        let inner = Inner {
+            meta: open(TREE_META)?,
+            audit: open(TREE_AUDIT)?,
+            audit_idx: open(TREE_AUDIT_IDX)?,
+            audit_actors: open(TREE_AUDIT_ACTORS)?,
+            findings: open(TREE_FINDINGS)?,
+            findings_by_time: open(TREE_FINDINGS_BY_TIME)?,
+            requests: open(TREE_REQUESTS)?,
+            requests_by_finding: open(TREE_REQUESTS_BY_FINDING)?,
+            requests_by_state: open(TREE_REQUESTS_BY_STATE)?,
+            steps: open(TREE_STEPS)?,
+            quarantine: open(TREE_QUARANTINE)?,
+            cursors: open(TREE_CURSORS)?,
+            kv: open(TREE_KV)?,
+            posture: open(TREE_POSTURE)?,
+            posture_scores: open(TREE_POSTURE_SCORES)?,
+            events_decoded: AtomicU64::new(0),
+            path,
+            db,
+        };
+        let store = Store {
+            inner: Arc::new(inner),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Writes the schema version on first open; refuses a store from another version.
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let current = SCHEMA_VERSION.to_string();
+        let previous = self
+            .inner
+            .meta
+            .compare_and_swap(META_SCHEMA_VERSION, None::<&[u8]>, Some(current.as_bytes()))
+            .map_err(|e| self.sled_err(e))?;
+        match previous {
+            Ok(()) => Ok(()),
+            Err(cas) => {
+                let found = cas
+                    .current
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default();
+                if found == current {
+                    Ok(())
+                } else {
+                    Err(StoreError::UnsupportedSchema {
+                        path: self.inner.path.clone(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush().map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    fn sled_err(&self, e: sled::Error) -> StoreError {
+        sled_error(&self.inner.path, e)
+    }
+
+    /// Runs `f` in one transaction over every transactional tree.
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        f: impl Fn(&Tx<'_>) -> TxResult<T, E>,
+    ) -> Result<T, E> {
+        let i = &*self.inner;
+        let trees = (
+            &i.meta,
+            &i.audit,
+            &i.audit_idx,
+            &i.audit_actors,
+            &i.findings,
+            &i.findings_by_time,
+            &i.requests,
+            &i.requests_by_finding,
+            &i.requests_by_state,
+            &i.steps,
+            &i.quarantine,
+            &i.kv,
+        );
+        let result = trees.transaction(
+            |(
+                meta,
+                audit,
+                audit_idx,
+                audit_actors,
+                findings,
+                findings_by_time,
+                requests,
+                requests_by_finding,
+                requests_by_state,
+                steps,
+                quarantine,
+                kv,
+            )| {
+                f(&Tx {
+                    meta,
+                    audit,
+                    audit_idx,
+                    audit_actors,
+                    findings,
+                    findings_by_time,
+                    requests,
+                    requests_by_finding,
+                    requests_by_state,
+                    steps,
+                    quarantine,
+                    kv,
+                })
+            },
+        );
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => E::from(self.sled_err(e)),
+        })
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Plumbing
+    // ---------------------------------------------------------------------------------------
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        key: &[u8],
+        name: impl FnOnce() -> String,
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(key).map_err(|e| self.sled_err(e))? {
+            Some(value) => decode(&value, name).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn get_string(
+        &self,
+        tree: &Tree,
+        tree_name: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        match tree.get(key.as_bytes()).map_err(|e| self.sled_err(e))? {
+            Some(value) => {
+                String::from_utf8(value.to_vec())
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: format!("{tree_name}/{key}"),
+                        message: e.to_string(),
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// The transactional view of every tree written in transactions.
+struct Tx<'a> {
+    meta: &'a TransactionalTree,
+    audit: &'a TransactionalTree,
+    audit_idx: &'a TransactionalTree,
+    audit_actors: &'a TransactionalTree,
+    findings: &'a TransactionalTree,
+    findings_by_time: &'a TransactionalTree,
+    requests: &'a TransactionalTree,
+    requests_by_finding: &'a TransactionalTree,
+    requests_by_state: &'a TransactionalTree,
+    steps: &'a TransactionalTree,
+    quarantine: &'a TransactionalTree,
+    kv: &'a TransactionalTree,
+}
+
+impl Tx<'_> {
+    fn get<T: DeserializeOwned, E: From<StoreError>>(
+        &self,
+        tree: &TransactionalTree,
+        key: &[u8],
+        name: impl FnOnce() -> String,
+    ) -> TxResult<Option<T>, E> {
+        match tree.get(key)? {
+            Some(value) => match decode(&value, name) {
+                Ok(v) => Ok(Some(v)),
+                Err(e) => abort(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    fn get_u64<E: From<StoreError>>(
+        &self,
+        tree: &TransactionalTree,
+        key: &[u8],
+    ) -> TxResult<u64, E> {
+        match tree.get(key)? {
+            None => Ok(0),
+            Some(value) => match be_u64(&value) {
+                Some(n) => Ok(n),
+                None => abort(StoreError::Corrupt {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    message: format!("expected an 8-byte counter, found {} bytes", value.len()),
+                }),
+            },
+        }
+    }
+
+    fn get_request<E: From<StoreError>>(&self, id: Uuid) -> TxResult<Option<Request>, E> {
+        self.get(self.requests, id.as_bytes(), || request_key_name(id))
+    }
+
+    /// Writes `req` and keeps its indexes in step with `previous` (the stored version).
+    fn put_request<E: From<StoreError>>(
+        &self,
+        req: &Request,
+        previous: Option<&Request>,
+    ) -> TxResult<(), E> {
+        self.requests
+            .insert(req.id.as_bytes(), tx_encode(req, "request")?)?;
+        let state_key = request_state_key(req.state, req.id);
+        let finding_key = request_finding_key(req);
+        if let Some(prev) = previous {
+            let old_state_key = request_state_key(prev.state, prev.id);
+            if old_state_key != state_key {
+                self.requests_by_state.remove(old_state_key)?;
+            }
+            let old_finding_key = request_finding_key(prev);
+            if old_finding_key != finding_key {
+                self.requests_by_finding.remove(old_finding_key)?;
+            }
+        }
+        self.requests_by_state.insert(state_key, &[] as &[u8])?;
+        self.requests_by_finding.insert(finding_key, &[] as &[u8])?;
+        Ok(())
+    }
+
+    /// Seals `ev` after the current head and writes it, its index entries and the new head.
+    fn append<E: From<StoreError>>(&self, ev: NewEvent) -> TxResult<AuditEvent, E> {
+        let head: Head = self
+            .get(self.meta, META_AUDIT_HEAD, meta_key_name(META_AUDIT_HEAD))?
+            .unwrap_or_else(Head::genesis);
+        let seq = head.seq + 1;
+        // The record holds the very bytes that were hashed (audit's module docs).
+        let (event, record) = ev.seal_record(seq, &head.hash);
+        let new_head = Head {
+            seq,
+            hash: event.hash.clone(),
+        };
+        self.audit.insert(&seq.to_be_bytes(), record)?;
+        for key in index_keys(&event) {
+            self.audit_idx.insert(key, &[] as &[u8])?;
+        }
+        self.audit_actors.insert(
+            actor_catalog_key(&event.actor),
+            tx_encode(&event.actor, "actor")?,
+        )?;
+        self.meta
+            .insert(META_AUDIT_HEAD, tx_encode(&new_head, "audit head")?)?;
+        Ok(event)
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Events
+// -------------------------------------------------------------------------------------------
+
+/// The audit event a decided vote writes.
+fn vote_event(decided: &Decided, vote: &VoteInput, now: DateTime<Utc>) -> NewEvent {
+    let request = &decided.request;
+    let (kind, detail) = match (&decided.outcome, &vote.decision) {
+        (Outcome::Approved { approvals }, _) => (
+            EventKind::ApprovalGranted,
+            serde_json::json!({
+                "approvals": approvals,
+                "approvers": request.approvers().iter().map(|a| a.key()).collect::<Vec<_>>(),
+                "plan_hash": vote.plan_hash,
+            }),
+        ),
+        (Outcome::Recorded { approvals, needed }, _) => (
+            EventKind::VoteRecorded,
+            serde_json::json!({
+                "decision": decision_name(&vote.decision),
+                "approvals": approvals,
+                "needed": needed,
+                "plan_hash": vote.plan_hash,
+            }),
+        ),
+        (Outcome::Rejected, decision) => (
+            EventKind::RequestRejected,
+            serde_json::json!({
+                "reason": match decision {
+                    Decision::Reject { reason } => reason.as_str(),
+                    Decision::Approve => "",
+                },
+                "plan_hash": vote.plan_hash,
+            }),
+        ),
+    };
+    NewEvent::new(now, vote.voter.actor.clone(), kind)
+        .finding(request.finding_id.clone())
+        .request(request.id)
+        .detail(detail)
+}
+
+fn decision_name(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Approve => "approve",
+        Decision::Reject { .. } => "reject",
+    }
+}
+
+/// Fills in the request and finding ids of an event about `req` when the caller left them out.
+fn event_for_request(mut ev: NewEvent, req: &Request) -> NewEvent {
+    if ev.request_id.is_none() {
+        ev.request_id = Some(req.id);
+    }
+    if ev.finding_id.is_none() {
+        ev.finding_id = Some(req.finding_id.clone());
+    }
+    ev
+}
+
+fn finding_detail(f: &Finding) -> serde_json::Value {
+    serde_json::json!({
+        "finding_type": f.finding_type,
+        "severity": f.severity,
+        "account_id": f.account_id,
+        "region": f.region,
+        "count": f.count,
+        "updated_at": f.updated_at,
+        "archived": f.archived,
+        "sample": f.sample,
+    })
+}
+
+// -------------------------------------------------------------------------------------------
+// Keys
+// -------------------------------------------------------------------------------------------
+
+fn idx_finding_prefix(finding_id: &str) -> Vec<u8> {
+    tagged_prefix(b'f', finding_id.as_bytes())
+}
+
+fn idx_request_prefix(request_id: Uuid) -> Vec<u8> {
+    let mut key = vec![b'r', 0];
+    key.extend_from_slice(request_id.as_bytes());
+    key
+}
+
+fn idx_actor_prefix(actor_key: &str) -> Vec<u8> {
+    tagged_prefix(b'a', actor_key.as_bytes())
+}
+
+fn idx_kind_prefix(kind: EventKind) -> Vec<u8> {
+    tagged_prefix(b'k', kind.as_str().as_bytes())
+}
+
+/// `tag 0 value 0`.
+fn tagged_prefix(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(value.len() + 3 + 8);
+    key.push(tag);
+    key.push(0);
+    key.extend_from_slice(value);
+    key.push(0);
+    key
+}
+
+/// The `audit_idx` keys of one event.
+fn index_keys(event: &AuditEvent) -> Vec<Vec<u8>> {
+    let mut prefixes = Vec::with_capacity(4);
+    if let Some(f) = &event.finding_id {
+        prefixes.push(idx_finding_prefix(f));
+    }
+    if let Some(r) = event.request_id {
+        prefixes.push(idx_request_prefix(r));
+    }
+    prefixes.push(idx_actor_prefix(&event.actor.key()));
+    prefixes.push(idx_kind_prefix(event.kind));
+    for p in &mut prefixes {
+        p.extend_from_slice(&event.seq.to_be_bytes());
+    }
+    prefixes
+}
+
+fn actor_catalog_key(actor: &Actor) -> Vec<u8> {
+    let mut key = actor.key().into_bytes();
+    key.push(0);
+    key.extend_from_slice(actor.display_name().as_bytes());
+    key
+}
+
+/// Order-preserving bytes of a time: microseconds with the sign bit flipped.
+fn time_key(t: DateTime<Utc>) -> [u8; 8] {
+    ((t.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn finding_time_key(t: DateTime<Utc>, finding_id: &str) -> Vec<u8> {
+    let mut key = time_key(t).to_vec();
+    key.extend_from_slice(finding_id.as_bytes());
+    key
+}
+
+fn requests_by_finding_prefix(finding_id: &str) -> Vec<u8> {
+    let mut key = finding_id.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn request_finding_key(req: &Request) -> Vec<u8> {
+    let mut key = requests_by_finding_prefix(&req.finding_id);
+    key.extend_from_slice(&time_key(req.created_at));
+    key.extend_from_slice(req.id.as_bytes());
+    key
+}
+
+fn requests_by_state_prefix(state: RequestState) -> Vec<u8> {
+    let mut key = state.as_str().as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn request_state_key(state: RequestState, id: Uuid) -> Vec<u8> {
+    let mut key = requests_by_state_prefix(state);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn step_key(request_id: Uuid, index: usize) -> Vec<u8> {
+    let mut key = request_id.as_bytes().to_vec();
+    key.extend_from_slice(&(index as u64).to_be_bytes());
+    key
+}
+
+fn uuid_at(key: &[u8], at: usize) -> Uuid {
+    key.get(at..at + 16)
+        .and_then(|b| Uuid::from_slice(b).ok())
+        .unwrap_or(Uuid::nil())
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
+}
+
+fn audit_key_name(key: &[u8]) -> String {
+    match be_u64(key) {
+        Some(seq) => format!("{TREE_AUDIT}/{seq}"),
+        None => format!("{TREE_AUDIT}/{}", hex::encode(key)),
+    }
+}
+
+fn meta_key_name(key: &'static [u8]) -> impl FnOnce() -> String {
+    move || format!("{TREE_META}/{}", String::from_utf8_lossy(key))
+}
+
+fn request_key_name(id: Uuid) -> String {
+    format!("{TREE_REQUESTS}/{id}")
+}
+
+// -------------------------------------------------------------------------------------------
+// Encoding and errors
+// -------------------------------------------------------------------------------------------
+
+/// `account/region/control 0 asff_id`: a group's findings share a prefix.
+fn posture_key(group: &GroupKey, finding_id: &str) -> Vec<u8> {
+    let mut key = group.encode().into_bytes();
+    key.push(0);
+    key.extend_from_slice(finding_id.as_bytes());
+    key
+}
+
+fn posture_name(key: &[u8]) -> String {
+    format!(
+        "{TREE_POSTURE}/{}",
+        String::from_utf8_lossy(key).replace('\0', "/")
+    )
+}
+
+fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Encode {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// [`encode`] inside a transaction: a failure aborts it.
+fn tx_encode<T: Serialize, E: From<StoreError>>(value: &T, what: &str) -> TxResult<Vec<u8>, E> {
+    encode(value, what).or_else(abort)
+}
+
+fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    key: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key(),
+        message: e.to_string(),
+    })
+}
+
+/// sled reports a held lock as an `Io` error of kind `Other` whose message starts with
+/// "could not acquire lock"; `WouldBlock` is what `flock` itself returns.
+fn is_lock_error(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
+fn sled_error(path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt {
+            key: format!("sled log at {at:?}"),
+            message: format!("sled found corruption in {}", path.display()),
+        },
+        other => StoreError::Io {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditQuery;
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 16, 0, 0).unwrap()
+    }
+
+    fn event(finding: &str, kind: EventKind) -> NewEvent {
+        NewEvent::new(t0(), Actor::System, kind).finding(finding)
+    }
+
+    #[test]
+    fn time_keys_sort_in_time_order_across_the_epoch() {
+        let times = [
+            Utc.with_ymd_and_hms(1960, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 1).unwrap(),
+            t0(),
+        ];
+        for pair in times.windows(2) {
+            assert!(time_key(pair[0]) < time_key(pair[1]), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn index_keys_name_every_indexed_field() {
+        let request = Uuid::new_v4();
+        let sealed = event("f1", EventKind::VoteRecorded)
+            .request(request)
+            .seal(7, GENESIS_HASH);
+        let seq = 7u64.to_be_bytes();
+        let with_seq = |mut p: Vec<u8>| {
+            p.extend_from_slice(&seq);
+            p
+        };
+        assert_eq!(
+            index_keys(&sealed),
+            vec![
+                with_seq(b"f\0f1\0".to_vec()),
+                with_seq([&b"r\0"[..], request.as_bytes()].concat()),
+                with_seq(b"a\0system\0".to_vec()),
+                with_seq(b"k\0VoteRecorded\0".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_finding_query_decodes_only_that_findings_events() {
+        let store = Store::open_temporary().unwrap();
+        for i in 0..2000 {
+            store
+                .append_audit(event(
+                    &format!("noise-{}", i % 50),
+                    EventKind::FindingUpdated,
+                ))
+                .unwrap();
+            if i % 500 == 0 {
+                store
+                    .append_audit(event("target", EventKind::FindingIngested))
+                    .unwrap();
+            }
+        }
+        let before = store.events_decoded();
+        let q = AuditQuery {
+            finding_id: Some("target".into()),
+            ..Default::default()
+        };
+        let found = store.query_audit(&q).unwrap();
+        assert_eq!(found.len(), 4);
+        assert!(found.windows(2).all(|w| w[0].seq > w[1].seq));
+        assert_eq!(store.events_decoded() - before, 4);
+
+        // Two indexed filters: only the intersection is decoded, although "system" and
+        // FindingUpdated each match thousands of events.
+        let before = store.events_decoded();
+        let q = AuditQuery {
+            finding_id: Some("noise-7".into()),
+            actor: Some("system".into()),
+            kind: Some(EventKind::FindingUpdated),
+            limit: Some(5),
+            ..Default::default()
+        };
+        let found = store.query_audit(&q).unwrap();
+        assert_eq!(found.len(), 5);
+        assert!(found
+            .iter()
+            .all(|e| e.finding_id.as_deref() == Some("noise-7")));
+        assert_eq!(store.events_decoded() - before, 5);
+    }
+
+    #[test]
+    fn a_finding_id_with_a_zero_byte_is_not_confused_with_its_prefix() {
+        let store = Store::open_temporary().unwrap();
+        store
+            .append_audit(event("x", EventKind::FindingIngested))
+            .unwrap();
+        store
+            .append_audit(event("x\0y", EventKind::FindingIngested))
+            .unwrap();
+        store
+            .append_audit(event("x\0", EventKind::FindingIngested))
+            .unwrap();
+        for (id, seq) in [("x", 1), ("x\0y", 2), ("x\0", 3)] {
+            let q = AuditQuery {
+                finding_id: Some(id.into()),
+                ..Default::default()
+            };
+            let found: Vec<u64> = store
+                .query_audit(&q)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect();
+            assert_eq!(found, [seq], "{id:?}");
+        }
+    }
+
+    #[test]
+    fn schema_version_is_written_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(
+                store
+                    .inner
+                    .meta
+                    .get(META_SCHEMA_VERSION)
+                    .unwrap()
+                    .as_deref(),
+                Some(&b"1"[..])
+            );
+            store
+                .inner
+                .meta
+                .insert(META_SCHEMA_VERSION, &b"2"[..])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(StoreError::UnsupportedSchema {
+                found, supported, ..
+            }) => {
+                assert_eq!((found.as_str(), supported), ("2", 1));
+            }
+            other => panic!("expected UnsupportedSchema, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_corrupt_request_is_a_typed_error_not_a_panic() {
+        let store = Store::open_temporary().unwrap();
+        let id = Uuid::new_v4();
+        store
+            .inner
+            .requests
+            .insert(id.as_bytes(), &b"{oops"[..])
+            .unwrap();
+        match store.get_request(id) {
+            Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, format!("requests/{id}")),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        // Inside a transaction too.
+        let ev = NewEvent::new(t0(), Actor::System, EventKind::RequestExpired);
+        let err = store
+            .transition(id, RequestState::Pending, RequestState::Expired, ev)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        assert_eq!(store.audit_len(), 0);
+    }
+}
