@@ -311,6 +311,30 @@ impl DryRun {
         }
     }
 
+    /// The whole `apply` of a step that makes one call accepting `DryRun` (sent with
+    /// `DryRun=ctx.dry_run`): in a dry run, the proof of permission is the step's result;
+    /// otherwise a failed call is classified and `applied` is the result.
+    #[allow(clippy::result_large_err)] // see `instance_id`
+    fn single_call<T, E>(
+        res: Result<T, SdkError<E, HttpResponse>>,
+        ctx: &StepCtx,
+        operation: &str,
+        resource: &str,
+        parameters: Value,
+        applied: Value,
+    ) -> Result<Value, StepError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        if ctx.dry_run {
+            let mut dry = DryRun::default();
+            dry.sent(res, operation, resource, parameters)?;
+            return Ok(dry.into_result());
+        }
+        res.map_err(|e| classify(&e, operation, resource))?;
+        Ok(applied)
+    }
+
     fn described(&mut self, operation: &str, parameters: Value) {
         self.calls.push(DryRunCall {
             operation: operation.to_string(),

@@ -55,14 +55,14 @@ pub(super) async fn apply(
     ctx: &StepCtx,
 ) -> Result<Value, StepError> {
     let res = write(client, id, STOP, ctx.dry_run).send().await;
-    if ctx.dry_run {
-        let mut dry = DryRun::default();
-        let params = json!({"InstanceId": id, "InstanceInitiatedShutdownBehavior": STOP});
-        dry.sent(res, MODIFY_ATTRIBUTE, id, params)?;
-        return Ok(dry.into_result());
-    }
-    res.map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
-    Ok(json!({ "instance_initiated_shutdown_behavior": STOP }))
+    DryRun::single_call(
+        res,
+        ctx,
+        MODIFY_ATTRIBUTE,
+        id,
+        json!({"InstanceId": id, "InstanceInitiatedShutdownBehavior": STOP}),
+        json!({ "instance_initiated_shutdown_behavior": STOP }),
+    )
 }
 
 pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {

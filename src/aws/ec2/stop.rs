@@ -54,13 +54,14 @@ pub(super) async fn apply(
         .dry_run(ctx.dry_run)
         .send()
         .await;
-    if ctx.dry_run {
-        let mut dry = DryRun::default();
-        dry.sent(res, STOP, id, json!({"InstanceIds": [id]}))?;
-        return Ok(dry.into_result());
-    }
-    res.map_err(|e| classify(&e, STOP, id))?;
-    Ok(json!({ "stopped": true }))
+    DryRun::single_call(
+        res,
+        ctx,
+        STOP,
+        id,
+        json!({"InstanceIds": [id]}),
+        json!({ "stopped": true }),
+    )
 }
 
 pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {

@@ -87,21 +87,12 @@ pub(super) async fn apply(
 ) -> Result<Value, StepError> {
     let value = ctx.request_id.to_string();
     let res = write(client, id, key, &value, ctx.dry_run).send().await;
-    if ctx.dry_run {
-        let mut dry = DryRun::default();
-        dry.sent(
-            res,
-            CREATE,
-            id,
-            json!({"Resources": [id], "Tags": {key: value}}),
-        )?;
-        return Ok(dry.into_result());
-    }
-    res.map_err(|e| classify(&e, CREATE, id))?;
-    Ok(to_record(&Applied {
+    let parameters = json!({"Resources": [id], "Tags": {key: &value}});
+    let applied = to_record(&Applied {
         key: key.to_string(),
         value,
-    }))
+    });
+    DryRun::single_call(res, ctx, CREATE, id, parameters, applied)
 }
 
 pub(super) async fn verify(

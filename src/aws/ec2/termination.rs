@@ -48,14 +48,14 @@ pub(super) async fn apply(
     ctx: &StepCtx,
 ) -> Result<Value, StepError> {
     let res = write(client, id, true, ctx.dry_run).send().await;
-    if ctx.dry_run {
-        let mut dry = DryRun::default();
-        let params = json!({"InstanceId": id, "DisableApiTermination": true});
-        dry.sent(res, MODIFY_ATTRIBUTE, id, params)?;
-        return Ok(dry.into_result());
-    }
-    res.map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
-    Ok(json!({ "disable_api_termination": true }))
+    DryRun::single_call(
+        res,
+        ctx,
+        MODIFY_ATTRIBUTE,
+        id,
+        json!({"InstanceId": id, "DisableApiTermination": true}),
+        json!({ "disable_api_termination": true }),
+    )
 }
 
 pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {

@@ -69,16 +69,17 @@ pub(super) async fn apply(
         return Ok(to_record(&Applied { changed }));
     }
     let res = write(client, id, &changed, false, ctx.dry_run).send().await;
-    if ctx.dry_run {
-        let mut dry = DryRun::default();
-        let params = json!({"InstanceId": id, "BlockDeviceMappings": changed.iter()
-            .map(|d| json!({"DeviceName": d, "Ebs": {"DeleteOnTermination": false}}))
-            .collect::<Vec<_>>()});
-        dry.sent(res, MODIFY_ATTRIBUTE, id, params)?;
-        return Ok(dry.into_result());
-    }
-    res.map_err(|e| classify(&e, MODIFY_ATTRIBUTE, id))?;
-    Ok(to_record(&Applied { changed }))
+    let parameters = json!({"InstanceId": id, "BlockDeviceMappings": changed.iter()
+        .map(|d| json!({"DeviceName": d, "Ebs": {"DeleteOnTermination": false}}))
+        .collect::<Vec<_>>()});
+    DryRun::single_call(
+        res,
+        ctx,
+        MODIFY_ATTRIBUTE,
+        id,
+        parameters,
+        to_record(&Applied { changed }),
+    )
 }
 
 pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {
