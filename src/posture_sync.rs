@@ -203,7 +203,11 @@ async fn reread(
         .clients(&group.account_id, &group.region)
         .await
         .map_err(|e| e.to_string())?;
-    let docs = securityhub::read_findings(&clients.securityhub, identifiers)
+    let docs = securityhub::read_findings(
+        &clients.securityhub,
+        identifiers,
+        crate::ingest::securityhub::asff_to_json,
+    )
         .await
         .map_err(|e| e.to_string())?;
     let mut changed = 0;

@@ -297,7 +297,9 @@ fn describe(
             _ => format!("AWS refused {operation} on {resource}"),
         },
     };
-    if let Some(m) = aws_message.map(one_line).filter(|m| !m.is_empty()) {
+    if let Some(m) = aws_message
+        .map(|m| crate::util::one_line(m, MAX_AWS_MESSAGE_CHARS))
+        .filter(|m| !m.is_empty()) {
         sentence.push_str(" (AWS: ");
         sentence.push_str(&m);
         sentence.push(')');
@@ -305,18 +307,8 @@ fn describe(
     sentence
 }
 
-/// AWS's message on one line, at most 300 characters.
-fn one_line(m: &str) -> String {
-    const MAX: usize = 300;
-    let flat: String = m.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= MAX {
-        flat
-    } else {
-        let mut cut: String = flat.chars().take(MAX).collect();
-        cut.push('…');
-        cut
-    }
-}
+/// The most characters of AWS's message a sentence quotes.
+const MAX_AWS_MESSAGE_CHARS: usize = 300;
 
 /// Bounded retries with exponential backoff and full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,16 +337,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The backoff ceiling before retry number `retry` (1 for the first retry).
     pub fn ceiling(&self, retry: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(retry.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
+        crate::util::backoff_ceiling(self.base, self.cap, retry)
     }
 
     /// A random backoff in `[0, ceiling(retry)]` ("full jitter").
     fn backoff(&self, retry: u32) -> Duration {
-        let ceiling = self.ceiling(retry).as_millis().min(u128::from(u64::MAX)) as u64;
-        Duration::from_millis(fastrand::u64(0..=ceiling))
+        crate::util::backoff(self.base, self.cap, retry, crate::util::Jitter::Full)
     }
 }
 

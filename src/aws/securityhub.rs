@@ -465,9 +465,10 @@ fn with_tail_cut(head: String, tail: &str) -> Result<String, String> {
     Ok(note)
 }
 
-/// Text on one line, runs of whitespace as one space.
+/// Text on one line, runs of whitespace as one space, nothing cut: the note's limit is kept
+/// by [`with_tail_cut`], on the whole note.
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::util::one_line(s, usize::MAX)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,20 +502,22 @@ async fn read_statuses_here(
     Ok(seen)
 }
 
-/// Each finding of `findings` as Security Hub holds it now, as ASFF JSON (the shape the posture
-/// parser reads, [`crate::ingest::securityhub::asff_to_json`]); findings that no longer exist are
-/// left out. `GetFindings` with an `Id` filter, [`ID_FILTER_BATCH`] ids a call; on a deep stack
-/// like [`read_statuses`].
-pub async fn read_findings(
+/// Each finding of `findings` as Security Hub holds it now, read through `read` on the deep-stack
+/// thread (the posture sync passes `crate::ingest::securityhub::asff_to_json`, the shape its
+/// parser reads; taking it as a parameter keeps this module from importing ingest); findings
+/// that no longer exist are left out. `GetFindings` with an `Id` filter, [`ID_FILTER_BATCH`]
+/// ids a call; on a deep stack like [`read_statuses`].
+pub async fn read_findings<T: Send + 'static>(
     client: &Client,
     findings: &[FindingIdentifier],
-) -> Result<Vec<Value>, StepError> {
+    read: fn(&AwsSecurityFinding) -> T,
+) -> Result<Vec<T>, StepError> {
     let resource = format!("{} finding(s)", findings.len());
     let (client, findings, res) = (client.clone(), findings.to_vec(), resource.clone());
     on_deep_stack(async move {
         let mut docs = Vec::new();
         for_each_found(&client, &findings, &res, |_, f| {
-            docs.push(crate::ingest::securityhub::asff_to_json(f));
+            docs.push(read(f));
         })
         .await
         .map(|()| docs)
@@ -567,31 +570,20 @@ async fn for_each_found(
     Ok(())
 }
 
-/// The stack of the thread [`on_deep_stack`] starts: what the ingest loops get, for the same
-/// deserializer.
-const DEEP_STACK: usize = crate::ingest::INGEST_THREAD_STACK;
-
-/// Polls `fut` to completion on a new thread with a [`DEEP_STACK`] stack, through the calling
-/// runtime's handle: its I/O, timers and the SDK's connection tasks stay on the caller's runtime
-/// (whose own thread keeps driving them while this awaits the answer), so the shared client's
-/// connection pool is never tied to a runtime that goes away.
+/// Polls `fut` to completion on a thread with a deep stack ([`crate::util::deep_stack`]),
+/// driven by the calling runtime (so the shared client's connection pool stays on it). The error
+/// is a sentence for a Retryable [`StepError`].
 async fn on_deep_stack<F, T>(fut: F) -> Result<T, String>
 where
     F: std::future::Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|e| format!("no async runtime to read Security Hub from: {e}"))?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("hanko-securityhub".into())
-        .stack_size(DEEP_STACK)
-        .spawn(move || {
-            let _ = tx.send(handle.block_on(fut));
+    crate::util::on_deep_stack("hanko-securityhub", crate::util::Driver::Caller, fut)
+        .await
+        .map_err(|e| {
+            let why = aws_smithy_types::error::display::DisplayErrorContext(&e);
+            format!("cannot read Security Hub on a thread of its own: {why}")
         })
-        .map_err(|e| format!("cannot start a thread to read Security Hub: {e}"))?;
-    rx.await
-        .map_err(|_| "the thread reading Security Hub ended without an answer".to_string())
 }
 
 /// The finding's `Id` when it is one of `batch` (moto ignores the filters).
