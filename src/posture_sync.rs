@@ -208,8 +208,8 @@ async fn reread(
         identifiers,
         crate::ingest::securityhub::asff_to_json,
     )
-        .await
-        .map_err(|e| e.to_string())?;
+    .await
+    .map_err(|e| e.to_string())?;
     let mut changed = 0;
     for doc in docs {
         match posture::parse_control_finding(&doc, "$", &group.region) {

@@ -82,7 +82,11 @@ pub enum Jitter {
 
 /// The ceiling of the backoff before retry `n` (1 for the first; 0 counts as 1):
 /// `base * 2^(n-1)`, at most `cap`.
-pub fn backoff_ceiling(base: std::time::Duration, cap: std::time::Duration, n: u32) -> std::time::Duration {
+pub fn backoff_ceiling(
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    n: u32,
+) -> std::time::Duration {
     let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
     base.saturating_mul(factor).min(cap)
 }

@@ -299,7 +299,8 @@ fn describe(
     };
     if let Some(m) = aws_message
         .map(|m| crate::util::one_line(m, MAX_AWS_MESSAGE_CHARS))
-        .filter(|m| !m.is_empty()) {
+        .filter(|m| !m.is_empty())
+    {
         sentence.push_str(" (AWS: ");
         sentence.push_str(&m);
         sentence.push(')');

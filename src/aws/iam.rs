@@ -22,7 +22,7 @@ use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
 use super::error::classify;
-use super::{dry_run_result, is_dry_run, nothing, prior_of};
+use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use super::{QUARANTINE_USER_POLICY, SESSION_REVOKE_POLICY};
 use crate::plan::{Action, Step, Target};
@@ -131,7 +131,7 @@ pub async fn verify(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<(), StepError> {
-    if ctx.dry_run || is_dry_run(result) {
+    if nothing_to_verify(result, ctx) {
         // Nothing was changed, so there is nothing to read back.
         return Ok(());
     }
@@ -188,8 +188,8 @@ pub async fn revert(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
-    if is_dry_run(result) {
-        return Ok(nothing("the step ran as a dry run and changed nothing"));
+    if let Some(outcome) = dry_run_revert(result) {
+        return Ok(outcome);
     }
     let prior = prior_of(result, captured);
     match step.action {

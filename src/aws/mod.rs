@@ -121,6 +121,17 @@ fn prior_of<'a>(
     }
 }
 
+/// `verify` after a dry run (this one, or the one that made `result`): nothing was changed,
+/// so there is nothing to read back.
+fn nothing_to_verify(result: &serde_json::Value, ctx: &StepCtx) -> bool {
+    ctx.dry_run || is_dry_run(result)
+}
+
+/// `revert` of a step that ran as a dry run: the outcome, said once for every service.
+fn dry_run_revert(result: &serde_json::Value) -> Option<RevertOutcome> {
+    is_dry_run(result).then(|| nothing("the step ran as a dry run and changed nothing"))
+}
+
 fn nothing(reason: &str) -> RevertOutcome {
     RevertOutcome::NothingToRevert {
         reason: reason.to_string(),

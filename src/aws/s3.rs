@@ -20,7 +20,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
 use super::error::classify;
-use super::{dry_run_result, is_dry_run, nothing, prior_of};
+use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use crate::plan::{Action, Step, Target};
 
@@ -111,7 +111,7 @@ pub async fn verify(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<(), StepError> {
-    if ctx.dry_run || is_dry_run(result) {
+    if nothing_to_verify(result, ctx) {
         return Ok(());
     }
     let bucket = bucket_of(step)?;
@@ -145,8 +145,8 @@ pub async fn revert(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
-    if is_dry_run(result) {
-        return Ok(nothing("the step ran as a dry run and changed nothing"));
+    if let Some(outcome) = dry_run_revert(result) {
+        return Ok(outcome);
     }
     if result.get("Bucket").is_none() {
         return Ok(nothing(

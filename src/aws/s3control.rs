@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::error::classify;
 use super::s3::{flags_of, pab_json, Pab};
-use super::{dry_run_result, is_dry_run, nothing, prior_of};
+use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use crate::plan::{Action, Step, Target};
 
@@ -62,7 +62,7 @@ pub async fn verify(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<(), StepError> {
-    if ctx.dry_run || is_dry_run(result) {
+    if nothing_to_verify(result, ctx) {
         return Ok(());
     }
     let account = account_of(step)?;
@@ -84,8 +84,8 @@ pub async fn revert(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
-    if is_dry_run(result) {
-        return Ok(nothing("the step ran as a dry run and changed nothing"));
+    if let Some(outcome) = dry_run_revert(result) {
+        return Ok(outcome);
     }
     if result.get("AccountId").is_none() {
         return Ok(nothing(
@@ -189,7 +189,7 @@ fn account_of(step: &Step) -> Result<String, StepError> {
         .get("AccountId")
         .and_then(Value::as_str)
         .or(fallback)
-        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|a| crate::ids::is_account_id(a))
         .map(str::to_string)
         .ok_or_else(|| local("the step's parameters lack a 12-digit AccountId".into()))
 }
