@@ -2,7 +2,8 @@
 //!
 //! Owns [`StepError`] (what a failed step call reports), [`classify`] (an SDK error to a
 //! [`StepError`]) and [`with_retries`] (bounded exponential backoff with jitter for the
-//! retryable class). It may use the AWS SDK's error types; it never imports sled or serenity.
+//! retryable class; the backoff itself is [`crate::util::backoff`]). It may use the AWS SDK's
+//! error types and [`crate::util`]; it never imports sled or serenity.
 //!
 //! Decide on the modeled error code (from `ProvideErrorMetadata`) and the `SdkError` variant,
 //! never on a message string. The `message` of a [`StepError`] is written for people: one

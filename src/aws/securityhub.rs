@@ -4,7 +4,9 @@
 //! [`acknowledge_new`], only those Security Hub still reads as NEW). See the step contract in
 //! [`crate::aws`].
 //!
-//! May use `aws-sdk-securityhub` and the core plan types; never imports sled or serenity.
+//! May use `aws-sdk-securityhub`, the core plan types and [`crate::util`] (its reads run on the
+//! deep-stack thread); never imports sled, serenity or [`crate::ingest`] (the posture sync hands
+//! [`read_findings`] the ASFF converter).
 //!
 //! A finding is named by its ASFF identifier, the pair (`Id`, `ProductArn`). The step's
 //! parameters, built by the posture planner, are

@@ -36,7 +36,9 @@
 //!
 //! A failed poll (throttling, expired credentials, network, a store error) is retried with
 //! exponential backoff and jitter, and logged once per change of state (ok -> failing at WARN,
-//! failing -> ok at INFO), not once per poll; every failure still counts in `errors`.
+//! failing -> ok at INFO), not once per poll; every failure still counts in `errors`. The
+//! backoff and the one-line error are [`crate::util`]'s; each loop runs on the deep-stack
+//! thread of [`crate::util::deep_stack`], with a runtime of its own.
 //!
 //! # Endpoints
 //!
