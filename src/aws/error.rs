@@ -312,6 +312,26 @@ fn describe(
 /// The most characters of AWS's message a sentence quotes.
 const MAX_AWS_MESSAGE_CHARS: usize = 300;
 
+/// The answer of a read for which "it does not exist" is an answer, not a failure: `Ok(None)`
+/// when `absent` says so of the service's error; any other failure is [`classify`]'d.
+// `StepError` is the step contract's error, built once per failed call.
+#[allow(clippy::result_large_err)]
+pub fn absent_as_none<T, E>(
+    res: Result<T, SdkError<E, HttpResponse>>,
+    absent: impl FnOnce(&E) -> bool,
+    operation: &str,
+    resource: &str,
+) -> Result<Option<T>, StepError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match res {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.as_service_error().is_some_and(absent) => Ok(None),
+        Err(e) => Err(classify(&e, operation, resource)),
+    }
+}
+
 /// Bounded retries with exponential backoff and full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -16,11 +16,12 @@
 //! `{"configured": true, "BlockPublicAcls": .., "IgnorePublicAcls": .., "BlockPublicPolicy": ..,
 //! "RestrictPublicBuckets": ..}`.
 
+use aws_sdk_s3control::operation::get_public_access_block::GetPublicAccessBlockError;
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
 use aws_sdk_s3control::Client;
 use serde_json::{json, Value};
 
-use super::error::classify;
+use super::error::{absent_as_none, classify};
 use super::s3::{flags_of, pab_json, Pab};
 use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
@@ -129,13 +130,15 @@ pub async fn revert(
 }
 
 async fn get_pab(client: &Client, account: &str) -> Result<Pab, StepError> {
-    match client
+    let res = client
         .get_public_access_block()
         .account_id(account)
         .send()
-        .await
-    {
-        Ok(out) => {
+        .await;
+    let absent = |s: &GetPublicAccessBlockError| s.is_no_such_public_access_block_configuration();
+    let resource = format!("account {account}");
+    match absent_as_none(res, absent, GET_ACCOUNT_PAB, &resource)? {
+        Some(out) => {
             let c = out.public_access_block_configuration();
             let flag = |f: Option<bool>| f.unwrap_or(false);
             Ok(Some(c.map_or([false; 4], |c| {
@@ -147,13 +150,7 @@ async fn get_pab(client: &Client, account: &str) -> Result<Pab, StepError> {
                 ]
             })))
         }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_public_access_block_configuration()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(classify(&e, GET_ACCOUNT_PAB, &format!("account {account}"))),
+        None => Ok(None),
     }
 }
 
