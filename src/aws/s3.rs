@@ -286,7 +286,12 @@ async fn get_ownership(client: &Client, bucket: &str) -> Result<Option<Vec<Strin
         .send()
         .await;
     let resource = format!("bucket {bucket}");
-    match absent_as_none(res, |s| s.code() == Some(NO_OWNERSHIP), GET_OWNERSHIP, &resource)? {
+    match absent_as_none(
+        res,
+        |s| s.code() == Some(NO_OWNERSHIP),
+        GET_OWNERSHIP,
+        &resource,
+    )? {
         Some(out) => Ok(Some(
             out.ownership_controls()
                 .map(|c| {
