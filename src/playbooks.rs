@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::finding::Finding;
-use crate::plan::{Action, RiskClass};
+use crate::plan::vocabulary::{Action, RiskClass};
 
 /// A problem in a playbook file, naming the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

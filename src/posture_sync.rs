@@ -203,9 +203,13 @@ async fn reread(
         .clients(&group.account_id, &group.region)
         .await
         .map_err(|e| e.to_string())?;
-    let docs = securityhub::read_findings(&clients.securityhub, identifiers)
-        .await
-        .map_err(|e| e.to_string())?;
+    let docs = securityhub::read_findings(
+        &clients.securityhub,
+        identifiers,
+        crate::ingest::securityhub::asff_to_json,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let mut changed = 0;
     for doc in docs {
         match posture::parse_control_finding(&doc, "$", &group.region) {

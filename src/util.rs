@@ -1,6 +1,15 @@
-//! Small pure helpers shared by the config and the CLI: human durations and times.
+//! Small helpers written once for the whole crate: human durations and times (the config
+//! and the CLI), an error on one line ([`one_line`]: AWS errors, ingest status, Security Hub
+//! notes), exponential backoff ([`backoff`]: the AWS retry loop and the ingest loops), and,
+//! in [`deep_stack`], the one launcher of a thread with a deep stack.
+//!
+//! Pure but for [`deep_stack`] (threads, tokio); imports nothing of hanko.
 
 use chrono::{DateTime, Duration, Utc};
+
+pub mod deep_stack;
+
+pub use deep_stack::{on_deep_stack, DeepStackError, Driver, DEEP_STACK};
 
 /// Parses a human duration: a whole number followed by `s`, `m`, `h` or `d`
 /// (`"60s"`, `"4h"`, `"7d"`). Returns a message suitable for a config error otherwise.
@@ -48,6 +57,56 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> 
     }
 }
 
+/// `s` on one line (every run of whitespace becomes one space), at most `max_chars`
+/// characters: a longer one is cut and ends with `…` (counted in `max_chars`).
+pub fn one_line(s: &str, max_chars: usize) -> String {
+    let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max_chars {
+        flat
+    } else {
+        flat.chars()
+            .take(max_chars.saturating_sub(1))
+            .chain(['…'])
+            .collect()
+    }
+}
+
+/// Where in `[0, ceiling]` a [`backoff`] falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    /// Anywhere in `[0, ceiling]` ("full jitter": retries of one call spread out most).
+    Full,
+    /// In `[ceiling/2, ceiling]`: a loop that failed waits at least half its ceiling.
+    UpperHalf,
+}
+
+/// The ceiling of the backoff before retry `n` (1 for the first; 0 counts as 1):
+/// `base * 2^(n-1)`, at most `cap`.
+pub fn backoff_ceiling(
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    n: u32,
+) -> std::time::Duration {
+    let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(cap)
+}
+
+/// Exponential backoff with jitter: a random wait below [`backoff_ceiling`]`(base, cap, n)`.
+pub fn backoff(
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    n: u32,
+    jitter: Jitter,
+) -> std::time::Duration {
+    let ceiling = backoff_ceiling(base, cap, n);
+    let ms = ceiling.as_millis().min(u128::from(u64::MAX)) as u64;
+    let floor = match jitter {
+        Jitter::Full => 0,
+        Jitter::UpperHalf => ms / 2,
+    };
+    std::time::Duration::from_millis(floor + fastrand::u64(0..=ms - floor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +147,30 @@ mod tests {
             Utc.with_ymd_and_hms(2025, 12, 31, 23, 0, 0).unwrap()
         );
         assert!(parse_time("yesterday", now).is_err());
+    }
+
+    #[test]
+    fn one_line_flattens_and_cuts_with_an_ellipsis_within_the_limit() {
+        assert_eq!(one_line("a\n  b\tc ", 10), "a b c");
+        let cut = one_line(&"x ".repeat(50), 10);
+        assert_eq!(cut.chars().count(), 10);
+        assert!(cut.ends_with('…'), "{cut}");
+        assert_eq!(one_line("abc", 3), "abc");
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jitters_within_its_ceiling() {
+        use std::time::Duration as Std;
+        let (base, cap) = (Std::from_millis(200), Std::from_secs(5));
+        assert_eq!(backoff_ceiling(base, cap, 0), base);
+        assert_eq!(backoff_ceiling(base, cap, 1), base);
+        assert_eq!(backoff_ceiling(base, cap, 3), Std::from_millis(800));
+        assert_eq!(backoff_ceiling(base, cap, 40), cap);
+        for n in [1, 2, 5, 40] {
+            let ceiling = backoff_ceiling(base, cap, n);
+            assert!(backoff(base, cap, n, Jitter::Full) <= ceiling);
+            let upper = backoff(base, cap, n, Jitter::UpperHalf);
+            assert!(upper <= ceiling && upper >= ceiling / 2, "{n}: {upper:?}");
+        }
     }
 }

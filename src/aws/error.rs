@@ -2,7 +2,8 @@
 //!
 //! Owns [`StepError`] (what a failed step call reports), [`classify`] (an SDK error to a
 //! [`StepError`]) and [`with_retries`] (bounded exponential backoff with jitter for the
-//! retryable class). It may use the AWS SDK's error types; it never imports sled or serenity.
+//! retryable class; the backoff itself is [`crate::util::backoff`]). It may use the AWS SDK's
+//! error types and [`crate::util`]; it never imports sled or serenity.
 //!
 //! Decide on the modeled error code (from `ProvideErrorMetadata`) and the `SdkError` variant,
 //! never on a message string. The `message` of a [`StepError`] is written for people: one
@@ -297,7 +298,10 @@ fn describe(
             _ => format!("AWS refused {operation} on {resource}"),
         },
     };
-    if let Some(m) = aws_message.map(one_line).filter(|m| !m.is_empty()) {
+    if let Some(m) = aws_message
+        .map(|m| crate::util::one_line(m, MAX_AWS_MESSAGE_CHARS))
+        .filter(|m| !m.is_empty())
+    {
         sentence.push_str(" (AWS: ");
         sentence.push_str(&m);
         sentence.push(')');
@@ -305,16 +309,26 @@ fn describe(
     sentence
 }
 
-/// AWS's message on one line, at most 300 characters.
-fn one_line(m: &str) -> String {
-    const MAX: usize = 300;
-    let flat: String = m.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= MAX {
-        flat
-    } else {
-        let mut cut: String = flat.chars().take(MAX).collect();
-        cut.push('…');
-        cut
+/// The most characters of AWS's message a sentence quotes.
+const MAX_AWS_MESSAGE_CHARS: usize = 300;
+
+/// The answer of a read for which "it does not exist" is an answer, not a failure: `Ok(None)`
+/// when `absent` says so of the service's error; any other failure is [`classify`]'d.
+// `StepError` is the step contract's error, built once per failed call.
+#[allow(clippy::result_large_err)]
+pub fn absent_as_none<T, E>(
+    res: Result<T, SdkError<E, HttpResponse>>,
+    absent: impl FnOnce(&E) -> bool,
+    operation: &str,
+    resource: &str,
+) -> Result<Option<T>, StepError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match res {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.as_service_error().is_some_and(absent) => Ok(None),
+        Err(e) => Err(classify(&e, operation, resource)),
     }
 }
 
@@ -345,16 +359,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The backoff ceiling before retry number `retry` (1 for the first retry).
     pub fn ceiling(&self, retry: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(retry.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
+        crate::util::backoff_ceiling(self.base, self.cap, retry)
     }
 
     /// A random backoff in `[0, ceiling(retry)]` ("full jitter").
     fn backoff(&self, retry: u32) -> Duration {
-        let ceiling = self.ceiling(retry).as_millis().min(u128::from(u64::MAX)) as u64;
-        Duration::from_millis(fastrand::u64(0..=ceiling))
+        crate::util::backoff(self.base, self.cap, retry, crate::util::Jitter::Full)
     }
 }
 

@@ -21,8 +21,8 @@ use aws_sdk_iam::Client;
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
-use super::error::classify;
-use super::{dry_run_result, is_dry_run, nothing, prior_of};
+use super::error::{absent_as_none, classify};
+use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use super::{QUARANTINE_USER_POLICY, SESSION_REVOKE_POLICY};
 use crate::plan::{Action, Step, Target};
@@ -131,7 +131,7 @@ pub async fn verify(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<(), StepError> {
-    if ctx.dry_run || is_dry_run(result) {
+    if nothing_to_verify(result, ctx) {
         // Nothing was changed, so there is nothing to read back.
         return Ok(());
     }
@@ -188,8 +188,8 @@ pub async fn revert(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
-    if is_dry_run(result) {
-        return Ok(nothing("the step ran as a dry run and changed nothing"));
+    if let Some(outcome) = dry_run_revert(result) {
+        return Ok(outcome);
     }
     let prior = prior_of(result, captured);
     match step.action {
@@ -509,41 +509,30 @@ impl InlinePolicy {
     /// that name.
     async fn get(&self, client: &Client) -> Result<Option<String>, StepError> {
         let op = self.principal.get_op();
+        let resource = self.resource();
         let raw = match &self.principal {
             Principal::User(user) => {
-                match client
+                let res = client
                     .get_user_policy()
                     .user_name(user)
                     .policy_name(&self.policy_name)
                     .send()
-                    .await
-                {
-                    Ok(out) => out.policy_document().to_string(),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                    {
-                        return Ok(None)
-                    }
-                    Err(e) => return Err(classify(&e, op, &self.resource())),
+                    .await;
+                match absent_as_none(res, |s| s.is_no_such_entity_exception(), op, &resource)? {
+                    Some(out) => out.policy_document().to_string(),
+                    None => return Ok(None),
                 }
             }
             Principal::Role(role) => {
-                match client
+                let res = client
                     .get_role_policy()
                     .role_name(role)
                     .policy_name(&self.policy_name)
                     .send()
-                    .await
-                {
-                    Ok(out) => out.policy_document().to_string(),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                    {
-                        return Ok(None)
-                    }
-                    Err(e) => return Err(classify(&e, op, &self.resource())),
+                    .await;
+                match absent_as_none(res, |s| s.is_no_such_entity_exception(), op, &resource)? {
+                    Some(out) => out.policy_document().to_string(),
+                    None => return Ok(None),
                 }
             }
         };

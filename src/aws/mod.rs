@@ -1,8 +1,9 @@
 //! AWS adapters: clients per account and region, containment steps, error classification.
 //!
 //! This module translates between plan steps and AWS calls; it holds no policy. It may use the
-//! AWS SDK and the core types ([`crate::plan`], [`crate::execution`]); it never imports sled or
-//! serenity, and it never decides whether a step may run: the engine calls it only for requests
+//! AWS SDK, the core types ([`crate::plan`], [`crate::execution`]), [`crate::ids`] and
+//! [`crate::util`] (one-line messages, backoff, the deep-stack thread); it never imports sled,
+//! serenity or [`crate::ingest`], and it never decides whether a step may run: the engine calls it only for requests
 //! the store has recorded as approved.
 //!
 //! ## The step contract
@@ -23,6 +24,9 @@
 //!
 //! With `ctx.dry_run`, `capture` still reads, and `apply` makes no mutating call: EC2 calls that
 //! accept `DryRun=true` are sent that way to prove the permissions; others are only described.
+//! A dry run's `verify` reads nothing back and its `revert` changes nothing
+//! (`nothing_to_verify`, `dry_run_revert` below, shared by every service but EC2, which checks
+//! its own).
 
 pub mod anchors;
 pub mod clients;
@@ -120,6 +124,17 @@ fn prior_of<'a>(
         Some(p) if captured.get("already_in_target_state").is_some() => p,
         _ => captured,
     }
+}
+
+/// `verify` after a dry run (this one, or the one that made `result`): nothing was changed,
+/// so there is nothing to read back.
+fn nothing_to_verify(result: &serde_json::Value, ctx: &StepCtx) -> bool {
+    ctx.dry_run || is_dry_run(result)
+}
+
+/// `revert` of a step that ran as a dry run: the outcome, said once for every service.
+fn dry_run_revert(result: &serde_json::Value) -> Option<RevertOutcome> {
+    is_dry_run(result).then(|| nothing("the step ran as a dry run and changed nothing"))
 }
 
 fn nothing(reason: &str) -> RevertOutcome {

@@ -19,8 +19,8 @@ use aws_sdk_s3::Client;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
-use super::error::classify;
-use super::{dry_run_result, is_dry_run, nothing, prior_of};
+use super::error::{absent_as_none, classify};
+use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use crate::plan::{Action, Step, Target};
 
@@ -111,7 +111,7 @@ pub async fn verify(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<(), StepError> {
-    if ctx.dry_run || is_dry_run(result) {
+    if nothing_to_verify(result, ctx) {
         return Ok(());
     }
     let bucket = bucket_of(step)?;
@@ -145,8 +145,8 @@ pub async fn revert(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
-    if is_dry_run(result) {
-        return Ok(nothing("the step ran as a dry run and changed nothing"));
+    if let Some(outcome) = dry_run_revert(result) {
+        return Ok(outcome);
     }
     if result.get("Bucket").is_none() {
         return Ok(nothing(
@@ -242,8 +242,10 @@ pub async fn revert(
 }
 
 async fn get_pab(client: &Client, bucket: &str) -> Result<Pab, StepError> {
-    match client.get_public_access_block().bucket(bucket).send().await {
-        Ok(out) => {
+    let res = client.get_public_access_block().bucket(bucket).send().await;
+    let resource = format!("bucket {bucket}");
+    match absent_as_none(res, |s| s.code() == Some(NO_PAB), GET_PAB, &resource)? {
+        Some(out) => {
             let c = out.public_access_block_configuration();
             let flag = |f: Option<bool>| f.unwrap_or(false);
             Ok(Some(c.map_or([false; 4], |c| {
@@ -255,8 +257,7 @@ async fn get_pab(client: &Client, bucket: &str) -> Result<Pab, StepError> {
                 ]
             })))
         }
-        Err(e) if e.code() == Some(NO_PAB) => Ok(None),
-        Err(e) => Err(classify(&e, GET_PAB, &format!("bucket {bucket}"))),
+        None => Ok(None),
     }
 }
 
@@ -279,13 +280,19 @@ async fn put_pab(client: &Client, bucket: &str, flags: [bool; 4]) -> Result<(), 
 
 /// The bucket's ownership rules (`["BucketOwnerEnforced"]`), `None` when it has none.
 async fn get_ownership(client: &Client, bucket: &str) -> Result<Option<Vec<String>>, StepError> {
-    match client
+    let res = client
         .get_bucket_ownership_controls()
         .bucket(bucket)
         .send()
-        .await
-    {
-        Ok(out) => Ok(Some(
+        .await;
+    let resource = format!("bucket {bucket}");
+    match absent_as_none(
+        res,
+        |s| s.code() == Some(NO_OWNERSHIP),
+        GET_OWNERSHIP,
+        &resource,
+    )? {
+        Some(out) => Ok(Some(
             out.ownership_controls()
                 .map(|c| {
                     c.rules()
@@ -295,8 +302,7 @@ async fn get_ownership(client: &Client, bucket: &str) -> Result<Option<Vec<Strin
                 })
                 .unwrap_or_default(),
         )),
-        Err(e) if e.code() == Some(NO_OWNERSHIP) => Ok(None),
-        Err(e) => Err(classify(&e, GET_OWNERSHIP, &format!("bucket {bucket}"))),
+        None => Ok(None),
     }
 }
 

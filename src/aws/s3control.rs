@@ -16,13 +16,14 @@
 //! `{"configured": true, "BlockPublicAcls": .., "IgnorePublicAcls": .., "BlockPublicPolicy": ..,
 //! "RestrictPublicBuckets": ..}`.
 
+use aws_sdk_s3control::operation::get_public_access_block::GetPublicAccessBlockError;
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
 use aws_sdk_s3control::Client;
 use serde_json::{json, Value};
 
-use super::error::classify;
+use super::error::{absent_as_none, classify};
 use super::s3::{flags_of, pab_json, Pab};
-use super::{dry_run_result, is_dry_run, nothing, prior_of};
+use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use crate::plan::{Action, Step, Target};
 
@@ -62,7 +63,7 @@ pub async fn verify(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<(), StepError> {
-    if ctx.dry_run || is_dry_run(result) {
+    if nothing_to_verify(result, ctx) {
         return Ok(());
     }
     let account = account_of(step)?;
@@ -84,8 +85,8 @@ pub async fn revert(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
-    if is_dry_run(result) {
-        return Ok(nothing("the step ran as a dry run and changed nothing"));
+    if let Some(outcome) = dry_run_revert(result) {
+        return Ok(outcome);
     }
     if result.get("AccountId").is_none() {
         return Ok(nothing(
@@ -129,13 +130,15 @@ pub async fn revert(
 }
 
 async fn get_pab(client: &Client, account: &str) -> Result<Pab, StepError> {
-    match client
+    let res = client
         .get_public_access_block()
         .account_id(account)
         .send()
-        .await
-    {
-        Ok(out) => {
+        .await;
+    let absent = |s: &GetPublicAccessBlockError| s.is_no_such_public_access_block_configuration();
+    let resource = format!("account {account}");
+    match absent_as_none(res, absent, GET_ACCOUNT_PAB, &resource)? {
+        Some(out) => {
             let c = out.public_access_block_configuration();
             let flag = |f: Option<bool>| f.unwrap_or(false);
             Ok(Some(c.map_or([false; 4], |c| {
@@ -147,13 +150,7 @@ async fn get_pab(client: &Client, account: &str) -> Result<Pab, StepError> {
                 ]
             })))
         }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_public_access_block_configuration()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(classify(&e, GET_ACCOUNT_PAB, &format!("account {account}"))),
+        None => Ok(None),
     }
 }
 
@@ -189,7 +186,7 @@ fn account_of(step: &Step) -> Result<String, StepError> {
         .get("AccountId")
         .and_then(Value::as_str)
         .or(fallback)
-        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|a| crate::ids::is_account_id(a))
         .map(str::to_string)
         .ok_or_else(|| local("the step's parameters lack a 12-digit AccountId".into()))
 }

@@ -4,7 +4,9 @@
 //! [`acknowledge_new`], only those Security Hub still reads as NEW). See the step contract in
 //! [`crate::aws`].
 //!
-//! May use `aws-sdk-securityhub` and the core plan types; never imports sled or serenity.
+//! May use `aws-sdk-securityhub`, the core plan types and [`crate::util`] (its reads run on the
+//! deep-stack thread); never imports sled, serenity or [`crate::ingest`] (the posture sync hands
+//! [`read_findings`] the ASFF converter).
 //!
 //! A finding is named by its ASFF identifier, the pair (`Id`, `ProductArn`). The step's
 //! parameters, built by the posture planner, are
@@ -43,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{classify, classify_parts, Failure};
-use super::{dry_run_result, is_dry_run, nothing, prior_of};
+use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
 use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
 use crate::plan::{Action, Step, Target};
 
@@ -166,7 +168,7 @@ pub async fn verify(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<(), StepError> {
-    if ctx.dry_run || is_dry_run(result) {
+    if nothing_to_verify(result, ctx) {
         return Ok(());
     }
     let suppressed = identifiers_in(result, "Suppressed");
@@ -206,8 +208,8 @@ pub async fn revert(
     result: &Value,
     ctx: &StepCtx,
 ) -> Result<RevertOutcome, StepError> {
-    if is_dry_run(result) {
-        return Ok(nothing("the step ran as a dry run and changed nothing"));
+    if let Some(outcome) = dry_run_revert(result) {
+        return Ok(outcome);
     }
     let suppressed = identifiers_in(result, "Suppressed");
     if suppressed.is_empty() {
@@ -465,9 +467,10 @@ fn with_tail_cut(head: String, tail: &str) -> Result<String, String> {
     Ok(note)
 }
 
-/// Text on one line, runs of whitespace as one space.
+/// Text on one line, runs of whitespace as one space, nothing cut: the note's limit is kept
+/// by [`with_tail_cut`], on the whole note.
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::util::one_line(s, usize::MAX)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,20 +504,22 @@ async fn read_statuses_here(
     Ok(seen)
 }
 
-/// Each finding of `findings` as Security Hub holds it now, as ASFF JSON (the shape the posture
-/// parser reads, [`crate::ingest::securityhub::asff_to_json`]); findings that no longer exist are
-/// left out. `GetFindings` with an `Id` filter, [`ID_FILTER_BATCH`] ids a call; on a deep stack
-/// like [`read_statuses`].
-pub async fn read_findings(
+/// Each finding of `findings` as Security Hub holds it now, read through `read` on the deep-stack
+/// thread (the posture sync passes `crate::ingest::securityhub::asff_to_json`, the shape its
+/// parser reads; taking it as a parameter keeps this module from importing ingest); findings
+/// that no longer exist are left out. `GetFindings` with an `Id` filter, [`ID_FILTER_BATCH`]
+/// ids a call; on a deep stack like [`read_statuses`].
+pub async fn read_findings<T: Send + 'static>(
     client: &Client,
     findings: &[FindingIdentifier],
-) -> Result<Vec<Value>, StepError> {
+    read: fn(&AwsSecurityFinding) -> T,
+) -> Result<Vec<T>, StepError> {
     let resource = format!("{} finding(s)", findings.len());
     let (client, findings, res) = (client.clone(), findings.to_vec(), resource.clone());
     on_deep_stack(async move {
         let mut docs = Vec::new();
         for_each_found(&client, &findings, &res, |_, f| {
-            docs.push(crate::ingest::securityhub::asff_to_json(f));
+            docs.push(read(f));
         })
         .await
         .map(|()| docs)
@@ -567,31 +572,20 @@ async fn for_each_found(
     Ok(())
 }
 
-/// The stack of the thread [`on_deep_stack`] starts: what the ingest loops get, for the same
-/// deserializer.
-const DEEP_STACK: usize = crate::ingest::INGEST_THREAD_STACK;
-
-/// Polls `fut` to completion on a new thread with a [`DEEP_STACK`] stack, through the calling
-/// runtime's handle: its I/O, timers and the SDK's connection tasks stay on the caller's runtime
-/// (whose own thread keeps driving them while this awaits the answer), so the shared client's
-/// connection pool is never tied to a runtime that goes away.
+/// Polls `fut` to completion on a thread with a deep stack ([`crate::util::deep_stack`]),
+/// driven by the calling runtime (so the shared client's connection pool stays on it). The error
+/// is a sentence for a Retryable [`StepError`].
 async fn on_deep_stack<F, T>(fut: F) -> Result<T, String>
 where
     F: std::future::Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|e| format!("no async runtime to read Security Hub from: {e}"))?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("hanko-securityhub".into())
-        .stack_size(DEEP_STACK)
-        .spawn(move || {
-            let _ = tx.send(handle.block_on(fut));
+    crate::util::on_deep_stack("hanko-securityhub", crate::util::Driver::Caller, fut)
+        .await
+        .map_err(|e| {
+            let why = aws_smithy_types::error::display::DisplayErrorContext(&e);
+            format!("cannot read Security Hub on a thread of its own: {why}")
         })
-        .map_err(|e| format!("cannot start a thread to read Security Hub: {e}"))?;
-    rx.await
-        .map_err(|_| "the thread reading Security Hub ended without an answer".to_string())
 }
 
 /// The finding's `Id` when it is one of `batch` (moto ignores the filters).

@@ -28,7 +28,9 @@
 //!
 //! A failed poll (throttling, expired credentials, network, a store error) is retried with
 //! exponential backoff and jitter, and logged once per change of state (ok -> failing at WARN,
-//! failing -> ok at INFO), not once per poll; every failure still counts in `errors`.
+//! failing -> ok at INFO), not once per poll; every failure still counts in `errors`. The
+//! backoff and the one-line error are [`crate::util`]'s; each loop runs on the deep-stack
+//! thread of [`crate::util::deep_stack`], with a runtime of its own.
 //!
 //! # Endpoints
 //!
@@ -56,6 +58,7 @@ use crate::finding::{self, Finding, ParseError};
 use crate::pipeline::{self, Accepted};
 pub use crate::store::SourceStatus;
 use crate::store::{Store, StoreError, Upsert};
+use crate::util::{self, Driver};
 
 /// How far before its cursor a poller looks again, for findings updated while it paged and
 /// for clock skew between AWS and hanko. Findings seen twice are `Unchanged` in the store.
@@ -175,7 +178,7 @@ impl Health {
 
     /// Records a failed poll; logs only when the source goes from ok to failing.
     pub fn failed(&mut self, err: &IngestError, now: DateTime<Utc>) {
-        let line = one_line(&err.to_string());
+        let line = util::one_line(&err.to_string(), MAX_ERROR_CHARS);
         if self.failures == 0 {
             tracing::warn!(
                 source = %self.source,
@@ -207,23 +210,7 @@ pub fn backoff(base: Duration, failures: u32) -> Duration {
     if failures == 0 {
         return Duration::ZERO;
     }
-    let factor = 1u32.checked_shl(failures - 1).unwrap_or(u32::MAX);
-    let ceiling = base.saturating_mul(factor).min(MAX_BACKOFF);
-    let ms = ceiling.as_millis().min(u128::from(u64::MAX)) as u64;
-    Duration::from_millis(ms / 2 + fastrand::u64(0..=ms - ms / 2))
-}
-
-/// An error on one line, at most [`MAX_ERROR_CHARS`] characters.
-fn one_line(s: &str) -> String {
-    let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= MAX_ERROR_CHARS {
-        flat
-    } else {
-        flat.chars()
-            .take(MAX_ERROR_CHARS - 1)
-            .chain(['…'])
-            .collect()
-    }
+    util::backoff(base, MAX_BACKOFF, failures, util::Jitter::UpperHalf)
 }
 
 /// What one poll did, summed over its findings.
@@ -436,49 +423,19 @@ pub async fn spawn_all(app: App, shutdown: watch::Receiver<bool>) -> Vec<JoinHan
             let health =
                 Health::new(app.store.clone(), source.name()).with_metrics(app.metrics.clone());
             let run = run_loop(source, health, ingest.poll_interval, shutdown.clone());
-            match run_on_own_thread(run) {
-                Some(handle) => handle,
-                None => tokio::spawn(async {}),
-            }
+            tokio::spawn(async move {
+                if let Err(e) = util::on_deep_stack("hanko-ingest", Driver::Own, run).await {
+                    let error = aws_smithy_types::error::display::DisplayErrorContext(&e);
+                    tracing::error!(%error, "cannot start an ingest loop");
+                }
+            })
         })
         .collect()
 }
 
-/// The stack of the thread each ingest loop runs on. The SDK's Security Hub deserializer has
-/// very large stack frames in unoptimized builds (a `GetFindings` page overflows the 2 MiB of
-/// a default tokio worker), so the loops do not depend on the host runtime's stack size.
-pub const INGEST_THREAD_STACK: usize = 16 * 1024 * 1024;
-
-/// Runs `fut` on a thread of its own (a current-thread runtime with [`INGEST_THREAD_STACK`]);
-/// the returned task ends when `fut` does. `None` (logged) when the thread cannot start.
-fn run_on_own_thread<F>(fut: F) -> Option<JoinHandle<()>>
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("hanko-ingest".into())
-        .stack_size(INGEST_THREAD_STACK)
-        .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(fut),
-                Err(e) => tracing::error!(error = %e, "cannot start an ingest runtime"),
-            }
-            let _ = done_tx.send(());
-        });
-    match spawned {
-        Ok(_) => Some(tokio::spawn(async move {
-            let _ = done_rx.await;
-        })),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start an ingest thread");
-            None
-        }
-    }
-}
+/// The stack of the thread each ingest loop runs on (a current-thread runtime of its own, see
+/// [`util::deep_stack`]): the SDK's Security Hub deserializer overflows a default tokio worker.
+pub const INGEST_THREAD_STACK: usize = util::DEEP_STACK;
 
 /// One ingest source, as the shared loop drives it.
 pub enum Source {
@@ -623,7 +580,7 @@ mod tests {
     #[test]
     fn errors_are_one_short_line() {
         let long = format!("a\nb  {}", "x".repeat(400));
-        let line = one_line(&long);
+        let line = util::one_line(&long, MAX_ERROR_CHARS);
         assert!(line.starts_with("a b x"));
         assert_eq!(line.chars().count(), MAX_ERROR_CHARS);
         assert!(line.ends_with('…'));
