@@ -33,11 +33,11 @@ use serde_json::json;
 
 use crate::aws::error::classify;
 use crate::aws::{AwsClients, ErrorClass, StepError};
+use crate::ids::is_account_id;
 use crate::plan::{
     block_account_public_access_step, block_bucket_public_access_step, deactivate_access_key_step,
     Action, Plan, RiskClass, Step, Target,
 };
-use crate::ids::is_account_id;
 use crate::posture::{Group, GroupStatus, ResourceRef};
 
 /// Bucket-level S3 Block Public Access.

@@ -622,7 +622,15 @@ fn suppression_of(store: &Store, request: Request) -> Result<Option<Suppression>
 /// outside the one planner's rule.
 pub fn lift(app: &App, voter: &Voter, of: Uuid) -> Outcome<Proposed> {
     let refuse = |group: Option<&GroupKey>, code: &str, text: String| {
-        refused(app, &voter.actor, group, Some(of), code, &text, text.clone())
+        refused(
+            app,
+            &voter.actor,
+            group,
+            Some(of),
+            code,
+            &text,
+            text.clone(),
+        )
     };
     if let Err(refusal) = app.policy.authorizes(voter) {
         return Ok(Err(refuse(None, refusal.code(), refusal.to_string())));
@@ -682,7 +690,8 @@ pub fn lift(app: &App, voter: &Voter, of: Uuid) -> Outcome<Proposed> {
     };
     // A lift acts where the suppression did: the one planner's rule applies to it too.
     let scope = crate::planner::scope_known(app);
-    if let Err(refusal) = crate::planner::check(&scope, &revert.plan.account_id, &revert.plan.region)
+    if let Err(refusal) =
+        crate::planner::check(&scope, &revert.plan.account_id, &revert.plan.region)
     {
         return Ok(Err(refuse(
             key.as_ref(),
@@ -691,7 +700,8 @@ pub fn lift(app: &App, voter: &Voter, of: Uuid) -> Outcome<Proposed> {
         )));
     }
     app.store.create_request(&revert, now)?;
-    app.notices.send(Notice::RequestChanged { request: revert.id });
+    app.notices
+        .send(Notice::RequestChanged { request: revert.id });
     tracing::info!(request_id = %revert.id, lifts = %of, proposer = %voter.actor.key(), "lift proposed");
     Ok(Ok(Proposed {
         request: revert.id,
@@ -700,4 +710,285 @@ pub fn lift(app: &App, voter: &Voter, of: Uuid) -> Outcome<Proposed> {
         steps: revert.plan.steps.len(),
         needed: app.policy.needed(&revert.plan),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditQuery;
+    use crate::aws::ClientFactory;
+    use crate::execution::{StepOutcome, StepPhase, StepRecord};
+    use crate::playbooks::Playbooks;
+    use crate::posture::{ComplianceStatus, PostureSeverity};
+    use std::path::Path;
+
+    const ACCOUNT: &str = "123456789012";
+    const RESPONDER: &str = "323456789012345678";
+
+    fn app() -> App {
+        let conf = format!(
+            "[discord]\nguild_id = \"123456789012345678\"\nchannel_id = \"223456789012345678\"\n\
+             [responders]\napprover_roles = [\"{RESPONDER}\"]\n[aws]\nregions = [\"us-east-1\"]\n"
+        );
+        let settings = crate::config::parse(&conf, Path::new("/test/hanko.toml")).unwrap();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let clients = ClientFactory::from_sdk_config(sdk, None).with_proven_own_account(ACCOUNT);
+        App::new(
+            settings,
+            Playbooks::defaults(),
+            Store::open_temporary().unwrap(),
+            clients,
+        )
+    }
+
+    fn voter(name: &str, roles: &[&str]) -> Voter {
+        Voter {
+            actor: Actor::Discord {
+                id: format!("9{name}"),
+                name: name.into(),
+            },
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    fn responder(name: &str) -> Voter {
+        voter(name, &[RESPONDER])
+    }
+
+    fn finding(id: &str, workflow: WorkflowStatus) -> ControlFinding {
+        ControlFinding {
+            id: id.into(),
+            product_arn: "arn:aws:securityhub:us-east-1::product/aws/securityhub".into(),
+            account_id: ACCOUNT.into(),
+            home_region: "us-east-1".into(),
+            region: "us-east-1".into(),
+            control_id: "EC2.19".into(),
+            title: "Security groups should not allow unrestricted access".into(),
+            standards: vec!["aws-foundational-security-best-practices/v/1.0.0".into()],
+            severity: PostureSeverity::High,
+            compliance: ComplianceStatus::Failed,
+            archived: false,
+            workflow,
+            resources: Vec::new(),
+            remediation_url: None,
+            first_observed_at: None,
+            updated_at: None,
+        }
+    }
+
+    /// An app holding a group of EC2.19 with two failing findings.
+    fn world() -> (App, GroupKey) {
+        let app = app();
+        let a = finding("f-a", WorkflowStatus::New);
+        let b = finding("f-b", WorkflowStatus::Notified);
+        app.store.upsert_control_finding(&a).unwrap();
+        app.store.upsert_control_finding(&b).unwrap();
+        (app, a.group_key())
+    }
+
+    fn refusals(app: &App, code: &str) -> Vec<crate::audit::AuditEvent> {
+        app.store
+            .query_audit(&AuditQuery {
+                kind: Some(EventKind::CommandInvoked),
+                ..AuditQuery::default()
+            })
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.detail["refused"] == code)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn suppress_proposes_exactly_the_failing_findings_once() {
+        let (app, key) = world();
+        let alice = responder("alice");
+        let proposed = suppress(&app, &alice, &key, "  static website, SEC-1  ")
+            .unwrap()
+            .unwrap();
+        assert_eq!(proposed.findings, 2);
+        assert_eq!(proposed.steps, 1);
+        assert_eq!(proposed.control_id, "EC2.19");
+        let request = app.store.get_request(proposed.request).unwrap().unwrap();
+        assert_eq!(request.finding_id, key.encode());
+        assert_eq!(request.proposer, alice.actor);
+        let step = &request.plan.steps[0];
+        assert_eq!(step.action, Action::SuppressFindings);
+        assert_eq!(step.parameters["Reason"], "static website, SEC-1");
+        assert_eq!(step.risk, app.settings.posture.suppress_risk);
+
+        // While it is open, another suppression (and its check alone) is refused, naming it.
+        let bob = responder("bob");
+        let again = suppress(&app, &bob, &key, "again please")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(again.code, "already_open");
+        assert!(again
+            .message
+            .contains(&proposed.request.simple().to_string()));
+        assert_eq!(
+            may_suppress(&app, &bob, &key).unwrap().unwrap_err().code,
+            "already_open"
+        );
+        let audited = refusals(&app, "already_open");
+        assert_eq!(audited.len(), 2);
+        assert_eq!(audited[0].request_id, Some(proposed.request));
+        assert_eq!(
+            audited[0].finding_id.as_deref(),
+            Some(key.encode().as_str())
+        );
+        assert_eq!(audited[0].detail["action"], "posture");
+        assert_eq!(audited[0].detail["message"], again.message.as_str());
+    }
+
+    #[tokio::test]
+    async fn suppress_refusals_keep_their_codes_and_sentences() {
+        let (app, key) = world();
+        // No reason: what the person sees and what is audited, as before.
+        let short = suppress(&app, &responder("alice"), &key, "  x ")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(short.code, "reason_required");
+        assert_eq!(
+            short.message,
+            "A suppression needs a reason (3 characters or more); nothing was done."
+        );
+        let audited = refusals(&app, "reason_required");
+        assert_eq!(audited.len(), 1);
+        assert_eq!(audited[0].detail["message"], "a reason is required");
+        assert_eq!(audited[0].actor.display_name(), "alice");
+
+        // Not a responder.
+        let eve = suppress(&app, &voter("eve", &[]), &key, "because")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refusals(&app, &eve.code).len(), 1);
+
+        // A control hanko does not know, and one where nothing fails.
+        let unknown = GroupKey {
+            control_id: "S3.8".into(),
+            ..key.clone()
+        };
+        let refused = may_suppress(&app, &responder("alice"), &unknown)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (refused.code.as_str(), refused.message.as_str()),
+            ("unknown_group", UNKNOWN_GROUP)
+        );
+        for id in ["f-a", "f-b"] {
+            app.store
+                .upsert_control_finding(&finding(id, WorkflowStatus::Suppressed))
+                .unwrap();
+        }
+        let refused = may_remediate(&app, &responder("alice"), &key)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (refused.code.as_str(), refused.message.as_str()),
+            ("nothing_fails", NOTHING_FAILS)
+        );
+        assert!(app
+            .store
+            .requests_for_finding(&key.encode())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn acknowledge_is_refused_while_paused_and_with_nothing_new() {
+        let (app, key) = world();
+        let bob = responder("bob");
+        app.engine.set_paused(true, Actor::System, None).unwrap();
+        let paused = may_acknowledge(&app, &bob, &key).unwrap().unwrap_err();
+        assert_eq!(
+            (paused.code.as_str(), paused.message.as_str()),
+            ("paused", ACK_PAUSED)
+        );
+        app.engine.set_paused(false, Actor::System, None).unwrap();
+        let ticket = may_acknowledge(&app, &bob, &key).unwrap().unwrap();
+        assert_eq!(ticket.fresh.len(), 1, "only the NEW one: {ticket:?}");
+        app.store
+            .upsert_control_finding(&finding("f-a", WorkflowStatus::Notified))
+            .unwrap();
+        let none = may_acknowledge(&app, &bob, &key).unwrap().unwrap_err();
+        assert_eq!(none.message, NOTHING_TO_ACKNOWLEDGE);
+        assert_eq!(refusals(&app, "paused").len(), 1);
+        assert_eq!(refusals(&app, "nothing_to_acknowledge").len(), 1);
+    }
+
+    /// Runs `request` to Succeeded by hand, its one step applied.
+    fn ran_by_hand(app: &App, id: Uuid) {
+        let mut request = app.store.get_request(id).unwrap().unwrap();
+        for (from, to) in [
+            (RequestState::Pending, RequestState::Approved),
+            (RequestState::Approved, RequestState::Executing),
+            (RequestState::Executing, RequestState::Succeeded),
+        ] {
+            request.state = to;
+            request.decided_at = Some(app.clock.now());
+            app.store.update_request(&request, from, None).unwrap();
+        }
+        let step = &request.plan.steps[0];
+        let record = StepRecord {
+            index: 0,
+            action: step.action,
+            target: step.target.clone(),
+            phase: StepPhase::Done,
+            captured: json!({}),
+            result: json!({}),
+            outcome: Some(StepOutcome::Applied),
+            error_code: None,
+            message: None,
+            started_at: app.clock.now(),
+            finished_at: Some(app.clock.now()),
+        };
+        app.store.put_step_record(id, &record, None).unwrap();
+    }
+
+    #[tokio::test]
+    async fn lift_proposes_the_revert_of_a_suppression_that_ran_once() {
+        let (app, key) = world();
+        let alice = responder("alice");
+        let bob = responder("bob");
+        let suppression = suppress(&app, &alice, &key, "static website")
+            .unwrap()
+            .unwrap()
+            .request;
+        // Not run yet: nothing to lift.
+        let early = lift(&app, &bob, suppression).unwrap().unwrap_err();
+        assert_eq!(early.code, "not_a_suppression");
+        ran_by_hand(&app, suppression);
+        assert_eq!(suppressions(&app.store).unwrap().len(), 1);
+        assert_eq!(
+            in_force_for_group(&app.store, &key.encode()).unwrap().len(),
+            1
+        );
+
+        let lifted = lift(&app, &bob, suppression).unwrap().unwrap();
+        let revert = app.store.get_request(lifted.request).unwrap().unwrap();
+        assert_eq!(revert.kind, RequestKind::Revert { of: suppression });
+        assert_eq!(revert.proposer, bob.actor);
+        assert_eq!(revert.plan.steps[0].action, Action::SuppressFindings);
+        assert_eq!(lifted.findings, 2);
+        assert_eq!(
+            suppressions(&app.store).unwrap()[0].lift,
+            Lift::Pending(lifted.request)
+        );
+
+        // One lift at a time; a request that is no suppression is refused.
+        let twice = lift(&app, &alice, suppression).unwrap().unwrap_err();
+        assert_eq!(twice.code, "already_open");
+        assert!(twice.message.contains(&lifted.request.simple().to_string()));
+        let other = lift(&app, &alice, Uuid::new_v4()).unwrap().unwrap_err();
+        assert_eq!(other.code, "not_a_suppression");
+        let audited = refusals(&app, "already_open");
+        assert_eq!(audited.len(), 1);
+        assert_eq!(audited[0].request_id, Some(suppression));
+        assert_eq!(
+            audited[0].finding_id.as_deref(),
+            Some(key.encode().as_str())
+        );
+    }
 }

@@ -38,7 +38,9 @@ use crate::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT}
 use crate::discord::interactions::{text_input, voter_of, NOT_OURS};
 use crate::posture::{Group, GroupKey};
 
-pub use crate::actions::posture::{ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE, UNKNOWN_GROUP};
+pub use crate::actions::posture::{
+    ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE, UNKNOWN_GROUP,
+};
 /// Kept where the tests and the first callers found it; it lives with the other posture plans.
 pub use crate::remediate::suppression_plan;
 
@@ -67,12 +69,10 @@ pub async fn component(
         Err(refused) => return say_ephemeral(http, click, &refused.message).await,
     };
     match id.action {
-        PostureAction::Suppress => {
-            match posture::may_suppress(app, &voter, &id.group)? {
-                Ok(group) => open_suppress_modal(http, click, &id.group, &group).await,
-                Err(refused) => say_ephemeral(http, click, &refused.message).await,
-            }
-        }
+        PostureAction::Suppress => match posture::may_suppress(app, &voter, &id.group)? {
+            Ok(group) => open_suppress_modal(http, click, &id.group, &group).await,
+            Err(refused) => say_ephemeral(http, click, &refused.message).await,
+        },
         PostureAction::Acknowledge => acknowledge(app, http, click, &id.group, &voter).await,
         PostureAction::Remediate => remediate(app, http, click, &id.group, &voter).await,
         // Filtered out by `parsed`: a modal's id on a button.

@@ -7,9 +7,9 @@
 //! Renders [`crate::actions::posture::suppressions`] (where each suppression stands: the
 //! application layer reads it from the store); lifting one is [`crate::actions::posture::lift`].
 
-use crate::app::App;
 /// Where a suppression stands, and the queries, as the card code and tests found them here.
 pub use crate::actions::posture::{in_force_for_group, suppressions, Lift, Suppression};
+use crate::app::App;
 use crate::store::{Store, StoreError};
 
 use super::{code, fit_lines, plain, Handled, Invocation, Reply, MAX_CONTENT};
