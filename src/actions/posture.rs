@@ -107,6 +107,12 @@ fn refused(
     Refused::new(code, answer)
 }
 
+/// [`refused`] about `group`, where the audited sentence is the one shown.
+fn refused_as(app: &App, voter: &Voter, group: &GroupKey, code: &str, sentence: &str) -> Refused {
+    let answer = sentence.to_string();
+    refused(app, &voter.actor, Some(group), None, code, sentence, answer)
+}
+
 /// Refuses, audited, an ask whose posture id could not be read (or was of the wrong kind);
 /// `answer` is the transport's sentence for "not one of hanko's".
 pub fn refuse_unreadable(app: &App, actor: &Actor, answer: &str) -> Refused {
@@ -127,36 +133,24 @@ pub fn refuse_unreadable(app: &App, actor: &Actor, answer: &str) -> Refused {
 fn admitted(app: &App, voter: &Voter, key: &GroupKey) -> Outcome<Group> {
     if let Err(refusal) = app.policy.authorizes(voter) {
         let text = refusal.to_string();
-        return Ok(Err(refused(
-            app,
-            &voter.actor,
-            Some(key),
-            None,
-            refusal.code(),
-            &text,
-            text.clone(),
-        )));
+        return Ok(Err(refused_as(app, voter, key, refusal.code(), &text)));
     }
     let Some(group) = Group::of(&app.store.control_findings(key)?) else {
-        return Ok(Err(refused(
+        return Ok(Err(refused_as(
             app,
-            &voter.actor,
-            Some(key),
-            None,
+            voter,
+            key,
             "unknown_group",
             UNKNOWN_GROUP,
-            UNKNOWN_GROUP.to_string(),
         )));
     };
     if group.failing_findings.is_empty() {
-        return Ok(Err(refused(
+        return Ok(Err(refused_as(
             app,
-            &voter.actor,
-            Some(key),
-            None,
+            voter,
+            key,
             "nothing_fails",
             NOTHING_FAILS,
-            NOTHING_FAILS.to_string(),
         )));
     }
     let scope = crate::planner::scope_known(app);
@@ -204,6 +198,12 @@ fn refuse_if_open(app: &App, voter: &Voter, key: &GroupKey) -> Result<Option<Ref
 /// Whether `voter` may suppress the control of `key` now (checked again by [`suppress`]);
 /// the group, for the transport's question (how many findings).
 pub fn may_suppress(app: &App, voter: &Voter, key: &GroupKey) -> Outcome<Group> {
+    admitted_none_open(app, voter, key)
+}
+
+/// [`admitted`], and no suppression or remediation of the group is live: the check of a
+/// proposal.
+fn admitted_none_open(app: &App, voter: &Voter, key: &GroupKey) -> Outcome<Group> {
     let group = match admitted(app, voter, key)? {
         Ok(group) => group,
         Err(refusal) => return Ok(Err(refusal)),
@@ -278,15 +278,7 @@ pub fn may_acknowledge(app: &App, voter: &Voter, key: &GroupKey) -> Outcome<Ackn
     }
     // Acknowledge changes Security Hub: like an execution, it waits while paused.
     if app.engine.is_paused()? {
-        return Ok(Err(refused(
-            app,
-            &voter.actor,
-            Some(key),
-            None,
-            "paused",
-            ACK_PAUSED,
-            ACK_PAUSED.to_string(),
-        )));
+        return Ok(Err(refused_as(app, voter, key, "paused", ACK_PAUSED)));
     }
     // Only findings the store holds as failing and NEW now: never a SUPPRESSED one (that would
     // lift an approved suppression without approval), nor one already acknowledged.
@@ -297,14 +289,12 @@ pub fn may_acknowledge(app: &App, voter: &Voter, key: &GroupKey) -> Outcome<Ackn
         .filter(|f| f.is_failing() && f.workflow == WorkflowStatus::New)
         .collect();
     if fresh.is_empty() {
-        return Ok(Err(refused(
+        return Ok(Err(refused_as(
             app,
-            &voter.actor,
-            Some(key),
-            None,
+            voter,
+            key,
             "nothing_to_acknowledge",
             NOTHING_TO_ACKNOWLEDGE,
-            NOTHING_TO_ACKNOWLEDGE.to_string(),
         )));
     }
     Ok(Ok(AcknowledgeTicket {
@@ -449,14 +439,7 @@ pub struct RemediateTicket {
 
 /// Whether `voter` may ask for `key`'s remediation now: admitted, and nothing open for it.
 pub fn may_remediate(app: &App, voter: &Voter, key: &GroupKey) -> Outcome<RemediateTicket> {
-    let group = match admitted(app, voter, key)? {
-        Ok(group) => group,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    if let Some(refusal) = refuse_if_open(app, voter, key)? {
-        return Ok(Err(refusal));
-    }
-    Ok(Ok(RemediateTicket { group }))
+    Ok(admitted_none_open(app, voter, key)?.map(|group| RemediateTicket { group }))
 }
 
 /// Plans `ticket`'s remediation (read-only AWS calls: IAM.3 lists the users' keys; nothing

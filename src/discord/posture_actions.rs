@@ -23,15 +23,17 @@ use std::sync::Arc;
 
 use serenity::all::{
     ComponentInteraction, CreateActionRow, CreateInputText, CreateInteractionResponse, CreateModal,
-    EditInteractionResponse, InputTextStyle, ModalInteraction,
+    EditInteractionResponse, InputTextStyle, Member, ModalInteraction, User,
 };
 use serenity::http::Http;
 
-use crate::actions::posture::{self, Acknowledged, Outcome, PostureError, Proposed};
+use crate::actions::posture::{self, Acknowledged, Outcome, PostureError};
 use crate::actions::Refused;
 use crate::app::App;
 use crate::approval::Voter;
-use crate::discord::bot::{defer_ephemeral, no_pings, say_ephemeral, BotError, BotState};
+use crate::discord::bot::{
+    defer_ephemeral, no_pings, say_ephemeral, Answerable, BotError, BotState,
+};
 use crate::discord::cards;
 use crate::discord::commands::MAX_CONTENT;
 use crate::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
@@ -63,21 +65,39 @@ pub async fn component(
     click: &ComponentInteraction,
 ) -> Result<(), BotError> {
     let app = &state.app;
-    let voter = voter_of(&click.user, click.member.as_ref());
-    let id = match parsed(app, &voter, &click.data.custom_id, false) {
-        Ok(id) => id,
-        Err(refused) => return say_ephemeral(http, click, &refused.message).await,
+    let asker = (&click.user, click.member.as_ref());
+    let Some((voter, id)) = asked(app, http, click, asker, &click.data.custom_id, false).await?
+    else {
+        return Ok(());
     };
     match id.action {
-        PostureAction::Suppress => match posture::may_suppress(app, &voter, &id.group)? {
-            Ok(group) => open_suppress_modal(http, click, &id.group, &group).await,
-            Err(refused) => say_ephemeral(http, click, &refused.message).await,
-        },
+        PostureAction::Suppress => {
+            let checked = posture::may_suppress(app, &voter, &id.group);
+            match unless_refused(http, click, checked).await? {
+                Some(group) => open_suppress_modal(http, click, &id.group, &group).await,
+                None => Ok(()),
+            }
+        }
         PostureAction::Acknowledge => acknowledge(app, http, click, &id.group, &voter).await,
         PostureAction::Remediate => remediate(app, http, click, &id.group, &voter).await,
         // Filtered out by `parsed`: a modal's id on a button.
         PostureAction::SuppressReason => say_ephemeral(http, click, NOT_OURS).await,
     }
+}
+
+/// Who asks, and the posture id they used (of the kind expected: a modal's or a button's);
+/// `None` once an unreadable id's refusal (audited) is the answer.
+async fn asked(
+    app: &App,
+    http: &Http,
+    to: &impl Answerable,
+    (user, member): (&User, Option<&Member>),
+    custom_id: &str,
+    on_modal: bool,
+) -> Result<Option<(Voter, PostureId)>, BotError> {
+    let voter = voter_of(user, member);
+    let read = Ok(parsed(app, &voter, custom_id, on_modal));
+    Ok(unless_refused(http, to, read).await?.map(|id| (voter, id)))
 }
 
 /// Parses the id, of the kind expected (a modal's or a button's); `Err` is the refusal,
@@ -130,17 +150,16 @@ pub async fn modal(
     submit: &ModalInteraction,
 ) -> Result<(), BotError> {
     let app = &state.app;
-    let voter = voter_of(&submit.user, submit.member.as_ref());
-    let id = match parsed(app, &voter, &submit.data.custom_id, true) {
-        Ok(id) => id,
-        Err(refused) => return say_ephemeral(http, submit, &refused.message).await,
+    let asker = (&submit.user, submit.member.as_ref());
+    let Some((voter, id)) = asked(app, http, submit, asker, &submit.data.custom_id, true).await?
+    else {
+        return Ok(());
     };
     let reason = text_input(submit, SUPPRESS_REASON_INPUT).unwrap_or_default();
-    let proposed = match posture::suppress(app, &voter, &id.group, &reason)? {
-        Ok(proposed) => proposed,
-        Err(refused) => return say_ephemeral(http, submit, &refused.message).await,
+    let suppressed = posture::suppress(app, &voter, &id.group, &reason);
+    let Some(proposed) = deferred(http, submit, suppressed).await? else {
+        return Ok(());
     };
-    defer_ephemeral(http, submit).await?;
     let text = format!(
         "Suppression of {} finding(s) of {} proposed as request `{}`; its card is posted in the \
          channel. It runs once {} other responder(s) approve it.",
@@ -160,6 +179,37 @@ fn answer(text: String) -> EditInteractionResponse {
         .allowed_mentions(no_pings())
 }
 
+/// The transport's half of a two-call action: a refused check is answered at once; a
+/// ticket defers the answer (the action calls AWS, which may take longer than Discord waits)
+/// and is handed back.
+async fn deferred<T>(
+    http: &Http,
+    to: &impl Answerable,
+    checked: Outcome<T>,
+) -> Result<Option<T>, BotError> {
+    let Some(ticket) = unless_refused(http, to, checked).await? else {
+        return Ok(None);
+    };
+    defer_ephemeral(http, to).await?;
+    Ok(Some(ticket))
+}
+
+/// What an action let through, or `None` once its refusal (audited by the action) is the
+/// answer.
+async fn unless_refused<T>(
+    http: &Http,
+    to: &impl Answerable,
+    outcome: Outcome<T>,
+) -> Result<Option<T>, BotError> {
+    match outcome? {
+        Ok(done) => Ok(Some(done)),
+        Err(refused) => {
+            say_ephemeral(http, to, &refused.message).await?;
+            Ok(None)
+        }
+    }
+}
+
 async fn acknowledge(
     app: &App,
     http: &Http,
@@ -167,11 +217,10 @@ async fn acknowledge(
     key: &GroupKey,
     voter: &Voter,
 ) -> Result<(), BotError> {
-    let ticket = match posture::may_acknowledge(app, voter, key)? {
-        Ok(ticket) => ticket,
-        Err(refused) => return say_ephemeral(http, click, &refused.message).await,
+    let Some(ticket) = deferred(http, click, posture::may_acknowledge(app, voter, key)).await?
+    else {
+        return Ok(());
     };
-    defer_ephemeral(http, click).await?;
     let text = match posture::acknowledge(app, voter, ticket).await? {
         Acknowledged::Done {
             control_id,
@@ -206,13 +255,10 @@ async fn remediate(
     key: &GroupKey,
     voter: &Voter,
 ) -> Result<(), BotError> {
-    let ticket = match posture::may_remediate(app, voter, key)? {
-        Ok(ticket) => ticket,
-        Err(refused) => return say_ephemeral(http, click, &refused.message).await,
+    let Some(ticket) = deferred(http, click, posture::may_remediate(app, voter, key)).await? else {
+        return Ok(());
     };
-    defer_ephemeral(http, click).await?;
-    let outcome: Outcome<Proposed> = posture::remediate(app, voter, ticket).await;
-    let text = match outcome? {
+    let text = match posture::remediate(app, voter, ticket).await? {
         Ok(proposed) => format!(
             "Remediation of {} ({} step(s)) proposed as request `{}`; its card is posted in the \
              channel. It runs once {} other responder(s) approve it.",
