@@ -1,6 +1,8 @@
-//! Remediation of failing Security Hub controls: a posture group (one control failing in one
+//! The plans for failing Security Hub controls: a posture group (one control failing in one
 //! account) becomes a containment [`Plan`] that goes through the same request, approval, engine
 //! and audit as a GuardDuty finding's. There is no second execution path: this module only plans.
+//! Two kinds of plan: a remediation (below) and a suppression ([`suppression_plan`]: one
+//! `SuppressFindings` step over exactly the group's failing findings, lifted by its revert).
 //!
 //! Offered for three controls ([`offers`]):
 //!
@@ -20,18 +22,21 @@
 //! call here is the read-only `iam:ListAccessKeys` (IAM.3); its errors are classified by
 //! [`crate::aws::error::classify`].
 //!
-//! May use the AWS SDK (IAM reads), [`crate::plan`], [`crate::posture`] and [`crate::aws`]; never
-//! imports sled or serenity.
+//! May use the AWS SDK (IAM reads), [`crate::plan`], [`crate::posture`], [`crate::ids`] and
+//! [`crate::aws`]; never imports sled or serenity. Proposing these plans is
+//! [`crate::actions::posture`]'s.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
 
 use crate::aws::error::classify;
 use crate::aws::{AwsClients, ErrorClass, StepError};
+use crate::ids::is_account_id;
 use crate::plan::{
     block_account_public_access_step, block_bucket_public_access_step, deactivate_access_key_step,
-    Plan, Step,
+    Action, Plan, RiskClass, Step, Target,
 };
 use crate::posture::{Group, GroupStatus, ResourceRef};
 
@@ -414,8 +419,47 @@ pub fn account_from_resource(id: &str) -> Option<&str> {
     is_account_id(account).then_some(account)
 }
 
-fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+/// The plan that suppresses exactly `group`'s failing findings, for `reason`.
+pub fn suppression_plan(group: &Group, reason: &str, risk: RiskClass) -> Plan {
+    let key = &group.key;
+    let ids: Vec<String> = group
+        .failing_findings
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    let identifiers: Vec<serde_json::Value> = group
+        .failing_findings
+        .iter()
+        .map(|(id, product_arn)| json!({ "Id": id, "ProductArn": product_arn }))
+        .collect();
+    let mut step = Step::new(
+        Action::SuppressFindings,
+        Target::ControlFindings {
+            control_id: key.control_id.clone(),
+            finding_ids: ids,
+        },
+        json!({
+            "ControlId": key.control_id,
+            "FindingIdentifiers": identifiers,
+            "Reason": reason,
+            "Workflow": { "Status": "SUPPRESSED" },
+        }),
+    );
+    step.risk = risk;
+    Plan::new(
+        key.encode(),
+        key.account_id.clone(),
+        key.region.clone(),
+        false,
+        vec![step],
+        vec![format!(
+            "Suppresses the {} failing finding(s) of control {} in Security Hub (workflow \
+             SUPPRESSED, with a note naming the reason, the approvers and this request): they \
+             stop counting against the score. Reverting this request lifts the suppression.",
+            group.failing_findings.len(),
+            key.control_id
+        )],
+    )
 }
 
 #[cfg(test)]

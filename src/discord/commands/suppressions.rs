@@ -4,14 +4,12 @@
 //! revert (the Revert button on its card, or `/revert request:<id>`), approval-gated like any
 //! revert: the findings go back to the workflow status they had. Ephemeral.
 //!
-//! Reads the store only.
+//! Renders [`crate::actions::posture::suppressions`] (where each suppression stands: the
+//! application layer reads it from the store); lifting one is [`crate::actions::posture::lift`].
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
+/// Where a suppression stands, and the queries, as the card code and tests found them here.
+pub use crate::actions::posture::{in_force_for_group, suppressions, Lift, Suppression};
 use crate::app::App;
-use crate::approval::{Request, RequestKind, RequestState};
-use crate::plan::{Action, Target};
 use crate::store::{Store, StoreError};
 
 use super::{code, fit_lines, plain, Handled, Invocation, Reply, MAX_CONTENT};
@@ -22,114 +20,6 @@ pub async fn run(app: &App, inv: &Invocation) -> Reply {
         Err(e) => Handled::failed("suppressions", "reading the store", &e),
     }
     .finish(app, inv)
-}
-
-/// Where a suppression stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lift {
-    /// In force.
-    None,
-    /// A lift (revert) is proposed or running.
-    Pending(Uuid),
-    /// Lifted by this revert request, at this time.
-    Done(Uuid, Option<DateTime<Utc>>),
-}
-
-/// One suppression that ran.
-#[derive(Debug, Clone)]
-pub struct Suppression {
-    pub request: Request,
-    pub control_id: String,
-    pub findings: usize,
-    pub reason: String,
-    pub lift: Lift,
-}
-
-/// Every suppression request that ran (succeeded or partly), newest first.
-pub fn suppressions(store: &Store) -> Result<Vec<Suppression>, StoreError> {
-    let mut out = Vec::new();
-    for request in
-        store.requests_in_states(&[RequestState::Succeeded, RequestState::PartiallyFailed])?
-    {
-        if let Some(s) = suppression_of(store, request)? {
-            out.push(s);
-        }
-    }
-    out.sort_by_key(|s| std::cmp::Reverse(s.request.decided_at));
-    Ok(out)
-}
-
-/// The suppressions of one posture group ([`crate::posture::GroupKey::encode`]) that ran and
-/// are not lifted, newest first: what its posture card names.
-pub fn in_force_for_group(store: &Store, group: &str) -> Result<Vec<Suppression>, StoreError> {
-    let mut out = Vec::new();
-    for request in store.requests_for_finding(group)? {
-        if !matches!(
-            request.state,
-            RequestState::Succeeded | RequestState::PartiallyFailed
-        ) {
-            continue;
-        }
-        if let Some(s) = suppression_of(store, request)? {
-            if !matches!(s.lift, Lift::Done(..)) {
-                out.push(s);
-            }
-        }
-    }
-    out.sort_by_key(|s| std::cmp::Reverse(s.request.decided_at));
-    Ok(out)
-}
-
-/// `request` as a suppression, when it is one (a containment request with a
-/// `SuppressFindings` step), with where its lift stands.
-fn suppression_of(store: &Store, request: Request) -> Result<Option<Suppression>, StoreError> {
-    if request.kind != RequestKind::Contain {
-        return Ok(None);
-    }
-    let Some(step) = request
-        .plan
-        .steps
-        .iter()
-        .find(|s| s.action == Action::SuppressFindings)
-    else {
-        return Ok(None);
-    };
-    let (control_id, findings) = match &step.target {
-        Target::ControlFindings {
-            control_id,
-            finding_ids,
-        } => (control_id.clone(), finding_ids.len()),
-        _ => return Ok(None),
-    };
-    let reason = step
-        .parameters
-        .get("Reason")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
-    let mut lift = Lift::None;
-    for other in store.requests_for_finding(&request.finding_id)? {
-        if other.kind != (RequestKind::Revert { of: request.id }) {
-            continue;
-        }
-        match other.state {
-            RequestState::Succeeded | RequestState::PartiallyFailed => {
-                lift = Lift::Done(other.id, other.decided_at);
-                break;
-            }
-            RequestState::Pending | RequestState::Approved | RequestState::Executing => {
-                lift = Lift::Pending(other.id)
-            }
-            _ => {}
-        }
-    }
-    Ok(Some(Suppression {
-        request,
-        control_id,
-        findings,
-        reason,
-        lift,
-    }))
 }
 
 /// The `/suppressions` answer.
