@@ -14,6 +14,9 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::notices::Notices;
+use crate::finding::Finding;
+use crate::plan::Plan;
+use crate::planner::{self, Limits, Refusal, Scope};
 use crate::playbooks::Playbooks;
 use crate::store::Store;
 
@@ -47,7 +50,7 @@ impl App {
         let engine = Engine::new(store.clone(), clients.clone())
             .with_clock(clock.clone())
             .with_policy(Arc::clone(&policy))
-            .with_limits(crate::planner::Limits::of(&settings.aws));
+            .with_limits(Limits::of(&settings.aws));
         App {
             policy,
             settings: Arc::new(settings),
@@ -60,5 +63,46 @@ impl App {
             started_at: clock.now(),
             clock,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the running app may act (the planner's rule with the app's settings and clients)
+// ---------------------------------------------------------------------------------------------
+
+impl App {
+    /// The app's scope as known now (no AWS call; see [`planner::reach_known`]).
+    pub fn scope_known(&self) -> Scope {
+        Scope {
+            limits: Limits::of(&self.settings.aws),
+            reach: planner::reach_known(&self.clients),
+        }
+    }
+
+    /// The app's scope, proving the own account first when it is not known yet.
+    pub async fn scope_proven(&self) -> Scope {
+        Scope {
+            limits: Limits::of(&self.settings.aws),
+            reach: planner::prove(
+                &self.clients,
+                self.settings.aws.regions.first().map(String::as_str),
+            )
+            .await,
+        }
+    }
+
+    /// The plan the running app shows or proposes for `finding` (synchronous; the reach as
+    /// known).
+    pub fn plan_in(&self, finding: &Finding) -> Plan {
+        planner::plan(finding, &self.playbooks, &self.scope_known())
+    }
+
+    /// Would the running app refuse to act on `plan` now? Proves the own account if needed.
+    /// Used before a vote is recorded.
+    pub async fn refusal_now(&self, plan: &Plan) -> Option<Refusal> {
+        if plan.is_notify_only() {
+            return None;
+        }
+        planner::check(&self.scope_proven().await, &plan.account_id, &plan.region).err()
     }
 }

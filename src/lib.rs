@@ -68,7 +68,6 @@ pub mod config;
 pub mod discord;
 pub mod engine;
 pub mod execution;
-pub mod expiry;
 pub mod finding;
 pub mod http;
 pub mod ids;

@@ -58,7 +58,7 @@ pub fn accept_in(app: &App, finding: &Finding, now: DateTime<Utc>) -> Result<Acc
         &app.playbooks,
         &app.policy,
         &app.notices,
-        &planner::scope_known(app),
+        &app.scope_known(),
         app.settings.ingest.min_severity,
         finding,
         now,
@@ -623,7 +623,7 @@ mod tests {
         // Already swept: an Expired request does not block the next fresh one either.
         let later = late + w.policy.ttl;
         assert_eq!(
-            crate::expiry::sweep(&w.store, &w.notices, later).unwrap(),
+            crate::actions::expire::sweep(&w.store, &w.notices, later).unwrap(),
             vec![fresh]
         );
         let b = w.accept(&finding("AKIAEXAMPLE", 4, 600), later);

@@ -13,7 +13,7 @@
 //!   plan whose note is the refusal. Every proposer and every card goes through them: ingest
 //!   (`pipeline`), the outbox's finding card, `/finding`, `/findings`, `/contain`, posture
 //!   Suppress and Remediate, Revert, and `hanko drill`;
-//! * **vote time**: [`refusal_now`] before an approval is recorded (`discord::interactions`);
+//! * **vote time**: [`crate::app::App::refusal_now`] before an approval is recorded ([`crate::actions::vote`]);
 //! * **in the engine**: [`engine_refusal`] before the first mutating call, in case a stored plan
 //!   predates a change of the config (see [`crate::engine`]); [`ClientFactory::clients`] itself
 //!   refuses an account it has no credentials for.
@@ -24,13 +24,12 @@
 //! plan is notify-only with a note saying why, the failure is not cached, and the next update of
 //! the finding (or `/contain`, or a vote) asks again and plans anew.
 //!
-//! May use: finding, plan, playbooks, config, aws (the client factory), app. Never serenity or
+//! May use: finding, plan, playbooks, config, aws (the client factory). Never serenity or
 //! sled.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::app::App;
 use crate::aws::error::{ErrorClass, StepError};
 use crate::aws::ClientFactory;
 use crate::config::AwsSettings;
@@ -243,44 +242,6 @@ fn reach_known_quietly(clients: &ClientFactory) -> Reach {
         },
         role_template: clients.has_role_template(),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The running app
-// ---------------------------------------------------------------------------------------------
-
-/// The app's scope as known now (no AWS call; see [`reach_known`]).
-pub fn scope_known(app: &App) -> Scope {
-    Scope {
-        limits: Limits::of(&app.settings.aws),
-        reach: reach_known(&app.clients),
-    }
-}
-
-/// The app's scope, proving the own account first when it is not known yet.
-pub async fn scope_proven(app: &App) -> Scope {
-    Scope {
-        limits: Limits::of(&app.settings.aws),
-        reach: prove(
-            &app.clients,
-            app.settings.aws.regions.first().map(String::as_str),
-        )
-        .await,
-    }
-}
-
-/// The plan the running app shows or proposes for `finding` (synchronous; the reach as known).
-pub fn plan_in(app: &App, finding: &Finding) -> Plan {
-    plan(finding, &app.playbooks, &scope_known(app))
-}
-
-/// Would the running app refuse to act on `plan` now? Proves the own account if needed.
-/// Used before a vote is recorded.
-pub async fn refusal_now(app: &App, plan: &Plan) -> Option<Refusal> {
-    if plan.is_notify_only() {
-        return None;
-    }
-    check(&scope_proven(app).await, &plan.account_id, &plan.region).err()
 }
 
 /// The engine's check before the first mutating call: the allow-lists it was given and the

@@ -186,7 +186,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
     // Prove hanko's own account (sts:GetCallerIdentity) before anything is planned. A failure
     // is logged, not fatal: plans stay notify-only outside a role template until a later
     // lookup (the next finding update, a vote, /contain) succeeds (see crate::planner).
-    crate::planner::scope_proven(&app).await;
+    app.scope_proven().await;
 
     let listen = app.settings.http.listen;
     let listener = tokio::net::TcpListener::bind(listen)

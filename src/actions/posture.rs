@@ -153,7 +153,7 @@ fn admitted(app: &App, voter: &Voter, key: &GroupKey) -> Outcome<Group> {
             NOTHING_FAILS,
         )));
     }
-    let scope = crate::planner::scope_known(app);
+    let scope = app.scope_known();
     if let Err(refusal) = crate::planner::check(&scope, &key.account_id, &key.region) {
         return Ok(Err(refused(
             app,
@@ -672,7 +672,7 @@ pub fn lift(app: &App, voter: &Voter, of: Uuid) -> Outcome<Proposed> {
         Err(e) => return Err(e.into()),
     };
     // A lift acts where the suppression did: the one planner's rule applies to it too.
-    let scope = crate::planner::scope_known(app);
+    let scope = app.scope_known();
     if let Err(refusal) =
         crate::planner::check(&scope, &revert.plan.account_id, &revert.plan.region)
     {

@@ -222,7 +222,7 @@ pub async fn contain(
 
     // The one planner's rule, before any AWS call: an account hanko cannot prove it reaches
     // (its own, or through the role template) is refused with what to set.
-    let scope = planner::scope_proven(app).await;
+    let scope = app.scope_proven().await;
     planner::check(&scope, &account, &region).map_err(ContainRefusal::Outside)?;
 
     let now = app.clock.now();

@@ -122,7 +122,7 @@ pub async fn propose(
         Err(refused) => return Ok(Err(refused)),
     };
     // A revert acts where the original did: the one planner's rule applies to it too.
-    let scope = planner::scope_proven(app).await;
+    let scope = app.scope_proven().await;
     if let Err(refusal) = planner::check(&scope, &revert.plan.account_id, &revert.plan.region) {
         return Ok(Err(RevertRefusal::Outside {
             refusal,

@@ -1,7 +1,7 @@
 //! Vote: approve, reject (with a reason) and dry run a request, whoever asks and through
 //! whichever transport.
 //!
-//! * [`approve`]: the one planner's vote-time reach check ([`planner::refusal_now`]: a plan hanko
+//! * [`approve`]: the one planner's vote-time reach check ([`App::refusal_now`](crate::app::App::refusal_now): a plan hanko
 //!   may not run is refused, audited as `VoteRefused`), then [`Store::vote`], one transaction
 //!   that runs [`approval::decide`] and audits the vote or its refusal. An approval that meets
 //!   the quorum hands back an [`Execution`] to start once the transport has shown the vote
@@ -28,7 +28,6 @@ use crate::app::App;
 use crate::approval::{self, Decided, Decision, Outcome, Request, VoteInput, Voter};
 use crate::audit::{Actor, EventKind};
 use crate::engine::{self, EngineError, ExecutionReport, StepReport};
-use crate::planner;
 use crate::store::StoreError;
 
 use super::execute::{self, Tasks};
@@ -153,7 +152,7 @@ pub async fn approve(
 ) -> Result<Result<Approval, VoteRefused>, StoreError> {
     // The one planner's rule at vote time: an approval for a plan hanko may not run (outside
     // the allow-lists, or an account it cannot prove it reaches) is refused, audited.
-    if let Some(refusal) = planner::refusal_now(app, &request.plan).await {
+    if let Some(refusal) = app.refusal_now(&request.plan).await {
         tracing::warn!(request_id = %request.id, %refusal, "vote refused: outside hanko's reach");
         return Ok(Err(VoteRefused::OutsideReach(refuse(
             app,

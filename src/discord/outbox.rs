@@ -96,7 +96,7 @@ pub fn render(app: &App, key: &CardKey) -> Result<Option<Card>, StoreError> {
     match key {
         CardKey::Request(id) => request_card(app, *id),
         CardKey::Finding(id) => Ok(app.store.get_finding(id)?.map(|stored| {
-            let plan = crate::planner::plan_in(app, &stored.finding);
+            let plan = app.plan_in(&stored.finding);
             cards::finding_card(&stored.finding, &plan)
         })),
         CardKey::Posture(group) => {

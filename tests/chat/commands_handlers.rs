@@ -78,7 +78,7 @@ async fn app_with(config_text: &str, moto: Option<&Moto>) -> App {
         clients,
     );
     // What `hanko run` does at start-up: prove the own account before anything is planned.
-    hanko::planner::scope_proven(&app).await;
+    app.scope_proven().await;
     app
 }
 

@@ -55,7 +55,7 @@ fn handle(app: &App, inv: &Invocation) -> Handled {
             };
             cards::request_card(finding, req, &records, app.policy.needed(&req.plan))
         }
-        None => cards::finding_card(finding, &crate::planner::plan_in(app, finding)),
+        None => cards::finding_card(finding, &app.plan_in(finding)),
     };
     let others: Vec<String> = requests
         .iter()

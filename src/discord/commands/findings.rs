@@ -193,7 +193,7 @@ fn line(app: &App, f: &Finding, latest: Option<&Request>) -> String {
             RequestKind::Contain => r.state.as_str().to_string(),
             RequestKind::Revert { .. } => format!("revert {}", r.state),
         },
-        None if crate::planner::plan_in(app, f).is_notify_only() => "notify only".to_string(),
+        None if app.plan_in(f).is_notify_only() => "notify only".to_string(),
         None => "no request".to_string(),
     };
     format!(
