@@ -1,7 +1,7 @@
 //! Slash command definitions: `commands/*.json`, one Discord application command per file,
 //! loaded and checked against Discord's rules before hanko registers them. What a command
 //! does when invoked is [`crate::discord::commands`] (the handlers); this module only knows
-//! the definitions. (It was `crate::commands`, which still names it, as an alias.)
+//! the definitions.
 //!
 //! Discord rejects a bad definition at registration time with a terse 400, or worse, accepts
 //! it and silently ignores a misspelt field (a `requried` option is simply optional). So

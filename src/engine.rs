@@ -44,7 +44,7 @@ use std::sync::Arc;
 use crate::approval::{Closure, Policy, Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::aws::error::{with_retry_policy, RetryPolicy};
-use crate::aws::{self, AwsClients, Captured, ClientFactory, RevertOutcome, StepCtx, StepError};
+use crate::aws::{self, AwsClients, AwsError, Captured, ClientFactory, RevertOutcome, StepCtx};
 use crate::clock::Clock;
 use crate::execution::{StepOutcome, StepPhase, StepRecord};
 use crate::plan::{Plan, Step};
@@ -287,7 +287,7 @@ impl Engine {
     /// The clients for a plan's account and region, unless hanko may not act there (the
     /// allow-lists, or an account it cannot prove it reaches): then every step fails with the
     /// refusal, before any AWS call, audited as `StepFailed` (fail closed).
-    async fn clients_for(&self, plan: &Plan) -> Result<AwsClients, StepError> {
+    async fn clients_for(&self, plan: &Plan) -> Result<AwsClients, AwsError> {
         if let Some(refusal) = planner::engine_refusal(&self.limits, &self.clients, plan).await {
             tracing::warn!(account_id = %plan.account_id, region = %plan.region, %refusal, "refused to act outside hanko's reach");
             return Err(planner::refused_step_error(&refusal, plan));
@@ -431,10 +431,10 @@ impl Engine {
     }
 
     /// Runs `op` under the engine's retry policy (retryable failures only).
-    async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, StepError>
+    async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StepError>>,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
         with_retry_policy(self.retry, op).await
     }
@@ -725,7 +725,7 @@ struct Ending {
     error_code: Option<String>,
     message: Option<String>,
     /// The AWS failure, for the log (its sentence is already in `message`).
-    error: Option<StepError>,
+    error: Option<AwsError>,
 }
 
 impl Ending {
@@ -754,7 +754,7 @@ impl Ending {
         )
     }
 
-    fn failed(captured: serde_json::Value, e: &StepError) -> Self {
+    fn failed(captured: serde_json::Value, e: &AwsError) -> Self {
         Ending {
             outcome: StepOutcome::Failed,
             captured,

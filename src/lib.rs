@@ -85,6 +85,3 @@ pub mod remediate;
 pub mod run;
 pub mod store;
 pub mod util;
-
-/// The old name of [`command_defs`], kept so `crate::commands::…` paths keep working.
-pub use command_defs as commands;

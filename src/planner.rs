@@ -30,7 +30,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::aws::error::{ErrorClass, StepError};
+use crate::aws::error::{AwsError, ErrorClass};
 use crate::aws::ClientFactory;
 use crate::config::AwsSettings;
 use crate::finding::Finding;
@@ -264,8 +264,8 @@ pub async fn engine_refusal(
 
 /// The step error every step of a refused plan fails with (class `forbidden`), so the refusal
 /// is in each `StepFailed` event and on the card.
-pub fn refused_step_error(refusal: &Refusal, plan: &Plan) -> StepError {
-    StepError::local(
+pub fn refused_step_error(refusal: &Refusal, plan: &Plan) -> AwsError {
+    AwsError::local(
         ErrorClass::Forbidden,
         "hanko:CheckReach",
         format!("account {} in {}", plan.account_id, plan.region),

@@ -31,8 +31,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::aws::error::classify;
-use crate::aws::{AwsClients, ErrorClass, StepError};
+use crate::aws::lookup::{self, KeyInfo};
+use crate::aws::{AwsClients, AwsError, ErrorClass};
 use crate::ids::is_account_id;
 use crate::plan::{
     block_account_public_access_step, block_bucket_public_access_step, deactivate_access_key_step,
@@ -52,8 +52,6 @@ const TYPE_BUCKET: &str = "AwsS3Bucket";
 const TYPE_ACCOUNT: &str = "AwsAccount";
 const TYPE_USER: &str = "AwsIamUser";
 
-const LIST_ACCESS_KEYS: &str = "iam:ListAccessKeys";
-
 /// The remediation plan for a failing posture group, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remediation {
@@ -70,7 +68,7 @@ pub enum RemediateError {
         /// The group key ([`crate::posture::GroupKey::encode`]).
         group: String,
         #[source]
-        source: StepError,
+        source: AwsError,
     },
 }
 
@@ -229,21 +227,13 @@ fn s3_account(group: &Group) -> Draft {
     d
 }
 
-/// One access key as `ListAccessKeys` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyInfo {
-    pub access_key_id: String,
-    pub active: bool,
-    pub created: Option<DateTime<Utc>>,
-}
-
 /// IAM.3: deactivate each user's Active keys older than `max_age`.
 async fn iam_keys(
     clients: &AwsClients,
     group: &Group,
     now: DateTime<Utc>,
     max_age: Duration,
-) -> Result<Draft, StepError> {
+) -> Result<Draft, AwsError> {
     let mut d = Draft::default();
     let account = group.key.account_id.as_str();
     let mut users = BTreeSet::new();
@@ -260,7 +250,7 @@ async fn iam_keys(
         }
     }
     for user in users {
-        match list_access_keys(&clients.iam, user).await {
+        match lookup::access_keys_of(clients, user).await {
             Ok(keys) => {
                 let (steps, notes) = plan_user_keys(user, &keys, now, max_age);
                 d.steps.extend(steps);
@@ -337,40 +327,6 @@ pub fn plan_user_keys(
         .map(|k| deactivate_access_key_step(user, &k.access_key_id))
         .collect();
     (steps, notes)
-}
-
-/// Every access key of `user` (read-only, all pages).
-async fn list_access_keys(
-    client: &aws_sdk_iam::Client,
-    user: &str,
-) -> Result<Vec<KeyInfo>, StepError> {
-    let mut keys = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let out = client
-            .list_access_keys()
-            .user_name(user)
-            .set_marker(marker.take())
-            .send()
-            .await
-            .map_err(|e| classify(&e, LIST_ACCESS_KEYS, &format!("user {user}")))?;
-        for k in out.access_key_metadata() {
-            let Some(id) = k.access_key_id() else {
-                continue;
-            };
-            keys.push(KeyInfo {
-                access_key_id: id.to_string(),
-                active: k.status().map(|s| s.as_str()) == Some("Active"),
-                created: k
-                    .create_date()
-                    .and_then(|d| DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
-            });
-        }
-        match out.marker() {
-            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
-            _ => return Ok(keys),
-        }
-    }
 }
 
 fn skipped(r: &ResourceRef, why: &str) -> String {

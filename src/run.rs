@@ -37,7 +37,7 @@ use crate::actions::expire;
 use crate::anchor::writer::Anchorer;
 use crate::anchor::{AnchorKey, AnchorLocation};
 use crate::app::App;
-use crate::commands::{self, CommandDefError};
+use crate::command_defs::{self, CommandDefError};
 use crate::config::Secret;
 use crate::discord::bot::{self, BotState};
 use crate::discord::digest::Digest;
@@ -76,7 +76,7 @@ pub enum RunError {
 #[derive(Debug, Clone)]
 pub struct Options {
     /// A directory of `commands/*.json` to register instead of the definitions embedded in the
-    /// binary ([`commands::EMBEDDED`]); `None`: the embedded ones.
+    /// binary ([`command_defs::EMBEDDED`]); `None`: the embedded ones.
     pub commands_dir: Option<PathBuf>,
     /// How long shutdown waits for engine runs.
     pub shutdown_grace: Duration,
@@ -177,8 +177,8 @@ pub struct Running {
 /// started (not once the gateway is connected: `/healthz` says that).
 pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running, RunError> {
     let definitions = match &options.commands_dir {
-        Some(dir) => commands::load_definitions(dir)?,
-        None => commands::embedded_definitions()?,
+        Some(dir) => command_defs::load_definitions(dir)?,
+        None => command_defs::embedded_definitions()?,
     };
     let definitions: Vec<serde_json::Value> = definitions.into_iter().map(|(_, def)| def).collect();
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -35,7 +35,7 @@ use crate::app::App;
 use crate::approval::{self, RequestKind, RequestState, Voter};
 use crate::audit::Actor;
 use crate::aws::lookup::{self, Looked};
-use crate::aws::{ErrorClass, StepError};
+use crate::aws::{AwsError, ErrorClass};
 use crate::finding::{ActorInfo, Finding, FindingSource, Resource, SeverityLabel};
 use crate::notices::Notice;
 use crate::plan::Plan;
@@ -77,7 +77,7 @@ impl std::fmt::Display for ContainTarget {
 #[derive(Debug, thiserror::Error)]
 pub enum ContainFailure {
     #[error(transparent)]
-    Aws(#[from] StepError),
+    Aws(#[from] AwsError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("no answer from AWS within {} s", .0.as_secs())]
@@ -158,7 +158,7 @@ fn failed(doing: impl Into<String>, error: impl Into<ContainFailure>) -> Contain
 
 /// A lookup that failed: a refusal when AWS said "no such thing" or "not allowed", a failure
 /// otherwise.
-fn lookup_failed(e: StepError, what: &str) -> ContainRefusal {
+fn lookup_failed(e: AwsError, what: &str) -> ContainRefusal {
     match e.class {
         ErrorClass::NotFound => ContainRefusal::NotFound {
             what: what.to_string(),

@@ -20,7 +20,7 @@ use super::{
     digest_hash, AnchorError, AnchorLocation, AnchorPublicKey, Digest, NO_PREVIOUS_DIGEST,
 };
 use crate::aws::anchors::{get_object, list_keys};
-use crate::aws::StepError;
+use crate::aws::AwsError;
 use crate::store::{Store, StoreError, VerifyError};
 
 /// What a successful check found.
@@ -44,7 +44,7 @@ pub enum AnchorVerifyError {
     S3 {
         url: String,
         #[source]
-        source: Box<StepError>,
+        source: Box<AwsError>,
     },
     #[error(transparent)]
     StoreIo(StoreError),

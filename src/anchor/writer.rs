@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::{digest_hash, AnchorKey, AnchorLocation, Digest};
 use crate::aws::anchors::put_digest;
-use crate::aws::StepError;
+use crate::aws::AwsError;
 use crate::clock::Clock;
 use crate::store::{AnchorSlot, Store, StoreError};
 
@@ -55,7 +55,7 @@ pub enum AnchorWriteError {
     S3 {
         url: String,
         #[source]
-        source: Box<StepError>,
+        source: Box<AwsError>,
     },
     #[error("the store's audit log ends at event {head_seq}, before event {anchored_seq} anchored by {key}: events were removed or the store was replaced; no digest is written (run `hanko audit verify --anchors`)")]
     StoreBehindAnchor {

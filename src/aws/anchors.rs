@@ -17,7 +17,7 @@ use aws_sdk_s3::types::ChecksumAlgorithm;
 use aws_sdk_s3::Client;
 
 use super::error::classify;
-use super::{ErrorClass, StepError};
+use super::{AwsError, ErrorClass};
 
 const PUT_OBJECT: &str = "s3:PutObject";
 const GET_OBJECT: &str = "s3:GetObject";
@@ -29,7 +29,7 @@ pub async fn put_digest(
     bucket: &str,
     key: &str,
     object: Vec<u8>,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     s3.put_object()
         .bucket(bucket)
         .key(key)
@@ -43,7 +43,7 @@ pub async fn put_digest(
 }
 
 /// Every object key under `prefix`, in key order (all pages).
-pub async fn list_keys(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError> {
+pub async fn list_keys(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -70,7 +70,7 @@ pub async fn list_keys(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<St
 }
 
 /// The bytes of one object.
-pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, StepError> {
+pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
     let resource = format!("s3://{bucket}/{key}");
     let out = s3
         .get_object()
@@ -80,7 +80,7 @@ pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>,
         .await
         .map_err(|e| classify(&e, GET_OBJECT, &resource))?;
     let body = out.body.collect().await.map_err(|e| {
-        StepError::local(
+        AwsError::local(
             ErrorClass::Retryable,
             GET_OBJECT,
             resource.clone(),

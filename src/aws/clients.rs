@@ -26,7 +26,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use tokio::sync::{Mutex as AsyncMutex, OnceCell};
 
-use super::error::{classify, ErrorClass, StepError};
+use super::error::{classify, AwsError, ErrorClass};
 
 /// The placeholder of the role ARN template that is replaced by the account id.
 pub const ACCOUNT_PLACEHOLDER: &str = "{account}";
@@ -242,7 +242,7 @@ impl ClientFactory {
     }
 
     /// The account the base credentials belong to (asked once, then cached).
-    pub async fn own_account(&self, region: &str) -> Result<String, StepError> {
+    pub async fn own_account(&self, region: &str) -> Result<String, AwsError> {
         self.own_account
             .get_or_try_init(|| async {
                 let sts = aws_sdk_sts::Client::new(&self.config_in(region).build());
@@ -251,7 +251,7 @@ impl ClientFactory {
                         classify(&e, "sts:GetCallerIdentity", "hanko's credentials")
                     })?;
                 out.account().map(str::to_string).ok_or_else(|| {
-                    StepError::local(
+                    AwsError::local(
                         ErrorClass::Other,
                         "sts:GetCallerIdentity",
                         "hanko's credentials",
@@ -268,7 +268,7 @@ impl ClientFactory {
     /// the role assumed through the template in any other. Fails closed: without a template,
     /// an account that is not proved to be hanko's own (`sts:GetCallerIdentity`) is refused,
     /// never served with hanko's own credentials.
-    pub async fn clients(&self, account_id: &str, region: &str) -> Result<AwsClients, StepError> {
+    pub async fn clients(&self, account_id: &str, region: &str) -> Result<AwsClients, AwsError> {
         let mut conf = self.config_in(region);
         let own = self.own_account(region).await;
         match (self.role_arn(account_id), own) {
@@ -280,7 +280,7 @@ impl ClientFactory {
                 conf = conf.credentials_provider(SharedCredentialsProvider::new(creds));
             }
             (None, Ok(own)) => {
-                return Err(StepError::local(
+                return Err(AwsError::local(
                     ErrorClass::Forbidden,
                     "sts:GetCallerIdentity",
                     format!("account {account_id}"),
@@ -302,7 +302,7 @@ impl ClientFactory {
         account_id: &str,
         role_arn: &str,
         region: &str,
-    ) -> Result<Credentials, StepError> {
+    ) -> Result<Credentials, AwsError> {
         let slot = {
             // A std lock, never held across an await.
             let mut map = self.assumed.lock().unwrap_or_else(|p| p.into_inner());
@@ -320,7 +320,7 @@ impl ClientFactory {
         Ok(creds)
     }
 
-    async fn assume_role(&self, role_arn: &str, region: &str) -> Result<Credentials, StepError> {
+    async fn assume_role(&self, role_arn: &str, region: &str) -> Result<Credentials, AwsError> {
         let sts = aws_sdk_sts::Client::new(&self.config_in(region).build());
         let session_name = format!("hanko-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let out = sts
@@ -331,7 +331,7 @@ impl ClientFactory {
             .await
             .map_err(|e| classify(&e, "sts:AssumeRole", role_arn))?;
         let missing = || {
-            StepError::local(
+            AwsError::local(
                 ErrorClass::Other,
                 "sts:AssumeRole",
                 role_arn,

@@ -1,12 +1,12 @@
 //! Classifying AWS failures once: retryable, already contained, forbidden, not found, other.
 //!
-//! Owns [`StepError`] (what a failed step call reports), [`classify`] (an SDK error to a
-//! [`StepError`]) and [`with_retries`] (bounded exponential backoff with jitter for the
+//! Owns [`AwsError`] (what a failed step call reports), [`classify`] (an SDK error to a
+//! [`AwsError`]) and [`with_retries`] (bounded exponential backoff with jitter for the
 //! retryable class; the backoff itself is [`crate::util::backoff`]). It may use the AWS SDK's
 //! error types and [`crate::util`]; it never imports sled or serenity.
 //!
 //! Decide on the modeled error code (from `ProvideErrorMetadata`) and the `SdkError` variant,
-//! never on a message string. The `message` of a [`StepError`] is written for people: one
+//! never on a message string. The `message` of a [`AwsError`] is written for people: one
 //! sentence built here, plus AWS's own one-line message when it gave one. Raw SDK `Debug` output
 //! never goes into it; the full error chain goes to the log at debug level, with the request id
 //! to find it by.
@@ -50,10 +50,11 @@ impl ErrorClass {
     }
 }
 
-/// A failed step call, with what is needed to act on it.
+/// A failed AWS call (a step, a lookup, an ingest read), classified, with what is needed to act
+/// on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{operation} on {resource}: {message}")]
-pub struct StepError {
+pub struct AwsError {
     pub class: ErrorClass,
     /// The operation, as IAM names it (`iam:UpdateAccessKey`).
     pub operation: String,
@@ -67,7 +68,7 @@ pub struct StepError {
     pub message: String,
 }
 
-impl StepError {
+impl AwsError {
     /// An error hanko found itself (bad step parameters, a read-back that does not match...),
     /// with no AWS error code.
     pub fn local(
@@ -75,8 +76,8 @@ impl StepError {
         operation: impl Into<String>,
         resource: impl Into<String>,
         message: impl Into<String>,
-    ) -> StepError {
-        StepError {
+    ) -> AwsError {
+        AwsError {
             class,
             operation: operation.into(),
             resource: resource.into(),
@@ -88,8 +89,8 @@ impl StepError {
 
     /// A step hanko cannot run as written (wrong kind for this module, a parameter missing):
     /// an [`ErrorClass::Other`] about the step's own operation and target.
-    pub fn invalid_step(step: &crate::plan::Step, message: impl Into<String>) -> StepError {
-        StepError::local(
+    pub fn invalid_step(step: &crate::plan::Step, message: impl Into<String>) -> AwsError {
+        AwsError::local(
             ErrorClass::Other,
             step.operation.clone(),
             step.target.to_string(),
@@ -204,7 +205,7 @@ pub fn classify_parts(failure: Failure, code: Option<&str>, status: Option<u16>)
 
 /// Classifies an SDK error from `operation` (as IAM names it, `iam:UpdateAccessKey`) on
 /// `resource`, with a message for people and the AWS request id.
-pub fn classify<E>(err: &SdkError<E, HttpResponse>, operation: &str, resource: &str) -> StepError
+pub fn classify<E>(err: &SdkError<E, HttpResponse>, operation: &str, resource: &str) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -241,7 +242,7 @@ where
         resource,
         err.message(),
     );
-    StepError {
+    AwsError {
         class,
         operation: operation.to_string(),
         resource: resource.to_string(),
@@ -314,14 +315,14 @@ const MAX_AWS_MESSAGE_CHARS: usize = 300;
 
 /// The answer of a read for which "it does not exist" is an answer, not a failure: `Ok(None)`
 /// when `absent` says so of the service's error; any other failure is [`classify`]'d.
-// `StepError` is the step contract's error, built once per failed call.
+// `AwsError` is the step contract's error, built once per failed call.
 #[allow(clippy::result_large_err)]
 pub fn absent_as_none<T, E>(
     res: Result<T, SdkError<E, HttpResponse>>,
     absent: impl FnOnce(&E) -> bool,
     operation: &str,
     resource: &str,
-) -> Result<Option<T>, StepError>
+) -> Result<Option<T>, AwsError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -374,10 +375,10 @@ impl RetryPolicy {
 ///
 /// The SDK clients retry throttling and transient errors on their own too (standard mode,
 /// 3 attempts); this loop is the outer bound for a whole step phase.
-pub async fn with_retries<T, F, Fut>(op: F, max_attempts: u32) -> Result<T, StepError>
+pub async fn with_retries<T, F, Fut>(op: F, max_attempts: u32) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StepError>>,
+    Fut: Future<Output = Result<T, AwsError>>,
 {
     let policy = RetryPolicy {
         max_attempts,
@@ -387,10 +388,10 @@ where
 }
 
 /// [`with_retries`] with an explicit policy.
-pub async fn with_retry_policy<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, StepError>
+pub async fn with_retry_policy<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StepError>>,
+    Fut: Future<Output = Result<T, AwsError>>,
 {
     let mut attempt = 1;
     loop {
@@ -523,8 +524,8 @@ mod tests {
         cap: Duration::from_millis(2),
     };
 
-    fn err(class: ErrorClass) -> StepError {
-        StepError::local(class, "iam:UpdateAccessKey", "key", "x")
+    fn err(class: ErrorClass) -> AwsError {
+        AwsError::local(class, "iam:UpdateAccessKey", "key", "x")
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::error::{absent_as_none, classify};
 use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
-use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
+use super::{AwsError, Captured, ErrorClass, RevertOutcome, StepCtx};
 use super::{QUARANTINE_USER_POLICY, SESSION_REVOKE_POLICY};
 use crate::plan::{Action, Step, Target};
 
@@ -37,7 +37,7 @@ const UPDATE_ACCESS_KEY: &str = "iam:UpdateAccessKey";
 const STATUS_ACTIVE: &str = "Active";
 const STATUS_INACTIVE: &str = "Inactive";
 
-pub async fn capture(client: &Client, step: &Step, ctx: &StepCtx) -> Result<Captured, StepError> {
+pub async fn capture(client: &Client, step: &Step, ctx: &StepCtx) -> Result<Captured, AwsError> {
     match step.action {
         Action::DeactivateAccessKey => {
             let key = KeyRef::of(step)?;
@@ -71,7 +71,7 @@ pub async fn apply(
     step: &Step,
     captured: &Captured,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     match step.action {
         Action::DeactivateAccessKey => {
             let key = KeyRef::of(step)?;
@@ -130,7 +130,7 @@ pub async fn verify(
     step: &Step,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     if nothing_to_verify(result, ctx) {
         // Nothing was changed, so there is nothing to read back.
         return Ok(());
@@ -140,7 +140,7 @@ pub async fn verify(
             let key = KeyRef::of(step)?;
             match key.status(client).await? {
                 Some(s) if s == STATUS_INACTIVE => Ok(()),
-                Some(s) => Err(StepError::local(
+                Some(s) => Err(AwsError::local(
                     ErrorClass::Retryable,
                     LIST_ACCESS_KEYS,
                     key.resource(),
@@ -155,7 +155,7 @@ pub async fn verify(
                 .get("document")
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
-                    StepError::local(
+                    AwsError::local(
                         ErrorClass::Other,
                         inline.principal.get_op(),
                         inline.resource(),
@@ -164,13 +164,13 @@ pub async fn verify(
                 })?;
             match inline.get(client).await? {
                 Some(doc) if same_document(&doc, put) => Ok(()),
-                Some(_) => Err(StepError::local(
+                Some(_) => Err(AwsError::local(
                     ErrorClass::Retryable,
                     inline.principal.get_op(),
                     inline.resource(),
                     "the inline policy does not read back as the document hanko put",
                 )),
-                None => Err(StepError::local(
+                None => Err(AwsError::local(
                     ErrorClass::Retryable,
                     inline.principal.get_op(),
                     inline.resource(),
@@ -187,7 +187,7 @@ pub async fn revert(
     captured: &Value,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     if let Some(outcome) = dry_run_revert(result) {
         return Ok(outcome);
     }
@@ -293,8 +293,8 @@ struct KeyRef {
 }
 
 impl KeyRef {
-    #[allow(clippy::result_large_err)] // StepError is the step contract's error type; boxing it only here buys nothing
-    fn of(step: &Step) -> Result<KeyRef, StepError> {
+    #[allow(clippy::result_large_err)] // AwsError is the step contract's error type; boxing it only here buys nothing
+    fn of(step: &Step) -> Result<KeyRef, AwsError> {
         let (t_user, t_id) = match &step.target {
             Target::AccessKey {
                 user_name,
@@ -312,8 +312,8 @@ impl KeyRef {
         format!("access key {} of user {}", self.id, self.user)
     }
 
-    fn not_found(&self) -> StepError {
-        StepError::local(
+    fn not_found(&self) -> AwsError {
+        AwsError::local(
             ErrorClass::NotFound,
             LIST_ACCESS_KEYS,
             self.resource(),
@@ -323,7 +323,7 @@ impl KeyRef {
 
     /// The key's status from `ListAccessKeys` (only this key is looked at); `None` when the
     /// user has no such key.
-    async fn status(&self, client: &Client) -> Result<Option<String>, StepError> {
+    async fn status(&self, client: &Client) -> Result<Option<String>, AwsError> {
         let mut marker: Option<String> = None;
         loop {
             let out = client
@@ -408,8 +408,8 @@ struct InlinePolicy {
 }
 
 impl InlinePolicy {
-    #[allow(clippy::result_large_err)] // StepError is the step contract's error type; boxing it only here buys nothing
-    fn of(step: &Step) -> Result<InlinePolicy, StepError> {
+    #[allow(clippy::result_large_err)] // AwsError is the step contract's error type; boxing it only here buys nothing
+    fn of(step: &Step) -> Result<InlinePolicy, AwsError> {
         let (principal, default_name, deny) = match step.action {
             Action::RevokeUserSessions | Action::QuarantineUser => {
                 let t = match &step.target {
@@ -446,7 +446,7 @@ impl InlinePolicy {
                 )
             }
             other => {
-                return Err(StepError::invalid_step(
+                return Err(AwsError::invalid_step(
                     step,
                     format!("{other} is not an IAM step"),
                 ))
@@ -507,7 +507,7 @@ impl InlinePolicy {
 
     /// The current document (decoded), or `None` when the principal has no inline policy of
     /// that name.
-    async fn get(&self, client: &Client) -> Result<Option<String>, StepError> {
+    async fn get(&self, client: &Client) -> Result<Option<String>, AwsError> {
         let op = self.principal.get_op();
         let resource = self.resource();
         let raw = match &self.principal {
@@ -539,7 +539,7 @@ impl InlinePolicy {
         Ok(Some(decode_document(&raw)))
     }
 
-    async fn put(&self, client: &Client, document: &str) -> Result<(), StepError> {
+    async fn put(&self, client: &Client, document: &str) -> Result<(), AwsError> {
         let op = self.principal.put_op();
         match &self.principal {
             Principal::User(user) => client
@@ -563,7 +563,7 @@ impl InlinePolicy {
         }
     }
 
-    async fn delete(&self, client: &Client) -> Result<(), StepError> {
+    async fn delete(&self, client: &Client) -> Result<(), AwsError> {
         let op = self.principal.delete_op();
         match &self.principal {
             Principal::User(user) => client
@@ -587,14 +587,14 @@ impl InlinePolicy {
 }
 
 /// A string parameter of the step, or the target's value when the parameters lack it.
-#[allow(clippy::result_large_err)] // StepError is the step contract's error type; boxing it only here buys nothing
-fn param(step: &Step, key: &str, fallback: Option<&str>) -> Result<String, StepError> {
+#[allow(clippy::result_large_err)] // AwsError is the step contract's error type; boxing it only here buys nothing
+fn param(step: &Step, key: &str, fallback: Option<&str>) -> Result<String, AwsError> {
     step.parameters
         .get(key)
         .and_then(Value::as_str)
         .or(fallback)
         .map(str::to_string)
-        .ok_or_else(|| StepError::invalid_step(step, format!("the step's parameters lack {key}")))
+        .ok_or_else(|| AwsError::invalid_step(step, format!("the step's parameters lack {key}")))
 }
 
 fn drifted(reason: String) -> RevertOutcome {

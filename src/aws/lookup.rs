@@ -1,15 +1,18 @@
 //! Read-only lookups of a resource a person names by hand (`/contain`): who owns an access key
 //! (`iam:GetAccessKeyLastUsed`), an instance's interfaces, profile and tags
-//! (`ec2:DescribeInstances`), and whether a bucket exists and where (`s3:HeadBucket`).
+//! (`ec2:DescribeInstances`), and whether a bucket exists and where (`s3:HeadBucket`); and a
+//! user's access keys (`iam:ListAccessKeys`) for the IAM.3 remediation ([`crate::remediate`]).
 //!
 //! Each answers with the [`Resource`] a finding would carry, so a hand-made proposal plans like
 //! any other, or with why it cannot: [`Looked::OwnerUnknown`] (AWS names no IAM user for the
 //! key) and [`Looked::BucketElsewhere`] (the bucket is in another region). AWS errors are
-//! classified ([`StepError`]). Called by the application layer
+//! classified ([`AwsError`]). Called by the application layer
 //! ([`crate::actions::propose`]); may use the AWS SDK clients and the finding types.
 
+use chrono::{DateTime, Utc};
+
 use crate::aws::error::classify;
-use crate::aws::{AwsClients, ErrorClass, StepError};
+use crate::aws::{AwsClients, AwsError, ErrorClass};
 use crate::finding::{
     AccessKeyDetails, InstanceDetails, NetworkInterface, Resource, ResourceKind, S3BucketDetails,
     SecurityGroupRef, Tag,
@@ -31,7 +34,7 @@ pub enum Looked {
 }
 
 /// The access key `key` and the IAM user who owns it.
-pub async fn access_key(clients: &AwsClients, key: &str) -> Result<Looked, StepError> {
+pub async fn access_key(clients: &AwsClients, key: &str) -> Result<Looked, AwsError> {
     const OP: &str = "iam:GetAccessKeyLastUsed";
     let out = clients
         .iam
@@ -63,7 +66,7 @@ pub async fn access_key(clients: &AwsClients, key: &str) -> Result<Looked, StepE
 }
 
 /// The instance `id`: its interfaces, security groups, profile and tags.
-pub async fn instance(clients: &AwsClients, id: &str) -> Result<Looked, StepError> {
+pub async fn instance(clients: &AwsClients, id: &str) -> Result<Looked, AwsError> {
     const OP: &str = "ec2:DescribeInstances";
     let out = clients
         .ec2
@@ -78,7 +81,7 @@ pub async fn instance(clients: &AwsClients, id: &str) -> Result<Looked, StepErro
         .flat_map(|r| r.instances())
         .find(|i| i.instance_id() == Some(id))
     else {
-        return Err(StepError::local(
+        return Err(AwsError::local(
             ErrorClass::NotFound,
             OP,
             id,
@@ -148,7 +151,7 @@ pub async fn instance(clients: &AwsClients, id: &str) -> Result<Looked, StepErro
 }
 
 /// The bucket `bucket`, when it exists and is in `region`.
-pub async fn bucket(clients: &AwsClients, bucket: &str, region: &str) -> Result<Looked, StepError> {
+pub async fn bucket(clients: &AwsClients, bucket: &str, region: &str) -> Result<Looked, AwsError> {
     const OP: &str = "s3:HeadBucket";
     let out = clients
         .s3
@@ -174,4 +177,44 @@ pub async fn bucket(clients: &AwsClients, bucket: &str, region: &str) -> Result<
             tags: Vec::new(),
         }],
     })))
+}
+
+/// One access key as `ListAccessKeys` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub access_key_id: String,
+    pub active: bool,
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// Every access key of `user` (read-only, all pages).
+pub async fn access_keys_of(clients: &AwsClients, user: &str) -> Result<Vec<KeyInfo>, AwsError> {
+    let mut keys = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = clients
+            .iam
+            .list_access_keys()
+            .user_name(user)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e, "iam:ListAccessKeys", &format!("user {user}")))?;
+        for k in out.access_key_metadata() {
+            let Some(id) = k.access_key_id() else {
+                continue;
+            };
+            keys.push(KeyInfo {
+                access_key_id: id.to_string(),
+                active: k.status().map(|s| s.as_str()) == Some("Active"),
+                created: k
+                    .create_date()
+                    .and_then(|d| DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
+            });
+        }
+        match out.marker() {
+            Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+            _ => return Ok(keys),
+        }
+    }
 }

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use clients::{AwsClients, ClientFactory};
-pub use error::{ErrorClass, StepError};
+pub use error::{AwsError, ErrorClass};
 
 use crate::plan::{Action, Step};
 
@@ -148,7 +148,7 @@ pub async fn capture(
     clients: &AwsClients,
     step: &Step,
     ctx: &StepCtx,
-) -> Result<Captured, StepError> {
+) -> Result<Captured, AwsError> {
     match step.action.service() {
         "iam" => iam::capture(&clients.iam, step, ctx).await,
         "s3control" => s3control::capture(&clients.s3control, step, ctx).await,
@@ -164,7 +164,7 @@ pub async fn apply(
     step: &Step,
     captured: &Captured,
     ctx: &StepCtx,
-) -> Result<serde_json::Value, StepError> {
+) -> Result<serde_json::Value, AwsError> {
     match step.action.service() {
         "iam" => iam::apply(&clients.iam, step, captured, ctx).await,
         "s3control" => s3control::apply(&clients.s3control, step, captured, ctx).await,
@@ -180,7 +180,7 @@ pub async fn verify(
     step: &Step,
     result: &serde_json::Value,
     ctx: &StepCtx,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     match step.action.service() {
         "iam" => iam::verify(&clients.iam, step, result, ctx).await,
         "s3control" => s3control::verify(&clients.s3control, step, result, ctx).await,
@@ -197,7 +197,7 @@ pub async fn revert(
     captured: &serde_json::Value,
     result: &serde_json::Value,
     ctx: &StepCtx,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     match step.action.service() {
         "iam" => iam::revert(&clients.iam, step, captured, result, ctx).await,
         "s3control" => s3control::revert(&clients.s3control, step, captured, result, ctx).await,

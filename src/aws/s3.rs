@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::error::{absent_as_none, classify};
 use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
-use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
+use super::{AwsError, Captured, ErrorClass, RevertOutcome, StepCtx};
 use crate::plan::{Action, Step, Target};
 
 const GET_PAB: &str = "s3:GetBucketPublicAccessBlock";
@@ -46,7 +46,7 @@ const ENFORCED: &str = "BucketOwnerEnforced";
 /// A bucket's public access block: `None` when it has none.
 pub(super) type Pab = Option<[bool; 4]>;
 
-pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, StepError> {
+pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, AwsError> {
     let bucket = bucket_of(step)?;
     match step.action {
         Action::BlockBucketPublicAccess => {
@@ -72,7 +72,7 @@ pub async fn apply(
     step: &Step,
     captured: &Captured,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let bucket = bucket_of(step)?;
     match step.action {
         Action::BlockBucketPublicAccess => {
@@ -110,7 +110,7 @@ pub async fn verify(
     step: &Step,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     if nothing_to_verify(result, ctx) {
         return Ok(());
     }
@@ -118,7 +118,7 @@ pub async fn verify(
     match step.action {
         Action::BlockBucketPublicAccess => match get_pab(client, &bucket).await? {
             Some(flags) if flags == [true; 4] => Ok(()),
-            _ => Err(StepError::local(
+            _ => Err(AwsError::local(
                 ErrorClass::Retryable,
                 GET_PAB,
                 format!("bucket {bucket}"),
@@ -127,7 +127,7 @@ pub async fn verify(
         },
         Action::EnforceBucketOwnership => match get_ownership(client, &bucket).await?.as_deref() {
             Some([only]) if only == ENFORCED => Ok(()),
-            _ => Err(StepError::local(
+            _ => Err(AwsError::local(
                 ErrorClass::Retryable,
                 GET_OWNERSHIP,
                 format!("bucket {bucket}"),
@@ -144,7 +144,7 @@ pub async fn revert(
     captured: &Value,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     if let Some(outcome) = dry_run_revert(result) {
         return Ok(outcome);
     }
@@ -241,7 +241,7 @@ pub async fn revert(
     }
 }
 
-async fn get_pab(client: &Client, bucket: &str) -> Result<Pab, StepError> {
+async fn get_pab(client: &Client, bucket: &str) -> Result<Pab, AwsError> {
     let res = client.get_public_access_block().bucket(bucket).send().await;
     let resource = format!("bucket {bucket}");
     match absent_as_none(res, |s| s.code() == Some(NO_PAB), GET_PAB, &resource)? {
@@ -261,7 +261,7 @@ async fn get_pab(client: &Client, bucket: &str) -> Result<Pab, StepError> {
     }
 }
 
-async fn put_pab(client: &Client, bucket: &str, flags: [bool; 4]) -> Result<(), StepError> {
+async fn put_pab(client: &Client, bucket: &str, flags: [bool; 4]) -> Result<(), AwsError> {
     let conf = PublicAccessBlockConfiguration::builder()
         .block_public_acls(flags[0])
         .ignore_public_acls(flags[1])
@@ -279,7 +279,7 @@ async fn put_pab(client: &Client, bucket: &str, flags: [bool; 4]) -> Result<(), 
 }
 
 /// The bucket's ownership rules (`["BucketOwnerEnforced"]`), `None` when it has none.
-async fn get_ownership(client: &Client, bucket: &str) -> Result<Option<Vec<String>>, StepError> {
+async fn get_ownership(client: &Client, bucket: &str) -> Result<Option<Vec<String>>, AwsError> {
     let res = client
         .get_bucket_ownership_controls()
         .bucket(bucket)
@@ -306,10 +306,10 @@ async fn get_ownership(client: &Client, bucket: &str) -> Result<Option<Vec<Strin
     }
 }
 
-async fn put_ownership(client: &Client, bucket: &str, rules: &[String]) -> Result<(), StepError> {
+async fn put_ownership(client: &Client, bucket: &str, rules: &[String]) -> Result<(), AwsError> {
     let resource = format!("bucket {bucket}");
     let invalid =
-        |what: String| StepError::local(ErrorClass::Other, PUT_OWNERSHIP, resource.clone(), what);
+        |what: String| AwsError::local(ErrorClass::Other, PUT_OWNERSHIP, resource.clone(), what);
     let mut controls = OwnershipControls::builder();
     for r in rules {
         let rule = OwnershipControlsRule::builder()
@@ -354,8 +354,8 @@ fn ownership_json(rules: Option<&[String]>) -> Value {
     }
 }
 
-#[allow(clippy::result_large_err)] // StepError is the step contract's error type; boxing it only here buys nothing
-fn bucket_of(step: &Step) -> Result<String, StepError> {
+#[allow(clippy::result_large_err)] // AwsError is the step contract's error type; boxing it only here buys nothing
+fn bucket_of(step: &Step) -> Result<String, AwsError> {
     let fallback = match &step.target {
         Target::Bucket { bucket } => Some(bucket.as_str()),
         _ => None,
@@ -365,11 +365,11 @@ fn bucket_of(step: &Step) -> Result<String, StepError> {
         .and_then(Value::as_str)
         .or(fallback)
         .map(str::to_string)
-        .ok_or_else(|| StepError::invalid_step(step, "the step's parameters lack Bucket"))
+        .ok_or_else(|| AwsError::invalid_step(step, "the step's parameters lack Bucket"))
 }
 
-fn not_s3(step: &Step, action: Action) -> StepError {
-    StepError::invalid_step(step, format!("{action} is not an S3 step"))
+fn not_s3(step: &Step, action: Action) -> AwsError {
+    AwsError::invalid_step(step, format!("{action} is not an S3 step"))
 }
 
 #[cfg(test)]

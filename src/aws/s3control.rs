@@ -24,12 +24,12 @@ use serde_json::{json, Value};
 use super::error::{absent_as_none, classify};
 use super::s3::{flags_of, pab_json, Pab};
 use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
-use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
+use super::{AwsError, Captured, ErrorClass, RevertOutcome, StepCtx};
 use crate::plan::{Action, Step, Target};
 
 const GET_ACCOUNT_PAB: &str = "s3:GetAccountPublicAccessBlock";
 const PUT_ACCOUNT_PAB: &str = "s3:PutAccountPublicAccessBlock";
-pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, StepError> {
+pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, AwsError> {
     let account = account_of(step)?;
     let pab = get_pab(client, &account).await?;
     Ok(Captured {
@@ -43,7 +43,7 @@ pub async fn apply(
     step: &Step,
     captured: &Captured,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let account = account_of(step)?;
     if ctx.dry_run {
         let mut parameters = json!({"AccountId": account});
@@ -62,14 +62,14 @@ pub async fn verify(
     step: &Step,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     if nothing_to_verify(result, ctx) {
         return Ok(());
     }
     let account = account_of(step)?;
     match get_pab(client, &account).await? {
         Some(flags) if flags == [true; 4] => Ok(()),
-        _ => Err(StepError::local(
+        _ => Err(AwsError::local(
             ErrorClass::Retryable,
             GET_ACCOUNT_PAB,
             format!("account {account}"),
@@ -84,7 +84,7 @@ pub async fn revert(
     captured: &Value,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     if let Some(outcome) = dry_run_revert(result) {
         return Ok(outcome);
     }
@@ -129,7 +129,7 @@ pub async fn revert(
     Ok(RevertOutcome::Restored)
 }
 
-async fn get_pab(client: &Client, account: &str) -> Result<Pab, StepError> {
+async fn get_pab(client: &Client, account: &str) -> Result<Pab, AwsError> {
     let res = client
         .get_public_access_block()
         .account_id(account)
@@ -154,7 +154,7 @@ async fn get_pab(client: &Client, account: &str) -> Result<Pab, StepError> {
     }
 }
 
-async fn put_pab(client: &Client, account: &str, flags: [bool; 4]) -> Result<(), StepError> {
+async fn put_pab(client: &Client, account: &str, flags: [bool; 4]) -> Result<(), AwsError> {
     let conf = PublicAccessBlockConfiguration::builder()
         .block_public_acls(flags[0])
         .ignore_public_acls(flags[1])
@@ -172,9 +172,9 @@ async fn put_pab(client: &Client, account: &str, flags: [bool; 4]) -> Result<(),
 }
 
 /// The account the step is about; only a `BlockAccountPublicAccess` step is accepted.
-#[allow(clippy::result_large_err)] // StepError is the step contract's error type; boxing it only here buys nothing
-fn account_of(step: &Step) -> Result<String, StepError> {
-    let local = |message: String| StepError::invalid_step(step, message);
+#[allow(clippy::result_large_err)] // AwsError is the step contract's error type; boxing it only here buys nothing
+fn account_of(step: &Step) -> Result<String, AwsError> {
+    let local = |message: String| AwsError::invalid_step(step, message);
     if step.action != Action::BlockAccountPublicAccess {
         return Err(local(format!("{} is not an S3 Control step", step.action)));
     }

@@ -46,7 +46,7 @@ use serde_json::{json, Value};
 
 use super::error::{classify, classify_parts, Failure};
 use super::{dry_run_result, dry_run_revert, nothing, nothing_to_verify, prior_of};
-use super::{Captured, ErrorClass, RevertOutcome, StepCtx, StepError};
+use super::{AwsError, Captured, ErrorClass, RevertOutcome, StepCtx};
 use crate::plan::{Action, Step, Target};
 
 const GET_FINDINGS: &str = "securityhub:GetFindings";
@@ -93,12 +93,12 @@ struct Suppression {
     reason: String,
 }
 
-pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, StepError> {
+pub async fn capture(client: &Client, step: &Step, _ctx: &StepCtx) -> Result<Captured, AwsError> {
     let s = suppression_of(step)?;
     let seen = read_statuses(client, &s.findings, &step.target.to_string()).await?;
     let (statuses, missing) = split_seen(&s.findings, &seen);
     if statuses.is_empty() {
-        return Err(StepError::local(
+        return Err(AwsError::local(
             ErrorClass::NotFound,
             GET_FINDINGS,
             step.target.to_string(),
@@ -124,11 +124,11 @@ pub async fn apply(
     step: &Step,
     captured: &Captured,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let s = suppression_of(step)?;
     let resource = step.target.to_string();
     let note = suppression_note(&s.reason, &ctx.approvers, &ctx.request_id.to_string())
-        .map_err(|m| StepError::local(ErrorClass::Other, BATCH_UPDATE, &resource, m))?;
+        .map_err(|m| AwsError::local(ErrorClass::Other, BATCH_UPDATE, &resource, m))?;
     let prior = statuses_in(&captured.prior);
     // What capture saw: findings it did not find are left out; so are those already suppressed
     // (by someone else: their note stays).
@@ -167,7 +167,7 @@ pub async fn verify(
     step: &Step,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     if nothing_to_verify(result, ctx) {
         return Ok(());
     }
@@ -188,7 +188,7 @@ pub async fn verify(
     if not_yet.is_empty() {
         return Ok(());
     }
-    Err(StepError::local(
+    Err(AwsError::local(
         ErrorClass::Retryable,
         GET_FINDINGS,
         resource,
@@ -207,7 +207,7 @@ pub async fn revert(
     captured: &Value,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     if let Some(outcome) = dry_run_revert(result) {
         return Ok(outcome);
     }
@@ -269,7 +269,7 @@ pub async fn revert(
             &ctx.request_id.to_string(),
             &ctx.approvers,
         )
-        .map_err(|m| StepError::local(ErrorClass::Other, BATCH_UPDATE, &resource, m))?;
+        .map_err(|m| AwsError::local(ErrorClass::Other, BATCH_UPDATE, &resource, m))?;
         batch_update(client, findings, status, &note, &resource).await?;
         restored.push(format!("{} to {status}", findings.len()));
     }
@@ -317,11 +317,11 @@ pub async fn acknowledge(
     client: &Client,
     identifiers: &[(String, String)],
     by: &str,
-) -> Result<Updated, StepError> {
+) -> Result<Updated, AwsError> {
     let findings = identifiers_of(identifiers);
     let resource = format!("{} finding(s)", findings.len());
     if findings.is_empty() {
-        return Err(StepError::local(
+        return Err(AwsError::local(
             ErrorClass::Other,
             BATCH_UPDATE,
             resource,
@@ -352,7 +352,7 @@ pub async fn acknowledge_new(
     client: &Client,
     identifiers: &[(String, String)],
     by: &str,
-) -> Result<Acknowledged, StepError> {
+) -> Result<Acknowledged, AwsError> {
     let findings = identifiers_of(identifiers);
     let resource = format!("{} finding(s)", findings.len());
     let seen = read_statuses(client, &findings, &resource).await?;
@@ -484,18 +484,18 @@ async fn read_statuses(
     client: &Client,
     findings: &[FindingIdentifier],
     resource: &str,
-) -> Result<BTreeMap<String, String>, StepError> {
+) -> Result<BTreeMap<String, String>, AwsError> {
     let (client, findings, res) = (client.clone(), findings.to_vec(), resource.to_string());
     on_deep_stack(async move { read_statuses_here(&client, &findings, &res).await })
         .await
-        .map_err(|m| StepError::local(ErrorClass::Retryable, GET_FINDINGS, resource, m))?
+        .map_err(|m| AwsError::local(ErrorClass::Retryable, GET_FINDINGS, resource, m))?
 }
 
 async fn read_statuses_here(
     client: &Client,
     findings: &[FindingIdentifier],
     resource: &str,
-) -> Result<BTreeMap<String, String>, StepError> {
+) -> Result<BTreeMap<String, String>, AwsError> {
     let mut seen = BTreeMap::new();
     for_each_found(client, findings, resource, |id, f| {
         seen.insert(id.to_string(), status_of(f));
@@ -513,7 +513,7 @@ pub async fn read_findings<T: Send + 'static>(
     client: &Client,
     findings: &[FindingIdentifier],
     read: fn(&AwsSecurityFinding) -> T,
-) -> Result<Vec<T>, StepError> {
+) -> Result<Vec<T>, AwsError> {
     let resource = format!("{} finding(s)", findings.len());
     let (client, findings, res) = (client.clone(), findings.to_vec(), resource.clone());
     on_deep_stack(async move {
@@ -525,7 +525,7 @@ pub async fn read_findings<T: Send + 'static>(
         .map(|()| docs)
     })
     .await
-    .map_err(|m| StepError::local(ErrorClass::Retryable, GET_FINDINGS, &resource, m))?
+    .map_err(|m| AwsError::local(ErrorClass::Retryable, GET_FINDINGS, &resource, m))?
 }
 
 /// Calls `each` with the `Id` and the finding for every one of `findings` that exists
@@ -535,7 +535,7 @@ async fn for_each_found(
     findings: &[FindingIdentifier],
     resource: &str,
     mut each: impl FnMut(&str, &AwsSecurityFinding),
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     for batch in findings.chunks(ID_FILTER_BATCH) {
         let mut filters = AwsSecurityFindingFilters::builder();
         for f in batch {
@@ -574,7 +574,7 @@ async fn for_each_found(
 
 /// Polls `fut` to completion on a thread with a deep stack ([`crate::util::deep_stack`]),
 /// driven by the calling runtime (so the shared client's connection pool stays on it). The error
-/// is a sentence for a Retryable [`StepError`].
+/// is a sentence for a Retryable [`AwsError`].
 async fn on_deep_stack<F, T>(fut: F) -> Result<T, String>
 where
     F: std::future::Future<Output = T> + Send + 'static,
@@ -612,7 +612,7 @@ async fn batch_update(
     status: &str,
     note: &str,
     resource: &str,
-) -> Result<Updated, StepError> {
+) -> Result<Updated, AwsError> {
     let mut processed = Vec::new();
     for batch in findings.chunks(BATCH_UPDATE_MAX) {
         let mut call = client
@@ -682,7 +682,7 @@ fn unprocessed_error(
     status: &str,
     processed: usize,
     resource: &str,
-) -> StepError {
+) -> AwsError {
     let class = unprocessed
         .iter()
         .map(|(_, code, _)| unprocessed_class(code.as_deref()))
@@ -703,7 +703,7 @@ fn unprocessed_error(
             s
         })
         .collect();
-    StepError {
+    AwsError {
         class,
         operation: BATCH_UPDATE.to_string(),
         resource: resource.to_string(),
@@ -731,9 +731,9 @@ fn unprocessed_class(code: Option<&str>) -> ErrorClass {
 // ---------------------------------------------------------------------------------------------
 // parameters and records
 
-#[allow(clippy::result_large_err)] // StepError is the step contract's error type
-fn suppression_of(step: &Step) -> Result<Suppression, StepError> {
-    let invalid = |what: String| StepError::invalid_step(step, what);
+#[allow(clippy::result_large_err)] // AwsError is the step contract's error type
+fn suppression_of(step: &Step) -> Result<Suppression, AwsError> {
+    let invalid = |what: String| AwsError::invalid_step(step, what);
     if step.action != Action::SuppressFindings {
         return Err(invalid(format!(
             "{} is not a Security Hub step",

@@ -45,7 +45,7 @@ use super::{
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
 use crate::aws::error::classify;
-use crate::aws::{ErrorClass, StepError};
+use crate::aws::{AwsError, ErrorClass};
 use crate::finding;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -275,7 +275,7 @@ impl GuardDutyPoller {
         &self,
         detector: &str,
         ids: &[String],
-    ) -> Result<Vec<aws_sdk_guardduty::types::Finding>, (String, StepError)> {
+    ) -> Result<Vec<aws_sdk_guardduty::types::Finding>, (String, AwsError)> {
         match self
             .client
             .get_findings()

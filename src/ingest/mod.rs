@@ -52,7 +52,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
-use crate::aws::StepError;
+use crate::aws::AwsError;
 use crate::config::AwsSettings;
 use crate::finding::{self, Finding, ParseError};
 use crate::pipeline::{self, Accepted};
@@ -100,7 +100,7 @@ pub fn posture_source(region: &str) -> String {
 pub enum IngestError {
     /// An AWS call failed; the message is short, for people, and carries no secret.
     #[error(transparent)]
-    Aws(Box<StepError>),
+    Aws(Box<AwsError>),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// No GuardDuty detector in the region and none configured.
@@ -111,8 +111,8 @@ pub enum IngestError {
     BadCursor { cursor: String, value: String },
 }
 
-impl From<StepError> for IngestError {
-    fn from(e: StepError) -> Self {
+impl From<AwsError> for IngestError {
+    fn from(e: AwsError) -> Self {
         IngestError::Aws(Box::new(e))
     }
 }
@@ -304,9 +304,9 @@ fn quarantine(
     now: DateTime<Utc>,
     report: &mut PollReport,
 ) -> Result<u64, StoreError> {
-    let id =
-        app.store
-            .quarantine_capped(source, raw, error, now, app.settings.ingest.quarantine_max)?;
+    let id = app
+        .store
+        .quarantine(source, raw, error, now, app.settings.ingest.quarantine_max)?;
     // Debug formatting: the parse error may quote an id or a value from the document, and a
     // newline in it must not start a forged log line.
     tracing::warn!(

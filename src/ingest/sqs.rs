@@ -27,7 +27,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::{accept, checked_ids, quarantine, IngestError, PollReport, SQS_SOURCE};
 use crate::app::App;
 use crate::aws::error::classify;
-use crate::aws::{ErrorClass, StepError};
+use crate::aws::{AwsError, ErrorClass};
 use crate::finding;
 
 /// Long-poll wait, the longest SQS allows.
@@ -221,7 +221,7 @@ impl SqsIngest {
                         .receipt_handle(&h.receipt_handle)
                         .build()
                         .map_err(|e| {
-                            IngestError::from(StepError::local(
+                            IngestError::from(AwsError::local(
                                 ErrorClass::Other,
                                 "sqs:DeleteMessageBatch",
                                 &self.queue_url,

@@ -13,28 +13,11 @@ use super::{
 
 impl Store {
     /// Keeps an input that could not be parsed, with a `FindingRejected` event; returns its id.
-    /// Keeps at most the default `ingest.quarantine_max` documents ([`Store::quarantine_capped`]).
-    pub fn quarantine(
-        &self,
-        source: &str,
-        raw: &str,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        self.quarantine_capped(
-            source,
-            raw,
-            error,
-            now,
-            crate::config::DEFAULT_QUARANTINE_MAX,
-        )
-    }
-
-    /// [`Store::quarantine`], keeping at most `max` documents: the oldest beyond it are dropped
+    /// Keeps at most `max` documents (`ingest.quarantine_max`): the oldest beyond it are dropped
     /// in the same transaction, each with a `QuarantineEntryDropped` event. A document longer
     /// than [`MAX_QUARANTINED_BYTES`] is kept cut, ending with [`QUARANTINE_TRUNCATION_MARKER`]
     /// (the `FindingRejected` event says how long it was).
-    pub fn quarantine_capped(
+    pub fn quarantine(
         &self,
         source: &str,
         raw: &str,

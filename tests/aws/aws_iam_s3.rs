@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{SecondsFormat, Utc};
 use hanko::aws::iam::decode_document;
 use hanko::aws::{
-    self, AwsClients, Captured, ClientFactory, ErrorClass, RevertOutcome, StepCtx, StepError,
+    self, AwsClients, AwsError, Captured, ClientFactory, ErrorClass, RevertOutcome, StepCtx,
     QUARANTINE_USER_POLICY, SESSION_REVOKE_POLICY,
 };
 use hanko::plan::{Action, Step, Target};
@@ -778,7 +778,7 @@ async fn enforce_bucket_ownership_and_revert_restores_or_deletes() {
 // ---------------------------------------------------------------------------------------------
 // errors
 
-fn assert_not_found(err: &StepError, code: &str, operation: &str) {
+fn assert_not_found(err: &AwsError, code: &str, operation: &str) {
     assert_eq!(err.class, ErrorClass::NotFound, "{err:?}");
     assert_eq!(err.code.as_deref(), Some(code), "{err:?}");
     assert_eq!(err.operation, operation);

@@ -403,7 +403,7 @@ async fn the_binary_alone_in_an_empty_folder_registers_its_embedded_commands_and
         );
     let hanko = HankoProcess::spawn(cmd).await;
 
-    let mut expected: Vec<String> = hanko::commands::COMMAND_NAMES
+    let mut expected: Vec<String> = hanko::command_defs::COMMAND_NAMES
         .iter()
         .map(|n| n.to_string())
         .collect();

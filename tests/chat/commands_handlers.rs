@@ -15,7 +15,7 @@ use hanko::app::App;
 use hanko::approval::{Decision, Refusal, RequestKind, RequestState, VoteInput, Voter};
 use hanko::audit::{Actor, AuditEvent, AuditQuery, EventKind};
 use hanko::aws::ClientFactory;
-use hanko::commands::load_definitions;
+use hanko::command_defs::load_definitions;
 use hanko::discord::commands::{
     dispatch, Command, Invocation, Invoker, Reply, MAX_CHOICES, MAX_CONTENT,
 };

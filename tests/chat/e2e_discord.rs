@@ -82,7 +82,7 @@ async fn a_finding_becomes_one_card_with_three_buttons_and_the_plan() {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_string())
         .collect();
-    let mut expected: Vec<String> = hanko::commands::load_definitions(&commands_dir())
+    let mut expected: Vec<String> = hanko::command_defs::load_definitions(&commands_dir())
         .unwrap()
         .into_iter()
         .map(|(name, _)| name)

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use hanko::audit::EventKind;
-use hanko::commands::{load_definitions, validate, CommandDefError, COMMAND_NAMES};
+use hanko::command_defs::{load_definitions, validate, CommandDefError, COMMAND_NAMES};
 use serde_json::{json, Value};
 
 fn commands_dir() -> PathBuf {
@@ -342,7 +342,7 @@ fn load_definitions_names_the_bad_file() {
 /// definitions, and every shipped command is among them.
 #[test]
 fn the_embedded_definitions_are_the_files_of_commands() {
-    let embedded = hanko::commands::embedded_definitions().unwrap_or_else(|e| panic!("{e}"));
+    let embedded = hanko::command_defs::embedded_definitions().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(embedded, shipped(), "rebuild after editing commands/*.json");
     let names: BTreeSet<String> = embedded.iter().map(|(n, _)| n.clone()).collect();
     let shipped: BTreeSet<String> = COMMAND_NAMES.iter().map(|n| n.to_string()).collect();

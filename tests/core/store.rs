@@ -13,6 +13,7 @@ use hanko::approval::{
     Voter,
 };
 use hanko::audit::{Actor, AuditQuery, ChainError, EventKind, NewEvent};
+use hanko::config::DEFAULT_QUARANTINE_MAX;
 use hanko::execution::{StepOutcome, StepPhase, StepRecord};
 use hanko::finding::Finding;
 use hanko::plan::{Action, Plan, Step, Target};
@@ -336,7 +337,13 @@ fn everything_survives_a_reopen_and_the_chain_still_verifies() {
             .put_card_location(&CardKey::Finding("f-1".into()), CardLocation::Message(42))
             .unwrap();
         store
-            .quarantine("sqs", "{not json", "not JSON: EOF", t0())
+            .quarantine(
+                "sqs",
+                "{not json",
+                "not JSON: EOF",
+                t0(),
+                DEFAULT_QUARANTINE_MAX,
+            )
             .unwrap();
         assert_eq!(store.audit_len(), 7);
     }
@@ -1160,9 +1167,16 @@ fn step_records_are_ordered_by_index_and_need_a_request() {
 #[test]
 fn quarantine_keeps_inputs_newest_first_with_an_audit_event() {
     let store = Store::open_temporary().unwrap();
-    assert_eq!(store.quarantine("sqs", "a", "not JSON", t0()).unwrap(), 1);
     assert_eq!(
-        store.quarantine("sqs", "b", "missing $.id", t0()).unwrap(),
+        store
+            .quarantine("sqs", "a", "not JSON", t0(), DEFAULT_QUARANTINE_MAX)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .quarantine("sqs", "b", "missing $.id", t0(), DEFAULT_QUARANTINE_MAX)
+            .unwrap(),
         2
     );
     let q = store.quarantined(10).unwrap();

@@ -46,7 +46,7 @@ struct Applied {
 
 /// The instance's interfaces at this moment, with their groups as the interfaces report
 /// them (DescribeNetworkInterfaces is the interface's own truth).
-async fn interfaces(client: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<Interface>, StepError> {
+async fn interfaces(client: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<Interface>, AwsError> {
     let instance = describe_instance(client, id).await?;
     let ids: Vec<String> = instance
         .network_interfaces()
@@ -54,7 +54,7 @@ async fn interfaces(client: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<Interf
         .filter_map(|n| n.network_interface_id().map(str::to_owned))
         .collect();
     if ids.is_empty() {
-        return Err(StepError::local(
+        return Err(AwsError::local(
             ErrorClass::Other,
             DESCRIBE_INSTANCES,
             id,
@@ -71,7 +71,7 @@ async fn describe_interfaces(
     client: &aws_sdk_ec2::Client,
     resource: &str,
     ids: &[String],
-) -> Result<Vec<Interface>, StepError> {
+) -> Result<Vec<Interface>, AwsError> {
     let out = client
         .describe_network_interfaces()
         .set_network_interface_ids(Some(ids.to_vec()))
@@ -100,7 +100,7 @@ async fn find_group(
     client: &aws_sdk_ec2::Client,
     vpc: &str,
     name: &str,
-) -> Result<Option<SecurityGroup>, StepError> {
+) -> Result<Option<SecurityGroup>, AwsError> {
     let out = client
         .describe_security_groups()
         .filters(filter("group-name", name))
@@ -115,7 +115,7 @@ async fn find_groups(
     client: &aws_sdk_ec2::Client,
     vpcs: &[String],
     name: &str,
-) -> Result<BTreeMap<String, String>, StepError> {
+) -> Result<BTreeMap<String, String>, AwsError> {
     let mut map = BTreeMap::new();
     for vpc in vpcs {
         if let Some(id) = find_group(client, vpc, name)
@@ -145,7 +145,7 @@ pub(super) async fn capture(
     client: &aws_sdk_ec2::Client,
     id: &str,
     names: &GroupNames,
-) -> Result<Captured, StepError> {
+) -> Result<Captured, AwsError> {
     let interfaces = interfaces(client, id).await?;
     let vpcs = vpcs(&interfaces);
     let quarantine_groups = find_groups(client, &vpcs, &names.quarantine).await?;
@@ -195,7 +195,7 @@ async fn ensure_group(
     vpc: &str,
     name: &str,
     purpose: &str,
-) -> Result<(String, bool), StepError> {
+) -> Result<(String, bool), AwsError> {
     let (group, created) = match find_group(client, vpc, name).await? {
         Some(g) => (g, false),
         None => (create_group(client, vpc, name, purpose).await?, true),
@@ -210,7 +210,7 @@ async fn ensure_group(
         if open && !(created || ours) {
             // Someone else's group of that name lets traffic through: isolating into it
             // would not isolate. Fail rather than pretend.
-            return Err(StepError::local(
+            return Err(AwsError::local(
                 ErrorClass::Other,
                 DESCRIBE_GROUPS,
                 &gid,
@@ -270,7 +270,7 @@ async fn create_group(
     vpc: &str,
     name: &str,
     purpose: &str,
-) -> Result<SecurityGroup, StepError> {
+) -> Result<SecurityGroup, AwsError> {
     // Descriptions are free of spaces: moto 5.2 miscomputes SigV4 over form values with
     // spaces from the Rust SDK, which would hide its IAM enforcement from our tests.
     let description = if purpose == PURPOSE_QUARANTINE {
@@ -298,7 +298,7 @@ async fn create_group(
         Err(e) => return Err(classify(&e, CREATE_GROUP, vpc)),
     }
     find_group(client, vpc, name).await?.ok_or_else(|| {
-        StepError::local(
+        AwsError::local(
             ErrorClass::Other,
             CREATE_GROUP,
             vpc,
@@ -309,7 +309,7 @@ async fn create_group(
 
 /// Revokes every inbound and outbound rule of the group (the quarantine group's default
 /// outbound rule, or rules added to hanko's own group later).
-async fn strip_rules(client: &aws_sdk_ec2::Client, group: &SecurityGroup) -> Result<(), StepError> {
+async fn strip_rules(client: &aws_sdk_ec2::Client, group: &SecurityGroup) -> Result<(), AwsError> {
     let gid = group.group_id().unwrap_or_default();
     if !group.ip_permissions().is_empty() {
         client
@@ -336,7 +336,7 @@ async fn move_interface(
     client: &aws_sdk_ec2::Client,
     eni: &str,
     groups: &[String],
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     client
         .modify_network_interface_attribute()
         .network_interface_id(eni)
@@ -353,7 +353,7 @@ pub(super) async fn apply(
     names: &GroupNames,
     prior: &Value,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let prior: Prior = from_record(prior, "captured", id)?;
     if ctx.dry_run {
         return dry_run(client, names, &prior).await;
@@ -423,7 +423,7 @@ async fn dry_run(
     client: &aws_sdk_ec2::Client,
     names: &GroupNames,
     prior: &Prior,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let mut dry = DryRun::default();
     for vpc in vpcs(&prior.interfaces) {
         for (groups, purpose, name_hint) in [
@@ -498,7 +498,7 @@ async fn quarantine_groups(
     names: &GroupNames,
     result: &Value,
     vpcs: &[String],
-) -> Result<BTreeMap<String, String>, StepError> {
+) -> Result<BTreeMap<String, String>, AwsError> {
     match from_record::<Applied>(result, "result", id) {
         Ok(applied) => Ok(applied.quarantine_groups),
         Err(_) => find_groups(client, vpcs, &names.quarantine).await,
@@ -510,7 +510,7 @@ pub(super) async fn verify(
     id: &str,
     names: &GroupNames,
     result: &Value,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     let now = interfaces(client, id).await?;
     let quarantine = quarantine_groups(client, id, names, result, &vpcs(&now)).await?;
     let open: Vec<String> = now
@@ -519,7 +519,7 @@ pub(super) async fn verify(
         .map(|i| format!("{} [{}]", i.network_interface_id, i.groups.join(", ")))
         .collect();
     if !open.is_empty() {
-        return Err(StepError::local(
+        return Err(AwsError::local(
             ErrorClass::Other,
             DESCRIBE_ENIS,
             id,
@@ -539,7 +539,7 @@ pub(super) async fn verify(
     for g in out.security_groups() {
         if !g.ip_permissions().is_empty() || !g.ip_permissions_egress().is_empty() {
             let gid = g.group_id().unwrap_or_default();
-            return Err(StepError::local(
+            return Err(AwsError::local(
                 ErrorClass::Other,
                 DESCRIBE_GROUPS,
                 gid,
@@ -557,7 +557,7 @@ pub(super) async fn revert(
     captured: &Value,
     result: &Value,
     retry: bool,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     let prior: Prior = from_record(captured, "captured", id)?;
     let vpcs = vpcs(&prior.interfaces);
     let quarantine = quarantine_groups(client, id, names, result, &vpcs).await?;

@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 
 use super::error::classify;
 use super::{
-    Captured, ErrorClass, RevertOutcome, StepCtx, StepError, TAG_FINDING, TAG_QUARANTINE,
+    AwsError, Captured, ErrorClass, RevertOutcome, StepCtx, TAG_FINDING, TAG_QUARANTINE,
     TAG_REQUEST, TAG_STEP,
 };
 use crate::plan::{Action, Step, Target, QUARANTINE_GROUP, TRANSITION_GROUP};
@@ -66,7 +66,7 @@ pub async fn capture(
     client: &aws_sdk_ec2::Client,
     step: &Step,
     ctx: &StepCtx,
-) -> Result<Captured, StepError> {
+) -> Result<Captured, AwsError> {
     let id = instance_id(step)?;
     match step.action {
         Action::SnapshotVolumes => snapshot::capture(client, &id, ctx).await,
@@ -87,7 +87,7 @@ pub async fn apply(
     step: &Step,
     captured: &Captured,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let id = instance_id(step)?;
     let prior = &captured.prior;
     match step.action {
@@ -111,7 +111,7 @@ pub async fn verify(
     step: &Step,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     let id = instance_id(step)?;
     if ctx.dry_run {
         // A dry run changed nothing: there is no target state to observe.
@@ -137,7 +137,7 @@ pub async fn revert(
     captured: &Value,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     let id = instance_id(step)?;
     // On a retry or resume, a target already back in its captured state is restored.
     let retry = ctx.revert_retry;
@@ -168,23 +168,23 @@ pub async fn revert(
 
 /// The instance the step names. The plan's `InstanceId` parameter and its target must agree:
 /// a step never acts on anything but the one instance it was approved for.
-// `StepError` is the step contract's error (crate::aws::error), built once per failed call.
+// `AwsError` is the step contract's error (crate::aws::error), built once per failed call.
 #[allow(clippy::result_large_err)]
-fn instance_id(step: &Step) -> Result<String, StepError> {
+fn instance_id(step: &Step) -> Result<String, AwsError> {
     let from_params = step.parameters.get("InstanceId").and_then(Value::as_str);
     let from_target = match &step.target {
         Target::Instance { instance_id } => Some(instance_id.as_str()),
         _ => None,
     };
     match (from_params, from_target) {
-        (Some(p), Some(t)) if p != t => Err(StepError::local(
+        (Some(p), Some(t)) if p != t => Err(AwsError::local(
             ErrorClass::Other,
             &step.operation,
             t,
             format!("the plan's InstanceId {p} differs from its target {t}; refusing to act"),
         )),
         (Some(id), _) | (None, Some(id)) => Ok(id.to_string()),
-        (None, None) => Err(StepError::local(
+        (None, None) => Err(AwsError::local(
             ErrorClass::Other,
             &step.operation,
             step.target.to_string(),
@@ -221,8 +221,8 @@ fn tag_key(step: &Step) -> String {
         .to_string()
 }
 
-fn not_ec2(step: &Step, action: Action) -> StepError {
-    StepError::local(
+fn not_ec2(step: &Step, action: Action) -> AwsError {
+    AwsError::local(
         ErrorClass::Other,
         &step.operation,
         step.target.to_string(),
@@ -234,8 +234,8 @@ fn not_ec2(step: &Step, action: Action) -> StepError {
 // Records
 // ---------------------------------------------------------------------------------------------
 
-fn unreadable(what: &str, resource: &str, err: serde_json::Error) -> StepError {
-    StepError::local(
+fn unreadable(what: &str, resource: &str, err: serde_json::Error) -> AwsError {
+    AwsError::local(
         ErrorClass::Other,
         "hanko:ReadRecord",
         resource,
@@ -243,13 +243,13 @@ fn unreadable(what: &str, resource: &str, err: serde_json::Error) -> StepError {
     )
 }
 
-// `StepError` is the step contract's error (crate::aws::error), built once per failed call.
+// `AwsError` is the step contract's error (crate::aws::error), built once per failed call.
 #[allow(clippy::result_large_err)]
 fn from_record<T: DeserializeOwned>(
     value: &Value,
     what: &str,
     resource: &str,
-) -> Result<T, StepError> {
+) -> Result<T, AwsError> {
     serde_json::from_value(value.clone()).map_err(|e| unreadable(what, resource, e))
 }
 
@@ -288,7 +288,7 @@ impl DryRun {
         operation: &str,
         resource: &str,
         parameters: Value,
-    ) -> Result<(), StepError>
+    ) -> Result<(), AwsError>
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -302,7 +302,7 @@ impl DryRun {
                 Ok(())
             }
             Err(e) => Err(classify(&e, operation, resource)),
-            Ok(_) => Err(StepError::local(
+            Ok(_) => Err(AwsError::local(
                 ErrorClass::Other,
                 operation,
                 resource,
@@ -322,7 +322,7 @@ impl DryRun {
         resource: &str,
         parameters: Value,
         applied: Value,
-    ) -> Result<Value, StepError>
+    ) -> Result<Value, AwsError>
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -354,7 +354,7 @@ impl DryRun {
 
 const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
 
-async fn describe_instance(client: &aws_sdk_ec2::Client, id: &str) -> Result<Instance, StepError> {
+async fn describe_instance(client: &aws_sdk_ec2::Client, id: &str) -> Result<Instance, AwsError> {
     let out = client
         .describe_instances()
         .instance_ids(id)
@@ -367,7 +367,7 @@ async fn describe_instance(client: &aws_sdk_ec2::Client, id: &str) -> Result<Ins
         .find(|i| i.instance_id() == Some(id))
         .cloned()
         .ok_or_else(|| {
-            StepError::local(
+            AwsError::local(
                 ErrorClass::NotFound,
                 DESCRIBE_INSTANCES,
                 id,

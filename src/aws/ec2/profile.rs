@@ -21,7 +21,7 @@ struct Prior {
 }
 
 /// The instance's associations that are in effect (associated or associating).
-async fn current(client: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<Association>, StepError> {
+async fn current(client: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<Association>, AwsError> {
     let out = client
         .describe_iam_instance_profile_associations()
         .filters(filter("instance-id", id))
@@ -48,7 +48,7 @@ async fn current(client: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<Associati
         .collect())
 }
 
-pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, StepError> {
+pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, AwsError> {
     let association = current(client, id).await?.into_iter().next();
     let done = association.is_none();
     Ok(Captured {
@@ -62,7 +62,7 @@ pub(super) async fn apply(
     id: &str,
     prior: &Value,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let prior: Prior = from_record(prior, "captured", id)?;
     let Some(association) = prior.association else {
         return Ok(json!({ "disassociated": null }));
@@ -86,7 +86,7 @@ pub(super) async fn apply(
     Ok(json!({ "disassociated": to_record(&association) }))
 }
 
-pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {
+pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), AwsError> {
     let now = current(client, id).await?;
     if now.is_empty() {
         return Ok(());
@@ -95,7 +95,7 @@ pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(),
         .iter()
         .map(|a| a.instance_profile_arn.as_str())
         .collect();
-    Err(StepError::local(
+    Err(AwsError::local(
         ErrorClass::Other,
         DESCRIBE,
         id,
@@ -108,7 +108,7 @@ pub(super) async fn revert(
     id: &str,
     captured: &Value,
     retry: bool,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     let prior: Prior = from_record(captured, "captured", id)?;
     let Some(association) = prior.association else {
         return Ok(RevertOutcome::NothingToRevert {

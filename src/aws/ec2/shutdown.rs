@@ -13,7 +13,7 @@ struct Prior {
     instance_initiated_shutdown_behavior: String,
 }
 
-async fn read(client: &aws_sdk_ec2::Client, id: &str) -> Result<String, StepError> {
+async fn read(client: &aws_sdk_ec2::Client, id: &str) -> Result<String, AwsError> {
     let out = client
         .describe_instance_attribute()
         .instance_id(id)
@@ -38,7 +38,7 @@ fn write(client: &aws_sdk_ec2::Client, id: &str, behavior: &str, dry_run: bool) 
         .dry_run(dry_run)
 }
 
-pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, StepError> {
+pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, AwsError> {
     let behavior = read(client, id).await?;
     let done = behavior == STOP;
     Ok(Captured {
@@ -53,7 +53,7 @@ pub(super) async fn apply(
     client: &aws_sdk_ec2::Client,
     id: &str,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let res = write(client, id, STOP, ctx.dry_run).send().await;
     DryRun::single_call(
         res,
@@ -65,12 +65,12 @@ pub(super) async fn apply(
     )
 }
 
-pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {
+pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), AwsError> {
     let behavior = read(client, id).await?;
     if behavior == STOP {
         return Ok(());
     }
-    Err(StepError::local(
+    Err(AwsError::local(
         ErrorClass::Other,
         DESCRIBE_ATTRIBUTE,
         id,
@@ -83,7 +83,7 @@ pub(super) async fn revert(
     id: &str,
     captured: &Value,
     retry: bool,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     let prior: Prior = from_record(captured, "captured", id)?;
     if prior.instance_initiated_shutdown_behavior == STOP {
         return Ok(RevertOutcome::NothingToRevert {

@@ -32,7 +32,7 @@ async fn tagged(
     client: &aws_sdk_ec2::Client,
     id: &str,
     ctx: &StepCtx,
-) -> Result<BTreeMap<String, String>, StepError> {
+) -> Result<BTreeMap<String, String>, AwsError> {
     let describe = client.describe_snapshots().owner_ids("self");
     let describe = if ctx.finding_id.is_empty() {
         describe
@@ -64,7 +64,7 @@ async fn tagged(
 async fn volumes(
     client: &aws_sdk_ec2::Client,
     id: &str,
-) -> Result<BTreeMap<String, String>, StepError> {
+) -> Result<BTreeMap<String, String>, AwsError> {
     let instance = describe_instance(client, id).await?;
     Ok(ebs_devices(&instance)
         .into_iter()
@@ -76,7 +76,7 @@ pub(super) async fn capture(
     client: &aws_sdk_ec2::Client,
     id: &str,
     ctx: &StepCtx,
-) -> Result<Captured, StepError> {
+) -> Result<Captured, AwsError> {
     let volumes = volumes(client, id).await?;
     let existing = tagged(client, id, ctx).await?;
     let done = volumes.keys().all(|v| existing.contains_key(v));
@@ -91,7 +91,7 @@ pub(super) async fn apply(
     id: &str,
     prior: &Value,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let prior: Prior = from_record(prior, "captured", id)?;
     // Look up by tag again: a retried or resumed step must never snapshot twice.
     let mut snapshots = tagged(client, id, ctx).await?;
@@ -146,7 +146,7 @@ pub(super) async fn verify(
     client: &aws_sdk_ec2::Client,
     id: &str,
     ctx: &StepCtx,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     let volumes = volumes(client, id).await?;
     let snapshots = tagged(client, id, ctx).await?;
     let missing: Vec<&str> = volumes
@@ -157,7 +157,7 @@ pub(super) async fn verify(
     if missing.is_empty() {
         return Ok(());
     }
-    Err(StepError::local(
+    Err(AwsError::local(
         ErrorClass::Other,
         DESCRIBE,
         id,

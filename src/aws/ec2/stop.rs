@@ -13,14 +13,14 @@ struct Prior {
     state: String,
 }
 
-async fn state(client: &aws_sdk_ec2::Client, id: &str) -> Result<InstanceStateName, StepError> {
+async fn state(client: &aws_sdk_ec2::Client, id: &str) -> Result<InstanceStateName, AwsError> {
     let instance = describe_instance(client, id).await?;
     instance
         .state()
         .and_then(|s| s.name())
         .cloned()
         .ok_or_else(|| {
-            StepError::local(
+            AwsError::local(
                 ErrorClass::Other,
                 DESCRIBE_INSTANCES,
                 id,
@@ -33,7 +33,7 @@ fn is_stopped(s: &InstanceStateName) -> bool {
     matches!(s, InstanceStateName::Stopped | InstanceStateName::Stopping)
 }
 
-pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, StepError> {
+pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, AwsError> {
     let s = state(client, id).await?;
     Ok(Captured {
         prior: to_record(&Prior {
@@ -47,7 +47,7 @@ pub(super) async fn apply(
     client: &aws_sdk_ec2::Client,
     id: &str,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let res = client
         .stop_instances()
         .instance_ids(id)
@@ -64,12 +64,12 @@ pub(super) async fn apply(
     )
 }
 
-pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {
+pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), AwsError> {
     let s = state(client, id).await?;
     if is_stopped(&s) {
         return Ok(());
     }
-    Err(StepError::local(
+    Err(AwsError::local(
         ErrorClass::Other,
         DESCRIBE_INSTANCES,
         id,
@@ -82,7 +82,7 @@ pub(super) async fn revert(
     id: &str,
     captured: &Value,
     retry: bool,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     let prior: Prior = from_record(captured, "captured", id)?;
     if is_stopped(&InstanceStateName::from(prior.state.as_str())) {
         return Ok(RevertOutcome::NothingToRevert {
@@ -96,7 +96,7 @@ pub(super) async fn revert(
             return Ok(RevertOutcome::Restored)
         }
         InstanceStateName::Stopping => {
-            return Err(StepError::local(
+            return Err(AwsError::local(
                 ErrorClass::Retryable,
                 START,
                 id,

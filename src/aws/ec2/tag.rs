@@ -26,7 +26,7 @@ async fn read(
     client: &aws_sdk_ec2::Client,
     id: &str,
     key: &str,
-) -> Result<Option<String>, StepError> {
+) -> Result<Option<String>, AwsError> {
     let out = client
         .describe_tags()
         .filters(filter("resource-id", id))
@@ -62,7 +62,7 @@ pub(super) async fn capture(
     id: &str,
     key: &str,
     ctx: &StepCtx,
-) -> Result<Captured, StepError> {
+) -> Result<Captured, AwsError> {
     let value = read(client, id, key).await?;
     // Already quarantined by this or an earlier hanko request (the value is a request id):
     // keep the tag that points at the request that contained it.
@@ -84,7 +84,7 @@ pub(super) async fn apply(
     id: &str,
     key: &str,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let value = ctx.request_id.to_string();
     let res = write(client, id, key, &value, ctx.dry_run).send().await;
     let parameters = json!({"Resources": [id], "Tags": {key: &value}});
@@ -101,7 +101,7 @@ pub(super) async fn verify(
     key: &str,
     result: &Value,
     ctx: &StepCtx,
-) -> Result<(), StepError> {
+) -> Result<(), AwsError> {
     let want = from_record::<Applied>(result, "result", id)
         .map(|a| a.value)
         .unwrap_or_else(|_| ctx.request_id.to_string());
@@ -109,7 +109,7 @@ pub(super) async fn verify(
     if now.as_deref() == Some(want.as_str()) {
         return Ok(());
     }
-    Err(StepError::local(
+    Err(AwsError::local(
         ErrorClass::Other,
         DESCRIBE,
         id,
@@ -124,7 +124,7 @@ pub(super) async fn revert(
     captured: &Value,
     result: &Value,
     retry: bool,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     let prior: Prior = from_record(captured, "captured", id)?;
     let Ok(applied) = from_record::<Applied>(result, "result", id) else {
         return Ok(RevertOutcome::NothingToRevert {

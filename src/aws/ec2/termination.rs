@@ -10,7 +10,7 @@ struct Prior {
     disable_api_termination: bool,
 }
 
-async fn read(client: &aws_sdk_ec2::Client, id: &str) -> Result<bool, StepError> {
+async fn read(client: &aws_sdk_ec2::Client, id: &str) -> Result<bool, AwsError> {
     let out = client
         .describe_instance_attribute()
         .instance_id(id)
@@ -32,7 +32,7 @@ fn write(client: &aws_sdk_ec2::Client, id: &str, on: bool, dry_run: bool) -> Mod
         .dry_run(dry_run)
 }
 
-pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, StepError> {
+pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, AwsError> {
     let on = read(client, id).await?;
     Ok(Captured {
         prior: to_record(&Prior {
@@ -46,7 +46,7 @@ pub(super) async fn apply(
     client: &aws_sdk_ec2::Client,
     id: &str,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let res = write(client, id, true, ctx.dry_run).send().await;
     DryRun::single_call(
         res,
@@ -58,11 +58,11 @@ pub(super) async fn apply(
     )
 }
 
-pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {
+pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), AwsError> {
     if read(client, id).await? {
         return Ok(());
     }
-    Err(StepError::local(
+    Err(AwsError::local(
         ErrorClass::Other,
         DESCRIBE_ATTRIBUTE,
         id,
@@ -75,7 +75,7 @@ pub(super) async fn revert(
     id: &str,
     captured: &Value,
     retry: bool,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     let prior: Prior = from_record(captured, "captured", id)?;
     if prior.disable_api_termination {
         return Ok(RevertOutcome::NothingToRevert {

@@ -43,7 +43,7 @@ fn write(
     )
 }
 
-pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, StepError> {
+pub(super) async fn capture(client: &aws_sdk_ec2::Client, id: &str) -> Result<Captured, AwsError> {
     let devices = ebs_devices(&describe_instance(client, id).await?);
     let done = devices.iter().all(|d| !d.delete_on_termination);
     Ok(Captured {
@@ -57,7 +57,7 @@ pub(super) async fn apply(
     id: &str,
     prior: &Value,
     ctx: &StepCtx,
-) -> Result<Value, StepError> {
+) -> Result<Value, AwsError> {
     let prior: Prior = from_record(prior, "captured", id)?;
     let changed: Vec<String> = prior
         .devices
@@ -82,7 +82,7 @@ pub(super) async fn apply(
     )
 }
 
-pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), StepError> {
+pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(), AwsError> {
     let still: Vec<String> = ebs_devices(&describe_instance(client, id).await?)
         .into_iter()
         .filter(|d| d.delete_on_termination)
@@ -91,7 +91,7 @@ pub(super) async fn verify(client: &aws_sdk_ec2::Client, id: &str) -> Result<(),
     if still.is_empty() {
         return Ok(());
     }
-    Err(StepError::local(
+    Err(AwsError::local(
         ErrorClass::Other,
         DESCRIBE_INSTANCES,
         id,
@@ -108,7 +108,7 @@ pub(super) async fn revert(
     captured: &Value,
     result: &Value,
     retry: bool,
-) -> Result<RevertOutcome, StepError> {
+) -> Result<RevertOutcome, AwsError> {
     let prior: Prior = from_record(captured, "captured", id)?;
     // What hanko changed: the result says so; without one, what the capture found on.
     let changed: Vec<String> = match from_record::<Applied>(result, "result", id) {
