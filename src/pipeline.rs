@@ -28,14 +28,12 @@ use crate::app::App;
 use crate::approval::{Closure, Policy, Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::finding::Finding;
+use crate::notices::{Notice, Notices};
 use crate::plan::Plan;
 use crate::planner::{self, Scope};
 use crate::playbooks::Playbooks;
 use crate::posture::{Group, GroupKey};
 use crate::store::{Store, StoreError, Upsert};
-
-/// The notices live in [`crate::notices`]; kept here so `pipeline::Notice` paths still resolve.
-pub use crate::notices::{Notice, Notices};
 
 /// What [`accept`] did with a finding.
 #[derive(Debug, Clone, PartialEq)]

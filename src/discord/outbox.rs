@@ -53,7 +53,7 @@ use crate::audit::Actor;
 use crate::discord::cards::{self, Card};
 use crate::discord::convert;
 use crate::finding::SeverityLabel;
-use crate::pipeline::Notice;
+use crate::notices::Notice;
 use crate::posture::{Group, GroupKey, GroupStatus, PostureSeverity};
 use crate::store::StoreError;
 pub use crate::store::{CardKey, CardLocation};

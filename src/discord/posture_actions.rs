@@ -40,11 +40,6 @@ use crate::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT}
 use crate::discord::interactions::{text_input, voter_of, NOT_OURS};
 use crate::posture::{Group, GroupKey};
 
-pub use crate::actions::posture::{
-    ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE, UNKNOWN_GROUP,
-};
-/// Kept where the tests and the first callers found it; it lives with the other posture plans.
-pub use crate::remediate::suppression_plan;
 
 const MODAL_TITLE: &str = "Suppress this control's findings";
 const REASON_MAX: u16 = 1000;

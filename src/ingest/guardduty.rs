@@ -37,7 +37,7 @@ use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::json::Obj;
+use crate::finding::json::ObjectBuilder;
 use super::{
     accept, advance_cursor, checked_id, guardduty_source, quarantine, read_cursor, IngestError,
     PollReport, CURSOR_OVERLAP,
@@ -327,7 +327,7 @@ impl GuardDutyPoller {
 /// The GuardDuty API JSON of one SDK finding: the fields [`finding::parse_guardduty_value`]
 /// reads, under the API's own names.
 pub fn finding_to_json(f: &aws_sdk_guardduty::types::Finding) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("id", f.id())
         .s("arn", f.arn())
         .s("accountId", f.account_id())
@@ -346,12 +346,12 @@ pub fn finding_to_json(f: &aws_sdk_guardduty::types::Finding) -> Value {
 }
 
 fn resource_json(r: &aws_sdk_guardduty::types::Resource) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("resourceType", r.resource_type())
         .v(
             "accessKeyDetails",
             r.access_key_details().map(|k| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("accessKeyId", k.access_key_id())
                     .s("principalId", k.principal_id())
                     .s("userName", k.user_name())
@@ -368,7 +368,7 @@ fn resource_json(r: &aws_sdk_guardduty::types::Resource) -> Value {
 }
 
 fn instance_json(i: &aws_sdk_guardduty::types::InstanceDetails) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("instanceId", i.instance_id())
         .s("instanceType", i.instance_type())
         .s("instanceState", i.instance_state())
@@ -377,7 +377,7 @@ fn instance_json(i: &aws_sdk_guardduty::types::InstanceDetails) -> Value {
         .v(
             "iamInstanceProfile",
             i.iam_instance_profile()
-                .map(|p| Obj::default().s("arn", p.arn()).s("id", p.id()).done()),
+                .map(|p| ObjectBuilder::default().s("arn", p.arn()).s("id", p.id()).done()),
         )
         .list(
             "networkInterfaces",
@@ -388,7 +388,7 @@ fn instance_json(i: &aws_sdk_guardduty::types::InstanceDetails) -> Value {
 }
 
 fn interface_json(ni: &aws_sdk_guardduty::types::NetworkInterface) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("networkInterfaceId", ni.network_interface_id())
         .s("vpcId", ni.vpc_id())
         .s("subnetId", ni.subnet_id())
@@ -398,7 +398,7 @@ fn interface_json(ni: &aws_sdk_guardduty::types::NetworkInterface) -> Value {
             ni.private_ip_addresses()
                 .iter()
                 .map(|a| {
-                    Obj::default()
+                    ObjectBuilder::default()
                         .s("privateIpAddress", a.private_ip_address())
                         .s("privateDnsName", a.private_dns_name())
                         .done()
@@ -411,7 +411,7 @@ fn interface_json(ni: &aws_sdk_guardduty::types::NetworkInterface) -> Value {
             ni.security_groups()
                 .iter()
                 .map(|g| {
-                    Obj::default()
+                    ObjectBuilder::default()
                         .s("groupId", g.group_id())
                         .s("groupName", g.group_name())
                         .done()
@@ -424,7 +424,7 @@ fn interface_json(ni: &aws_sdk_guardduty::types::NetworkInterface) -> Value {
 fn tags_json(tags: &[aws_sdk_guardduty::types::Tag]) -> Vec<Value> {
     tags.iter()
         .map(|t| {
-            Obj::default()
+            ObjectBuilder::default()
                 .s("key", t.key())
                 .s("value", t.value())
                 .done()
@@ -433,7 +433,7 @@ fn tags_json(tags: &[aws_sdk_guardduty::types::Tag]) -> Vec<Value> {
 }
 
 fn bucket_json(b: &aws_sdk_guardduty::types::S3BucketDetail) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("name", b.name())
         .s("arn", b.arn())
         .s("type", b.r#type())
@@ -441,7 +441,7 @@ fn bucket_json(b: &aws_sdk_guardduty::types::S3BucketDetail) -> Value {
         .v(
             "publicAccess",
             b.public_access().map(|p| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("effectivePermission", p.effective_permission())
                     .v(
                         "permissionConfiguration",
@@ -454,11 +454,11 @@ fn bucket_json(b: &aws_sdk_guardduty::types::S3BucketDetail) -> Value {
 }
 
 fn permissions_json(c: &aws_sdk_guardduty::types::PermissionConfiguration) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .v(
             "bucketLevelPermissions",
             c.bucket_level_permissions().map(|b| {
-                Obj::default()
+                ObjectBuilder::default()
                     .v(
                         "accessControlList",
                         b.access_control_list().map(|a| {
@@ -484,7 +484,7 @@ fn permissions_json(c: &aws_sdk_guardduty::types::PermissionConfiguration) -> Va
         .v(
             "accountLevelPermissions",
             c.account_level_permissions().map(|a| {
-                Obj::default()
+                ObjectBuilder::default()
                     .v("blockPublicAccess", a.block_public_access().map(block_json))
                     .done()
             }),
@@ -494,14 +494,14 @@ fn permissions_json(c: &aws_sdk_guardduty::types::PermissionConfiguration) -> Va
 
 /// `accessControlList` and `bucketPolicy`: two SDK types with the same two flags.
 fn public_rw_json(read: Option<bool>, write: Option<bool>) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .b("allowsPublicReadAccess", read)
         .b("allowsPublicWriteAccess", write)
         .done()
 }
 
 fn block_json(b: &aws_sdk_guardduty::types::BlockPublicAccess) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .b("blockPublicAcls", b.block_public_acls())
         .b("ignorePublicAcls", b.ignore_public_acls())
         .b("blockPublicPolicy", b.block_public_policy())
@@ -510,7 +510,7 @@ fn block_json(b: &aws_sdk_guardduty::types::BlockPublicAccess) -> Value {
 }
 
 fn service_json(s: &aws_sdk_guardduty::types::Service) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("serviceName", s.service_name())
         .s("detectorId", s.detector_id())
         .v("count", s.count().map(|c| json!(c)))
@@ -532,7 +532,7 @@ fn service_json(s: &aws_sdk_guardduty::types::Service) -> Value {
 fn additional_info_json(a: &aws_sdk_guardduty::types::ServiceAdditionalInfo) -> Value {
     match a.value().map(serde_json::from_str::<Value>) {
         Some(Ok(Value::Object(m))) => Value::Object(m),
-        _ => Obj::default()
+        _ => ObjectBuilder::default()
             .s("value", a.value())
             .s("type", a.r#type())
             .done(),
@@ -540,12 +540,12 @@ fn additional_info_json(a: &aws_sdk_guardduty::types::ServiceAdditionalInfo) -> 
 }
 
 fn action_json(a: &aws_sdk_guardduty::types::Action) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("actionType", a.action_type())
         .v(
             "awsApiCallAction",
             a.aws_api_call_action().map(|c| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("api", c.api())
                     .s("serviceName", c.service_name())
                     .s("callerType", c.caller_type())
@@ -557,7 +557,7 @@ fn action_json(a: &aws_sdk_guardduty::types::Action) -> Value {
         .v(
             "networkConnectionAction",
             a.network_connection_action().map(|c| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("connectionDirection", c.connection_direction())
                     .s("protocol", c.protocol())
                     .b("blocked", c.blocked())
@@ -568,14 +568,14 @@ fn action_json(a: &aws_sdk_guardduty::types::Action) -> Value {
         .v(
             "portProbeAction",
             a.port_probe_action().map(|p| {
-                Obj::default()
+                ObjectBuilder::default()
                     .b("blocked", p.blocked())
                     .list(
                         "portProbeDetails",
                         p.port_probe_details()
                             .iter()
                             .map(|d| {
-                                Obj::default()
+                                ObjectBuilder::default()
                                     .v("remoteIpDetails", d.remote_ip_details().map(remote_ip_json))
                                     .done()
                             })
@@ -587,7 +587,7 @@ fn action_json(a: &aws_sdk_guardduty::types::Action) -> Value {
         .v(
             "dnsRequestAction",
             a.dns_request_action().map(|d| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("domain", d.domain())
                     .s("protocol", d.protocol())
                     .b("blocked", d.blocked())
@@ -597,7 +597,7 @@ fn action_json(a: &aws_sdk_guardduty::types::Action) -> Value {
         .v(
             "kubernetesApiCallAction",
             a.kubernetes_api_call_action().map(|k| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("requestUri", k.request_uri())
                     .s("verb", k.verb())
                     .v("remoteIpDetails", k.remote_ip_details().map(remote_ip_json))
@@ -608,13 +608,13 @@ fn action_json(a: &aws_sdk_guardduty::types::Action) -> Value {
 }
 
 fn remote_ip_json(r: &aws_sdk_guardduty::types::RemoteIpDetails) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("ipAddressV4", r.ip_address_v4())
         .s("ipAddressV6", r.ip_address_v6())
         .v(
             "country",
             r.country().map(|c| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("countryName", c.country_name())
                     .s("countryCode", c.country_code())
                     .done()
@@ -623,12 +623,12 @@ fn remote_ip_json(r: &aws_sdk_guardduty::types::RemoteIpDetails) -> Value {
         .v(
             "city",
             r.city()
-                .map(|c| Obj::default().s("cityName", c.city_name()).done()),
+                .map(|c| ObjectBuilder::default().s("cityName", c.city_name()).done()),
         )
         .v(
             "organization",
             r.organization().map(|o| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("asn", o.asn())
                     .s("asnOrg", o.asn_org())
                     .s("isp", o.isp())

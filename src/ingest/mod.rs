@@ -40,7 +40,6 @@
 //! `aws.endpoint_url` is configured.
 
 pub mod guardduty;
-mod json;
 pub mod securityhub;
 pub mod sqs;
 
@@ -56,7 +55,7 @@ use crate::aws::AwsError;
 use crate::config::AwsSettings;
 use crate::finding::{self, Finding, ParseError};
 use crate::pipeline::{self, Accepted};
-pub use crate::store::SourceStatus;
+
 use crate::store::{Store, StoreError, Upsert};
 use crate::util::{self, Driver};
 
@@ -533,6 +532,7 @@ pub async fn run_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SourceStatus;
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -28,7 +28,7 @@ use aws_sdk_securityhub::types::{
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use super::json::Obj;
+use crate::finding::json::ObjectBuilder;
 use super::{
     accept, advance_cursor, checked_id, posture_source, quarantine, read_cursor,
     securityhub_source, IngestError, PollReport, CURSOR_OVERLAP,
@@ -37,7 +37,8 @@ use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
 use crate::aws::error::classify;
 use crate::finding::{self, FindingSource};
-use crate::pipeline::{self, Notice};
+use crate::notices::Notice;
+use crate::pipeline;
 use crate::posture;
 
 /// `GetFindings` returns at most this many findings a page.
@@ -412,7 +413,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// The ASFF JSON of one SDK finding: the fields [`finding::parse_asff_value`] reads, under
 /// ASFF's own names.
 pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("SchemaVersion", f.schema_version())
         .s("Id", f.id())
         .s("ProductArn", f.product_arn())
@@ -432,7 +433,7 @@ pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
         .v(
             "Severity",
             f.severity().map(|s| {
-                Obj::default()
+                ObjectBuilder::default()
                     .v("Product", s.product().map(|p| json!(p)))
                     .v("Normalized", s.normalized().map(|n| json!(n)))
                     .s("Original", s.original())
@@ -452,7 +453,7 @@ pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
         .v(
             "Workflow",
             f.workflow().map(|w| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("Status", w.status().map(|s| s.as_str()))
                     .done()
             }),
@@ -463,7 +464,7 @@ pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
         .v(
             "Remediation",
             f.remediation().and_then(|r| r.recommendation()).map(|rec| {
-                json!({ "Recommendation": Obj::default()
+                json!({ "Recommendation": ObjectBuilder::default()
                     .s("Text", rec.text())
                     .s("Url", rec.url())
                     .done() })
@@ -473,21 +474,21 @@ pub fn asff_to_json(f: &AwsSecurityFinding) -> Value {
 }
 
 fn compliance_json(c: &aws_sdk_securityhub::types::Compliance) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("Status", c.status().map(|s| s.as_str()))
         .s("SecurityControlId", c.security_control_id())
         .list(
             "AssociatedStandards",
             c.associated_standards()
                 .iter()
-                .map(|a| Obj::default().s("StandardsId", a.standards_id()).done())
+                .map(|a| ObjectBuilder::default().s("StandardsId", a.standards_id()).done())
                 .collect(),
         )
         .done()
 }
 
 fn resource_json(r: &aws_sdk_securityhub::types::Resource) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("Type", r.r#type())
         .s("Id", r.id())
         .s("Partition", r.partition().map(|p| p.as_str()))
@@ -499,11 +500,11 @@ fn resource_json(r: &aws_sdk_securityhub::types::Resource) -> Value {
 
 #[allow(deprecated)] // `UserName`: what GuardDuty's ASFF still fills in.
 fn details_json(d: &aws_sdk_securityhub::types::ResourceDetails) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .v(
             "AwsIamAccessKey",
             d.aws_iam_access_key().map(|k| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("AccessKeyId", k.access_key_id())
                     .s("UserName", k.user_name())
                     .s("PrincipalId", k.principal_id())
@@ -516,7 +517,7 @@ fn details_json(d: &aws_sdk_securityhub::types::ResourceDetails) -> Value {
         .v(
             "AwsEc2Instance",
             d.aws_ec2_instance().map(|i| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("Type", i.r#type())
                     .s("ImageId", i.image_id())
                     .s("IamInstanceProfileArn", i.iam_instance_profile_arn())
@@ -527,7 +528,7 @@ fn details_json(d: &aws_sdk_securityhub::types::ResourceDetails) -> Value {
                         i.network_interfaces()
                             .iter()
                             .map(|n| {
-                                Obj::default()
+                                ObjectBuilder::default()
                                     .s("NetworkInterfaceId", n.network_interface_id())
                                     .done()
                             })
@@ -539,13 +540,13 @@ fn details_json(d: &aws_sdk_securityhub::types::ResourceDetails) -> Value {
         .v(
             "AwsS3Bucket",
             d.aws_s3_bucket().map(|b| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("Name", b.name())
                     .s("OwnerId", b.owner_id())
                     .v(
                         "PublicAccessBlockConfiguration",
                         b.public_access_block_configuration().map(|p| {
-                            Obj::default()
+                            ObjectBuilder::default()
                                 .b("BlockPublicAcls", p.block_public_acls())
                                 .b("IgnorePublicAcls", p.ignore_public_acls())
                                 .b("BlockPublicPolicy", p.block_public_policy())
@@ -560,12 +561,12 @@ fn details_json(d: &aws_sdk_securityhub::types::ResourceDetails) -> Value {
 }
 
 fn action_json(a: &aws_sdk_securityhub::types::Action) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("ActionType", a.action_type())
         .v(
             "AwsApiCallAction",
             a.aws_api_call_action().map(|c| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("Api", c.api())
                     .s("ServiceName", c.service_name())
                     .s("CallerType", c.caller_type())
@@ -576,7 +577,7 @@ fn action_json(a: &aws_sdk_securityhub::types::Action) -> Value {
         .v(
             "NetworkConnectionAction",
             a.network_connection_action().map(|c| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("ConnectionDirection", c.connection_direction())
                     .v("RemoteIpDetails", c.remote_ip_details().map(remote_ip_json))
                     .done()
@@ -585,13 +586,13 @@ fn action_json(a: &aws_sdk_securityhub::types::Action) -> Value {
         .v(
             "PortProbeAction",
             a.port_probe_action().map(|p| {
-                Obj::default()
+                ObjectBuilder::default()
                     .list(
                         "PortProbeDetails",
                         p.port_probe_details()
                             .iter()
                             .map(|d| {
-                                Obj::default()
+                                ObjectBuilder::default()
                                     .v("RemoteIpDetails", d.remote_ip_details().map(remote_ip_json))
                                     .done()
                             })
@@ -603,28 +604,28 @@ fn action_json(a: &aws_sdk_securityhub::types::Action) -> Value {
         .v(
             "DnsRequestAction",
             a.dns_request_action()
-                .map(|d| Obj::default().s("Domain", d.domain()).done()),
+                .map(|d| ObjectBuilder::default().s("Domain", d.domain()).done()),
         )
         .done()
 }
 
 fn remote_ip_json(r: &aws_sdk_securityhub::types::ActionRemoteIpDetails) -> Value {
-    Obj::default()
+    ObjectBuilder::default()
         .s("IpAddressV4", r.ip_address_v4())
         .v(
             "Country",
             r.country()
-                .map(|c| Obj::default().s("CountryName", c.country_name()).done()),
+                .map(|c| ObjectBuilder::default().s("CountryName", c.country_name()).done()),
         )
         .v(
             "City",
             r.city()
-                .map(|c| Obj::default().s("CityName", c.city_name()).done()),
+                .map(|c| ObjectBuilder::default().s("CityName", c.city_name()).done()),
         )
         .v(
             "Organization",
             r.organization().map(|o| {
-                Obj::default()
+                ObjectBuilder::default()
                     .s("AsnOrg", o.asn_org())
                     .s("Org", o.org())
                     .done()

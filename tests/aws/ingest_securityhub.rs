@@ -277,7 +277,7 @@ fn forty_failures_of_one_control_are_one_posture_group_and_passing_again_resolve
 }
 
 async fn posture_group_lifecycle() {
-    use hanko::pipeline::Notice;
+    use hanko::notices::Notice;
     use hanko::posture::{Group, GroupKey, GroupStatus};
 
     // The shared moto, in an account of this test's own: the poller lists every finding.

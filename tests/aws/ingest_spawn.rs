@@ -11,7 +11,8 @@ use crate::support::ingest_app as support;
 
 use std::time::{Duration, Instant};
 
-use hanko::ingest::{spawn_all, SourceStatus};
+use hanko::ingest::spawn_all;
+use hanko::store::SourceStatus;
 use hanko::store::Store;
 
 /// Set in the child process that runs [`spawn_all_in_a_process_of_its_own`].

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::QueueAttributeName;
 use hanko::audit::EventKind;
 use hanko::ingest::sqs::{Outcome, SqsIngest};
-use hanko::ingest::SourceStatus;
+use hanko::store::SourceStatus;
 use hanko::store::Store;
 use serde_json::{json, Value};
 

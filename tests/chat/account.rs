@@ -23,7 +23,7 @@ use hanko::audit::{Actor, AuditQuery, EventKind};
 use hanko::aws::{ClientFactory, ErrorClass};
 use hanko::execution::StepOutcome;
 use hanko::finding::{self, Finding};
-use hanko::pipeline::Notice;
+use hanko::notices::Notice;
 use hanko::playbooks::Playbooks;
 use serde_json::{json, Value};
 use uuid::Uuid;

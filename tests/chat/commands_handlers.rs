@@ -20,7 +20,8 @@ use hanko::discord::commands::{
     dispatch, Command, Invocation, Invoker, Reply, MAX_CHOICES, MAX_CONTENT,
 };
 use hanko::finding::Finding;
-use hanko::pipeline::{self, Notice};
+use hanko::notices::Notice;
+use hanko::pipeline;
 use hanko::plan::{Action, Target};
 use hanko::playbooks::Playbooks;
 use hanko::store::Store;
@@ -1223,7 +1224,7 @@ async fn pause_then_resume_toggles_execution() {
     // `hanko run` starts the approved requests on this notice.
     assert_eq!(
         notices.try_recv().unwrap(),
-        hanko::pipeline::Notice::ExecutionResumed
+        hanko::notices::Notice::ExecutionResumed
     );
     let reply = dispatch(&app, &inv("resume", &[], admin())).await;
     assert_eq!(

@@ -267,7 +267,7 @@ async fn ingest_failures_count_in_metrics_and_status_shows_only_those_since_the_
         stop_rx,
     ));
     let status = || {
-        hanko::ingest::SourceStatus::read(&store, hanko::ingest::SQS_SOURCE, chrono::Utc::now())
+        hanko::store::SourceStatus::read(&store, hanko::ingest::SQS_SOURCE, chrono::Utc::now())
             .unwrap()
     };
     eventually("a failed poll", || status().errors_since_ok >= 1).await;

@@ -636,7 +636,7 @@ async fn sigterm_during_a_run_exits_0_with_the_store_intact() {
             &store,
             &Playbooks::defaults(),
             &hanko::approval::Policy::default(),
-            &hanko::pipeline::Notices::default(),
+            &hanko::notices::Notices::default(),
             &own_account_scope(),
             4.0,
             &f,

@@ -30,7 +30,7 @@ use hanko::approval::RequestState;
 use hanko::audit::{Actor, AuditQuery, EventKind};
 use hanko::aws::ClientFactory;
 use hanko::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
-use hanko::discord::posture_actions::{ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE};
+use hanko::actions::posture::{ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE};
 use hanko::ingest::securityhub::SecurityHubPoller;
 use hanko::plan::Action;
 use hanko::posture::{GroupKey, WorkflowStatus};
@@ -699,7 +699,7 @@ async fn a_failing_control_whose_notice_was_lost_gets_its_card_at_start() {
     // The passing control has nothing to say, and the failing one is posted once.
     bot.app()
         .notices
-        .send(hanko::pipeline::Notice::PostureChanged {
+        .send(hanko::notices::Notice::PostureChanged {
             group: format!("{ACCOUNT}/us-east-1/EC2.19"),
         });
     eventually("the notice to be handled", || {

@@ -151,9 +151,6 @@ fn refusal(app: &App, inv: &Invocation, of: Uuid, refused: RevertRefusal) -> Han
     }
 }
 
-/// The rule lives with the engine, so the CLI applies it too.
-pub use crate::engine::blocking_revert;
-
 /// Executed containment requests with at least one applied step, newest first, whose id
 /// (with or without hyphens) or finding type starts with what is typed.
 pub async fn autocomplete(app: &App, inv: &Invocation) -> Reply {
