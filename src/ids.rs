@@ -63,6 +63,33 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// S3's naming rules for a general purpose bucket: 3 to 63 lowercase letters, digits, dots and
+/// hyphens, starting and ending with a letter or digit, no `..`, not shaped like an IP address,
+/// none of the prefixes and suffixes S3 reserves. The one check: `/contain`, the config's
+/// anchor bucket and bucket ARNs in posture findings all use it.
+pub fn is_bucket_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    let charset = b
+        .iter()
+        .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
+    let edges = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ip_like = s.split('.').count() == 4
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
+    (3..=63).contains(&b.len())
+        && charset
+        && edges(b.first())
+        && edges(b.last())
+        && !s.contains("..")
+        && !ip_like
+        && !["xn--", "sthree-", "amzn-s3-demo-"]
+            .iter()
+            .any(|p| s.starts_with(p))
+        && !["-s3alias", "--ol-s3", ".mrap", "--x-s3"]
+            .iter()
+            .any(|x| s.ends_with(x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +161,26 @@ mod tests {
             percent_encode("arn:aws:x/1 é"),
             "arn%3Aaws%3Ax%2F1%20%C3%A9"
         );
+    }
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "my.bucket-1", &"a".repeat(63)] {
+            assert!(is_bucket_name(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "My-Bucket",
+            "-abc",
+            "abc.",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "abc-s3alias",
+            "under_score",
+        ] {
+            assert!(!is_bucket_name(bad), "{bad}");
+        }
     }
 }

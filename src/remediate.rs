@@ -33,7 +33,7 @@ use serde_json::json;
 
 use crate::aws::lookup::{self, KeyInfo};
 use crate::aws::{AwsClients, AwsError, ErrorClass};
-use crate::ids::is_account_id;
+use crate::ids::{is_account_id, is_bucket_name};
 use crate::plan::{
     block_account_public_access_step, block_bucket_public_access_step, deactivate_access_key_step,
     Action, Plan, RiskClass, Step, Target,
@@ -347,13 +347,7 @@ pub fn bucket_name_from_arn(arn: &str) -> Option<&str> {
     let rest = arn.strip_prefix("arn:")?;
     let (_partition, rest) = rest.split_once(':')?;
     let name = rest.strip_prefix("s3:::")?;
-    let valid = (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    valid.then_some(name)
+    is_bucket_name(name).then_some(name)
 }
 
 /// `arn:aws:iam::ACCOUNT:user/PATH/NAME` → `(ACCOUNT, NAME)`: the user name is the last path

@@ -11,7 +11,7 @@ use chrono::{Duration, NaiveTime};
 use super::raw::*;
 use super::*;
 use crate::approval::{Approvals, Policy};
-use crate::ids::{is_account_id, is_region};
+use crate::ids::{is_account_id, is_bucket_name, is_region};
 use crate::plan::RiskClass;
 use crate::util::parse_duration;
 
@@ -599,18 +599,6 @@ pub(super) fn parse_snowflake(s: &str) -> Result<u64, String> {
     }
     s.parse::<u64>()
         .map_err(|_| format!("`{s}` is too large for a Discord id"))
-}
-
-/// An S3 bucket name (the general-purpose bucket rules): 3 to 63 characters, lowercase
-/// letters, digits, dots and hyphens, starting and ending with a letter or digit.
-pub(super) fn is_bucket_name(s: &str) -> bool {
-    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (3..=63).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && edge_ok(s.chars().next())
-        && edge_ok(s.chars().last())
-        && !s.contains("..")
 }
 
 pub(super) fn is_env_var_name(s: &str) -> bool {

@@ -44,10 +44,9 @@ use crate::app::App;
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::config::Secret;
 use crate::discord::cards::{self, Card};
-use crate::discord::commands::{
-    self, Invocation, Invoker, Reply, MAX_CHOICES, MAX_CHOICE_LEN, MAX_CONTENT,
-};
+use crate::discord::commands::{self, Invocation, Invoker, Reply};
 use crate::discord::custom_id::PostureId;
+use crate::discord::text::{self, MAX_CHOICES, MAX_CHOICE_LEN, MAX_CONTENT};
 use crate::discord::{convert, interactions, posture_actions};
 use crate::engine::EngineError;
 use crate::store::StoreError;
@@ -145,7 +144,7 @@ fn ephemeral_message(text: &str) -> CreateInteractionResponse {
     CreateInteractionResponse::Message(
         CreateInteractionResponseMessage::new()
             .ephemeral(true)
-            .content(cards::truncate(text, MAX_CONTENT))
+            .content(text::truncate(text, MAX_CONTENT))
             .allowed_mentions(no_pings()),
     )
 }
@@ -154,7 +153,7 @@ fn ephemeral_message(text: &str) -> CreateInteractionResponse {
 pub(crate) fn ephemeral_followup(text: &str) -> CreateInteractionResponseFollowup {
     CreateInteractionResponseFollowup::new()
         .ephemeral(true)
-        .content(cards::truncate(text, MAX_CONTENT))
+        .content(text::truncate(text, MAX_CONTENT))
         .allowed_mentions(no_pings())
 }
 
@@ -331,7 +330,7 @@ impl Handler {
                 serde_json::json!({
                     "code": SHUTTING_DOWN_CODE,
                     "message": SHUTTING_DOWN,
-                    "custom_id": cards::truncate(custom_id, 100),
+                    "custom_id": text::truncate(custom_id, 100),
                     "channel_id": channel.get().to_string(),
                     "guild_id": guild.map(|g| g.get().to_string()),
                 }),
@@ -345,7 +344,7 @@ impl Handler {
             serde_json::json!({
                 "code": place.code(),
                 "message": place.sentence(),
-                "custom_id": cards::truncate(custom_id, 100),
+                "custom_id": text::truncate(custom_id, 100),
                 "channel_id": channel.get().to_string(),
                 "guild_id": guild.map(|g| g.get().to_string()),
             }),
@@ -493,8 +492,8 @@ impl Handler {
         let mut response = CreateAutocompleteResponse::new();
         for (name, value) in choices.into_iter().take(MAX_CHOICES) {
             response = response.add_string_choice(
-                cards::truncate(&name, MAX_CHOICE_LEN),
-                cards::truncate(&value, MAX_CHOICE_LEN),
+                text::truncate(&name, MAX_CHOICE_LEN),
+                text::truncate(&value, MAX_CHOICE_LEN),
             );
         }
         Ok(command
@@ -589,7 +588,7 @@ fn parts(reply: &Reply) -> Parts {
     let mut total = 0;
     for card in reply_cards.iter().take(MAX_EMBEDS) {
         let chars = cards::total_chars(card);
-        if total + chars > cards::MAX_TOTAL {
+        if total + chars > text::MAX_TOTAL {
             break;
         }
         total += chars;
@@ -610,7 +609,7 @@ fn parts(reply: &Reply) -> Parts {
         _ => Vec::new(),
     };
     Parts {
-        content: cards::truncate(content.trim_start(), MAX_CONTENT),
+        content: text::truncate(content.trim_start(), MAX_CONTENT),
         embeds: shown.into_iter().map(convert::to_embed).collect(),
         components,
         attachment: attachment

@@ -38,7 +38,7 @@ use crate::posture::GroupKey;
 
 /// The version prefix of every id this module produces.
 pub const VERSION: &str = "hk1";
-pub use crate::discord::text::MAX_CUSTOM_ID_LEN;
+use crate::discord::text::MAX_CUSTOM_ID_LEN;
 /// How many hex digits of the plan hash an id carries (64 bits: collisions between two plans
 /// of the same request are not a practical concern).
 pub const PLAN_HASH_PREFIX_LEN: usize = 16;

@@ -51,10 +51,10 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::discord::bot::no_pings;
-use crate::discord::cards::{code, plain, truncate};
 use crate::discord::commands::score::score_report;
-use crate::discord::commands::MAX_CONTENT;
 use crate::discord::outbox::status_of;
+use crate::discord::text::MAX_CONTENT;
+use crate::discord::text::{code, plain, truncate};
 use crate::posture::{self, ScoreRow};
 use crate::store::{DayClaim, StoreError};
 

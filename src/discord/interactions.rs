@@ -46,16 +46,18 @@ use crate::discord::bot::{
     self, defer_ephemeral, ephemeral_followup, no_pings, say_ephemeral, BotError, BotState,
 };
 use crate::discord::cards::{self, Card};
-use crate::discord::commands::MAX_CONTENT;
 use crate::discord::convert;
 use crate::discord::custom_id::{self, ButtonAction, ButtonId, REJECT_REASON_INPUT};
-use crate::discord::outbox::{self, CardKey, CardLocation};
+use crate::discord::outbox;
+use crate::discord::text;
+use crate::discord::text::MAX_CONTENT;
 use crate::engine::StepReport;
 use crate::execution::StepOutcome;
 use crate::notices::Notice;
+use crate::store::{CardKey, CardLocation};
 
 /// How long a dry run may wait for AWS before answering with the plan alone.
-pub use crate::actions::vote::DRY_RUN_TIMEOUT;
+use crate::actions::vote::DRY_RUN_TIMEOUT;
 /// Discord's limits on a modal title and a text input's length.
 const MODAL_TITLE: &str = "Reject this containment request";
 const REASON_MIN: u16 = 3;
@@ -335,7 +337,7 @@ async fn dry_run(
         )),
     }
     let edit = EditInteractionResponse::new()
-        .content(cards::truncate(&text, MAX_CONTENT))
+        .content(text::truncate(&text, MAX_CONTENT))
         .allowed_mentions(no_pings());
     click.edit_response(http, edit).await?;
     Ok(())
@@ -365,7 +367,7 @@ fn dry_run_lines(steps: &[StepReport]) -> String {
                 "{}. `{}` on `{}`: {what}",
                 s.index + 1,
                 s.operation,
-                cards::truncate(&s.target, 80)
+                text::truncate(&s.target, 80)
             )
         })
         .collect::<Vec<_>>()
@@ -414,7 +416,7 @@ async fn revert(
     defer_ephemeral(http, click).await?;
     let answer = |text: String| {
         EditInteractionResponse::new()
-            .content(cards::truncate(&text, MAX_CONTENT))
+            .content(text::truncate(&text, MAX_CONTENT))
             .allowed_mentions(no_pings())
     };
     let text = match revert_action::propose(app, &voter, request.id).await? {

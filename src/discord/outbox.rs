@@ -56,7 +56,7 @@ use crate::finding::SeverityLabel;
 use crate::notices::Notice;
 use crate::posture::{Group, GroupKey, GroupStatus, PostureSeverity};
 use crate::store::StoreError;
-pub use crate::store::{CardKey, CardLocation};
+use crate::store::{CardKey, CardLocation};
 
 /// Posts allowed in any [`POST_WINDOW`].
 pub const POSTS_PER_WINDOW: usize = 5;
@@ -120,7 +120,7 @@ fn suppressions_in_force(
     group: &str,
 ) -> Result<Vec<cards::SuppressionInForce>, StoreError> {
     Ok(
-        crate::discord::commands::suppressions::in_force_for_group(&app.store, group)?
+        crate::actions::posture::in_force_for_group(&app.store, group)?
             .into_iter()
             .map(|s| cards::SuppressionInForce {
                 request_id: s.request.id,
@@ -134,7 +134,7 @@ fn suppressions_in_force(
                     .collect(),
                 reason: s.reason,
                 lift_pending: match s.lift {
-                    crate::discord::commands::suppressions::Lift::Pending(id) => Some(id),
+                    crate::actions::posture::Lift::Pending(id) => Some(id),
                     _ => None,
                 },
             })

@@ -34,12 +34,11 @@ use crate::approval::Voter;
 use crate::discord::bot::{
     defer_ephemeral, no_pings, say_ephemeral, Answerable, BotError, BotState,
 };
-use crate::discord::cards;
-use crate::discord::commands::MAX_CONTENT;
 use crate::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
 use crate::discord::interactions::{text_input, voter_of, NOT_OURS};
+use crate::discord::text;
+use crate::discord::text::MAX_CONTENT;
 use crate::posture::{Group, GroupKey};
-
 
 const MODAL_TITLE: &str = "Suppress this control's findings";
 const REASON_MAX: u16 = 1000;
@@ -159,7 +158,7 @@ pub async fn modal(
         "Suppression of {} finding(s) of {} proposed as request `{}`; its card is posted in the \
          channel. It runs once {} other responder(s) approve it.",
         proposed.findings,
-        cards::code(&proposed.control_id),
+        text::code(&proposed.control_id),
         proposed.request.simple(),
         proposed.needed,
     );
@@ -170,7 +169,7 @@ pub async fn modal(
 /// An ephemeral answer's edit: fitted to Discord's limit, pings off.
 fn answer(text: String) -> EditInteractionResponse {
     EditInteractionResponse::new()
-        .content(cards::truncate(&text, MAX_CONTENT))
+        .content(text::truncate(&text, MAX_CONTENT))
         .allowed_mentions(no_pings())
 }
 
@@ -224,7 +223,7 @@ async fn acknowledge(
         } => {
             let mut text = format!(
                 "Acknowledged {processed} finding(s) of {}: Security Hub workflow NOTIFIED.",
-                cards::code(&control_id)
+                text::code(&control_id)
             );
             if skipped > 0 {
                 text.push_str(&format!(
@@ -257,7 +256,7 @@ async fn remediate(
         Ok(proposed) => format!(
             "Remediation of {} ({} step(s)) proposed as request `{}`; its card is posted in the \
              channel. It runs once {} other responder(s) approve it.",
-            cards::code(&proposed.control_id),
+            text::code(&proposed.control_id),
             proposed.steps,
             proposed.request.simple(),
             proposed.needed,

@@ -37,7 +37,6 @@ use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::finding::json::ObjectBuilder;
 use super::{
     accept, advance_cursor, checked_id, guardduty_source, quarantine, read_cursor, IngestError,
     PollReport, CURSOR_OVERLAP,
@@ -47,6 +46,7 @@ use crate::approval::{RequestKind, RequestState};
 use crate::aws::error::classify;
 use crate::aws::{AwsError, ErrorClass};
 use crate::finding;
+use crate::finding::json::ObjectBuilder;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// `GetFindings` takes at most this many ids.
@@ -376,8 +376,12 @@ fn instance_json(i: &aws_sdk_guardduty::types::InstanceDetails) -> Value {
         .s("imageId", i.image_id())
         .v(
             "iamInstanceProfile",
-            i.iam_instance_profile()
-                .map(|p| ObjectBuilder::default().s("arn", p.arn()).s("id", p.id()).done()),
+            i.iam_instance_profile().map(|p| {
+                ObjectBuilder::default()
+                    .s("arn", p.arn())
+                    .s("id", p.id())
+                    .done()
+            }),
         )
         .list(
             "networkInterfaces",

@@ -28,7 +28,6 @@ use aws_sdk_securityhub::types::{
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::finding::json::ObjectBuilder;
 use super::{
     accept, advance_cursor, checked_id, posture_source, quarantine, read_cursor,
     securityhub_source, IngestError, PollReport, CURSOR_OVERLAP,
@@ -36,6 +35,7 @@ use super::{
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
 use crate::aws::error::classify;
+use crate::finding::json::ObjectBuilder;
 use crate::finding::{self, FindingSource};
 use crate::notices::Notice;
 use crate::pipeline;
@@ -481,7 +481,11 @@ fn compliance_json(c: &aws_sdk_securityhub::types::Compliance) -> Value {
             "AssociatedStandards",
             c.associated_standards()
                 .iter()
-                .map(|a| ObjectBuilder::default().s("StandardsId", a.standards_id()).done())
+                .map(|a| {
+                    ObjectBuilder::default()
+                        .s("StandardsId", a.standards_id())
+                        .done()
+                })
                 .collect(),
         )
         .done()
@@ -614,8 +618,11 @@ fn remote_ip_json(r: &aws_sdk_securityhub::types::ActionRemoteIpDetails) -> Valu
         .s("IpAddressV4", r.ip_address_v4())
         .v(
             "Country",
-            r.country()
-                .map(|c| ObjectBuilder::default().s("CountryName", c.country_name()).done()),
+            r.country().map(|c| {
+                ObjectBuilder::default()
+                    .s("CountryName", c.country_name())
+                    .done()
+            }),
         )
         .v(
             "City",

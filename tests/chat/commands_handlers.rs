@@ -16,9 +16,8 @@ use hanko::approval::{Decision, Refusal, RequestKind, RequestState, VoteInput, V
 use hanko::audit::{Actor, AuditEvent, AuditQuery, EventKind};
 use hanko::aws::ClientFactory;
 use hanko::command_defs::load_definitions;
-use hanko::discord::commands::{
-    dispatch, Command, Invocation, Invoker, Reply, MAX_CHOICES, MAX_CONTENT,
-};
+use hanko::discord::commands::{dispatch, Command, Invocation, Invoker, Reply};
+use hanko::discord::text::{MAX_CHOICES, MAX_CONTENT};
 use hanko::finding::Finding;
 use hanko::notices::Notice;
 use hanko::pipeline;

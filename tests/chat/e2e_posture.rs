@@ -25,12 +25,12 @@ use crate::support::moto;
 use crate::support::securityhub_standin as standin;
 
 use discord_fake::{DiscordFake, FakeMessage, MessageSource, CALLBACK_MODAL};
+use hanko::actions::posture::{ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE};
 use hanko::app::App;
 use hanko::approval::RequestState;
 use hanko::audit::{Actor, AuditQuery, EventKind};
 use hanko::aws::ClientFactory;
 use hanko::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
-use hanko::actions::posture::{ACK_PAUSED, NOTHING_FAILS, NOTHING_TO_ACKNOWLEDGE};
 use hanko::ingest::securityhub::SecurityHubPoller;
 use hanko::plan::Action;
 use hanko::posture::{GroupKey, WorkflowStatus};

@@ -14,7 +14,7 @@
 //! * `limits`: [`enforce_limits`], which every constructor ends with.
 //!
 //! [`super::convert`] turns a card into serenity builders. Escaping and Discord's limits come
-//! from [`super::text`] (re-exported here so `cards::truncate` and `cards::MAX_TOTAL` keep
+//! from [`super::text`] (re-exported here so `cards::truncate` and `text::MAX_TOTAL` keep
 //! working); console links from [`crate::finding::Finding::console_url`]; button ids from
 //! [`super::custom_id`]. This module never imports serenity, the AWS SDK or sled, reads no
 //! clock and does no I/O, so every card can be checked by a unit test.
@@ -61,12 +61,6 @@ pub use self::posture::{
     SuppressionInForce, FIELD_SUPPRESSED,
 };
 pub use self::request::request_card;
-// Discord's limits and the text helpers live in `discord::text`; these paths keep working.
-pub use crate::discord::text::{
-    code, code_capped, plain, truncate, MAX_BUTTONS_PER_ROW, MAX_BUTTON_LABEL, MAX_DESCRIPTION,
-    MAX_FIELDS, MAX_FIELD_NAME, MAX_FIELD_VALUE, MAX_FOOTER, MAX_ROWS, MAX_TITLE, MAX_TOTAL,
-    MAX_URL, TRUNCATION_MARKER,
-};
 
 /// Severity colours, after the GuardDuty console's severity badges.
 /// Low: blue (informational).

@@ -5,7 +5,11 @@ use crate::approval::Vote;
 use crate::approval::{Decision, Request, RequestKind, RequestState};
 use crate::audit::Actor;
 use crate::discord::custom_id::hash_matches;
-use crate::discord::custom_id::{ButtonAction, ButtonId, MAX_CUSTOM_ID_LEN};
+use crate::discord::custom_id::{ButtonAction, ButtonId};
+use crate::discord::text::{
+    MAX_BUTTONS_PER_ROW, MAX_BUTTON_LABEL, MAX_CUSTOM_ID_LEN, MAX_DESCRIPTION, MAX_FIELDS,
+    MAX_FIELD_NAME, MAX_FIELD_VALUE, MAX_FOOTER, MAX_ROWS, MAX_TITLE, MAX_TOTAL, TRUNCATION_MARKER,
+};
 use crate::execution::StepPhase;
 use crate::execution::{StepOutcome, StepRecord};
 use crate::finding::{AccessKeyDetails, ActorInfo, Resource};

@@ -228,7 +228,7 @@ pub fn line(e: &AuditEvent) -> String {
         e.seq,
         stamp(e.at),
         e.kind,
-        plain(&crate::discord::cards::truncate(e.actor.display_name(), 40))
+        plain(&crate::discord::text::truncate(e.actor.display_name(), 40))
     );
     if let Some(f) = &e.finding_id {
         s.push_str(&format!(" · finding {}", code_capped(f, 24)));

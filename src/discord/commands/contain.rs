@@ -11,12 +11,11 @@
 
 use crate::actions::propose::{self as action, ContainFailure, ContainRefusal};
 use crate::app::App;
-use crate::discord::cards::{plan_text, truncate};
+use crate::discord::cards::plan_text;
+use crate::discord::text::truncate;
+use crate::ids::is_bucket_name;
 
-pub use crate::actions::propose::{
-    manual_finding, ContainTarget, LOOKUP_TIMEOUT, MANUAL_ID_PREFIX, MANUAL_PRODUCT_ARN,
-    MANUAL_SEVERITY, TYPE_ACCESS_KEY, TYPE_BUCKET, TYPE_INSTANCE,
-};
+use crate::actions::propose::ContainTarget;
 
 use super::{code, plain, require_responder, Handled, Invocation, Reply, MAX_CONTENT};
 
@@ -67,30 +66,6 @@ pub fn parse_target(s: &str) -> Result<ContainTarget, String> {
         "{} is not a target /contain knows. {ACCEPTED_FORMS}",
         code(t)
     ))
-}
-
-/// S3's bucket naming rules (general purpose buckets).
-pub fn is_bucket_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    let charset = b
-        .iter()
-        .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
-    let edges = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let ip_like = s.split('.').count() == 4
-        && s.split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()));
-    (3..=63).contains(&b.len())
-        && charset
-        && edges(b.first())
-        && edges(b.last())
-        && !s.contains("..")
-        && !ip_like
-        && !["xn--", "sthree-", "amzn-s3-demo-"]
-            .iter()
-            .any(|p| s.starts_with(p))
-        && !["-s3alias", "--ol-s3", ".mrap", "--x-s3"]
-            .iter()
-            .any(|x| s.ends_with(x))
 }
 
 pub async fn run(app: &App, inv: &Invocation) -> Reply {
@@ -302,7 +277,5 @@ mod tests {
                 }
             }
         }
-        assert!(is_bucket_name(&"a".repeat(63)));
-        assert!(!is_bucket_name(&"a".repeat(64)));
     }
 }

@@ -249,6 +249,6 @@ pub fn resource(f: &Finding) -> String {
                 }
             }
         }
-        ResourceKind::Other(kind) => plain(&crate::discord::cards::truncate(kind, 40)),
+        ResourceKind::Other(kind) => plain(&crate::discord::text::truncate(kind, 40)),
     }
 }

@@ -36,7 +36,7 @@ use crate::audit::{Actor, EventKind, NewEvent};
 use crate::discord::cards::Card;
 use crate::discord::text::truncate;
 pub(crate) use crate::discord::text::{code, code_capped, plain};
-pub use crate::discord::text::{MAX_CHOICES, MAX_CHOICE_LEN, MAX_CONTENT};
+use crate::discord::text::{fit_lines, MAX_CHOICES, MAX_CHOICE_LEN, MAX_CONTENT};
 
 pub mod audit;
 pub mod contain;
@@ -460,8 +460,6 @@ pub fn human_duration(d: chrono::Duration) -> String {
         format!("{secs}s")
     }
 }
-
-pub use crate::discord::text::fit_lines;
 
 /// A choice for autocomplete within Discord's limits; `None` when the value is too long to be
 /// offered (Discord would refuse the whole answer).

@@ -12,7 +12,7 @@
 
 use crate::actions::pause::{self as action, Paused};
 use crate::app::App;
-use crate::discord::cards::truncate;
+use crate::discord::text::truncate;
 
 use super::{admin_refusal, plain, Handled, Invocation, Reply};
 

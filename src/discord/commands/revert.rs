@@ -17,7 +17,8 @@ use uuid::Uuid;
 use crate::actions::revert::{self as action, RevertRefusal};
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
-use crate::discord::cards::{plan_text, truncate};
+use crate::discord::cards::plan_text;
+use crate::discord::text::truncate;
 use crate::engine::EngineError;
 use crate::execution::StepOutcome;
 

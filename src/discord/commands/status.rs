@@ -100,7 +100,7 @@ fn report(app: &App, now: DateTime<Utc>) -> Result<String, crate::store::StoreEr
             if let Some(reason) = e.detail.get("reason").and_then(|r| r.as_str()) {
                 line.push_str(&format!(
                     ": {}",
-                    plain(&crate::discord::cards::truncate(reason, 200))
+                    plain(&crate::discord::text::truncate(reason, 200))
                 ));
             }
             line.push('.');

@@ -8,7 +8,7 @@
 //! application layer reads it from the store); lifting one is [`crate::actions::posture::lift`].
 
 /// Where a suppression stands, and the queries, as the card code and tests found them here.
-pub use crate::actions::posture::{in_force_for_group, suppressions, Lift, Suppression};
+use crate::actions::posture::{suppressions, Lift, Suppression};
 use crate::app::App;
 use crate::store::{Store, StoreError};
 
