@@ -23,38 +23,51 @@
 //!
 //! ## Module map
 //!
+//! Layers, from the inside out. A module may use the ones named in its row and nothing else;
+//! `scripts/module-edges.sh` prints what each module's code really names, so this table can be
+//! checked against the code. The graph has no loop between top-level modules except `plan` and
+//! `playbooks`, which is none at the level of files: `plan::vocabulary` (steps, risk classes)
+//! imports nothing, `playbooks` imports only that, and `plan::routing` reads the playbooks.
+//!
 //! | module | owns | may use |
 //! |---|---|---|
-//! | [`finding`] | normalized findings, parsers for API JSON, EventBridge, ASFF (one file a shape), `finding::json`: the path-tracking JSON reader (also posture's) and the builder the pollers write with | ids, serde_json |
-//! | [`plan`] | steps, risk classes, plan hash | finding |
-//! | [`planner`] | the one planner: where hanko may act (own account proved by STS, the role template, `aws.accounts`, `aws.regions`), checked at plan time, vote time and in the engine; every card and proposer plans through it | finding, plan, playbooks, config, aws (client factory), app |
-//! | [`posture`] | Security Hub control findings, groups per control and account, scores | finding |
-//! | [`playbooks`] | `playbooks.toml`: routing and overrides | finding, plan |
-//! | [`approval`] | request states, policy, `decide`, the liveness rule (`Request::is_live`) | plan, audit |
-//! | [`preflight`] | the checks right before an approved request executes, and their refusals | approval, finding, plan |
-//! | [`audit`] | events, hash chain, the stored record (the canonical bytes that were hashed), query filter | — |
-//! | [`anchor`] | signed digests of the audit head in S3 (format, Ed25519 keys, key layout), their writer and `audit verify --anchors` | audit, store, clock, aws (S3) |
+//! | **leaves** | | |
+//! | [`ids`] | AWS identifiers: account ids, regions, partitions, console hosts, bucket names, percent-encoding | — |
+//! | [`util`] | human durations and times, `one_line`, retry backoff with jitter, the deep-stack launcher | — |
 //! | [`clock`] | the one wall clock (system time, shiftable by tests) | — |
-//! | [`util`] | human durations and times, shared by the config and the CLI | — |
+//! | [`audit`] | events, hash chain, the stored record (the canonical bytes that were hashed), query filter | — |
+//! | [`notices`] | "look again" messages from the application to whoever shows it | — |
+//! | [`command_defs`] | `commands/*.json` slash command definitions, embedded at build time, checked against Discord's rules | — |
+//! | **core** (no serenity, no AWS SDK, no sled) | | |
+//! | [`finding`] | normalized findings, one parser per shape (API JSON, EventBridge, ASFF), `finding::json`: the path-tracking reader and the builder the pollers write with; console links | ids |
+//! | [`plan`] | `plan::vocabulary`: steps, targets, risk classes, plan hash; `plan::routing`: finding → steps (`docs/containment.md`) | finding, playbooks |
+//! | [`playbooks`] | `playbooks.toml`: routing overrides | finding, plan (vocabulary) |
+//! | [`posture`] | Security Hub control findings, groups per control and account, scores | finding |
+//! | [`approval`] | request states, policy, `decide`, the liveness rule (`Request::is_live`) | plan, audit |
 //! | [`execution`] | step records and outcomes | plan |
-//! | [`config`] | the TOML config, validated into settings; secrets that never print | approval, plan, util |
-//! | [`command_defs`] | `commands/*.json` slash command definitions, embedded at build time, checked against Discord's rules (`commands` is its old name, kept as an alias) | serde_json |
-//! | [`store`] | sled: the only module that knows key layouts | core modules |
-//! | [`aws`] | clients per account and region, containment steps, error classes, S3 for audit anchors (`aws::anchors`) | AWS SDK, core |
-//! | [`engine`] | executes approved requests exactly once (after [`preflight`]); resume; revert | store, aws, core |
-//! | [`posture_sync`] | after a suppression or its lift runs: the stored control findings from the step's result and a re-read by id, the card announced | app, posture, aws |
-//! | [`expiry`] | the sweep that turns Pending requests past `expires_at` into Expired | store, pipeline |
-//! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → containment plans, run by the same engine | plan, posture, aws |
-//! | [`pipeline`] | finding → stored finding → request; notices for the chat | store, plan, planner |
-//! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors; source status keys | AWS SDK, store, pipeline, finding |
-//! | [`discord`] | cards and `custom_id`s (pure), serenity builders (`discord::convert`); the bot, interactions (posture buttons in `discord::posture_actions`), the outbox and the daily score digest | core modules, remediate, serenity |
-//! | [`metrics`] | counters and the histogram behind `/metrics` | core types |
-//! | [`app`] | the running application's shared parts (settings, policy, store, engine, clients, notices, metrics, clock), built once | config, store, engine, aws, pipeline, metrics |
-//! | [`http`] | `/healthz` and `/metrics` (axum) | app, metrics |
-//! | [`run`] | `hanko run`: start-up, the shutdown signal, engine runs started from chat, the expiry sweeper and `/resume` | everything above |
+//! | [`preflight`] | the checks right before an approved request executes, and their refusals | approval, audit, finding |
+//! | [`metrics`] | counters and the histogram behind `/metrics` | approval, execution |
+//! | [`config`] | the TOML config, validated into settings; secrets that never print | ids, util, approval, plan, anchor (to check the key file) |
+//! | **adapters to the outside** | | |
+//! | [`store`] | sled: the only module that knows key layouts; typed operations per idea (`store::requests`, `store::findings`, `store::steps`, `store::reverts`, `store::cards`, `store::kv`, `store::days`, `store::ingest_status`, ...) | core, sled |
+//! | [`aws`] | clients per account and region, one file per containment step (`aws::ec2::*`, `aws::iam`, `aws::s3`), error classes ([`aws::AwsError`]), read-only lookups (`aws::lookup`), Security Hub calls, S3 for audit anchors | ids, util, finding, plan, AWS SDK |
+//! | [`anchor`] | signed digests of the audit head in S3 (format, Ed25519 keys, key layout), their writer and `audit verify --anchors` | audit, clock, store, aws |
+//! | **application** | | |
+//! | [`planner`] | where hanko may act (own account proved by STS, the role template, `aws.accounts`, `aws.regions`), applied to every plan | finding, plan, playbooks, config, aws (client factory) |
+//! | [`remediate`] | failing posture groups (S3.1, S3.8, IAM.3) → plans, and the suppression plan | ids, plan, posture, aws (lookups) |
+//! | [`engine`] | executes approved requests exactly once (after [`preflight`]); resume; the revert rule | core, store, aws, planner |
+//! | [`app`] | the running application's shared parts (settings, policy, store, engine, clients, notices, metrics, clock), built once; the scope questions that need them | core, config, store, aws, engine, planner |
+//! | [`pipeline`] | finding → stored finding → request; posture groups → stored groups | core, app, store, planner, notices |
+//! | [`posture_sync`] | after a suppression or its lift runs: the stored control findings, re-read by id | core, app, store, aws, pipeline, ingest (the ASFF reader) |
+//! | [`actions`] | **the application layer**: one function per thing a person or the system does (propose, vote, execute, revert, pause, posture actions, expire, the CLI's paths); audits each refusal once | everything above |
+//! | **transports and the process** | | |
+//! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors and source status (through the store) | app, pipeline, store, aws, AWS SDK |
+//! | [`discord`] | translates only: cards and `custom_id`s (pure), serenity builders (`discord::convert`), the gateway bot, buttons, modals and slash commands → [`actions`], the outbox (notices → cards) and the daily digest | actions, app, core, store (typed reads), serenity |
+//! | [`http`] | `/healthz` and `/metrics` (axum) | app |
+//! | [`run`] | `hanko run`: start-up, the shutdown signal, the tasks it owns | everything |
 //!
-//! The core (finding, plan, playbooks, approval, audit, execution) never imports serenity, the
-//! AWS SDK or sled.
+//! Nothing in the core or the application layer imports serenity; only `store` imports sled;
+//! the AWS SDK is named only in `aws`, `anchor` and `ingest`.
 
 pub mod actions;
 pub mod anchor;

@@ -11,7 +11,8 @@
 //! suppression with no approval.
 //!
 //! [`after_execution`] runs once an execution of a request with a `SuppressFindings` step ends
-//! (the Approve button's run and the resume at start-up, both in [`crate::run`]):
+//! (every execution, from a button, a slash command, the CLI or the resume at start-up, goes
+//! through [`crate::actions::execute`]):
 //!
 //! 1. the step's own result says which findings it set to which status (a suppression's
 //!    `Processed` and `AlreadySuppressed` are SUPPRESSED; a lift's result is the status each

@@ -1,6 +1,6 @@
 //! The outbox: the one writer of new messages to the incident channel.
 //!
-//! It subscribes to the pipeline's [`Notices`](crate::pipeline::Notices) and keeps the channel
+//! It subscribes to the [`Notices`](crate::notices::Notices) and keeps the channel
 //! in step with the store:
 //!
 //! * a new finding (at or above `ingest.min_severity`) gets one card: its request's card, or a

@@ -251,9 +251,13 @@ async fn ingest_failures_count_in_metrics_and_status_shows_only_those_since_the_
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let app = ingest_app::app(ingest_app::settings(""), store.clone(), conf.clone());
     // The queue does not exist yet: every poll fails until it is created.
     let url = format!("{}/{ACCOUNT}/hanko-late", moto.endpoint());
+    let app = ingest_app::app(
+        ingest_app::settings(&format!("sqs_queue_url = \"{url}\"")),
+        store.clone(),
+        conf.clone(),
+    );
     let source = hanko::ingest::Source::Sqs(
         SqsIngest::new(app.clone(), aws_sdk_sqs::Client::new(&conf), url).with_wait_seconds(1),
     );
@@ -278,6 +282,13 @@ async fn ingest_failures_count_in_metrics_and_status_shows_only_those_since_the_
     );
     let failed = status().errors;
     assert!(failed >= 1);
+    // What a responder reads in /status is what the loop wrote (the reader and the writer once
+    // drifted apart): the sqs line counts failures and has no success yet.
+    let line = status_line(&app, "sqs").await;
+    assert!(
+        line.contains("no successful poll yet") && line.contains("failure(s)"),
+        "{line}"
+    );
 
     queue(&sqs, "hanko-late", 30).await;
     eventually("a successful poll", || status().last_ok.is_some()).await;
@@ -287,11 +298,43 @@ async fn ingest_failures_count_in_metrics_and_status_shows_only_those_since_the_
         after.errors >= failed,
         "the lifetime count is kept: {after:?}"
     );
+    // /status: no failure since the success.
+    let line = status_line(&app, "sqs").await;
+    assert!(
+        line.starts_with("✅") && line.contains("last success") && !line.contains("failure"),
+        "{line}"
+    );
     let _ = stop_tx.send(true);
     tokio::time::timeout(Duration::from_secs(30), lp)
         .await
         .unwrap()
         .unwrap();
+}
+
+/// The line of `/status` about `source`, as a responder sees it.
+async fn status_line(app: &hanko::app::App, source: &str) -> String {
+    use hanko::discord::commands::{dispatch, Invocation, Invoker, Reply};
+    let inv = Invocation {
+        name: "status".into(),
+        options: Default::default(),
+        invoker: Invoker {
+            actor: Actor::Discord {
+                id: "1001".into(),
+                name: "alice".into(),
+            },
+            roles: vec!["323456789012345678".into()],
+        },
+        focused: None,
+    };
+    let Reply::Message { content, .. } = dispatch(app, &inv).await else {
+        panic!("/status answered with choices");
+    };
+    let needle = format!("`{source}`");
+    content
+        .lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no line for {source} in /status:\n{content}"))
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
