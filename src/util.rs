@@ -1,7 +1,8 @@
 //! Small helpers written once for the whole crate: human durations and times (the config
 //! and the CLI), an error on one line ([`one_line`]: AWS errors, ingest status, Security Hub
-//! notes), exponential backoff ([`backoff`]: the AWS retry loop and the ingest loops), and,
-//! in [`deep_stack`], the one launcher of a thread with a deep stack.
+//! notes), exponential backoff ([`backoff`]: the AWS retry loop and the ingest loops), the one
+//! error-id scheme ([`error_id`], [`error_chain`]: what a person is shown and what the log
+//! holds under it), and, in [`deep_stack`], the one launcher of a thread with a deep stack.
 //!
 //! Pure but for [`deep_stack`] (threads, tokio); imports nothing of hanko.
 
@@ -69,6 +70,32 @@ pub fn one_line(s: &str, max_chars: usize) -> String {
             .chain(['…'])
             .collect()
     }
+}
+
+/// The length of an error id, in lowercase hex characters.
+pub const ERROR_ID_LEN: usize = 8;
+
+/// A fresh error id: [`ERROR_ID_LEN`] lowercase hex characters, shown to the person and logged
+/// with the error, so the two can be matched. The one scheme: the Discord adapter, the slash
+/// commands and the application layer all use it.
+pub fn error_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..ERROR_ID_LEN].to_string()
+}
+
+/// `error` and its sources on one line, `: `-separated; a source whose text the line already
+/// ends with (reqwest repeats its source's text in its own) is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let line = s.to_string();
+        if !text.ends_with(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Where in `[0, ceiling]` a [`backoff`] falls.

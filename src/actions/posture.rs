@@ -418,16 +418,11 @@ pub async fn acknowledge(
     })
 }
 
-/// Logs `error` with its chain under a fresh error id, and returns the id.
+/// Logs `error` with its chain under a fresh error id ([`crate::util::error_id`]), and
+/// returns the id.
 fn log_error(error: &(dyn std::error::Error + 'static), context: &str) -> String {
-    let error_id = Uuid::new_v4().simple().to_string()[..8].to_string();
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
+    let error_id = crate::util::error_id();
+    let chain = crate::util::error_chain(error);
     tracing::error!(error_id = %error_id, error = %chain, "{context}");
     error_id
 }

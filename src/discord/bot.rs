@@ -16,7 +16,7 @@
 //!   a slower one is deferred (ephemerally) and its answer edited in (a public answer then goes
 //!   out as a followup). Buttons defer as [`super::interactions`] describes.
 //! * **Errors have two audiences**: the person sees one safe sentence with an error id
-//!   ([`crate::discord::redact::error_id`], the scheme the slash commands use too); the log
+//!   ([`crate::util::error_id`], the scheme the slash commands use too); the log
 //!   gets the whole chain under that id. No AWS or serde text reaches Discord.
 //! * Mentions never ping: every message goes out with empty `allowed_mentions`.
 //!
@@ -89,7 +89,7 @@ pub enum BotError {
 /// webhook tokens in the chain (reqwest prints the URL it failed to reach) are redacted
 /// ([`crate::discord::redact`]).
 pub fn log_error(error: &(dyn std::error::Error + 'static), context: &str) -> String {
-    let error_id = crate::discord::redact::error_id();
+    let error_id = crate::util::error_id();
     let chain = crate::discord::redact::chain(error);
     tracing::error!(error_id = %error_id, error = %chain, "{context}");
     error_id
@@ -766,7 +766,7 @@ mod tests {
         let e = std::io::Error::other("AccessDenied: secret detail");
         let id = log_error(&e, "test");
         let s = error_sentence(&id);
-        assert_eq!(id.len(), crate::discord::redact::ERROR_ID_LEN);
+        assert_eq!(id.len(), crate::util::ERROR_ID_LEN);
         assert!(s.contains(&id));
         assert!(!s.contains("AccessDenied"));
     }

@@ -9,7 +9,7 @@
 //! * [`cards`]: [`cards::Card`], plain data rendered from a finding, its request and the step
 //!   records (request, posture, finding and digest cards), always within Discord's limits;
 //! * [`redact`]: keeps interaction and webhook tokens out of every logged error, and the one
-//!   error-id scheme ([`redact::error_id`]).
+//!   error-id scheme ([`crate::util::error_id`]).
 //!
 //! Serenity-facing:
 //!

@@ -14,19 +14,9 @@
 //! prints a serenity or reqwest error goes through [`chain`] (or [`redact_tokens`]).
 //!
 //! Errors have two audiences: the person sees one sentence with an error id, the log gets the
-//! whole chain (scrubbed) under that id. [`error_id`] is the one scheme for those ids, used by
-//! the bot and the slash command handlers alike.
+//! whole chain (scrubbed) under that id ([`crate::util::error_id`], the one scheme).
 //!
 //! Pure: no I/O, no serenity type.
-
-/// The length of an error id, in lowercase hex characters.
-pub const ERROR_ID_LEN: usize = 8;
-
-/// A fresh error id: [`ERROR_ID_LEN`] lowercase hex characters, shown to the person and logged
-/// with the error, so the two can be matched.
-pub fn error_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..ERROR_ID_LEN].to_string()
-}
 
 /// What a token segment is replaced with.
 pub const REDACTED: &str = "[redacted]";
@@ -103,18 +93,7 @@ fn segment_len(s: &str) -> usize {
 
 /// `error` and its sources, joined with `: `, with tokens redacted: what a log line may print.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let line = s.to_string();
-        // reqwest repeats its source's text in its own; skip exact repeats.
-        if !text.ends_with(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = s.source();
-    }
-    redact_tokens(&text)
+    redact_tokens(&crate::util::error_chain(error))
 }
 
 #[cfg(test)]

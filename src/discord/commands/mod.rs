@@ -15,7 +15,7 @@
 //! one per keystroke and they change nothing.
 //!
 //! Two audiences for errors: a responder sees one short sentence with an error id
-//! ([`crate::discord::redact::error_id`], the bot's scheme too); the log gets the full chain
+//! ([`crate::util::error_id`], the bot's scheme too); the log gets the full chain
 //! under that id. Nothing here pastes a raw AWS or store error into Discord.
 //!
 //! Text from findings, AWS or people is escaped ([`plain`], [`code`]) before it is shown, so a
@@ -274,7 +274,7 @@ impl Handled {
     /// A failure on hanko's side: the full error goes to the log under a fresh error id, the
     /// invoker gets one sentence with that id.
     pub fn failed(command: &str, what: &str, error: &dyn std::fmt::Display) -> Handled {
-        let error_id = crate::discord::redact::error_id();
+        let error_id = crate::util::error_id();
         tracing::error!(command, error_id, error = %crate::discord::redact::redact_tokens(&error.to_string()), "{what}");
         Handled {
             reply: Reply::ephemeral(format!(
