@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub(super) playbooks: RawPlaybooks,
     pub(super) posture: RawPosture,
     pub(super) audit: RawAudit,
+    pub(super) notify: RawNotify,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +123,27 @@ pub(super) struct RawAudit {
     pub(super) anchor_interval: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawNotify {
+    pub(super) page_roles: Option<Vec<String>>,
+    pub(super) page_at: Option<String>,
+    pub(super) quiet: Option<RawQuiet>,
+    pub(super) escalate_after: Option<String>,
+    pub(super) escalate_roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawQuiet {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) below: Option<String>,
+}
+
 impl RawConfig {
     /// Reads every section, reporting unknown keys and wrong types; never fails.
     pub(super) fn read(doc: &toml::Table, problems: &mut Vec<Problem>) -> RawConfig {
@@ -157,7 +179,9 @@ impl RawConfig {
         let playbooks = take("playbooks");
         let posture = take("posture");
         let audit = take("audit");
+        let mut notify = take("notify");
         r.nested::<RawApprovals>(&mut policy, "policy", "approvals");
+        r.nested::<RawQuiet>(&mut notify, "notify", "quiet");
         RawConfig {
             discord: r.section(&discord, "discord"),
             responders: r.section(&responders, "responders"),
@@ -169,6 +193,7 @@ impl RawConfig {
             playbooks: r.section(&playbooks, "playbooks"),
             posture: r.section(&posture, "posture"),
             audit: r.section(&audit, "audit"),
+            notify: r.section(&notify, "notify"),
         }
     }
 }
@@ -264,7 +289,7 @@ pub(super) fn dotted(path: &str, key: &str) -> String {
 
 /// The section that owns a key name, for keys written in the wrong section.
 pub(super) fn section_of(key: &str) -> Option<&'static str> {
-    let sections: [(&str, &[&str]); 10] = [
+    let sections: [(&str, &[&str]); 11] = [
         ("discord", field_names::<RawDiscord>()),
         ("responders", field_names::<RawResponders>()),
         ("policy", field_names::<RawPolicy>()),
@@ -275,6 +300,7 @@ pub(super) fn section_of(key: &str) -> Option<&'static str> {
         ("playbooks", field_names::<RawPlaybooks>()),
         ("posture", field_names::<RawPosture>()),
         ("audit", field_names::<RawAudit>()),
+        ("notify", field_names::<RawNotify>()),
     ];
     let owners: Vec<&str> = sections
         .iter()

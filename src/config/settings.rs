@@ -8,10 +8,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use chrono::{Duration, NaiveTime};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 
 use super::{io_reason, ConfigError};
 use crate::approval::Policy;
+use crate::finding::SeverityLabel;
 use crate::plan::RiskClass;
 
 /// The validated configuration.
@@ -29,6 +30,7 @@ pub struct Settings {
     pub playbooks_path: Option<PathBuf>,
     pub posture: PostureSettings,
     pub audit: AuditSettings,
+    pub notify: NotifySettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +131,71 @@ impl Default for PostureSettings {
             drop_alert_points: 5.0,
             suppress_risk: RiskClass::Evidence,
             iam3_max_key_age: Duration::days(90),
+        }
+    }
+}
+
+/// `[notify]`: who is paged for a new card, and who is reminded of a request nobody answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySettings {
+    /// Role ids a card at or above [`Self::page_at`] mentions (`notify.page_roles`); empty:
+    /// nothing pages.
+    pub page_roles: BTreeSet<u64>,
+    /// The lowest severity that pages (`notify.page_at`, default High).
+    pub page_at: SeverityLabel,
+    /// Quiet hours (`notify.quiet`): inside them only findings at or above `below` page.
+    pub quiet: Option<QuietHours>,
+    /// A Pending request with no vote this long after it was proposed gets a reminder
+    /// (`notify.escalate_after`, default 10 minutes). The second reminder comes at half the
+    /// request's time to live.
+    pub escalate_after: Duration,
+    /// Role ids a reminder mentions (`notify.escalate_roles`; default: the page roles).
+    pub escalate_roles: BTreeSet<u64>,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            page_roles: BTreeSet::new(),
+            page_at: SeverityLabel::High,
+            quiet: None,
+            escalate_after: Duration::minutes(10),
+            escalate_roles: BTreeSet::new(),
+        }
+    }
+}
+
+impl NotifySettings {
+    /// Whether a new card of `severity`, posted at `now`, pages [`Self::page_roles`]: at or
+    /// above `page_at`, and, inside quiet hours, at or above the quiet `below` too.
+    pub fn pages(&self, severity: SeverityLabel, now: DateTime<Utc>) -> bool {
+        if self.page_roles.is_empty() || severity < self.page_at {
+            return false;
+        }
+        match &self.quiet {
+            Some(q) if q.contains(now.time()) => severity >= q.below,
+            _ => true,
+        }
+    }
+}
+
+/// `notify.quiet = { from = "22:00", to = "07:00", below = "critical" }`: from `from` (inclusive)
+/// to `to` (exclusive), UTC, across midnight when `to` is earlier than `from`; findings below
+/// `below` do not page then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub from: NaiveTime,
+    pub to: NaiveTime,
+    pub below: SeverityLabel,
+}
+
+impl QuietHours {
+    /// Whether `t` (UTC) is inside the quiet hours.
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        if self.from <= self.to {
+            self.from <= t && t < self.to
+        } else {
+            t >= self.from || t < self.to
         }
     }
 }

@@ -8,6 +8,7 @@ use super::raw::*;
 use super::validation::*;
 use super::*;
 use crate::approval::Approvals;
+use crate::finding::SeverityLabel;
 use crate::ids::is_region;
 use crate::plan::RiskClass;
 
@@ -669,7 +670,8 @@ fn field_names_follow_the_raw_structs() {
             "http",
             "playbooks",
             "posture",
-            "audit"
+            "audit",
+            "notify"
         ]
     );
     assert_eq!(
@@ -934,4 +936,107 @@ fn check_prints_one_line_per_problem() {
     let lines = check(&path);
     assert_eq!(lines.len(), 1);
     assert!(lines[0].contains("playbooks.path"), "{lines:?}");
+}
+
+#[test]
+fn notify_defaults_page_nobody_and_escalate_after_ten_minutes() {
+    let s = parse(BASE, Path::new(ORIGIN)).unwrap();
+    assert_eq!(s.notify, NotifySettings::default());
+    assert!(s.notify.page_roles.is_empty());
+    assert_eq!(s.notify.page_at, SeverityLabel::High);
+    assert_eq!(s.notify.escalate_after, Duration::minutes(10));
+    assert!(!s.notify.pages(SeverityLabel::Critical, chrono::Utc::now()));
+}
+
+#[test]
+fn notify_reads_roles_threshold_quiet_hours_and_escalation() {
+    let text = format!(
+        r#"{BASE}
+[notify]
+page_roles = ["423456789012345678"]
+page_at = "Medium"
+quiet = {{ from = "22:00", to = "07:00", below = "critical" }}
+escalate_after = "15m"
+"#
+    );
+    let s = parse(&text, Path::new(ORIGIN)).unwrap();
+    let n = &s.notify;
+    assert_eq!(n.page_roles, BTreeSet::from([423_456_789_012_345_678]));
+    assert_eq!(
+        n.escalate_roles, n.page_roles,
+        "escalation defaults to the page roles"
+    );
+    assert_eq!(n.page_at, SeverityLabel::Medium);
+    assert_eq!(n.escalate_after, Duration::minutes(15));
+    let at = |hm: &str| {
+        chrono::DateTime::parse_from_rfc3339(&format!("2026-12-04T{hm}:00Z"))
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    // Daytime: Medium and up page, Low does not.
+    assert!(n.pages(SeverityLabel::Medium, at("12:00")));
+    assert!(!n.pages(SeverityLabel::Low, at("12:00")));
+    // Night (across midnight): only Critical.
+    for night in ["22:00", "23:59", "00:00", "06:59"] {
+        assert!(!n.pages(SeverityLabel::High, at(night)), "{night}");
+        assert!(n.pages(SeverityLabel::Critical, at(night)), "{night}");
+    }
+    assert!(n.pages(SeverityLabel::High, at("07:00")), "to is exclusive");
+    assert!(n.pages(SeverityLabel::High, at("21:59")));
+}
+
+#[test]
+fn notify_escalate_roles_may_differ_from_the_page_roles() {
+    let text = format!(
+        "{BASE}\n[notify]\npage_roles = [\"423456789012345678\"]\nescalate_roles = [\"523456789012345678\"]\n"
+    );
+    let s = parse(&text, Path::new(ORIGIN)).unwrap();
+    assert_eq!(
+        s.notify.escalate_roles,
+        BTreeSet::from([523_456_789_012_345_678])
+    );
+}
+
+#[test]
+fn notify_problems_name_the_key_and_the_fix() {
+    let bad = format!(
+        r#"{BASE}
+[notify]
+page_roles = ["not-a-role"]
+page_at = "severe"
+quiet = {{ from = "25:00", to = "07:00" }}
+escalate_after = "10s"
+"#
+    );
+    let found = problems(&bad);
+    let message = |key: &str| {
+        found
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("no problem for {key}: {found:?}"))
+            .message
+            .clone()
+    };
+    assert!(!message("notify.page_roles[0]").is_empty());
+    assert!(message("notify.page_at").contains("low, medium, high or critical"));
+    assert!(message("notify.quiet.from").contains("HH:MM"));
+    assert!(message("notify.quiet.below").contains("below = \"critical\""));
+    assert!(message("notify.escalate_after").contains("between 1m and 7d"));
+
+    let empty = format!(
+        "{BASE}\n[notify]\nquiet = {{ from = \"07:00\", to = \"07:00\", below = \"high\" }}\n"
+    );
+    assert_eq!(keys(&empty), ["notify.quiet.to"]);
+    let typo = format!("{BASE}\n[notify]\npage_role = [\"423456789012345678\"]\n");
+    let found = problems(&typo);
+    assert_eq!(found[0].key, "notify.page_role");
+    assert!(
+        found[0].message.contains("notify.page_roles"),
+        "{}",
+        found[0].message
+    );
+    let quiet_typo = format!(
+        "{BASE}\n[notify]\nquiet = {{ from = \"22:00\", to = \"07:00\", bellow = \"high\" }}\n"
+    );
+    assert!(keys(&quiet_typo).contains(&"notify.quiet.bellow".to_string()));
 }

@@ -11,6 +11,7 @@ use chrono::{Duration, NaiveTime};
 use super::raw::*;
 use super::*;
 use crate::approval::{Approvals, Policy};
+use crate::finding::SeverityLabel;
 use crate::ids::{is_account_id, is_bucket_name, is_region};
 use crate::plan::RiskClass;
 use crate::util::parse_duration;
@@ -53,6 +54,7 @@ impl RawConfig {
         };
         let posture = v.posture(self.posture);
         let audit = v.audit(self.audit, base);
+        let notify = v.notify(self.notify);
         Some(Settings {
             discord: discord?,
             responders,
@@ -64,6 +66,7 @@ impl RawConfig {
             playbooks_path,
             posture: posture?,
             audit: audit?,
+            notify: notify?,
         })
     }
 }
@@ -493,6 +496,100 @@ impl Validator<'_> {
             suppress_risk: suppress_risk?,
             iam3_max_key_age: iam3_max_key_age?,
         })
+    }
+
+    pub(super) fn notify(&mut self, raw: RawNotify) -> Option<NotifySettings> {
+        let defaults = NotifySettings::default();
+        let page_roles = self.role_ids("notify.page_roles", raw.page_roles);
+        let escalate_roles = match raw.escalate_roles {
+            None => page_roles.clone(),
+            given => self.role_ids("notify.escalate_roles", given),
+        };
+        let label =
+            |v: &mut Self, key: &str, text: Option<String>, default: SeverityLabel| match text {
+                None => Some(default),
+                Some(t) => match SeverityLabel::parse(&t) {
+                    Some(l) => Some(l),
+                    None => {
+                        v.problem(
+                            key,
+                            format!("`{t}` is not a severity: use low, medium, high or critical"),
+                        );
+                        None
+                    }
+                },
+            };
+        let page_at = label(self, "notify.page_at", raw.page_at, defaults.page_at);
+        let quiet = match raw.quiet {
+            None => Some(None),
+            Some(q) => {
+                let time = |v: &mut Self, key: &str, text: Option<String>| match text {
+                    None => {
+                        v.problem(
+                            key,
+                            "is missing: quiet hours need from, to and below, e.g. quiet = { from = \"22:00\", to = \"07:00\", below = \"critical\" }",
+                        );
+                        None
+                    }
+                    Some(t) => match parse_time_of_day(&t) {
+                        Ok(t) => Some(t),
+                        Err(message) => {
+                            v.problem(key, message);
+                            None
+                        }
+                    },
+                };
+                let from = time(self, "notify.quiet.from", q.from);
+                let to = time(self, "notify.quiet.to", q.to);
+                let below = match q.below {
+                    None => {
+                        self.problem(
+                            "notify.quiet.below",
+                            "is missing: name the lowest severity that still pages in quiet hours, e.g. below = \"critical\"",
+                        );
+                        None
+                    }
+                    given => label(self, "notify.quiet.below", given, SeverityLabel::Critical),
+                };
+                match (from, to, below) {
+                    (Some(from), Some(to), Some(_)) if from == to => {
+                        self.problem(
+                            "notify.quiet.to",
+                            "equals quiet.from: the quiet hours would be empty; give different times, or remove quiet",
+                        );
+                        None
+                    }
+                    (Some(from), Some(to), Some(below)) => {
+                        Some(Some(QuietHours { from, to, below }))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let escalate_after = self.duration(
+            "notify.escalate_after",
+            raw.escalate_after,
+            "10m",
+            (60, 7 * 86_400),
+            "between 1m and 7d",
+        );
+        Some(NotifySettings {
+            page_roles: page_roles?,
+            page_at: page_at?,
+            quiet: quiet?,
+            escalate_after: escalate_after?,
+            escalate_roles: escalate_roles?,
+        })
+    }
+
+    /// Discord role ids (snowflakes) under `key`; `None` when one is not a snowflake.
+    fn role_ids(&mut self, key: &str, values: Option<Vec<String>>) -> Option<BTreeSet<u64>> {
+        let before = self.problems.len();
+        let ids = self.snowflakes(key, values);
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(ids.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
     pub(super) fn audit(&mut self, raw: RawAudit, base: &Path) -> Option<AuditSettings> {

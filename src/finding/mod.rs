@@ -85,6 +85,17 @@ impl SeverityLabel {
         }
     }
 
+    /// `low`, `medium`, `high` or `critical`, in any case (the config's spelling).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "low" => Some(SeverityLabel::Low),
+            "medium" => Some(SeverityLabel::Medium),
+            "high" => Some(SeverityLabel::High),
+            "critical" => Some(SeverityLabel::Critical),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SeverityLabel::Low => "Low",
