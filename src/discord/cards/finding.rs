@@ -25,7 +25,11 @@ pub fn finding_card(finding: &Finding, plan: &Plan) -> Card {
         title.push_str("[SAMPLE] ");
     }
     title.push_str(&plain(&finding.finding_type));
-    let description = format!("{}\n{}", title_line(finding), proposal_line(plan));
+    let description = format!(
+        "{}\n{}",
+        head_lines(finding, super::headline(finding, plan, None)),
+        proposal_line(plan)
+    );
 
     let mut fields = finding_fields(finding);
     fields.push(Field::new(
@@ -60,12 +64,22 @@ pub fn finding_card(finding: &Finding, plan: &Plan) -> Card {
     card
 }
 
+/// The description's first lines: the `headline` in bold, then the finding's title when the
+/// headline does not already quote it.
+pub(super) fn head_lines(finding: &Finding, headline: String) -> String {
+    if super::headline::quotes_title(finding) {
+        format!("**{headline}**")
+    } else {
+        format!("**{headline}**\n{}", title_line(finding))
+    }
+}
+
 pub(super) fn title_line(finding: &Finding) -> String {
     let title = plain_capped(&finding.title, TITLE_LINE_CAP);
     if title.is_empty() {
         "(the finding has no title)".to_string()
     } else {
-        format!("**{title}**")
+        title
     }
 }
 

@@ -11,16 +11,17 @@
 //!   and the finding fields every request card shows;
 //! * [`digest`](digest_card): the findings folded during a burst;
 //! * `plan`: how a plan, its steps and their outcomes read ([`plan_text`] for the dry run);
+//! * `headline`: the first line in words ([`headline`]), also a page's and a reminder's text;
 //! * `limits`: [`enforce_limits`], which every constructor ends with.
 //!
 //! [`super::convert`] turns a card into serenity builders. Escaping and Discord's limits come
-//! from [`super::text`] (re-exported here so `cards::truncate` and `text::MAX_TOTAL` keep
-//! working); console links from [`crate::finding::Finding::console_url`]; button ids from
+//! from [`super::text`]; console links from [`crate::finding::Finding::console_url`]; button ids from
 //! [`super::custom_id`]. This module never imports serenity, the AWS SDK or sled, reads no
 //! clock and does no I/O, so every card can be checked by a unit test.
 //!
 //! The card is read at 3 a.m.: the colour says how bad ([`severity_color`]), the title says
-//! what (the GuardDuty finding type), the description says what hanko proposes, the last
+//! what (the GuardDuty finding type), the description's first line says in words what happened
+//! and what the plan does ([`headline`]), then what hanko proposes, the last
 //! field says where the request is and what is expected of the reader, and the buttons are
 //! the only actions that make sense in that state:
 //!
@@ -41,6 +42,7 @@
 
 mod digest;
 mod finding;
+mod headline;
 mod limits;
 mod plan;
 mod posture;
@@ -54,6 +56,7 @@ use crate::finding::SeverityLabel;
 
 pub use self::digest::digest_card;
 pub use self::finding::finding_card;
+pub use self::headline::{headline, revert_headline, HEADLINE_CAP};
 pub use self::limits::{enforce_limits, total_chars};
 pub use self::plan::plan_text;
 pub use self::posture::{

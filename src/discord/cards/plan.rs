@@ -142,7 +142,7 @@ fn revert_effect(action: Action) -> &'static str {
     }
 }
 
-fn action_phrase(action: Action) -> &'static str {
+pub(super) fn action_phrase(action: Action) -> &'static str {
     match action {
         Action::DeactivateAccessKey => "deactivate the access key",
         Action::RevokeUserSessions => "revoke the user's sessions",

@@ -5,7 +5,7 @@
 //!
 //! Pure, like all of [`super`].
 
-use super::finding::{finding_fields, title_line};
+use super::finding::{finding_fields, head_lines};
 use super::plan::{notes_field, plan_field, proposal_line, revert_line};
 use super::{
     enforce_limits, hash_prefix, severity_color, ts, when, Button, ButtonStyle, Card, Field,
@@ -34,7 +34,15 @@ pub fn request_card(
     let subject = Subject {
         title: plain(&finding.finding_type),
         sample: finding.sample,
-        head_line: title_line(finding),
+        head_line: head_lines(
+            finding,
+            match request.kind {
+                RequestKind::Revert { .. } => super::revert_headline(finding, needed_approvals),
+                RequestKind::Contain => {
+                    super::headline(finding, &request.plan, Some(needed_approvals))
+                }
+            },
+        ),
         fields: finding_fields(finding),
         gone: finding.archived.then_some("the finding was archived"),
         footer: format!("finding {}", plain_capped(&finding.id, CODE_CAP)),

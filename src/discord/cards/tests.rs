@@ -322,7 +322,8 @@ fn pending_key_card_content() {
     );
     assert_eq!(
         card.description,
-        "**GetSecretValue was invoked from a known malicious IP address**\n\
+        "**Key AKIA…MPLE of user alice: GetSecretValue was invoked from a known malicious IP \
+         address; plan: deactivate the access key and revoke the user's sessions (2 approvals)**\n\
          **hanko proposes:** deactivate the access key, revoke the user's sessions (2 steps, highest risk: contain)."
     );
     let first = (t0() - Duration::hours(2)).timestamp();
@@ -768,7 +769,7 @@ fn text_from_the_finding_cannot_inject_markup() {
     let card = request_card(&f, &rejected, &[], 1);
     assert_eq!(
         card.description.lines().next().unwrap(),
-        "**\\[click\\](https://evil.example) \\<\\@&123\\> \\`x\\` \\*\\*b\\*\\* second line**"
+        "**Key AKIA…MPLE of user a\\`b: \\[click\\](https://evil.example) \\<\\@&123\\> \\`x\\` \\*\\*b\\*\\* second line; plan: deactivate the access key (1 approval)**"
     );
     assert_eq!(
         value(&card, FIELD_RESOURCE),
@@ -1058,4 +1059,100 @@ fn console_links_follow_the_partition_and_the_product() {
         f.region = bad.into();
         assert_eq!(link(&f), None, "{bad:?}");
     }
+}
+
+#[test]
+fn the_first_line_says_in_words_what_happened_and_what_the_plan_does() {
+    let mut f = key_finding();
+    f.finding_type = "UnauthorizedAccess:IAMUser/TorIPCaller".into();
+    f.title = "API GetCallerIdentity was invoked from a Tor exit node".into();
+    let req = request(
+        &f,
+        RequestKind::Contain,
+        vec![deactivate(KEY, "alice"), revoke("alice")],
+    );
+    let card = request_card(&f, &req, &[], 2);
+    let mut lines = card.description.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "**Key AKIA…MPLE of user alice used from a Tor exit node; plan: deactivate the \
+             access key and revoke the user's sessions (2 approvals)**"
+        )
+    );
+    // The headline has its own words: the title follows, plain.
+    assert_eq!(
+        lines.next(),
+        Some("API GetCallerIdentity was invoked from a Tor exit node")
+    );
+
+    // One approval, and the `!DNS` artifact does not change the words.
+    f.finding_type = "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom".into();
+    assert_eq!(
+        headline(&f, &key_plan(&f, vec![deactivate(KEY, "alice")]), Some(1)),
+        "Key AKIA…MPLE of user alice used from a known malicious IP address; plan: deactivate \
+         the access key (1 approval)"
+    );
+    f.finding_type = "Backdoor:EC2/C&CActivity.B!DNS".into();
+    f.resource = Resource {
+        kind: ResourceKind::Instance,
+        access_key: None,
+        instance: Some(crate::finding::InstanceDetails {
+            instance_id: Some("i-0abc1234def567890".into()),
+            tags: vec![crate::finding::Tag {
+                key: "Name".into(),
+                value: "web-1".into(),
+            }],
+            ..Default::default()
+        }),
+        s3_buckets: vec![],
+    };
+    // A finding card has no request: no count.
+    let notify = key_plan(&f, vec![]);
+    assert_eq!(
+        headline(&f, &notify, None),
+        "Instance i-0abc1234def567890 (web-1) talking to a command-and-control server; plan: \
+         notify only, nothing to approve"
+    );
+    let card = finding_card(&f, &notify);
+    assert!(
+        card.description.starts_with("**Instance i-0abc1234def567890 (web-1) talking"),
+        "{}",
+        card.description
+    );
+}
+
+#[test]
+fn a_revert_headline_never_reads_as_a_containment() {
+    let f = key_finding();
+    let of = Uuid::from_u128(7);
+    let req = request(
+        &f,
+        RequestKind::Revert { of },
+        vec![deactivate(KEY, "alice")],
+    );
+    let card = request_card(&f, &req, &[], 2);
+    let first = card.description.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        "**Revert of the containment of key AKIA…MPLE of user alice: restores what hanko \
+         changed (2 approvals)**"
+    );
+    assert!(!first.contains("deactivate"), "{first}");
+}
+
+#[test]
+fn a_headline_is_capped_and_names_root_and_roles_plainly() {
+    let mut f = key_finding();
+    f.finding_type = "Policy:IAMUser/RootCredentialUsage".into();
+    f.resource.access_key.as_mut().unwrap().user_type = Some("Root".into());
+    let plan = key_plan(&f, vec![deactivate(KEY, "alice")]);
+    assert!(headline(&f, &plan, Some(2))
+        .starts_with("Key AKIA…MPLE of the root user used with root credentials; plan:"));
+    f.resource.access_key.as_mut().unwrap().user_type = Some("AssumedRole".into());
+    f.finding_type = "Custom:IAMUser/Unknown".into();
+    f.title = "x".repeat(5000);
+    let h = headline(&f, &plan, Some(2));
+    assert!(h.starts_with("Key AKIA…MPLE of role alice: xxx"), "{h}");
+    assert!(h.chars().count() <= HEADLINE_CAP, "{}", h.chars().count());
 }
