@@ -116,10 +116,13 @@ pub enum EventKind {
     QuarantineEntryDropped,
     /// A dry run (read calls and EC2 `DryRun=true`, nothing changed) was run: by whom, on what.
     DryRunPerformed,
+    /// A reminder of a Pending request nobody answered was posted (`notify.escalate_after`, or
+    /// half the time to live): which one, how long it had waited, whom it mentioned.
+    RequestEscalated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::FindingIngested,
         EventKind::FindingUpdated,
         EventKind::FindingRejected,
@@ -143,6 +146,7 @@ impl EventKind {
         EventKind::FindingsAcknowledged,
         EventKind::QuarantineEntryDropped,
         EventKind::DryRunPerformed,
+        EventKind::RequestEscalated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -170,6 +174,7 @@ impl EventKind {
             EventKind::FindingsAcknowledged => "FindingsAcknowledged",
             EventKind::QuarantineEntryDropped => "QuarantineEntryDropped",
             EventKind::DryRunPerformed => "DryRunPerformed",
+            EventKind::RequestEscalated => "RequestEscalated",
         }
     }
 

@@ -42,6 +42,9 @@ pub struct Metrics {
     /// Cards posted to the channel, and findings folded into a digest instead.
     cards_posted: AtomicU64,
     cards_folded: AtomicU64,
+    /// Messages that paged `notify.page_roles`, and reminders of unanswered requests.
+    pages: AtomicU64,
+    escalations: AtomicU64,
     /// Times Discord answered 429 to the outbox (should stay 0).
     discord_rate_limited: AtomicU64,
     /// Cumulative bucket counts are computed at render time; these are per bucket, plus +Inf.
@@ -81,6 +84,14 @@ impl Metrics {
 
     pub fn record_card_posted(&self) {
         self.cards_posted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_page(&self) {
+        self.pages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_escalation(&self) {
+        self.escalations.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn record_cards_folded(&self, n: u64) {
@@ -178,6 +189,18 @@ impl Metrics {
             "hanko_cards_posted_total",
             "Messages the outbox posted to the channel (cards and digests).",
             &[("", get(&self.cards_posted))],
+        );
+        counter(
+            &mut out,
+            "hanko_pages_total",
+            "Cards and digests that mentioned notify.page_roles.",
+            &[("", get(&self.pages))],
+        );
+        counter(
+            &mut out,
+            "hanko_escalations_total",
+            "Reminders posted for Pending requests nobody answered (notify.escalate_after, half the time to live).",
+            &[("", get(&self.escalations))],
         );
         counter(
             &mut out,

@@ -212,7 +212,11 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
     let shard_manager = Arc::clone(&client.shard_manager);
 
     // The outbox subscribes before anything can send a notice.
-    let outbox = Outbox::new(app.clone(), Arc::clone(&client.http));
+    let outbox = Outbox::new(app.clone(), Arc::clone(&client.http)).with_escalation_interval(
+        options
+            .sweep_interval
+            .min(crate::discord::outbox::ESCALATION_INTERVAL),
+    );
     let outbox = tokio::spawn(outbox.run(app.notices.subscribe(), shutdown_rx.clone()));
 
     let router = crate::http::router(app.clone());

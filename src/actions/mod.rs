@@ -14,6 +14,7 @@
 //! | pause, resume | [`pause`] |
 //! | execute an approved request (and the owned tasks shutdown waits for) | [`execute`] |
 //! | expire what nobody approved in time | [`expire`] |
+//! | remind the responders of what nobody answers | [`escalate`] |
 //! | the CLI's `drill`, `revert` and `resume` (the same paths, under a config file) | [`cli`] |
 //!
 //! A refusal met by a button, a modal or a `custom_id` check is audited through [`refuse`]
@@ -28,6 +29,7 @@
 //! `crate::discord`.
 
 pub mod cli;
+pub mod escalate;
 pub mod execute;
 pub mod expire;
 pub mod pause;

@@ -41,17 +41,23 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serenity::all::{ChannelId, CreateMessage, EditMessage, MessageId};
+use serenity::all::{
+    ChannelId, CreateAllowedMentions, CreateMessage, EditMessage, MessageId, MessageReference,
+    RoleId,
+};
 use serenity::http::{Http, HttpError};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::actions::escalate;
 use crate::app::App;
 use crate::approval::RequestState;
 use crate::audit::Actor;
+use crate::config::NotifySettings;
 use crate::discord::cards::{self, Card};
 use crate::discord::convert;
+use crate::discord::text::{truncate, MAX_CONTENT};
 use crate::finding::SeverityLabel;
 use crate::notices::Notice;
 use crate::posture::{Group, GroupKey, GroupStatus, PostureSeverity};
@@ -166,6 +172,58 @@ pub fn create_message(card: &Card) -> CreateMessage {
         .embed(convert::to_embed(card))
         .components(convert::to_components(card))
         .allowed_mentions(super::bot::no_pings())
+}
+
+/// Who a new message pages, and the line it pages with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The role ids mentioned; `allowed_mentions.roles` is exactly these (and `parse` empty), so
+    /// nothing else in the message (a finding's `@everyone`, a user mention) can ping.
+    pub roles: Vec<u64>,
+    /// The text after the mentions.
+    pub text: String,
+}
+
+impl Page {
+    /// The message content: the role mentions, then the text, within Discord's limit.
+    pub fn content(&self) -> String {
+        let mentions: Vec<String> = self.roles.iter().map(|r| format!("<@&{r}>")).collect();
+        truncate(
+            &format!("{} {}", mentions.join(" "), self.text),
+            MAX_CONTENT,
+        )
+    }
+
+    /// `allowed_mentions` naming exactly these roles.
+    pub fn allowed_mentions(&self) -> CreateAllowedMentions {
+        CreateAllowedMentions::new()
+            .roles(self.roles.iter().map(|r| RoleId::new((*r).max(1))))
+            .replied_user(false)
+    }
+}
+
+/// [`create_message`], paging `page` when there is one.
+pub fn create_paging_message(card: &Card, page: Option<&Page>) -> CreateMessage {
+    match page {
+        None => create_message(card),
+        Some(p) => create_message(card)
+            .content(p.content())
+            .allowed_mentions(p.allowed_mentions()),
+    }
+}
+
+/// The page for a new card of `severity` whose first line is `headline`, when
+/// `notify.page_roles` are set and the severity pages at `now` ([`NotifySettings::pages`]).
+pub fn page_for(
+    notify: &NotifySettings,
+    severity: SeverityLabel,
+    headline: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Page> {
+    notify.pages(severity, now).then(|| Page {
+        roles: notify.page_roles.iter().copied().collect(),
+        text: format!("{} · {headline}", severity.as_str()),
+    })
 }
 
 /// An edit that replaces the card (an empty component list removes old buttons).
@@ -291,7 +349,12 @@ pub struct Outbox {
     budget: PostBudget,
     queue: Vec<Due>,
     digest: Option<OpenDigest>,
+    /// How often reminders of unanswered requests are looked for ([`ESCALATION_INTERVAL`]).
+    escalate_every: Duration,
 }
+
+/// How often the outbox looks for reminders due ([`crate::actions::escalate`]).
+pub const ESCALATION_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Outbox {
     pub fn new(app: App, http: Arc<Http>) -> Self {
@@ -303,7 +366,15 @@ impl Outbox {
             budget: PostBudget::new(POSTS_PER_WINDOW, POST_WINDOW),
             queue: Vec::new(),
             digest: None,
+            escalate_every: ESCALATION_INTERVAL,
         }
+    }
+
+    /// Looks for due reminders every `every` instead of [`ESCALATION_INTERVAL`] (tests that
+    /// move the clock look more often rather than wait).
+    pub fn with_escalation_interval(mut self, every: Duration) -> Self {
+        self.escalate_every = every.max(Duration::from_millis(10));
+        self
     }
 
     /// Runs until `shutdown` turns true or the notices channel closes. Subscribe `notices`
@@ -316,6 +387,17 @@ impl Outbox {
         if let Err(e) = self.sweep() {
             tracing::error!(error = %e, "outbox: start-up sweep for requests without a card failed");
         }
+        // No reminder can be in flight yet: a claim left unsent by a crash is given back.
+        match self.app.store.release_unsent_reminders() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                reminders = n,
+                "outbox: reminders claimed before a crash but never posted are due again"
+            ),
+            Err(e) => tracing::error!(error = %e, "outbox: could not release unsent reminders"),
+        }
+        let mut escalations = tokio::time::interval(self.escalate_every);
+        escalations.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -335,6 +417,7 @@ impl Outbox {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = sleep_until_opt(wake) => self.post_due().await,
+                _ = escalations.tick() => self.escalate().await,
             }
         }
         if !self.queue.is_empty() {
@@ -589,8 +672,23 @@ impl Outbox {
                 return;
             }
         };
-        match self.send(&card).await {
+        let headline = card
+            .description
+            .lines()
+            .next()
+            .unwrap_or(card.title.as_str())
+            .to_string();
+        let page = page_for(
+            &self.app.settings.notify,
+            item.severity,
+            &headline,
+            self.app.clock.now(),
+        );
+        match self.send(&card, page.as_ref()).await {
             Ok(message_id) => {
+                if page.is_some() {
+                    self.app.metrics.record_page();
+                }
                 if let Err(e) = self
                     .app
                     .store
@@ -608,7 +706,29 @@ impl Outbox {
     async fn post_digest(&mut self, folded: Vec<Due>) {
         let lines: Vec<(String, String, SeverityLabel)> = folded.iter().map(Due::line).collect();
         let card = cards::digest_card(&lines, 0);
-        match self.send(&card).await {
+        // A digest pages as its most severe line would have: the cards folded into it were
+        // never posted on their own.
+        let page = folded.iter().map(|d| d.severity).max().and_then(|worst| {
+            let paging = folded
+                .iter()
+                .filter(|d| {
+                    self.app
+                        .settings
+                        .notify
+                        .pages(d.severity, self.app.clock.now())
+                })
+                .count();
+            page_for(
+                &self.app.settings.notify,
+                worst,
+                &format!(
+                    "{} findings folded into one digest during a burst, {paging} of them paging; open the digest",
+                    folded.len()
+                ),
+                self.app.clock.now(),
+            )
+        });
+        match self.send(&card, page.as_ref()).await {
             Ok(message_id) => {
                 tracing::info!(
                     folded = folded.len(),
@@ -666,6 +786,55 @@ impl Outbox {
         }
     }
 
+    /// Posts the reminders due now ([`escalate::due`]), each a reply to its card mentioning
+    /// `notify.escalate_roles`; a failed post gives its claim back.
+    async fn escalate(&mut self) {
+        let now = self.app.clock.now();
+        let due = match escalate::due(&self.app, now) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: cannot read the reminders due");
+                return;
+            }
+        };
+        for reminder in due {
+            let roles: Vec<u64> = self
+                .app
+                .settings
+                .notify
+                .escalate_roles
+                .iter()
+                .copied()
+                .collect();
+            let text = reminder_text(&self.app, &reminder);
+            let page = Page { roles, text };
+            let card_message = match reminder.card {
+                CardLocation::Message(id) | CardLocation::Digest(id) => id,
+            };
+            let message = CreateMessage::new()
+                .content(page.content())
+                .allowed_mentions(page.allowed_mentions())
+                .reference_message(
+                    MessageReference::from((self.channel, MessageId::new(card_message.max(1))))
+                        .fail_if_not_exists(false),
+                );
+            match self.post(&message).await {
+                Ok(message_id) => {
+                    tracing::info!(request_id = %reminder.request.id, reminder = reminder.n, message_id, "outbox: reminder posted");
+                    if let Err(e) =
+                        escalate::sent(&self.app, &reminder, &page.roles, message_id, now)
+                    {
+                        tracing::error!(request_id = %reminder.request.id, error = %e, "outbox: reminder posted but not recorded");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(request_id = %reminder.request.id, reminder = reminder.n, error = %e, "outbox: reminder not posted; the next sweep tries again");
+                    escalate::failed(&self.app, &reminder);
+                }
+            }
+        }
+    }
+
     /// Records that these cards are lines of the digest `message_id`.
     fn remember_folded(&self, folded: &[Due], message_id: u64) {
         self.app.metrics.record_cards_folded(folded.len() as u64);
@@ -680,12 +849,16 @@ impl Outbox {
         }
     }
 
+    /// Posts a card within the budget (paging `page`, when there is one).
+    async fn send(&mut self, card: &Card, page: Option<&Page>) -> Result<u64, SendError> {
+        self.post(&create_paging_message(card, page)).await
+    }
+
     /// Posts one message within the budget, retrying a 429 after a whole window.
-    async fn send(&mut self, card: &Card) -> Result<u64, SendError> {
-        let message = create_message(card);
+    async fn post(&mut self, message: &CreateMessage) -> Result<u64, SendError> {
         for attempt in 1..=MAX_ATTEMPTS {
             tokio::time::sleep_until(self.budget.next_slot(Instant::now())).await;
-            match self.http.send_message(self.channel, vec![], &message).await {
+            match self.http.send_message(self.channel, vec![], message).await {
                 Ok(posted) => {
                     self.budget.record(Instant::now());
                     self.app.metrics.record_card_posted();
@@ -710,6 +883,34 @@ impl Outbox {
             attempts: MAX_ATTEMPTS,
         })
     }
+}
+
+/// What a reminder says after the mentions: how long the request waited, how bad, what it
+/// would do (the card's first line) and when it expires.
+fn reminder_text(app: &App, r: &escalate::Reminder) -> String {
+    let headline = match request_card(app, r.request.id) {
+        Ok(Some(card)) => card
+            .description
+            .lines()
+            .next()
+            .unwrap_or(card.title.as_str())
+            .to_string(),
+        _ => format!("request `{}`", r.request.id.simple()),
+    };
+    let waited = crate::discord::commands::human_duration(r.waited);
+    let opening = if r.n == escalate::FIRST {
+        format!("⏰ Waiting {waited} with no vote")
+    } else {
+        format!(
+            "⏰ Half the time to approve is gone ({waited} waited, {}/{} approvals)",
+            r.approvals, r.needed
+        )
+    };
+    format!(
+        "{opening}: **{}** · {headline} · expires <t:{}:R>",
+        r.severity.as_str(),
+        r.request.expires_at.timestamp()
+    )
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

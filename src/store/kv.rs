@@ -17,6 +17,7 @@
 //! | `card.…` | a card's message id ([`super::cards`]) | [`Store::card_location`] |
 //! | `posture.digest.last`, `posture.drop.…` | `YYYY-MM-DD` ([`super::days`]) | [`Store::claimed_day`] |
 //! | `ingest.<source>.…` | ingest health ([`super::ingest_status`]) | [`Store::source_status`] |
+//! | `reminder.<request>.<n>` | a reminder's claim ([`super::reminders`]) | [`Store::claim_reminder`] |
 
 use crate::audit::{AuditEvent, NewEvent};
 

@@ -121,6 +121,7 @@ mod ingest_status;
 mod kv;
 mod posture;
 mod quarantine;
+mod reminders;
 mod requests;
 mod reverts;
 mod steps;

@@ -789,3 +789,66 @@ async fn channel_message_edits_apply_and_ephemeral_messages_stay_out_of_reach() 
     bot.stop().await;
     fake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_and_allowed_mentions_are_checked_as_discord_does() {
+    let fake = DiscordFake::start().await;
+    let http = HttpBuilder::new(fake.token())
+        .proxy(fake.base_url())
+        .ratelimiter_disabled(true)
+        .build();
+    let channel = ChannelId::new(fake.channel_id());
+    let card = http
+        .send_message(channel, vec![], &json!({"content": "card"}))
+        .await
+        .unwrap();
+    let send = |body: Value| {
+        let http = &http;
+        async move { http.send_message(channel, vec![], &body).await }
+    };
+
+    // A reply to a message that exists.
+    let reply = send(json!({
+        "content": "reminder",
+        "message_reference": { "message_id": card.id.get().to_string() }
+    }))
+    .await;
+    assert!(reply.is_ok(), "{reply:?}");
+    // To one that does not: refused, unless fail_if_not_exists is false.
+    let err = send(json!({
+        "content": "reminder",
+        "message_reference": { "message_id": "42" }
+    }))
+    .await
+    .expect_err("unknown message");
+    assert_eq!(status_and_code(&err), (400, 50035));
+    let lenient = send(json!({
+        "content": "reminder",
+        "message_reference": { "message_id": "42", "fail_if_not_exists": false }
+    }))
+    .await;
+    assert!(lenient.is_ok(), "{lenient:?}");
+
+    // parse "roles" with a roles list: mutually exclusive.
+    let err = send(json!({
+        "content": "<@&1180000000000000700>",
+        "allowed_mentions": { "parse": ["roles"], "roles": ["1180000000000000700"] }
+    }))
+    .await
+    .expect_err("parse and roles together");
+    assert_eq!(status_and_code(&err), (400, 50035));
+    let err = send(json!({
+        "content": "x",
+        "allowed_mentions": { "parse": ["admins"] }
+    }))
+    .await
+    .expect_err("unknown parse value");
+    assert_eq!(status_and_code(&err), (400, 50035));
+    let ok = send(json!({
+        "content": "<@&1180000000000000700>",
+        "allowed_mentions": { "parse": [], "roles": ["1180000000000000700"] }
+    }))
+    .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    fake.shutdown().await;
+}

@@ -14,4 +14,5 @@ mod discord_fake_selftest;
 mod e2e_discord;
 mod e2e_posture;
 mod lifecycle;
+mod notify;
 mod posture_digest;

@@ -1852,6 +1852,28 @@ fn create_channel_message(
     if let Err(reply) = validate_message(json, !body.files.is_empty(), true, false) {
         return reply;
     }
+    // A reply: Discord's "Message Reference Structure" — the referenced message must exist
+    // unless `fail_if_not_exists` is false ("when sending, whether to error if the referenced
+    // message doesn't exist instead of sending as a normal (non-reply) message, default true").
+    if let Some(reference) = json.get("message_reference").filter(|r| !r.is_null()) {
+        let id = reference["message_id"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .or_else(|| reference["message_id"].as_u64());
+        let exists = id.is_some_and(|id| {
+            state
+                .messages
+                .get(&id)
+                .is_some_and(|m| m.channel_id == channel_id && !m.deleted)
+        });
+        if !exists && reference["fail_if_not_exists"] != json!(false) {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                50035,
+                "Invalid Form Body (message_reference: Unknown message)",
+            );
+        }
+    }
     // Only SUPPRESS_EMBEDS (4) and SUPPRESS_NOTIFICATIONS (4096) may be set on a channel post.
     let flags = json["flags"].as_u64().unwrap_or(0) & (4 | 4096);
     let message = new_message(
@@ -2369,6 +2391,34 @@ fn validate_message(
 
     let rows = array_of(body, "components");
     validate_components(&mut c, rows);
+
+    // Discord's "Allowed Mentions Object": `parse` holds only "roles", "users", "everyone";
+    // "roles" in `parse` together with a `roles` list (or "users" with `users`) is refused
+    // ("mutually exclusive"), and each list holds at most 100 ids.
+    if let Some(mentions) = body.get("allowed_mentions").filter(|m| !m.is_null()) {
+        let path = at(&root, "allowed_mentions");
+        let parse = array_of(mentions, "parse");
+        for (i, p) in parse.iter().enumerate() {
+            if !matches!(p.as_str(), Some("roles" | "users" | "everyone")) {
+                c.fail(
+                    &at(&at(&path, "parse"), i),
+                    "BASE_TYPE_CHOICES",
+                    format!("Value must be one of ('roles', 'users', 'everyone'), not {p}"),
+                );
+            }
+        }
+        for list in ["roles", "users"] {
+            let ids = array_of(mentions, list);
+            if !ids.is_empty() && parse.iter().any(|p| p.as_str() == Some(list)) {
+                c.fail(
+                    &path,
+                    "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                    format!("parse:[\"{list}\"] and {list}: [ids...] are mutually exclusive."),
+                );
+            }
+            c.count(ids, &at(&path, list), 0, 100);
+        }
+    }
 
     let flags = body["flags"].as_u64().unwrap_or(0);
     let allowed_flags = 4 | 4096 | if interaction { EPHEMERAL } else { 0 };

@@ -1116,7 +1116,8 @@ fn the_first_line_says_in_words_what_happened_and_what_the_plan_does() {
     );
     let card = finding_card(&f, &notify);
     assert!(
-        card.description.starts_with("**Instance i-0abc1234def567890 (web-1) talking"),
+        card.description
+            .starts_with("**Instance i-0abc1234def567890 (web-1) talking"),
         "{}",
         card.description
     );

@@ -1,0 +1,168 @@
+//! Escalate: remind the responders of a Pending request nobody answers, before it expires.
+//!
+//! Two reminders a request, each sent once:
+//!
+//! 1. after `notify.escalate_after` (default 10 minutes) with **no vote at all**;
+//! 2. at **half the request's time to live**, while it is still Pending (a vote that did not
+//!    reach the quorum does not stop it). When half the time to live comes no later than the
+//!    first reminder, only the first is sent: two reminders at once are noise.
+//!
+//! Only requests that have something to approve (not notify-only) and a card in the channel
+//! are reminded: the reminder is a reply to that card. [`due`] claims each reminder in the store
+//! before it is returned ([`crate::store::Store::claim_reminder`]), so a reminder goes out once
+//! across restarts and sweeps; the transport posts it, then calls [`sent`] (marks it sent and
+//! audits `RequestEscalated`) or [`failed`] (gives the claim back, the next sweep tries again).
+//!
+//! [`oldest_unanswered`] is what `/status` shows. `now` is the app's clock, read by the caller.
+//! May use the app, the store and the core; no Discord or AWS I/O.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::app::App;
+use crate::approval::{Request, RequestState};
+use crate::audit::{Actor, EventKind, NewEvent};
+use crate::finding::SeverityLabel;
+use crate::posture::{Group, GroupKey, PostureSeverity};
+use crate::store::{CardKey, CardLocation, StoreError};
+
+/// The first reminder: no vote after `notify.escalate_after`.
+pub const FIRST: u8 = 1;
+/// The second reminder: half the time to live gone.
+pub const SECOND: u8 = 2;
+
+/// A reminder [`due`] claimed: post it, then call [`sent`] or [`failed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reminder {
+    pub request: Request,
+    /// [`FIRST`] or [`SECOND`].
+    pub n: u8,
+    /// How long the request has waited.
+    pub waited: Duration,
+    /// The severity of what the request is about (a posture request: its control's).
+    pub severity: SeverityLabel,
+    /// Approvals the policy asks for, and those recorded.
+    pub needed: u32,
+    pub approvals: u32,
+    /// The card the reminder replies to.
+    pub card: CardLocation,
+}
+
+/// When reminder `n` of `request` is due; `None` when it is never sent.
+pub fn due_at(app: &App, request: &Request, n: u8) -> Option<DateTime<Utc>> {
+    let first = request.created_at + app.settings.notify.escalate_after;
+    let half = request.created_at + (request.expires_at - request.created_at) / 2;
+    match n {
+        FIRST => Some(first),
+        SECOND if half > first => Some(half),
+        _ => None,
+    }
+}
+
+/// Claims and returns the reminders due at `now`, oldest request first.
+pub fn due(app: &App, now: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
+    let mut out = Vec::new();
+    for request in app.store.requests_in_states(&[RequestState::Pending])? {
+        if request.plan.is_notify_only() || request.expires_at <= now {
+            continue;
+        }
+        let Some(card) = app.store.card_location(&CardKey::Request(request.id))? else {
+            continue; // no card to reply to (yet): asked again at the next sweep
+        };
+        for n in [FIRST, SECOND] {
+            let Some(at) = due_at(app, &request, n) else {
+                continue;
+            };
+            let eligible = match n {
+                FIRST => request.votes.is_empty(),
+                _ => true,
+            };
+            if at > now || !eligible || app.store.reminder_claimed(request.id, n)? {
+                continue;
+            }
+            if !app.store.claim_reminder(request.id, n)? {
+                continue; // another sweep claimed it first
+            }
+            out.push(Reminder {
+                n,
+                waited: now - request.created_at,
+                severity: severity_of(app, &request)?,
+                needed: app.policy.needed(&request.plan),
+                approvals: request.approvers().len() as u32,
+                card: card.clone(),
+                request: request.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The reminder was posted (`message_id`, mentioning `roles`): marks it sent and audits
+/// `RequestEscalated`.
+pub fn sent(
+    app: &App,
+    reminder: &Reminder,
+    roles: &[u64],
+    message_id: u64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let ev = NewEvent::new(now, Actor::System, EventKind::RequestEscalated)
+        .finding(reminder.request.finding_id.clone())
+        .request(reminder.request.id)
+        .detail(json!({
+            "reminder": reminder.n,
+            "waited_seconds": reminder.waited.num_seconds(),
+            "severity": reminder.severity.as_str(),
+            "approvals": reminder.approvals,
+            "needed": reminder.needed,
+            "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(),
+            "message_id": message_id.to_string(),
+            "expires_at": reminder.request.expires_at,
+        }));
+    app.store
+        .record_reminder_sent(reminder.request.id, reminder.n, ev)?;
+    app.metrics.record_escalation();
+    Ok(())
+}
+
+/// The reminder could not be posted: the claim goes back, the next sweep tries again.
+pub fn failed(app: &App, reminder: &Reminder) {
+    if let Err(e) = app.store.release_reminder(reminder.request.id, reminder.n) {
+        tracing::error!(request_id = %reminder.request.id, reminder = reminder.n, error = %e, "a reminder claim could not be released; it will not be retried");
+    }
+}
+
+/// The Pending request (with something to approve) that has waited longest with no vote, and
+/// how long; `None` when every Pending request has a vote.
+pub fn oldest_unanswered(
+    app: &App,
+    now: DateTime<Utc>,
+) -> Result<Option<(Request, Duration)>, StoreError> {
+    Ok(app
+        .store
+        .requests_in_states(&[RequestState::Pending])?
+        .into_iter()
+        .filter(|r| !r.plan.is_notify_only() && r.votes.is_empty() && r.expires_at > now)
+        .min_by_key(|r| r.created_at)
+        .map(|r| {
+            let waited = now - r.created_at;
+            (r, waited)
+        }))
+}
+
+/// The severity of what `request` is about: its finding's, or its posture group's.
+pub fn severity_of(app: &App, request: &Request) -> Result<SeverityLabel, StoreError> {
+    if let Some(stored) = app.store.get_finding(&request.finding_id)? {
+        return Ok(stored.finding.severity_label);
+    }
+    let group = match GroupKey::decode(&request.finding_id) {
+        Some(key) => Group::of(&app.store.control_findings(&key)?),
+        None => None,
+    };
+    Ok(match group.map(|g| g.severity) {
+        Some(PostureSeverity::Critical) => SeverityLabel::Critical,
+        Some(PostureSeverity::High) => SeverityLabel::High,
+        Some(PostureSeverity::Medium) => SeverityLabel::Medium,
+        _ => SeverityLabel::Low,
+    })
+}
