@@ -119,10 +119,13 @@ pub enum EventKind {
     /// A reminder of a Pending request nobody answered was posted (`notify.escalate_after`, or
     /// half the time to live): which one, how long it had waited, whom it mentioned.
     RequestEscalated,
+    /// What a leaked access key did was looked up in CloudTrail (read-only): the window, the
+    /// regions, the counts, what was proposed, what failed.
+    InvestigationRecorded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 25] = [
         EventKind::FindingIngested,
         EventKind::FindingUpdated,
         EventKind::FindingRejected,
@@ -147,6 +150,7 @@ impl EventKind {
         EventKind::QuarantineEntryDropped,
         EventKind::DryRunPerformed,
         EventKind::RequestEscalated,
+        EventKind::InvestigationRecorded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -175,6 +179,7 @@ impl EventKind {
             EventKind::QuarantineEntryDropped => "QuarantineEntryDropped",
             EventKind::DryRunPerformed => "DryRunPerformed",
             EventKind::RequestEscalated => "RequestEscalated",
+            EventKind::InvestigationRecorded => "InvestigationRecorded",
         }
     }
 

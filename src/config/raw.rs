@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     pub(super) posture: RawPosture,
     pub(super) audit: RawAudit,
     pub(super) notify: RawNotify,
+    pub(super) investigate: RawInvestigate,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +134,14 @@ pub(super) struct RawNotify {
     pub(super) escalate_roles: Option<Vec<String>>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawInvestigate {
+    pub(super) enabled: Option<bool>,
+    pub(super) lookback: Option<String>,
+    pub(super) max_events: Option<i64>,
+}
+
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawQuiet {
@@ -180,6 +189,7 @@ impl RawConfig {
         let posture = take("posture");
         let audit = take("audit");
         let mut notify = take("notify");
+        let investigate = take("investigate");
         r.nested::<RawApprovals>(&mut policy, "policy", "approvals");
         r.nested::<RawQuiet>(&mut notify, "notify", "quiet");
         RawConfig {
@@ -194,6 +204,7 @@ impl RawConfig {
             posture: r.section(&posture, "posture"),
             audit: r.section(&audit, "audit"),
             notify: r.section(&notify, "notify"),
+            investigate: r.section(&investigate, "investigate"),
         }
     }
 }
@@ -289,7 +300,7 @@ pub(super) fn dotted(path: &str, key: &str) -> String {
 
 /// The section that owns a key name, for keys written in the wrong section.
 pub(super) fn section_of(key: &str) -> Option<&'static str> {
-    let sections: [(&str, &[&str]); 11] = [
+    let sections: [(&str, &[&str]); 12] = [
         ("discord", field_names::<RawDiscord>()),
         ("responders", field_names::<RawResponders>()),
         ("policy", field_names::<RawPolicy>()),
@@ -301,6 +312,7 @@ pub(super) fn section_of(key: &str) -> Option<&'static str> {
         ("posture", field_names::<RawPosture>()),
         ("audit", field_names::<RawAudit>()),
         ("notify", field_names::<RawNotify>()),
+        ("investigate", field_names::<RawInvestigate>()),
     ];
     let owners: Vec<&str> = sections
         .iter()

@@ -31,6 +31,7 @@ pub struct Settings {
     pub posture: PostureSettings,
     pub audit: AuditSettings,
     pub notify: NotifySettings,
+    pub investigate: InvestigateSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +176,34 @@ impl NotifySettings {
         match &self.quiet {
             Some(q) if q.contains(now.time()) => severity >= q.below,
             _ => true,
+        }
+    }
+}
+
+/// `[investigate]`: what hanko looks up in CloudTrail about a leaked access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvestigateSettings {
+    /// `investigate.enabled` (default true): look up what an access key did when its card is
+    /// posted. Off: no CloudTrail call, no field on the card.
+    pub enabled: bool,
+    /// How far back the lookup goes (`investigate.lookback`, default 24 hours; CloudTrail's
+    /// event history keeps 90 days).
+    pub lookback: Duration,
+    /// The most events read per region (`investigate.max_events`, default 1,000).
+    pub max_events: u32,
+}
+
+/// `investigate.max_events` when the config does not set it.
+pub const DEFAULT_INVESTIGATE_MAX_EVENTS: u32 = 1000;
+/// The largest `investigate.max_events` accepted (200 pages a region, at 2 pages a second).
+pub const MAX_INVESTIGATE_MAX_EVENTS: u32 = 10_000;
+
+impl Default for InvestigateSettings {
+    fn default() -> Self {
+        InvestigateSettings {
+            enabled: true,
+            lookback: Duration::hours(24),
+            max_events: DEFAULT_INVESTIGATE_MAX_EVENTS,
         }
     }
 }

@@ -671,7 +671,8 @@ fn field_names_follow_the_raw_structs() {
             "playbooks",
             "posture",
             "audit",
-            "notify"
+            "notify",
+            "investigate"
         ]
     );
     assert_eq!(
@@ -1039,4 +1040,35 @@ escalate_after = "10s"
         "{BASE}\n[notify]\nquiet = {{ from = \"22:00\", to = \"07:00\", bellow = \"high\" }}\n"
     );
     assert!(keys(&quiet_typo).contains(&"notify.quiet.bellow".to_string()));
+}
+
+#[test]
+fn investigate_defaults_and_limits() {
+    let s = parse(BASE, Path::new(ORIGIN)).unwrap();
+    assert_eq!(s.investigate, InvestigateSettings::default());
+    assert!(s.investigate.enabled);
+    assert_eq!(s.investigate.lookback, Duration::hours(24));
+    assert_eq!(s.investigate.max_events, 1000);
+    let text =
+        format!("{BASE}\n[investigate]\nenabled = false\nlookback = \"7d\"\nmax_events = 50\n");
+    let s = parse(&text, Path::new(ORIGIN)).unwrap();
+    assert!(!s.investigate.enabled);
+    assert_eq!(s.investigate.lookback, Duration::days(7));
+    assert_eq!(s.investigate.max_events, 50);
+    let bad = format!("{BASE}\n[investigate]\nlookback = \"91d\"\nmax_events = 0\n");
+    let found = problems(&bad);
+    assert_eq!(
+        keys(&bad),
+        ["investigate.lookback", "investigate.max_events"]
+    );
+    assert!(
+        found[0].message.contains("between 1m and 90d"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[1].message.contains("from 1 to 10000"),
+        "{}",
+        found[1].message
+    );
 }

@@ -55,6 +55,7 @@ impl RawConfig {
         let posture = v.posture(self.posture);
         let audit = v.audit(self.audit, base);
         let notify = v.notify(self.notify);
+        let investigate = v.investigate(self.investigate);
         Some(Settings {
             discord: discord?,
             responders,
@@ -67,6 +68,7 @@ impl RawConfig {
             posture: posture?,
             audit: audit?,
             notify: notify?,
+            investigate: investigate?,
         })
     }
 }
@@ -579,6 +581,34 @@ impl Validator<'_> {
             quiet: quiet?,
             escalate_after: escalate_after?,
             escalate_roles: escalate_roles?,
+        })
+    }
+
+    pub(super) fn investigate(&mut self, raw: RawInvestigate) -> Option<InvestigateSettings> {
+        let lookback = self.duration(
+            "investigate.lookback",
+            raw.lookback,
+            "24h",
+            (60, 90 * 86_400),
+            "between 1m and 90d (CloudTrail's event history keeps 90 days)",
+        );
+        let max_events = match raw.max_events {
+            None => Some(DEFAULT_INVESTIGATE_MAX_EVENTS),
+            Some(n) if (1..=i64::from(MAX_INVESTIGATE_MAX_EVENTS)).contains(&n) => {
+                u32::try_from(n).ok()
+            }
+            Some(n) => {
+                self.problem(
+                    "investigate.max_events",
+                    format!("{n} is out of range: read from 1 to {MAX_INVESTIGATE_MAX_EVENTS} events a region (default {DEFAULT_INVESTIGATE_MAX_EVENTS})"),
+                );
+                None
+            }
+        };
+        Some(InvestigateSettings {
+            enabled: raw.enabled.unwrap_or(true),
+            lookback: lookback?,
+            max_events: max_events?,
         })
     }
 

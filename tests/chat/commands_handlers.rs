@@ -1123,6 +1123,12 @@ async fn status_reports_pause_counts_and_ingest_lag() {
         lines[7]
     );
     assert!(lines[7].ends_with("; cursor saved)"));
+    // Last: the request nobody has answered for longest (both are pending with no vote).
+    assert!(
+        lines[8].starts_with("Oldest unanswered: request `") && lines[8].contains("with no vote"),
+        "{}",
+        lines[8]
+    );
 
     dispatch(
         &app,

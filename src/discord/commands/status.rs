@@ -119,16 +119,6 @@ fn report(app: &App, now: DateTime<Utc>) -> Result<String, crate::store::StoreEr
         count(RequestState::Approved),
         count(RequestState::Executing)
     ));
-    match crate::actions::escalate::oldest_unanswered(app, now)? {
-        Some((r, waited)) => out.push(format!(
-            "Oldest unanswered: request `{}` ({}), waiting {} with no vote, expires <t:{}:R>.",
-            r.id.simple(),
-            crate::actions::escalate::severity_of(app, &r)?.as_str(),
-            human_duration(waited),
-            r.expires_at.timestamp()
-        )),
-        None => out.push("Oldest unanswered: none (every pending request has a vote).".to_string()),
-    }
     out.push(format!(
         "Store: {} findings, {} audit events.",
         app.store.finding_count(),
@@ -146,6 +136,16 @@ fn report(app: &App, now: DateTime<Utc>) -> Result<String, crate::store::StoreEr
         for source in sources {
             out.push(source_line(app, &source, now, warn_after)?);
         }
+    }
+    match crate::actions::escalate::oldest_unanswered(app, now)? {
+        Some((r, waited)) => out.push(format!(
+            "Oldest unanswered: request `{}` ({}), waiting {} with no vote, expires <t:{}:R>.",
+            r.id.simple(),
+            crate::actions::escalate::severity_of(app, &r)?.as_str(),
+            human_duration(waited),
+            r.expires_at.timestamp()
+        )),
+        None => out.push("Oldest unanswered: none (every pending request has a vote).".to_string()),
     }
     Ok(out.join("\n"))
 }
