@@ -89,7 +89,7 @@ pub fn due(app: &App, now: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
                 severity: severity_of(app, &request)?,
                 needed: app.policy.needed(&request.plan),
                 approvals: request.approvers().len() as u32,
-                card: card.clone(),
+                card,
                 request: request.clone(),
             });
         }
