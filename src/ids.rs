@@ -1,5 +1,7 @@
 //! AWS identifiers, checked in one place: account ids, region names, the partition a region
-//! belongs to, its console host, and the percent-encoding used in console links.
+//! belongs to, its console host, the percent-encoding used in console links, and the ids of the
+//! resources hanko contains or reads out of CloudTrail (access keys, instances, security groups,
+//! IAM names, buckets).
 //!
 //! Pure: no SDK, no I/O. The finding parsers, the config, the planner, `/contain`, the card
 //! renderer, `custom_id`s and the remediations all check ids through these functions, so a
@@ -88,6 +90,42 @@ pub fn is_bucket_name(s: &str) -> bool {
         && !["-s3alias", "--ol-s3", ".mrap", "--x-s3"]
             .iter()
             .any(|x| s.ends_with(x))
+}
+
+/// An access key id: `AKIA` (long-term) or `ASIA` (temporary) followed by 16 capital letters
+/// or digits. Other prefixes (`AIDA` user ids, `AROA` role ids, ...) are not keys.
+pub fn is_access_key_id(s: &str) -> bool {
+    (s.starts_with("AKIA") || s.starts_with("ASIA"))
+        && s.len() == 20
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// `prefix` followed by 8 or 17 lowercase hexadecimal digits: the two lengths EC2 has issued.
+fn is_ec2_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// An EC2 instance id as AWS writes it: `i-` and 8 or 17 lowercase hexadecimal digits.
+pub fn is_instance_id(s: &str) -> bool {
+    is_ec2_id(s, "i-")
+}
+
+/// A security group id as AWS writes it: `sg-` and 8 or 17 lowercase hexadecimal digits.
+pub fn is_security_group_id(s: &str) -> bool {
+    is_ec2_id(s, "sg-")
+}
+
+/// An IAM user or role name: 1 to 64 of letters, digits and `+=,.@_-` (IAM's own rule for both).
+pub fn is_iam_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 #[cfg(test)]
@@ -181,6 +219,72 @@ mod tests {
             "under_score",
         ] {
             assert!(!is_bucket_name(bad), "{bad}");
+        }
+    }
+    #[test]
+    fn access_key_ids_are_akia_or_asia_and_sixteen_more() {
+        for ok in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "ASIAQNZGKIQY56JQ7WML",
+            "AKIA0000000000000000",
+        ] {
+            assert!(is_access_key_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "AKIA",
+            "AKIAIOSFODNN7EXAMPL",
+            "AKIAIOSFODNN7EXAMPLEE",
+            "AKIAIOSFODNN7EXAMPLe",
+            "akiaIOSFODNN7EXAMPLE",
+            "AIDAIOSFODNN7EXAMPLE",
+            "AROAIOSFODNN7EXAMPLE",
+            "AKIAIOSFODNN7EXAMP E",
+            "AKIAIOSFODNN7EXAMP\u{0130}",
+            "GeneratedFindingAccessKeyId",
+        ] {
+            assert!(!is_access_key_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn instance_and_security_group_ids() {
+        for ok in ["i-e38a6646", "i-0123456789abcdef0"] {
+            assert!(is_instance_id(ok), "{ok}");
+        }
+        for bad in [
+            "i-",
+            "i-e38a664",
+            "i-0123456789ABCDEF0",
+            "i-0123456789abcdefg",
+            "i-0123456789abcdef01",
+            "sg-e38a6646",
+            "i-e38a6646 ",
+            "x i-e38a6646",
+        ] {
+            assert!(!is_instance_id(bad), "{bad:?}");
+        }
+        assert!(is_security_group_id("sg-c6eca7a3"));
+        assert!(is_security_group_id("sg-0123456789abcdef0"));
+        assert!(!is_security_group_id("i-c6eca7a3"));
+        assert!(!is_security_group_id("sg-launch-wizard-2"));
+    }
+
+    #[test]
+    fn iam_names() {
+        for ok in ["mallory", "svc+ci=1,a.b@c_d-e", &"a".repeat(64)] {
+            assert!(is_iam_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            &"a".repeat(65),
+            "a b",
+            "a/b",
+            "a`b",
+            "@everyone ",
+            "名前",
+        ] {
+            assert!(!is_iam_name(bad), "{bad:?}");
         }
     }
 }

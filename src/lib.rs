@@ -47,10 +47,11 @@
 //! | [`execution`] | step records and outcomes | plan |
 //! | [`preflight`] | the checks right before an approved request executes, and their refusals | approval, audit, finding |
 //! | [`metrics`] | counters and the histogram behind `/metrics` | approval, execution |
+//! | [`investigate`] | what a leaked access key did: CloudTrail events read (ids checked), the summary for its card, what it created that hanko can contain, JSON Lines | ids, util |
 //! | [`config`] | the TOML config, validated into settings; secrets that never print | ids, util, approval, plan, anchor (to check the key file) |
 //! | **adapters to the outside** | | |
 //! | [`store`] | sled: the only module that knows key layouts; typed operations per idea (`store::requests`, `store::findings`, `store::steps`, `store::reverts`, `store::cards`, `store::kv`, `store::days`, `store::ingest_status`, ...) | core, sled |
-//! | [`aws`] | clients per account and region, one file per containment step (`aws::ec2::*`, `aws::iam`, `aws::s3`), error classes ([`aws::AwsError`]), read-only lookups (`aws::lookup`), Security Hub calls, S3 for audit anchors | ids, util, finding, plan, AWS SDK |
+//! | [`aws`] | clients per account and region, one file per containment step (`aws::ec2::*`, `aws::iam`, `aws::s3`), error classes ([`aws::AwsError`]), read-only lookups (`aws::lookup`), Security Hub calls, S3 for audit anchors, CloudTrail lookups of a key's events (rate-limited, `aws::cloudtrail`) | ids, util, finding, plan, investigate, AWS SDK |
 //! | [`anchor`] | signed digests of the audit head in S3 (format, Ed25519 keys, key layout), their writer and `audit verify --anchors` | audit, clock, store, aws |
 //! | **application** | | |
 //! | [`planner`] | where hanko may act (own account proved by STS, the role template, `aws.accounts`, `aws.regions`), applied to every plan | finding, plan, playbooks, config, aws (client factory) |
@@ -85,6 +86,7 @@ pub mod finding;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod investigate;
 pub mod metrics;
 pub mod notices;
 pub mod pipeline;

@@ -44,6 +44,10 @@ pub struct AwsClients {
     /// Account-level S3 settings (Block Public Access of the whole account).
     pub s3control: aws_sdk_s3control::Client,
     pub securityhub: aws_sdk_securityhub::Client,
+    /// CloudTrail `LookupEvents`, with the SDK's own retries off: every attempt is one request
+    /// against the 2-per-second limit, so each must pass [`super::cloudtrail::LookupRate`],
+    /// and [`super::cloudtrail::lookup_key_events`] retries itself.
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
 }
 
 impl AwsClients {
@@ -61,6 +65,11 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3),
             s3control: aws_sdk_s3control::Client::from_conf(s3control),
             securityhub: aws_sdk_securityhub::Client::new(conf),
+            cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
+                aws_sdk_cloudtrail::config::Builder::from(conf)
+                    .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+                    .build(),
+            ),
         }
     }
 }

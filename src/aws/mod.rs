@@ -1,10 +1,11 @@
-//! AWS adapters: clients per account and region, containment steps, error classification.
+//! AWS adapters: clients per account and region, containment steps, error classification,
+//! read-only lookups (including CloudTrail's events of a key, [`cloudtrail`]).
 //!
 //! This module translates between plan steps and AWS calls; it holds no policy. It may use the
-//! AWS SDK, the core types ([`crate::plan`], [`crate::execution`]), [`crate::ids`] and
-//! [`crate::util`] (one-line messages, backoff, the deep-stack thread); it never imports sled,
-//! serenity or [`crate::ingest`], and it never decides whether a step may run: the engine calls it only for requests
-//! the store has recorded as approved.
+//! AWS SDK, the core types ([`crate::plan`], [`crate::execution`], [`crate::investigate`]),
+//! [`crate::ids`] and [`crate::util`] (one-line messages, backoff, the deep-stack thread); it
+//! never imports sled, serenity or [`crate::ingest`], and it never decides whether a step may
+//! run: the engine calls it only for requests the store has recorded as approved.
 //!
 //! ## The step contract
 //!
@@ -30,6 +31,7 @@
 
 pub mod anchors;
 pub mod clients;
+pub mod cloudtrail;
 pub mod ec2;
 pub mod error;
 pub mod iam;

@@ -952,7 +952,16 @@ fn every_aws_call_the_code_names_is_granted_by_the_shipped_policy() {
             let Some((service, op)) = quoted.split_once(':') else {
                 continue;
             };
-            let known = ["iam", "ec2", "s3", "securityhub", "sts", "guardduty", "sqs"];
+            let known = [
+                "iam",
+                "ec2",
+                "s3",
+                "securityhub",
+                "sts",
+                "guardduty",
+                "sqs",
+                "cloudtrail",
+            ];
             if known.contains(&service)
                 && op.starts_with(|c: char| c.is_ascii_uppercase())
                 && op.chars().all(|c| c.is_ascii_alphanumeric())
@@ -1017,6 +1026,7 @@ fn policy_lists_every_call_of_every_step_once_grouped_by_service() {
         "securityhub:GetFindings",
         "securityhub:BatchUpdateFindings",
         "iam:PassRole",
+        "cloudtrail:LookupEvents",
     ] {
         assert!(actions.iter().any(|x| x == extra), "{extra} missing");
     }
