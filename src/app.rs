@@ -35,6 +35,8 @@ pub struct App {
     pub started_at: DateTime<Utc>,
     /// The one wall clock ([`Clock`]): the engine reads the same one; tests shift it.
     pub clock: Clock,
+    /// CloudTrail's `LookupEvents` limit per account and region, shared by every investigation.
+    pub lookup_rate: Arc<crate::aws::cloudtrail::LookupRate>,
 }
 
 impl App {
@@ -62,6 +64,7 @@ impl App {
             metrics: Arc::new(Metrics::new()),
             started_at: clock.now(),
             clock,
+            lookup_rate: Arc::new(crate::aws::cloudtrail::LookupRate::new()),
         }
     }
 }

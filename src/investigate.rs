@@ -611,6 +611,135 @@ fn jsonl_within(events: &[TrailEvent], max_bytes: usize) -> Vec<u8> {
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// The stored investigation
+// ---------------------------------------------------------------------------------------------
+
+/// How the lookup went in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RegionOutcome {
+    /// Read: `events` events, `capped` when older ones were left.
+    Read {
+        region: String,
+        events: u32,
+        capped: bool,
+    },
+    /// The lookup failed: the error's class, AWS code and one line of its message.
+    Failed {
+        region: String,
+        class: String,
+        code: Option<String>,
+        line: String,
+    },
+}
+
+impl RegionOutcome {
+    pub fn region(&self) -> &str {
+        match self {
+            RegionOutcome::Read { region, .. } | RegionOutcome::Failed { region, .. } => region,
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        matches!(self, RegionOutcome::Failed { .. })
+    }
+}
+
+/// Where an investigation stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum InvestigationState {
+    /// Looking up CloudTrail now.
+    Running,
+    /// Some region failed; another attempt comes at `at`.
+    RetryAt { at: DateTime<Utc> },
+    /// Every region was read.
+    Done,
+    /// Attempts are over and some region never answered; what was read stands.
+    Failed,
+    /// Not looked up, and why (one sentence).
+    Skipped { reason: String },
+}
+
+/// What hanko did with one [`Containable`]: the request it proposed, or why none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub what: Containable,
+    pub request: Option<uuid::Uuid>,
+    /// Why no request (already covered, notify-only, not found): one sentence.
+    pub note: Option<String>,
+}
+
+/// One investigation of the access key of one finding, as stored and shown on its card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Investigation {
+    pub finding_id: String,
+    pub access_key_id: String,
+    pub account: String,
+    pub window: Window,
+    pub state: InvestigationState,
+    /// Attempts made so far (1 after the first).
+    pub attempts: u32,
+    /// One outcome per region asked, in the order asked.
+    pub regions: Vec<RegionOutcome>,
+    /// What the events read say (`None` until a region was read).
+    pub summary: Option<Summary>,
+    pub proposals: Vec<Proposal>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Investigation {
+    /// A new investigation, running.
+    pub fn start(
+        finding_id: &str,
+        access_key_id: &str,
+        account: &str,
+        window: Window,
+        now: DateTime<Utc>,
+    ) -> Investigation {
+        Investigation {
+            finding_id: finding_id.to_string(),
+            access_key_id: access_key_id.to_string(),
+            account: account.to_string(),
+            window,
+            state: InvestigationState::Running,
+            attempts: 0,
+            regions: Vec::new(),
+            summary: None,
+            proposals: Vec::new(),
+            updated_at: now,
+        }
+    }
+
+    /// The regions that failed in the last attempt.
+    pub fn failed_regions(&self) -> Vec<String> {
+        self.regions
+            .iter()
+            .filter(|r| r.failed())
+            .map(|r| r.region().to_string())
+            .collect()
+    }
+
+    /// The region names, in the order asked.
+    pub fn region_names(&self) -> Vec<String> {
+        self.regions
+            .iter()
+            .map(|r| r.region().to_string())
+            .collect()
+    }
+
+    /// Finished: nothing more will be looked up.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self.state,
+            InvestigationState::Done
+                | InvestigationState::Failed
+                | InvestigationState::Skipped { .. }
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,9 @@ pub enum Notice {
     /// `/resume` lifted the pause: every Approved request should start now (`hanko run`
     /// starts them: [`crate::actions::execute`]).
     ExecutionResumed,
+    /// The CloudTrail investigation of a finding's access key changed
+    /// ([`crate::actions::investigate`]): the finding's cards should be edited.
+    InvestigationChanged { finding_id: String },
 }
 
 /// A broadcast channel of [`Notice`]s. Cheap to clone; sending never blocks and never fails

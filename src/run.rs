@@ -88,6 +88,9 @@ pub struct Options {
     /// How often the expiry sweep runs after the one at start-up ([`expire::SWEEP_INTERVAL`];
     /// tests that shift the clock sweep more often rather than wait a minute).
     pub sweep_interval: Duration,
+    /// The first wait before an investigation asks a failed region again
+    /// ([`crate::actions::investigate::RETRY_BASE`]; tests wait less).
+    pub investigate_retry_base: Duration,
 }
 
 impl Options {
@@ -98,6 +101,7 @@ impl Options {
             ingest: true,
             posture_digest: true,
             sweep_interval: expire::SWEEP_INTERVAL,
+            investigate_retry_base: crate::actions::investigate::RETRY_BASE,
         }
     }
 }
@@ -169,6 +173,8 @@ pub struct Running {
     digest: Option<JoinHandle<()>>,
     /// The expiry sweeper and `/resume` starter.
     lifecycle: JoinHandle<()>,
+    /// The CloudTrail investigator of leaked keys ([`crate::actions::investigate`]).
+    investigator: JoinHandle<()>,
     /// The audit anchor and its periodic task, with `[audit] anchor_bucket` set.
     anchor: Option<(Anchorer, JoinHandle<()>)>,
 }
@@ -218,6 +224,10 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
             .min(crate::discord::outbox::ESCALATION_INTERVAL),
     );
     let outbox = tokio::spawn(outbox.run(app.notices.subscribe(), shutdown_rx.clone()));
+    // The investigator too, before ingest: it starts on a new finding's notice.
+    let investigator = crate::actions::investigate::Investigator::new(app.clone())
+        .with_retry_base(options.investigate_retry_base);
+    let investigator = tokio::spawn(investigator.run(app.notices.subscribe(), shutdown_rx.clone()));
 
     let router = crate::http::router(app.clone());
     let mut stop_http = shutdown_rx.clone();
@@ -286,6 +296,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         ingest,
         digest,
         lifecycle,
+        investigator,
         anchor,
     })
 }
@@ -357,6 +368,7 @@ impl Running {
         for (name, task) in [
             ("bot", self.bot),
             ("outbox", self.outbox),
+            ("investigator", self.investigator),
             ("http", self.server),
         ] {
             let abort = task.abort_handle();

@@ -15,6 +15,7 @@
 //! | execute an approved request (and the owned tasks shutdown waits for) | [`execute`] |
 //! | expire what nobody approved in time | [`expire`] |
 //! | remind the responders of what nobody answers | [`escalate`] |
+//! | look up what a leaked key did, propose containing what it created | [`investigate`] |
 //! | the CLI's `drill`, `revert` and `resume` (the same paths, under a config file) | [`cli`] |
 //!
 //! A refusal met by a button, a modal or a `custom_id` check is audited through [`refuse`]
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod escalate;
 pub mod execute;
 pub mod expire;
+pub mod investigate;
 pub mod pause;
 pub mod posture;
 pub mod propose;

@@ -42,8 +42,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serenity::all::{
-    ChannelId, CreateAllowedMentions, CreateMessage, EditMessage, MessageId, MessageReference,
-    RoleId,
+    ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, EditMessage, MessageId,
+    MessageReference, RoleId,
 };
 use serenity::http::{Http, HttpError};
 use tokio::sync::{broadcast, watch};
@@ -85,12 +85,13 @@ pub fn request_card(app: &App, request_id: Uuid) -> Result<Option<Card>, StoreEr
     let records = app.store.step_records(request.id)?;
     let needed = app.policy.needed(&request.plan);
     if let Some(stored) = app.store.get_finding(&request.finding_id)? {
-        return Ok(Some(cards::request_card(
-            &stored.finding,
-            &request,
-            &records,
-            needed,
-        )));
+        let card = cards::request_card(&stored.finding, &request, &records, needed);
+        return Ok(Some(
+            match app.store.investigation(&request.finding_id)? {
+                Some(inv) => cards::with_investigation(card, &inv),
+                None => card,
+            },
+        ));
     }
     // A suppression or remediation of a Security Hub control names its posture group.
     Ok(posture_group(app, &request.finding_id)?
@@ -101,10 +102,17 @@ pub fn request_card(app: &App, request_id: Uuid) -> Result<Option<Card>, StoreEr
 pub fn render(app: &App, key: &CardKey) -> Result<Option<Card>, StoreError> {
     match key {
         CardKey::Request(id) => request_card(app, *id),
-        CardKey::Finding(id) => Ok(app.store.get_finding(id)?.map(|stored| {
+        CardKey::Finding(id) => {
+            let Some(stored) = app.store.get_finding(id)? else {
+                return Ok(None);
+            };
             let plan = app.plan_in(&stored.finding);
-            cards::finding_card(&stored.finding, &plan)
-        })),
+            let card = cards::finding_card(&stored.finding, &plan);
+            Ok(Some(match app.store.investigation(id)? {
+                Some(inv) => cards::with_investigation(card, &inv),
+                None => card,
+            }))
+        }
         CardKey::Posture(group) => {
             let Some(g) = posture_group(app, group)? else {
                 return Ok(None);
@@ -534,6 +542,20 @@ impl Outbox {
             // The requests that start announce themselves (RequestChanged); `/resume` answers
             // in the channel itself.
             Notice::ExecutionResumed => {}
+            // The card is posted from the finding's own notice and never waits for CloudTrail:
+            // an investigation only edits the cards already posted (a card posted later
+            // renders it from the store).
+            Notice::InvestigationChanged { finding_id } => {
+                let mut keys = vec![CardKey::Finding(finding_id.clone())];
+                for r in self.app.store.requests_for_finding(finding_id)? {
+                    keys.push(CardKey::Request(r.id));
+                }
+                for key in keys {
+                    if let Some(CardLocation::Message(id)) = card_location(&self.app, &key)? {
+                        self.edit_investigated(&key, id, finding_id).await;
+                    }
+                }
+            }
             Notice::RequestChanged { request } => {
                 let key = CardKey::Request(*request);
                 match card_location(&self.app, &key)? {
@@ -580,6 +602,42 @@ impl Outbox {
             severity,
         });
         Ok(())
+    }
+
+    /// Edits a card after its finding's investigation changed: with the events attached as
+    /// JSON Lines once they are many ([`cards::wants_attachment`]), else as [`Self::edit`].
+    async fn edit_investigated(&mut self, key: &CardKey, message_id: u64, finding_id: &str) {
+        let attachment = match self.app.store.investigation(finding_id) {
+            Ok(Some(inv)) if cards::wants_attachment(&inv) => {
+                match self.app.store.investigation_events(finding_id) {
+                    Ok(Some(lines)) => Some((cards::attachment_name(&inv), lines)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some((name, lines)) = attachment else {
+            return self.edit(key, message_id).await;
+        };
+        let card = match render(&self.app, key) {
+            Ok(Some(card)) => card,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(key = %key, error = %e, "outbox: cannot render a card");
+                return;
+            }
+        };
+        // `new_attachment` replaces the card's attachments: a later edit never doubles it, and
+        // edits without attachments (votes) keep it.
+        let edit =
+            edit_message(&card).new_attachment(CreateAttachment::bytes(lines.into_bytes(), name));
+        if let Err(e) = self
+            .channel
+            .edit_message(self.http.as_ref(), MessageId::new(message_id.max(1)), edit)
+            .await
+        {
+            tracing::warn!(key = %key, message_id, error = %crate::discord::redact::chain(&e), "outbox: attaching the investigation's events failed");
+        }
     }
 
     /// Edits the card message `message_id` to what the store says now.

@@ -18,6 +18,7 @@
 //! | `posture.digest.last`, `posture.drop.…` | `YYYY-MM-DD` ([`super::days`]) | [`Store::claimed_day`] |
 //! | `ingest.<source>.…` | ingest health ([`super::ingest_status`]) | [`Store::source_status`] |
 //! | `reminder.<request>.<n>` | a reminder's claim ([`super::reminders`]) | [`Store::claim_reminder`] |
+//! | `investigation.…`, `investigation_events.…` | a key's CloudTrail investigation ([`super::investigations`]) | [`Store::investigation`] |
 
 use crate::audit::{AuditEvent, NewEvent};
 

@@ -118,6 +118,7 @@ mod cards;
 mod days;
 mod findings;
 mod ingest_status;
+mod investigations;
 mod kv;
 mod posture;
 mod quarantine;

@@ -12,6 +12,7 @@ mod commands_handlers;
 mod defects;
 mod discord_fake_selftest;
 mod e2e_discord;
+mod e2e_investigate;
 mod e2e_posture;
 mod lifecycle;
 mod notify;

@@ -4,8 +4,9 @@
 //! Protocol awsJson1_1: `POST /` with `X-Amz-Target: CloudTrail_20131101.LookupEvents` (what
 //! aws-sdk-rust sends) or `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents`
 //! (botocore's form; see [`TARGET_PREFIXES`]) is served here; any other CloudTrail target is a
-//! 400 `UnknownOperationException`; anything else is a 404 (this stand-in forwards nothing to
-//! moto). Every lookup is recorded ([`Lookup`]) with the
+//! 400 `UnknownOperationException`; anything else is a 404 ([`Standin::start_alone`]) or is
+//! passed on to moto ([`Standin::start_before_moto`], for end-to-end tests where one endpoint
+//! serves every AWS service, as `aws.endpoint_url` does). Every lookup is recorded ([`Lookup`]) with the
 //! SigV4 signer key and region of its `Authorization` header.
 //!
 //! Behaviour, each rule from the API reference
@@ -95,6 +96,8 @@ struct Inner {
     delay: Duration,
     tokens: HashMap<String, Issued>,
     next_token: u64,
+    /// Where requests that are not CloudTrail's go ([`Standin::start_before_moto`]).
+    moto_port: Option<u16>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -115,7 +118,20 @@ impl Drop for Standin {
 impl Standin {
     /// Starts on 127.0.0.1:0, answering CloudTrail only.
     pub async fn start_alone() -> Standin {
-        let state: Shared = Arc::new(Mutex::new(Inner::default()));
+        Self::start_with(None).await
+    }
+
+    /// Starts on 127.0.0.1:0 in front of the moto server on `moto_port`: CloudTrail's
+    /// `LookupEvents` is answered here, every other request is passed on to moto unchanged.
+    pub async fn start_before_moto(moto_port: u16) -> Standin {
+        Self::start_with(Some(moto_port)).await
+    }
+
+    async fn start_with(moto_port: Option<u16>) -> Standin {
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            moto_port,
+            ..Inner::default()
+        }));
         let app = Router::new()
             .route("/", post(dispatch))
             .fallback(unknown)
@@ -205,7 +221,17 @@ fn client_error(code: &str, message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, code, message)
 }
 
-async fn unknown(method: Method, uri: Uri) -> Response {
+async fn unknown(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let moto_port = state.lock().unwrap().moto_port;
+    if let Some(port) = moto_port {
+        return to_moto(port, method, uri, headers, body).await;
+    }
     (
         StatusCode::NOT_FOUND,
         format!("the CloudTrail stand-in has no route {method} {uri}"),
@@ -232,7 +258,41 @@ fn signer(headers: &HeaderMap) -> (String, String) {
     }
 }
 
-async fn dispatch(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+/// Passes a request on to moto and its answer back (hop-by-hop headers left out).
+async fn to_moto(port: u16, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    use super::securityhub_standin::{http, passed_on};
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let pass: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| passed_on(n.as_str()))
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let pass: Vec<(&str, &str)> = pass.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    match http(port, None, method.as_str(), &path, &pass, &body).await {
+        Ok((status, answer_headers, answer)) => {
+            let mut resp = Response::new(axum::body::Body::from(answer));
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            for (n, v) in answer_headers.iter().filter(|(n, _)| passed_on(n)) {
+                if let (Ok(n), Ok(v)) = (
+                    axum::http::HeaderName::from_bytes(n.as_bytes()),
+                    axum::http::HeaderValue::from_str(v),
+                ) {
+                    resp.headers_mut().append(n, v);
+                }
+            }
+            resp
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
+    }
+}
+
+async fn dispatch(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -248,11 +308,15 @@ async fn dispatch(State(state): State<Shared>, headers: HeaderMap, body: Bytes) 
             )
         }
         None => {
+            let moto_port = state.lock().unwrap().moto_port;
+            if let Some(port) = moto_port {
+                return to_moto(port, method, uri, headers, body).await;
+            }
             return (
                 StatusCode::NOT_FOUND,
                 format!("the CloudTrail stand-in does not serve target {target:?}"),
             )
-                .into_response()
+                .into_response();
         }
     }
     let at = Instant::now();

@@ -377,7 +377,7 @@ async fn moto_findings(moto_port: u16, account: Option<&str>) -> Result<Vec<Valu
 }
 
 /// Hop-by-hop headers, and the length the server sets itself.
-fn passed_on(name: &str) -> bool {
+pub fn passed_on(name: &str) -> bool {
     !matches!(
         name.to_ascii_lowercase().as_str(),
         "connection" | "keep-alive" | "transfer-encoding" | "content-length" | "te" | "upgrade"
@@ -436,11 +436,11 @@ async fn forward(
     }
 }
 
-type HttpAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+pub type HttpAnswer = (u16, Vec<(String, String)>, Vec<u8>);
 
 /// One HTTP/1.0 exchange with 127.0.0.1:`port`: the answer's status, headers and body. With
 /// `account`, moto acts in that account (`x-moto-account-id`).
-async fn http(
+pub async fn http(
     port: u16,
     account: Option<&str>,
     method: &str,

@@ -43,6 +43,7 @@
 mod digest;
 mod finding;
 mod headline;
+mod investigation;
 mod limits;
 mod plan;
 mod posture;
@@ -57,6 +58,9 @@ use crate::finding::SeverityLabel;
 pub use self::digest::digest_card;
 pub use self::finding::finding_card;
 pub use self::headline::{headline, revert_headline, HEADLINE_CAP};
+pub use self::investigation::{
+    attachment_name, investigation_field, wants_attachment, with_investigation, FIELD_INVESTIGATION,
+};
 pub use self::limits::{enforce_limits, total_chars};
 pub use self::plan::plan_text;
 pub use self::posture::{
