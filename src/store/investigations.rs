@@ -114,3 +114,49 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Actor, AuditQuery, EventKind};
+    use crate::investigate::{InvestigationState, Window};
+    use chrono::Utc;
+
+    #[test]
+    fn an_investigation_begins_once_records_atomically_and_is_resumed_until_final() {
+        let store = Store::open_temporary().unwrap();
+        let now = Utc::now();
+        let inv = Investigation::start(
+            "f-1",
+            "AKIAIOSFODNN7EXAMPLE",
+            "123456789012",
+            Window::back_from(now, chrono::Duration::hours(24)),
+            now,
+        );
+        assert!(store.begin_investigation(&inv).unwrap());
+        assert!(!store.begin_investigation(&inv).unwrap(), "begun once");
+        assert_eq!(store.unfinished_investigations().unwrap().len(), 1);
+
+        let mut done = inv.clone();
+        done.state = InvestigationState::Done;
+        let ev = NewEvent::new(now, Actor::System, EventKind::InvestigationRecorded)
+            .finding("f-1".to_string());
+        store
+            .record_investigation(&done, "{\"event_id\":\"1\"}\n", ev)
+            .unwrap();
+        assert_eq!(store.investigation("f-1").unwrap(), Some(done));
+        assert_eq!(
+            store.investigation_events("f-1").unwrap().as_deref(),
+            Some("{\"event_id\":\"1\"}\n")
+        );
+        assert!(store.unfinished_investigations().unwrap().is_empty());
+        let audited = store
+            .query_audit(&AuditQuery {
+                kind: Some(EventKind::InvestigationRecorded),
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        assert_eq!(audited.len(), 1);
+        assert!(store.investigation("f-2").unwrap().is_none());
+    }
+}

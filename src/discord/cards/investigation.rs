@@ -209,3 +209,150 @@ fn created_text(c: &Created, region: &str) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::investigate::{CreatedAt, Proposal, Summary, Window};
+    use chrono::{TimeZone, Utc};
+
+    fn inv(state: InvestigationState) -> Investigation {
+        let end = Utc.with_ymd_and_hms(2026, 12, 4, 3, 0, 0).unwrap();
+        let mut inv = Investigation::start(
+            "f-1",
+            "AKIAIOSFODNN7EXAMPLE",
+            "123456789012",
+            Window::back_from(end, chrono::Duration::hours(24)),
+            end,
+        );
+        inv.state = state;
+        inv
+    }
+
+    fn summary(events: u32) -> Summary {
+        let at = Utc.with_ymd_and_hms(2026, 12, 4, 2, 0, 0).unwrap();
+        Summary {
+            events,
+            read_only: events - 2,
+            mutating: 2,
+            mutating_by_name: vec![("RunInstances".into(), 1), ("CreateAccessKey".into(), 1)],
+            created: vec![
+                CreatedAt {
+                    what: Created::Instance {
+                        id: "i-0abc1234def567890".into(),
+                    },
+                    region: "us-east-2".into(),
+                    at: Some(at),
+                    event_id: "e1".into(),
+                },
+                CreatedAt {
+                    what: Created::AccessKey {
+                        id: "AKIANEWKEY0000000001".into(),
+                        user: Some("mallory".into()),
+                    },
+                    region: "us-east-1".into(),
+                    at: Some(at),
+                    event_id: "e2".into(),
+                },
+            ],
+            source_ips: vec![("198.51.100.7".into(), events)],
+            user_agents: vec![("aws-cli/2.15.0 @everyone".into(), events)],
+            first: Some(at),
+            last: Some(at),
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn the_field_names_counts_calls_created_resources_sources_and_times() {
+        let mut i = inv(InvestigationState::Done);
+        i.regions = vec![RegionOutcome::Read {
+            region: "us-east-1".into(),
+            events: 5,
+            capped: false,
+        }];
+        i.summary = Some(summary(5));
+        i.proposals = vec![Proposal {
+            what: crate::investigate::Containable::Instance {
+                id: "i-0abc1234def567890".into(),
+                region: "us-east-2".into(),
+            },
+            request: Some(uuid::Uuid::from_u128(
+                0xabcdef12_0000_0000_0000_000000000000,
+            )),
+            note: None,
+        }];
+        let f = investigation_field(&i);
+        assert_eq!(f.name, FIELD_INVESTIGATION);
+        let v = f.value;
+        assert!(
+            v.starts_with("**5 events** in the last 24h (us-east-1): 3 read-only, 2 mutating"),
+            "{v}"
+        );
+        assert!(
+            v.contains("Mutating: `RunInstances` ×1, `CreateAccessKey` ×1"),
+            "{v}"
+        );
+        assert!(
+            v.contains("instance `i-0abc1234def567890` (`us-east-2`)"),
+            "{v}"
+        );
+        assert!(
+            v.contains("access key `AKIANEWKEY0000000001` of `mallory`"),
+            "{v}"
+        );
+        assert!(v.contains("From `198.51.100.7` ×5"), "{v}");
+        assert!(v.contains("First <t:"), "{v}");
+        assert!(v.contains("request `abcdef12`"), "{v}");
+        // Attacker text cannot ping: it is in code spans.
+        assert!(v.contains("`aws-cli/2.15.0 @everyone` ×5"), "{v}");
+        assert!(!wants_attachment(&i), "5 events need no attachment");
+    }
+
+    #[test]
+    fn a_failure_is_one_line_and_long_lists_stay_within_the_field() {
+        let mut i = inv(InvestigationState::RetryAt {
+            at: Utc.with_ymd_and_hms(2026, 12, 4, 3, 1, 0).unwrap(),
+        });
+        i.attempts = 1;
+        i.regions = vec![RegionOutcome::Failed {
+            region: "us-east-2".into(),
+            class: "forbidden".into(),
+            code: Some("AccessDeniedException".into()),
+            line: "User: x is not authorized to perform: cloudtrail:LookupEvents\nsecond line"
+                .into(),
+        }];
+        let v = investigation_field(&i).value;
+        let failures: Vec<&str> = v.lines().filter(|l| l.contains("lookup failed")).collect();
+        assert_eq!(failures.len(), 1, "{v}");
+        assert!(failures[0].contains("`AccessDeniedException`"), "{v}");
+        assert!(v.contains("Trying again <t:"), "{v}");
+
+        let mut big = summary(5000);
+        big.created = (0..300)
+            .map(|n| CreatedAt {
+                what: Created::Instance {
+                    id: format!("i-{n:017x}"),
+                },
+                region: "us-east-1".into(),
+                at: None,
+                event_id: n.to_string(),
+            })
+            .collect();
+        let mut i = inv(InvestigationState::Done);
+        i.summary = Some(big);
+        let v = investigation_field(&i).value;
+        assert!(
+            v.chars().count() <= MAX_FIELD_VALUE,
+            "{}",
+            v.chars().count()
+        );
+        assert!(v.contains("+296 more"), "{v}");
+        assert!(wants_attachment(&i));
+        assert_eq!(
+            attachment_name(&i),
+            "cloudtrail-AKIAIOSFODNN7EXAMPLE-5000.jsonl"
+        );
+        assert!(v.contains("attached as `cloudtrail-AKIAIOSFODNN7EXAMPLE-5000.jsonl`"));
+    }
+}
