@@ -387,14 +387,8 @@ fn lookup(s: &mut Inner, at: Instant, signer_key: &str, region: &str, req: &Valu
     };
     // StartTime / EndTime: "If the specified start time is after the specified end time, an
     // error is returned."
-    let start = match time_param(req, "StartTime") {
-        Ok(t) => t,
-        Err(e) => return Err(e),
-    };
-    let end = match time_param(req, "EndTime") {
-        Ok(t) => t,
-        Err(e) => return Err(e),
-    };
+    let start = time_param(req, "StartTime")?;
+    let end = time_param(req, "EndTime")?;
     if let (Some(a), Some(b)) = (start, end) {
         if a > b {
             return fail("InvalidTimeRangeException", "StartTime is after EndTime");
