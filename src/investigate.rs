@@ -496,7 +496,7 @@ fn newest_first(events: &[TrailEvent]) -> Vec<&TrailEvent> {
 fn ranked(counts: BTreeMap<String, u32>) -> Vec<(String, u32)> {
     let mut v: Vec<(String, u32)> = counts.into_iter().collect();
     // The map iterates by value; a stable sort by count keeps that order among equals.
-    v.sort_by_key(|e| std::cmp::Reverse(e.1));
+    v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     v
 }
 
