@@ -11,6 +11,10 @@
 
 #[path = "../tests/support/cloudtrail_standin.rs"]
 mod standin;
+// The stand-in passes what is not CloudTrail's on to moto with the Security Hub stand-in's
+// HTTP client (unused here: this bench runs it alone; the module allows its dead code).
+#[path = "../tests/support/securityhub_standin.rs"]
+mod securityhub_standin;
 
 use std::time::Instant;
 

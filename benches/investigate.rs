@@ -93,7 +93,9 @@ async fn run(enabled: bool, rounds: usize) -> (Vec<f64>, Vec<f64>) {
         let posted = fake
             .requests_matching("POST", "/channels/*/messages")
             .into_iter()
-            .find(|r| r.response.as_ref().and_then(|b| b["id"].as_str()) == Some(&card.id.to_string()))
+            .find(|r| {
+                r.response.as_ref().and_then(|b| b["id"].as_str()) == Some(&card.id.to_string())
+            })
             .expect("the card's create request");
         to_card.push(posted.received_at.duration_since(stored).as_secs_f64() * 1000.0);
         if enabled {
