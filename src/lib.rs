@@ -60,10 +60,10 @@
 //! | [`app`] | the running application's shared parts (settings, policy, store, engine, clients, notices, metrics, clock), built once; the scope questions that need them | core, config, store, aws, engine, planner |
 //! | [`pipeline`] | finding → stored finding → request; posture groups → stored groups | core, app, store, planner, notices |
 //! | [`posture_sync`] | after a suppression or its lift runs: the stored control findings, re-read by id | core, app, store, aws, pipeline, ingest (the ASFF reader) |
-//! | [`actions`] | **the application layer**: one function per thing a person or the system does (propose, vote, execute, revert, pause, posture actions, expire, the CLI's paths); audits each refusal once | everything above |
+//! | [`actions`] | **the application layer**: one function per thing a person or the system does (propose, vote, execute, revert, pause, posture actions, expire, escalate, investigate, the CLI's paths); audits each refusal once | everything above |
 //! | **transports and the process** | | |
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors and source status (through the store) | app, pipeline, store, aws, AWS SDK |
-//! | [`discord`] | translates only: cards and `custom_id`s (pure), serenity builders (`discord::convert`), the gateway bot, buttons, modals and slash commands → [`actions`], the outbox (notices → cards) and the daily digest | actions, app, core, store (typed reads), serenity |
+//! | [`discord`] | translates only: cards and `custom_id`s (pure), serenity builders (`discord::convert`), the gateway bot, buttons, modals and slash commands → [`actions`], the outbox (notices → cards, pages, reminders, investigation edits) and the daily digest | actions, app, core, store (typed reads), serenity |
 //! | [`http`] | `/healthz` and `/metrics` (axum) | app |
 //! | [`run`] | `hanko run`: start-up, the shutdown signal, the tasks it owns | everything |
 //!
