@@ -1,13 +1,14 @@
 //! Investigate: what a leaked access key did, read from CloudTrail, shown on its card, and
 //! what it created proposed for containment.
 //!
-//! When a finding about an access key (`AKIA…`/`ASIA…`) is stored for the first time and gets a
-//! card ([`key_to_investigate`]), the [`Investigator`] task (started by `hanko run` before
-//! ingest) runs [`investigate`]: `LookupEvents` for that key in every configured region (and
+//! When the card of a finding about an access key (`AKIA…`/`ASIA…`) is posted
+//! ([`Notice::CardPosted`], [`key_to_investigate`]), the [`Investigator`] task (started by
+//! `hanko run` before ingest) runs [`investigate`]: `LookupEvents` for that key in every configured region (and
 //! `us-east-1`, where IAM's calls are logged) over `investigate.lookback`, at most
 //! `investigate.max_events` a region ([`crate::aws::cloudtrail`], paged, 2 requests a second
-//! per account and region, throttling retried there). The card never waits: the outbox posts
-//! it from the finding's own notice, and edits it on [`Notice::InvestigationChanged`].
+//! per account and region, throttling retried there). The card never waits: the lookup starts
+//! once it is posted, and the outbox edits it on [`Notice::InvestigationChanged`]. An
+//! investigation already recorded is not run again (a card posted anew after a deletion).
 //!
 //! A region that fails (throttled past its retries, AccessDenied) shows as one line on the
 //! card; the failed regions are asked again with backoff, up to [`MAX_ATTEMPTS`] attempts. The
@@ -560,7 +561,7 @@ impl Investigator {
     }
 
     /// Runs until `shutdown` turns true: resumes unfinished investigations, then investigates
-    /// each new finding announced on `notices` (subscribed before ingest starts).
+    /// the finding of each card the outbox posts (`notices`, subscribed before ingest starts).
     pub async fn run(
         mut self,
         mut notices: broadcast::Receiver<Notice>,
@@ -583,7 +584,7 @@ impl Investigator {
             tokio::select! {
                 _ = shutdown.changed() => {}
                 received = notices.recv() => match received {
-                    Ok(Notice::FindingNew { finding_id, .. }) => self.spawn(finding_id),
+                    Ok(Notice::CardPosted { finding_id }) => self.spawn(finding_id),
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "investigator: notices were dropped; findings among them are not investigated");

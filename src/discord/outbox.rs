@@ -542,6 +542,7 @@ impl Outbox {
             // The requests that start announce themselves (RequestChanged); `/resume` answers
             // in the channel itself.
             Notice::ExecutionResumed => {}
+            Notice::CardPosted { .. } => {}
             // The card is posted from the finding's own notice and never waits for CloudTrail:
             // an investigation only edits the cards already posted (a card posted later
             // renders it from the store).
@@ -747,6 +748,11 @@ impl Outbox {
                 if page.is_some() {
                     self.app.metrics.record_page();
                 }
+                if !matches!(item.key, CardKey::Posture(_)) {
+                    self.app.notices.send(Notice::CardPosted {
+                        finding_id: item.finding_id.clone(),
+                    });
+                }
                 if let Err(e) = self
                     .app
                     .store
@@ -897,6 +903,11 @@ impl Outbox {
     fn remember_folded(&self, folded: &[Due], message_id: u64) {
         self.app.metrics.record_cards_folded(folded.len() as u64);
         for d in folded {
+            if !matches!(d.key, CardKey::Posture(_)) {
+                self.app.notices.send(Notice::CardPosted {
+                    finding_id: d.finding_id.clone(),
+                });
+            }
             if let Err(e) = self
                 .app
                 .store

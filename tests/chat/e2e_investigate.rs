@@ -23,7 +23,6 @@ use hanko::approval::RequestState;
 use hanko::audit::{AuditQuery, EventKind};
 use hanko::aws::ClientFactory;
 use hanko::finding::Finding;
-use uuid::Uuid;
 
 use e2e_bot::*;
 
@@ -304,16 +303,8 @@ async fn a_throttled_lookup_is_retried_to_a_summary() {
     let (moto, standin, clients) = aws().await;
     let leaked_key = user_with_key(&moto, "inv-throttled").await;
     let t = Utc::now() - chrono::Duration::minutes(5);
-    standin.add(
-        "us-east-1",
-        [events::read(
-            &leaked_key,
-            "us-east-1",
-            "sts.amazonaws.com",
-            "GetCallerIdentity",
-            t,
-        )],
-    );
+    // 30 events: more than a card lists, so the whole list is attached as JSON Lines.
+    standin.add("us-east-1", events::bulk(&leaked_key, "us-east-1", 30, t));
     standin.throttle_next(3);
     let bot = Bot::start(1, clients).await;
     let f = leaked("e2e-investigate-throttled", "inv-throttled", &leaked_key);
@@ -325,7 +316,8 @@ async fn a_throttled_lookup_is_retried_to_a_summary() {
             |m| {
                 m.id == card.id
                     && embed_field(m, "What this key did")
-                        .is_some_and(|v| v.contains("**1 events**"))
+                        .is_some_and(|v| v.contains("**30 events**"))
+                    && !m.attachments.is_empty()
             },
             WAIT,
         )
@@ -344,6 +336,17 @@ async fn a_throttled_lookup_is_retried_to_a_summary() {
         .filter(|l| l.error.as_deref() == Some("ThrottlingException"))
         .count();
     assert_eq!(throttled, 3, "three throttled answers, then a summary");
-    let _ = Uuid::nil();
+    let file = &edited.attachments[0];
+    assert_eq!(file.filename, format!("cloudtrail-{leaked_key}-30.jsonl"));
+    let text = String::from_utf8(file.data.clone()).unwrap();
+    assert_eq!(text.lines().count(), 30);
+    for l in text.lines() {
+        let e: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(e["event_id"].is_string(), "{l}");
+    }
+    assert!(
+        field.contains(&format!("attached as `cloudtrail-{leaked_key}-30.jsonl`")),
+        "{field}"
+    );
     bot.stop().await;
 }
