@@ -7,8 +7,9 @@
 //!    reach the quorum does not stop it). When half the time to live comes no later than the
 //!    first reminder, only the first is sent: two reminders at once are noise.
 //!
-//! Only requests that have something to approve (not notify-only) and a card in the channel
-//! are reminded: the reminder is a reply to that card. [`due`] claims each reminder in the store
+//! Reminders go out only when there is someone to escalate to (`notify.escalate_roles`, by
+//! default `notify.page_roles`), and only for requests that have something to approve (not
+//! notify-only) and a card in the channel: the reminder is a reply to that card. [`due`] claims each reminder in the store
 //! before it is returned ([`crate::store::Store::claim_reminder`]), so a reminder goes out once
 //! across restarts and sweeps; the transport posts it, then calls [`sent`] (marks it sent and
 //! audits `RequestEscalated`) or [`failed`] (gives the claim back, the next sweep tries again).
@@ -62,6 +63,11 @@ pub fn due_at(app: &App, request: &Request, n: u8) -> Option<DateTime<Utc>> {
 /// Claims and returns the reminders due at `now`, oldest request first.
 pub fn due(app: &App, now: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
     let mut out = Vec::new();
+    // Nobody to escalate to (no `escalate_roles`, no `page_roles`): no reminder, which would
+    // ping no one; `/status` still names the oldest unanswered request.
+    if app.settings.notify.escalate_roles.is_empty() {
+        return Ok(out);
+    }
     for request in app.store.requests_in_states(&[RequestState::Pending])? {
         if request.plan.is_notify_only() || request.expires_at <= now {
             continue;

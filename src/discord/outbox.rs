@@ -196,10 +196,8 @@ impl Page {
     /// The message content: the role mentions, then the text, within Discord's limit.
     pub fn content(&self) -> String {
         let mentions: Vec<String> = self.roles.iter().map(|r| format!("<@&{r}>")).collect();
-        truncate(
-            &format!("{} {}", mentions.join(" "), self.text),
-            MAX_CONTENT,
-        )
+        let text = format!("{} {}", mentions.join(" "), self.text);
+        truncate(text.trim_start(), MAX_CONTENT)
     }
 
     /// `allowed_mentions` naming exactly these roles.
@@ -347,6 +345,9 @@ struct OpenDigest {
     /// When cards were last folded into it: a whole quiet window closes it.
     last_fold: Instant,
     last_edit: Instant,
+    /// The most severe line that paged for this digest (when posted, or by a later reply), so
+    /// a later, more severe line pages once more and an equal one does not.
+    paged: Option<SeverityLabel>,
 }
 
 /// The outbox. Build it with [`Outbox::new`], then `tokio::spawn(outbox.run(...))`.
@@ -806,6 +807,7 @@ impl Outbox {
                     lines,
                     last_fold: now,
                     last_edit: now,
+                    paged: page.as_ref().and(folded.iter().map(|d| d.severity).max()),
                 });
             }
             Err(e) => {
@@ -838,7 +840,50 @@ impl Outbox {
             Ok(_) => {
                 digest.last_fold = now;
                 digest.last_edit = now;
+                // An edit pings nobody: a card folded into the open digest that would have paged
+                // (more severe than what the digest paged for) pages with a reply to it.
+                let wall = self.app.clock.now();
+                let worst = due
+                    .iter()
+                    .map(|d| d.severity)
+                    .filter(|s| self.app.settings.notify.pages(*s, wall))
+                    .max();
+                let page = match (worst, digest.paged) {
+                    (Some(w), Some(p)) if w <= p => None,
+                    (Some(w), _) => page_for(
+                        &self.app.settings.notify,
+                        w,
+                        &format!(
+                            "{} more finding(s) folded into the digest above, the worst {}",
+                            due.len(),
+                            w.as_str()
+                        ),
+                        wall,
+                    ),
+                    (None, _) => None,
+                };
+                if let Some(w) = worst.filter(|_| page.is_some()) {
+                    digest.paged = Some(w);
+                }
                 self.remember_folded(&due, message_id);
+                if let Some(page) = page {
+                    let reply = CreateMessage::new()
+                        .content(page.content())
+                        .allowed_mentions(page.allowed_mentions())
+                        .reference_message(
+                            MessageReference::from((
+                                self.channel,
+                                MessageId::new(message_id.max(1)),
+                            ))
+                            .fail_if_not_exists(false),
+                        );
+                    match self.post(&reply).await {
+                        Ok(_) => self.app.metrics.record_page(),
+                        Err(e) => {
+                            tracing::warn!(message_id, error = %e, "outbox: the page for a folded card was not posted")
+                        }
+                    }
+                }
             }
             Err(e) => {
                 // The digest cannot grow (deleted, refused): close it; the cards go out anew.

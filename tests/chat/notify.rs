@@ -362,3 +362,76 @@ async fn a_restart_never_repeats_a_sent_reminder_and_sends_one_claimed_before_a_
     assert_eq!(roles_of(reply), [PAGE_ROLE]);
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_roles_to_mention_nothing_pages_and_no_reminder_is_posted() {
+    let bot = Bot::start_full(
+        1,
+        unreachable_aws(),
+        |_| {},
+        |text| text,
+        |options| options.sweep_interval = Duration::from_millis(100),
+    )
+    .await;
+    let f = finding("no-roles-1", 9.5, "AKIANOROLES000000001");
+    let request = ingest(&bot, &f).expect("a request");
+    let card = wait_for_card(&bot.fake, request).await;
+    assert_eq!(
+        card.content, "",
+        "a Critical card pages nobody without page_roles"
+    );
+    bot.app().clock.shift(chrono::Duration::hours(3));
+    // Many sweeps pass, past both reminders' times.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(replies_to(&bot, card.id).is_empty());
+    assert!(escalations(&bot, request).is_empty());
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_finding_folded_into_an_open_digest_pages_with_a_reply_to_it() {
+    let bot = Bot::start_with_config(1, unreachable_aws(), with_notify("")).await;
+    let fake = &bot.fake;
+    // A burst of Medium findings: four cards of their own, the rest folded into a digest
+    // (the outbox's budget is five posts a window); nothing pages.
+    for n in 0..8 {
+        ingest(
+            &bot,
+            &finding(
+                &format!("burst-medium-{n}"),
+                5.0,
+                &format!("AKIABURSTMEDIUM0000{n}"),
+            ),
+        );
+    }
+    let digest = fake
+        .wait_for_message(|m| m.embed_text().contains("burst-medium-7"), WAIT)
+        .await
+        .expect("the digest");
+    assert!(digest.custom_ids().is_empty(), "the digest has no buttons");
+    // While the digest is open, a Critical finding arrives and is folded into it: the edit
+    // pings nobody, so a reply to the digest pages.
+    ingest(
+        &bot,
+        &finding("burst-critical", 9.5, "AKIABURSTCRITICAL001"),
+    );
+    eventually("the page for the folded Critical", || {
+        replies_to(&bot, digest.id).iter().any(|b| {
+            b["content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with(&format!("<@&{PAGE_ROLE}> Critical · ")))
+        })
+    })
+    .await;
+    let page = replies_to(&bot, digest.id)
+        .into_iter()
+        .find(|b| {
+            b["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("Critical"))
+        })
+        .unwrap();
+    assert_eq!(roles_of(&page), [PAGE_ROLE]);
+    assert_eq!(page["allowed_mentions"]["parse"], json!([]));
+    bot.stop().await;
+}
