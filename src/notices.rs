@@ -33,8 +33,9 @@ pub enum Notice {
     /// The CloudTrail investigation of a finding's access key changed
     /// ([`crate::actions::investigate`]): the finding's cards should be edited.
     InvestigationChanged { finding_id: String },
-    /// The outbox posted the card of a finding (or folded it into a digest): what follows a
-    /// card, the CloudTrail investigation of its key, starts now and never delays it.
+    /// The outbox posted the card of a finding as a message of its own (not a line of a burst
+    /// digest): what follows a card, the CloudTrail investigation of its key, starts now and
+    /// never delays it.
     CardPosted { finding_id: String },
 }
 

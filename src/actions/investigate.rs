@@ -96,30 +96,32 @@ pub fn regions_for(app: &App, f: &Finding) -> Vec<String> {
     regions
 }
 
-/// Runs the investigation of `finding_id` to its end: attempts with backoff (`retry_base`
-/// doubling) while a region fails. Does nothing when the finding is not one to investigate or
-/// its investigation is final; resumes one left unfinished.
+/// One attempt of the investigation of `finding_id` (the first, or the next of one left
+/// unfinished): asks the regions not read yet, records the result. Returns how long to wait
+/// before the next attempt while a region fails (`retry_base` doubling, [`MAX_ATTEMPTS`] in
+/// all), `None` once it is final. Does nothing when the finding is not one to investigate or
+/// its investigation is final.
 pub async fn investigate(
     app: &App,
     finding_id: &str,
     retry_base: Duration,
-) -> Result<(), StoreError> {
+) -> Result<Option<Duration>, StoreError> {
     let Some(stored) = app.store.get_finding(finding_id)? else {
-        return Ok(());
+        return Ok(None);
     };
     let f = stored.finding;
     let Some(key) = key_to_investigate(app, &f) else {
-        return Ok(());
+        return Ok(None);
     };
     let now = app.clock.now();
     let mut inv = match app.store.investigation(finding_id)? {
-        Some(inv) if inv.is_final() => return Ok(()),
+        Some(inv) if inv.is_final() => return Ok(None),
         Some(inv) => inv,
         None => {
             let window = Window::back_from(now, app.settings.investigate.lookback);
             let inv = Investigation::start(&f.id, &key, &f.account_id, window, now);
             if !app.store.begin_investigation(&inv)? {
-                return Ok(()); // another task began it
+                return Ok(None); // another task began it
             }
             announce(app, &f.id);
             inv
@@ -136,7 +138,7 @@ pub async fn investigate(
         })
         .unwrap_or_default();
 
-    loop {
+    {
         inv.attempts += 1;
         let asked: Vec<String> = if inv.regions.is_empty() {
             regions_for(app, &f)
@@ -156,7 +158,8 @@ pub async fn investigate(
             inv.state = InvestigationState::Skipped {
                 reason: refusal.to_string(),
             };
-            return finish(app, &f, &mut inv, &events).await;
+            finish(app, &f, &mut inv, &events).await?;
+            return Ok(None);
         }
 
         let lookups = asked.iter().map(|region| {
@@ -232,10 +235,7 @@ pub async fn investigate(
             (true, None) => InvestigationState::Failed,
         };
         finish(app, &f, &mut inv, &events).await?;
-        match retry {
-            Some(wait) => tokio::time::sleep(wait).await,
-            None => return Ok(()),
-        }
+        Ok(retry)
     }
 }
 
@@ -607,11 +607,21 @@ impl Investigator {
     fn spawn(&mut self, finding_id: String) {
         let (app, permits, base) = (self.app.clone(), Arc::clone(&self.permits), self.retry_base);
         self.tasks.spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
-            };
-            if let Err(e) = investigate(&app, &finding_id, base).await {
-                tracing::error!(finding_id, error = %e, "investigation could not be recorded");
+            loop {
+                // A worker is held for one attempt, not for the wait before the next.
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let attempt = investigate(&app, &finding_id, base).await;
+                drop(permit);
+                match attempt {
+                    Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::error!(finding_id, error = %e, "investigation could not be recorded");
+                        return;
+                    }
+                }
             }
         });
     }

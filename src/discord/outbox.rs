@@ -947,12 +947,9 @@ impl Outbox {
     /// Records that these cards are lines of the digest `message_id`.
     fn remember_folded(&self, folded: &[Due], message_id: u64) {
         self.app.metrics.record_cards_folded(folded.len() as u64);
+        // A folded card announces nothing: a burst is not investigated line by line (at
+        // CloudTrail's two requests a second that would take hours, and no card would show it).
         for d in folded {
-            if !matches!(d.key, CardKey::Posture(_)) {
-                self.app.notices.send(Notice::CardPosted {
-                    finding_id: d.finding_id.clone(),
-                });
-            }
             if let Err(e) = self
                 .app
                 .store
