@@ -9,7 +9,7 @@
 //!
 //! Reminders go out only when there is someone to escalate to (`notify.escalate_roles`, by
 //! default `notify.page_roles`), and only for requests that have something to approve (not
-//! notify-only) and a card in the channel: the reminder is a reply to that card. [`due`] claims each reminder in the store
+//! notify-only) and a card of their own in the channel (not a line of a burst digest): the reminder is a reply to that card. [`due`] claims each reminder in the store
 //! before it is returned ([`crate::store::Store::claim_reminder`]), so a reminder goes out once
 //! across restarts and sweeps; the transport posts it, then calls [`sent`] (marks it sent and
 //! audits `RequestEscalated`) or [`failed`] (gives the claim back, the next sweep tries again).
@@ -72,8 +72,11 @@ pub fn due(app: &App, now: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
         if request.plan.is_notify_only() || request.expires_at <= now {
             continue;
         }
-        let Some(card) = app.store.card_location(&CardKey::Request(request.id))? else {
-            continue; // no card to reply to (yet): asked again at the next sweep
+        // A card of its own to reply to: none yet (asked again at the next sweep), or a line of
+        // a burst digest, which is not reminded request by request (thousands of replies).
+        let card = match app.store.card_location(&CardKey::Request(request.id))? {
+            Some(card @ CardLocation::Message(_)) => card,
+            _ => continue,
         };
         for n in [FIRST, SECOND] {
             let Some(at) = due_at(app, &request, n) else {

@@ -363,7 +363,8 @@ pub struct Outbox {
 }
 
 /// How often the outbox looks for reminders due ([`crate::actions::escalate`]).
-pub const ESCALATION_INTERVAL: Duration = Duration::from_secs(30);
+/// A scan of the Pending requests (no AWS or Discord call unless a reminder is due).
+pub const ESCALATION_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Outbox {
     pub fn new(app: App, http: Arc<Http>) -> Self {
