@@ -6,7 +6,7 @@
 //! front) and an escalation reminder. Finding text in it goes through [`plain`], so a crafted
 //! user name or title cannot render markup or a mention. Pure.
 
-use super::plan::action_phrase;
+use super::plan::action_phrases;
 use crate::discord::text::plain_capped;
 use crate::finding::{Finding, ResourceKind};
 use crate::plan::Plan;
@@ -177,13 +177,7 @@ fn plan_words(plan: &Plan, needed: Option<u32>) -> String {
     if plan.is_notify_only() {
         return "notify only, nothing to approve".to_string();
     }
-    let mut phrases: Vec<&str> = Vec::new();
-    for s in &plan.steps {
-        let p = action_phrase(s.action);
-        if !phrases.contains(&p) {
-            phrases.push(p);
-        }
-    }
+    let phrases = action_phrases(plan);
     let words = match phrases.split_last() {
         Some((last, [])) => (*last).to_string(),
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),

@@ -33,13 +33,7 @@ pub(super) fn proposal_line(plan: &Plan) -> String {
     if plan.is_notify_only() {
         return "**Notify only:** hanko proposes no automatic containment; see Notes.".to_string();
     }
-    let mut phrases: Vec<&str> = Vec::new();
-    for s in &plan.steps {
-        let p = action_phrase(s.action);
-        if !phrases.contains(&p) {
-            phrases.push(p);
-        }
-    }
+    let phrases = action_phrases(plan);
     let n = plan.steps.len();
     let risk = plan.max_risk().map(|r| r.as_str()).unwrap_or("none");
     format!(
@@ -142,7 +136,19 @@ fn revert_effect(action: Action) -> &'static str {
     }
 }
 
-pub(super) fn action_phrase(action: Action) -> &'static str {
+/// What the plan's steps do, each phrase once, in step order.
+pub(super) fn action_phrases(plan: &Plan) -> Vec<&'static str> {
+    let mut phrases: Vec<&'static str> = Vec::new();
+    for s in &plan.steps {
+        let p = action_phrase(s.action);
+        if !phrases.contains(&p) {
+            phrases.push(p);
+        }
+    }
+    phrases
+}
+
+fn action_phrase(action: Action) -> &'static str {
     match action {
         Action::DeactivateAccessKey => "deactivate the access key",
         Action::RevokeUserSessions => "revoke the user's sessions",
