@@ -45,8 +45,8 @@ pub struct Reminder {
     /// Approvals the policy asks for, and those recorded.
     pub needed: u32,
     pub approvals: u32,
-    /// The card the reminder replies to.
-    pub card: CardLocation,
+    /// The message id of the card the reminder replies to.
+    pub card_message: u64,
 }
 
 /// When reminder `n` of `request` is due; `None` when it is never sent.
@@ -74,8 +74,8 @@ pub fn due(app: &App, now: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
         }
         // A card of its own to reply to: none yet (asked again at the next sweep), or a line of
         // a burst digest, which is not reminded request by request (thousands of replies).
-        let card = match app.store.card_location(&CardKey::Request(request.id))? {
-            Some(card @ CardLocation::Message(_)) => card,
+        let card_message = match app.store.card_location(&CardKey::Request(request.id))? {
+            Some(CardLocation::Message(id)) => id,
             _ => continue,
         };
         for n in [FIRST, SECOND] {
@@ -86,11 +86,9 @@ pub fn due(app: &App, now: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
                 FIRST => request.votes.is_empty(),
                 _ => true,
             };
-            if at > now || !eligible || app.store.reminder_claimed(request.id, n)? {
+            // The claim is the check: claimed or sent before, it is not claimed again.
+            if at > now || !eligible || !app.store.claim_reminder(request.id, n)? {
                 continue;
-            }
-            if !app.store.claim_reminder(request.id, n)? {
-                continue; // another sweep claimed it first
             }
             out.push(Reminder {
                 n,
@@ -98,7 +96,7 @@ pub fn due(app: &App, now: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
                 severity: severity_of(app, &request)?,
                 needed: app.policy.needed(&request.plan),
                 approvals: request.approvers().len() as u32,
-                card,
+                card_message,
                 request: request.clone(),
             });
         }

@@ -138,105 +138,103 @@ pub async fn investigate(
         })
         .unwrap_or_default();
 
-    {
-        inv.attempts += 1;
-        let asked: Vec<String> = if inv.regions.is_empty() {
-            regions_for(app, &f)
-        } else {
-            inv.failed_regions()
-        };
-        if inv.attempts > 1 {
-            inv.state = InvestigationState::Running;
-            inv.updated_at = app.clock.now();
-            app.store.put_investigation(&inv)?;
-            announce(app, &f.id);
-        }
+    inv.attempts += 1;
+    let asked: Vec<String> = if inv.regions.is_empty() {
+        regions_for(app, &f)
+    } else {
+        inv.failed_regions()
+    };
+    if inv.attempts > 1 {
+        inv.state = InvestigationState::Running;
+        inv.updated_at = app.clock.now();
+        app.store.put_investigation(&inv)?;
+        announce(app, &f.id);
+    }
 
-        // Where hanko may not act, it does not read either.
-        let scope = app.scope_proven().await;
-        if let Err(refusal) = crate::planner::check(&scope, &f.account_id, &f.region) {
-            inv.state = InvestigationState::Skipped {
-                reason: refusal.to_string(),
-            };
-            finish(app, &f, &mut inv, &events).await?;
-            return Ok(None);
-        }
-
-        let lookups = asked.iter().map(|region| {
-            let (account, key, window) = (inv.account.clone(), key.clone(), inv.window);
-            async move {
-                let result = async {
-                    let clients = app.clients.clients(&account, region).await?;
-                    lookup_key_events(
-                        &clients.cloudtrail,
-                        &app.lookup_rate,
-                        &account,
-                        region,
-                        &key,
-                        &window,
-                        app.settings.investigate.max_events,
-                    )
-                    .await
-                }
-                .await;
-                (region.clone(), result)
-            }
-        });
-        for (region, result) in futures_util::future::join_all(lookups).await {
-            let outcome = match result {
-                Ok((read, capped)) => {
-                    let n = read.len() as u32;
-                    events.retain(|e| {
-                        e.region != region || !read.iter().any(|r| r.event_id == e.event_id)
-                    });
-                    events.extend(read);
-                    RegionOutcome::Read {
-                        region: region.clone(),
-                        events: n,
-                        capped,
-                    }
-                }
-                Err(e) => failed_outcome(&region, &e),
-            };
-            match inv.regions.iter_mut().find(|r| r.region() == region) {
-                Some(slot) => *slot = outcome,
-                None => inv.regions.push(outcome),
-            }
-        }
-        let capped = inv
-            .regions
-            .iter()
-            .any(|r| matches!(r, RegionOutcome::Read { capped: true, .. }));
-        let read_any = inv.regions.iter().any(|r| !r.failed());
-        if read_any {
-            let summary = summarize(&events, capped);
-            if inv.proposals.is_empty() {
-                inv.proposals = propose(app, &f, &key, &summary).await;
-            }
-            inv.summary = Some(summary);
-        }
-        let failing = !inv.failed_regions().is_empty();
-        let retry = if failing && inv.attempts < MAX_ATTEMPTS {
-            Some(backoff(
-                retry_base,
-                RETRY_CAP,
-                inv.attempts,
-                Jitter::UpperHalf,
-            ))
-        } else {
-            None
-        };
-        inv.state = match (failing, retry) {
-            (false, _) => InvestigationState::Done,
-            (true, Some(wait)) => InvestigationState::RetryAt {
-                at: app.clock.now()
-                    + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero()),
-            },
-            (true, None) => InvestigationState::Failed,
+    // Where hanko may not act, it does not read either.
+    let scope = app.scope_proven().await;
+    if let Err(refusal) = crate::planner::check(&scope, &f.account_id, &f.region) {
+        inv.state = InvestigationState::Skipped {
+            reason: refusal.to_string(),
         };
         finish(app, &f, &mut inv, &events).await?;
-        Ok(retry)
+        return Ok(None);
     }
+
+    let lookups = asked.iter().map(|region| {
+        let (account, key, window) = (inv.account.clone(), key.clone(), inv.window);
+        async move {
+            let result = async {
+                let clients = app.clients.clients(&account, region).await?;
+                lookup_key_events(
+                    &clients.cloudtrail,
+                    &app.lookup_rate,
+                    &account,
+                    region,
+                    &key,
+                    &window,
+                    app.settings.investigate.max_events,
+                )
+                .await
+            }
+            .await;
+            (region.clone(), result)
+        }
+    });
+    for (region, result) in futures_util::future::join_all(lookups).await {
+        let outcome = match result {
+            Ok((read, capped)) => {
+                let n = read.len() as u32;
+                events.retain(|e| {
+                    e.region != region || !read.iter().any(|r| r.event_id == e.event_id)
+                });
+                events.extend(read);
+                RegionOutcome::Read {
+                    region: region.clone(),
+                    events: n,
+                    capped,
+                }
+            }
+            Err(e) => failed_outcome(&region, &e),
+        };
+        match inv.regions.iter_mut().find(|r| r.region() == region) {
+            Some(slot) => *slot = outcome,
+            None => inv.regions.push(outcome),
+        }
+    }
+    let capped = inv
+        .regions
+        .iter()
+        .any(|r| matches!(r, RegionOutcome::Read { capped: true, .. }));
+    let read_any = inv.regions.iter().any(|r| !r.failed());
+    if read_any {
+        let summary = summarize(&events, capped);
+        if inv.proposals.is_empty() {
+            inv.proposals = propose(app, &f, &key, &summary).await;
+        }
+        inv.summary = Some(summary);
+    }
+    let failing = !inv.failed_regions().is_empty();
+    let retry = if failing && inv.attempts < MAX_ATTEMPTS {
+        Some(backoff(
+            retry_base,
+            RETRY_CAP,
+            inv.attempts,
+            Jitter::UpperHalf,
+        ))
+    } else {
+        None
+    };
+    inv.state = match (failing, retry) {
+        (false, _) => InvestigationState::Done,
+        (true, Some(wait)) => InvestigationState::RetryAt {
+            at: app.clock.now()
+                + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero()),
+        },
+        (true, None) => InvestigationState::Failed,
+    };
+    finish(app, &f, &mut inv, &events).await?;
+    Ok(retry)
 }
 
 /// Records the attempt (the record, the events, the audit event) and announces it.
@@ -290,7 +288,8 @@ async fn finish(
                 _ => None,
             }).collect::<Vec<_>>(),
         }));
-    let lines = String::from_utf8(jsonl(events)).unwrap_or_default();
+    // serde_json writes UTF-8; lossy only so that nothing could ever drop the list.
+    let lines = String::from_utf8_lossy(&jsonl(events)).into_owned();
     app.store.record_investigation(inv, &lines, ev)?;
     announce(app, &f.id);
     Ok(())
@@ -348,11 +347,7 @@ async fn propose(
                         }
                         for key in active {
                             keys_done.push(key.clone());
-                            let p = propose_key(app, parent, &key, &parent.region).await;
-                            out.push(Proposal {
-                                what: what.clone(),
-                                ..p
-                            });
+                            out.push(propose_key(app, parent, &what, &key, &parent.region).await);
                         }
                     }
                     Err(e) => out.push(Proposal {
@@ -367,11 +362,7 @@ async fn propose(
                     continue;
                 }
                 keys_done.push(id.clone());
-                let p = propose_key(app, parent, id, &parent.region).await;
-                out.push(Proposal {
-                    what: what.clone(),
-                    ..p
-                });
+                out.push(propose_key(app, parent, &what, id, &parent.region).await);
             }
             Containable::Instance { id, region } => {
                 let looked = match app.clients.clients(&parent.account_id, region).await {
@@ -381,6 +372,7 @@ async fn propose(
                 let p = propose_looked(
                     app,
                     parent,
+                    &what,
                     looked,
                     region,
                     id,
@@ -388,10 +380,7 @@ async fn propose(
                     "EC2/InstanceLaunchedByLeakedKey",
                 )
                 .await;
-                out.push(Proposal {
-                    what: what.clone(),
-                    ..p
-                });
+                out.push(p);
             }
             Containable::BucketPublicAccess { bucket, region } => {
                 let looked = match app.clients.clients(&parent.account_id, region).await {
@@ -401,6 +390,7 @@ async fn propose(
                 let p = propose_looked(
                     app,
                     parent,
+                    &what,
                     looked,
                     region,
                     bucket,
@@ -408,17 +398,20 @@ async fn propose(
                     "S3/BucketOpenedByLeakedKey",
                 )
                 .await;
-                out.push(Proposal {
-                    what: what.clone(),
-                    ..p
-                });
+                out.push(p);
             }
         }
     }
     out
 }
 
-async fn propose_key(app: &App, parent: &Finding, key: &str, region: &str) -> Proposal {
+async fn propose_key(
+    app: &App,
+    parent: &Finding,
+    what: &Containable,
+    key: &str,
+    region: &str,
+) -> Proposal {
     let looked = match app.clients.clients(&parent.account_id, region).await {
         Ok(c) => lookup::access_key(&c, key).await,
         Err(e) => Err(e),
@@ -426,6 +419,7 @@ async fn propose_key(app: &App, parent: &Finding, key: &str, region: &str) -> Pr
     propose_looked(
         app,
         parent,
+        what,
         looked,
         region,
         key,
@@ -435,21 +429,21 @@ async fn propose_key(app: &App, parent: &Finding, key: &str, region: &str) -> Pr
     .await
 }
 
-/// Stores the derived finding of a lookup and lets the pipeline plan and propose it.
+/// Stores the derived finding of a lookup and lets the pipeline plan and propose it: the
+/// proposal of `containable`, with its request or why there is none.
+#[allow(clippy::too_many_arguments)]
 async fn propose_looked(
     app: &App,
     parent: &Finding,
+    containable: &Containable,
     looked: Result<Looked, AwsError>,
     region: &str,
     id: &str,
     what: &str,
     type_tail: &str,
 ) -> Proposal {
-    let placeholder = Containable::UserKeys {
-        user: String::new(),
-    };
     let note = |n: String| Proposal {
-        what: placeholder.clone(),
+        what: containable.clone(),
         request: None,
         note: Some(n),
     };
@@ -467,14 +461,16 @@ async fn propose_looked(
     let derived = derived_finding(parent, resource, region, id, what, type_tail, now);
     match crate::pipeline::accept_in(app, &derived, now) {
         Ok(accepted) => {
-            let request = accepted.proposed.or_else(|| {
-                app.store
-                    .requests_for_finding(&derived.id)
-                    .ok()
-                    .and_then(|rs| rs.into_iter().find(|r| r.is_live(now)).map(|r| r.id))
-            });
+            // Proposed now, or already by an earlier attempt (the derived id is stable).
+            let request = match accepted.proposed {
+                Some(id) => Some(id),
+                None => match app.store.requests_for_finding(&derived.id) {
+                    Ok(rs) => rs.into_iter().find(|r| r.is_live(now)).map(|r| r.id),
+                    Err(e) => return note(format!("{what} {id}: its request cannot be read: {e}")),
+                },
+            };
             Proposal {
-                what: placeholder,
+                what: containable.clone(),
                 request,
                 note: request
                     .is_none()

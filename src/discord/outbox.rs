@@ -918,15 +918,15 @@ impl Outbox {
                 .collect();
             let text = reminder_text(&self.app, &reminder);
             let page = Page { roles, text };
-            let card_message = match reminder.card {
-                CardLocation::Message(id) | CardLocation::Digest(id) => id,
-            };
             let message = CreateMessage::new()
                 .content(page.content())
                 .allowed_mentions(page.allowed_mentions())
                 .reference_message(
-                    MessageReference::from((self.channel, MessageId::new(card_message.max(1))))
-                        .fail_if_not_exists(false),
+                    MessageReference::from((
+                        self.channel,
+                        MessageId::new(reminder.card_message.max(1)),
+                    ))
+                    .fail_if_not_exists(false),
                 );
             match self.post(&message).await {
                 Ok(message_id) => {
