@@ -402,8 +402,19 @@ impl Engine {
             );
         }
 
+        // The first attempt right after this run's own capture may trust it (a resumed step's
+        // capture is older than the crash; a retry follows a failed attempt that may have
+        // made something): see `StepCtx::fresh_capture`.
+        let fresh = std::sync::atomic::AtomicBool::new(prior.is_none());
         let result = match self
-            .retrying(|| aws::apply(clients, step, &captured, ctx))
+            .retrying(|| {
+                let ctx = StepCtx {
+                    fresh_capture: fresh.swap(false, std::sync::atomic::Ordering::Relaxed),
+                    ..ctx.clone()
+                };
+                let captured = &captured;
+                async move { aws::apply(clients, step, captured, &ctx).await }
+            })
             .await
         {
             Ok(r) => r,
@@ -782,6 +793,7 @@ fn step_ctx(req: &Request, step_index: usize, now: DateTime<Utc>) -> StepCtx {
             .map(|a| a.display_name().to_string())
             .collect(),
         revert_retry: false,
+        fresh_capture: false,
     }
 }
 
@@ -943,6 +955,7 @@ pub async fn dry_run(clients: &ClientFactory, plan: &Plan, now: DateTime<Utc>) -
             dry_run: true,
             approvers: Vec::new(),
             revert_retry: false,
+            fresh_capture: false,
         };
         let end = match &clients {
             Ok(c) => dry_run_step(c, step, &ctx).await,

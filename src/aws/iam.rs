@@ -655,6 +655,7 @@ mod tests {
             dry_run: false,
             approvers: Vec::new(),
             revert_retry: false,
+            fresh_capture: false,
         }
     }
 

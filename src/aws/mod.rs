@@ -75,6 +75,11 @@ pub struct StepCtx {
     /// captured state is then [`RevertOutcome::Restored`]; on a first attempt it is drift
     /// (someone else changed it), and left alone.
     pub revert_retry: bool,
+    /// For [`apply`]: the captured state it is given was read by this run just before, and
+    /// this is the first attempt of the apply. A step that looks for what an earlier attempt
+    /// may have made (snapshots) may then trust the capture instead of reading again; on a
+    /// retry or a resume it must read again.
+    pub fresh_capture: bool,
 }
 
 /// The result of [`capture`].

@@ -59,6 +59,7 @@ fn ctx(request_id: Uuid, step_index: usize, dry_run: bool) -> StepCtx {
         dry_run,
         approvers: Vec::new(),
         revert_retry: false,
+        fresh_capture: false,
     }
 }
 

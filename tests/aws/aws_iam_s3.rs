@@ -36,6 +36,7 @@ fn ctx() -> StepCtx {
         dry_run: false,
         approvers: Vec::new(),
         revert_retry: false,
+        fresh_capture: false,
     }
 }
 

@@ -196,6 +196,7 @@ fn ctx() -> StepCtx {
         dry_run: false,
         approvers: vec!["alice".into(), "Bob K".into()],
         revert_retry: false,
+        fresh_capture: false,
     }
 }
 

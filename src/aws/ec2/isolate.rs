@@ -116,16 +116,13 @@ async fn find_groups(
     vpcs: &[String],
     name: &str,
 ) -> Result<BTreeMap<String, String>, AwsError> {
-    let mut map = BTreeMap::new();
-    for vpc in vpcs {
-        if let Some(id) = find_group(client, vpc, name)
-            .await?
-            .and_then(|g| g.group_id)
-        {
-            map.insert(vpc.clone(), id);
-        }
-    }
-    Ok(map)
+    // One lookup per VPC, concurrently.
+    let found = each_bounded(vpcs, |vpc| async move {
+        let group = find_group(client, vpc, name).await?;
+        Ok(group.and_then(|g| g.group_id).map(|id| (vpc.clone(), id)))
+    })
+    .await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 fn vpcs(interfaces: &[Interface]) -> Vec<String> {
@@ -148,8 +145,10 @@ pub(super) async fn capture(
 ) -> Result<Captured, AwsError> {
     let interfaces = interfaces(client, id).await?;
     let vpcs = vpcs(&interfaces);
-    let quarantine_groups = find_groups(client, &vpcs, &names.quarantine).await?;
-    let transition_groups = find_groups(client, &vpcs, &names.transition).await?;
+    let (quarantine_groups, transition_groups) = tokio::try_join!(
+        find_groups(client, &vpcs, &names.quarantine),
+        find_groups(client, &vpcs, &names.transition)
+    )?;
     let done = interfaces
         .iter()
         .all(|i| is_quarantined(i, &quarantine_groups));
@@ -190,15 +189,25 @@ fn allows_all(rules: &[IpPermission], ipv6: bool) -> bool {
 
 /// Finds or creates one of the two per-VPC groups. Returns its id and whether it was
 /// created now.
+///
+/// `existed`: the capture found a group of that name in the VPC. When it did not, the group is
+/// created straight away (one lookup fewer); if another run made it since, the create answers
+/// `InvalidGroup.Duplicate` and that group is used, exactly as if it had been found.
 async fn ensure_group(
     client: &aws_sdk_ec2::Client,
     vpc: &str,
     name: &str,
     purpose: &str,
+    existed: bool,
 ) -> Result<(String, bool), AwsError> {
-    let (group, created) = match find_group(client, vpc, name).await? {
+    let found = if existed {
+        find_group(client, vpc, name).await?
+    } else {
+        None
+    };
+    let (group, created) = match found {
         Some(g) => (g, false),
-        None => (create_group(client, vpc, name, purpose).await?, true),
+        None => create_group(client, vpc, name, purpose).await?,
     };
     let gid = group.group_id().unwrap_or_default().to_string();
     let ours = group
@@ -236,31 +245,32 @@ async fn ensure_group(
             (AUTHORIZE_EGRESS, false, allows_all(egress, false)),
             (AUTHORIZE_EGRESS, true, allows_all(egress, true)),
         ];
-        for (op, ipv6, present) in missing {
-            if present {
-                continue;
-            }
-            let res = if op == AUTHORIZE_INGRESS {
-                client
-                    .authorize_security_group_ingress()
-                    .group_id(&gid)
-                    .ip_permissions(all_traffic(ipv6))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| classify(&e, op, &gid))
-            } else {
-                client
-                    .authorize_security_group_egress()
-                    .group_id(&gid)
-                    .ip_permissions(all_traffic(ipv6))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| classify(&e, op, &gid))
-            };
-            res?;
-        }
+        // The missing rules are independent of each other: added concurrently.
+        let gid = gid.as_str();
+        let add = missing.into_iter().filter(|(_, _, present)| !present).map(
+            |(op, ipv6, _)| async move {
+                if op == AUTHORIZE_INGRESS {
+                    client
+                        .authorize_security_group_ingress()
+                        .group_id(gid)
+                        .ip_permissions(all_traffic(ipv6))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| classify(&e, op, gid))
+                } else {
+                    client
+                        .authorize_security_group_egress()
+                        .group_id(gid)
+                        .ip_permissions(all_traffic(ipv6))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| classify(&e, op, gid))
+                }
+            },
+        );
+        futures_util::future::try_join_all(add).await?;
     }
     Ok((gid, created))
 }
@@ -270,7 +280,7 @@ async fn create_group(
     vpc: &str,
     name: &str,
     purpose: &str,
-) -> Result<SecurityGroup, AwsError> {
+) -> Result<(SecurityGroup, bool), AwsError> {
     // Descriptions are free of spaces: moto 5.2 miscomputes SigV4 over form values with
     // spaces from the Rust SDK, which would hide its IAM enforcement from our tests.
     let description = if purpose == PURPOSE_QUARANTINE {
@@ -291,44 +301,55 @@ async fn create_group(
         )
         .send()
         .await;
-    match res {
-        Ok(_) => {}
+    let created = match res {
+        Ok(_) => true,
         // Another run created it in the meantime: use that one.
-        Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {}
+        Err(e) if e.code() == Some("InvalidGroup.Duplicate") => false,
         Err(e) => return Err(classify(&e, CREATE_GROUP, vpc)),
-    }
-    find_group(client, vpc, name).await?.ok_or_else(|| {
+    };
+    let group = find_group(client, vpc, name).await?.ok_or_else(|| {
         AwsError::local(
             ErrorClass::Other,
             CREATE_GROUP,
             vpc,
             format!("security group {name} in {vpc} was created but cannot be found"),
         )
-    })
+    })?;
+    Ok((group, created))
 }
 
 /// Revokes every inbound and outbound rule of the group (the quarantine group's default
 /// outbound rule, or rules added to hanko's own group later).
 async fn strip_rules(client: &aws_sdk_ec2::Client, group: &SecurityGroup) -> Result<(), AwsError> {
     let gid = group.group_id().unwrap_or_default();
-    if !group.ip_permissions().is_empty() {
+    // Inbound and outbound rules are independent: revoked concurrently.
+    let inbound = async {
+        if group.ip_permissions().is_empty() {
+            return Ok(());
+        }
         client
             .revoke_security_group_ingress()
             .group_id(gid)
             .set_ip_permissions(Some(group.ip_permissions().to_vec()))
             .send()
             .await
-            .map_err(|e| classify(&e, REVOKE_INGRESS, gid))?;
-    }
-    if !group.ip_permissions_egress().is_empty() {
+            .map(|_| ())
+            .map_err(|e| classify(&e, REVOKE_INGRESS, gid))
+    };
+    let outbound = async {
+        if group.ip_permissions_egress().is_empty() {
+            return Ok(());
+        }
         client
             .revoke_security_group_egress()
             .group_id(gid)
             .set_ip_permissions(Some(group.ip_permissions_egress().to_vec()))
             .send()
             .await
-            .map_err(|e| classify(&e, REVOKE_EGRESS, gid))?;
-    }
+            .map(|_| ())
+            .map_err(|e| classify(&e, REVOKE_EGRESS, gid))
+    };
+    tokio::try_join!(inbound, outbound)?;
     Ok(())
 }
 
@@ -358,29 +379,41 @@ pub(super) async fn apply(
     if ctx.dry_run {
         return dry_run(client, names, &prior).await;
     }
+    // Each VPC's two groups are independent of each other and of the other VPCs' groups: made
+    // ready concurrently.
     let vpcs = vpcs(&prior.interfaces);
+    let ready = each_bounded(&vpcs, |vpc| async {
+        let (transition, quarantine) = tokio::try_join!(
+            ensure_group(
+                client,
+                vpc,
+                &names.transition,
+                PURPOSE_TRANSITION,
+                prior.transition_groups.contains_key(vpc),
+            ),
+            ensure_group(
+                client,
+                vpc,
+                &names.quarantine,
+                PURPOSE_QUARANTINE,
+                prior.quarantine_groups.contains_key(vpc),
+            )
+        )?;
+        Ok((vpc.clone(), transition, quarantine))
+    })
+    .await?;
     let mut quarantine_groups = BTreeMap::new();
     let mut transition_groups = BTreeMap::new();
     let mut created_groups = Vec::new();
-    for vpc in &vpcs {
-        for (name, purpose, map) in [
-            (
-                &names.transition,
-                PURPOSE_TRANSITION,
-                &mut transition_groups,
-            ),
-            (
-                &names.quarantine,
-                PURPOSE_QUARANTINE,
-                &mut quarantine_groups,
-            ),
-        ] {
-            let (gid, created) = ensure_group(client, vpc, name, purpose).await?;
-            if created {
-                created_groups.push(gid.clone());
-            }
-            map.insert(vpc.clone(), gid);
+    for (vpc, (transition, t_created), (quarantine, q_created)) in ready {
+        if t_created {
+            created_groups.push(transition.clone());
         }
+        if q_created {
+            created_groups.push(quarantine.clone());
+        }
+        transition_groups.insert(vpc.clone(), transition);
+        quarantine_groups.insert(vpc, quarantine);
     }
     // An interface already in the quarantine group alone (a resumed step) stays there:
     // moving it through the transition group would open it again for a moment.
@@ -389,13 +422,20 @@ pub(super) async fn apply(
         .iter()
         .filter(|i| !is_quarantined(i, &quarantine_groups))
         .collect();
-    for phase in [&transition_groups, &quarantine_groups] {
-        for i in &pending {
-            // Every VPC of the captured interfaces got its groups above.
-            let groups: Vec<String> = phase.get(&i.vpc_id).cloned().into_iter().collect();
-            move_interface(client, &i.network_interface_id, &groups).await?;
+    // Each interface moves to the transition group, then to the quarantine group; different
+    // interfaces are independent, so their moves overlap (at most EC2_CONCURRENCY at once).
+    each_bounded(&pending, |i| {
+        // Every VPC of the captured interfaces got its groups above.
+        let to = |phase: &BTreeMap<String, String>| -> Vec<String> {
+            phase.get(&i.vpc_id).cloned().into_iter().collect()
+        };
+        let (transition, quarantine) = (to(&transition_groups), to(&quarantine_groups));
+        async move {
+            move_interface(client, &i.network_interface_id, &transition).await?;
+            move_interface(client, &i.network_interface_id, &quarantine).await
         }
-    }
+    })
+    .await?;
     let interfaces = prior
         .interfaces
         .iter()

@@ -53,6 +53,10 @@ pub const TRACKED_CONNECTIONS_NOTE: &str = "Security groups do not cut connectio
 const PURPOSE_TRANSITION: &str = "transition";
 const PURPOSE_QUARANTINE: &str = "quarantine";
 const DRY_RUN_CODE: &str = "DryRunOperation";
+/// At most this many calls of one step in flight at once (snapshots of different volumes,
+/// moves of different interfaces, rules of one group): independent calls overlap, and a large
+/// instance does not flood the API.
+const EC2_CONCURRENCY: usize = 4;
 const ALL_IPV4: &str = "0.0.0.0/0";
 const ALL_IPV6: &str = "::/0";
 const ALL_PROTOCOLS: &str = "-1";
@@ -118,7 +122,7 @@ pub async fn verify(
         return Ok(());
     }
     match step.action {
-        Action::SnapshotVolumes => snapshot::verify(client, &id, ctx).await,
+        Action::SnapshotVolumes => snapshot::verify(client, &id, result, ctx).await,
         Action::EnableTerminationProtection => termination::verify(client, &id).await,
         Action::SetShutdownBehaviorStop => shutdown::verify(client, &id).await,
         Action::PreserveVolumes => volumes::verify(client, &id).await,
@@ -397,6 +401,21 @@ struct EbsDevice {
     device_name: String,
     volume_id: String,
     delete_on_termination: bool,
+}
+
+/// Runs `call` on every item, at most [`EC2_CONCURRENCY`] at once (in groups of that many, in
+/// order), and returns the results in the items' order; the first error ends it. For calls
+/// that do not depend on each other.
+async fn each_bounded<'a, T, R, F, Fut>(items: &'a [T], call: F) -> Result<Vec<R>, AwsError>
+where
+    F: Fn(&'a T) -> Fut,
+    Fut: std::future::Future<Output = Result<R, AwsError>>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for group in items.chunks(EC2_CONCURRENCY) {
+        out.extend(futures_util::future::try_join_all(group.iter().map(&call)).await?);
+    }
+    Ok(out)
 }
 
 fn filter(name: &str, value: &str) -> Filter {
