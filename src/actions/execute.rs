@@ -15,6 +15,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -56,16 +57,29 @@ impl Tasks {
     }
 }
 
-/// Runs `request_id` in an owned task; `then` gets the result (a transport tells the person
-/// who approved it). Shutdown waits for both.
-pub fn start<F, Fut>(app: &App, tasks: &Tasks, request_id: Uuid, then: F)
-where
+/// How long the end of a run waits for the transport to have shown the vote ([`start`]).
+pub const SHOWN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Runs `request_id` in an owned task, at once; `then` gets the result (a transport tells the
+/// person who approved it). Shutdown waits for both.
+///
+/// `shown` is the transport showing the vote that approved it (the clicked card's edit), which
+/// goes on while the run starts: the run does not wait for it, but its end is announced only
+/// once it has happened (or [`SHOWN_PATIENCE`] passed), so a late "approved" edit never lands
+/// over the card of the finished run.
+pub fn start<F, Fut>(
+    app: &App,
+    tasks: &Tasks,
+    request_id: Uuid,
+    shown: Option<oneshot::Receiver<()>>,
+    then: F,
+) where
     F: FnOnce(Result<ExecutionReport, EngineError>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let app = app.clone();
     tasks.spawn(async move {
-        let result = execute_request(&app, request_id).await;
+        let result = run(&app, request_id, shown).await;
         then(result).await;
     });
 }
@@ -73,6 +87,14 @@ where
 /// Executes an approved request, then counts its step outcomes, brings the posture store in
 /// step with a suppression or its lift, and announces its new state so the card is edited.
 pub async fn execute_request(app: &App, id: Uuid) -> Result<ExecutionReport, EngineError> {
+    run(app, id, None).await
+}
+
+async fn run(
+    app: &App,
+    id: Uuid,
+    shown: Option<oneshot::Receiver<()>>,
+) -> Result<ExecutionReport, EngineError> {
     let runs = app
         .store
         .get_request(id)?
@@ -80,6 +102,10 @@ pub async fn execute_request(app: &App, id: Uuid) -> Result<ExecutionReport, Eng
     let result = app.engine.execute(id).await;
     if runs {
         sync_posture(app, id).await;
+    }
+    if let Some(shown) = shown {
+        // A dropped sender (the edit failed or was never sent) ends the wait too.
+        let _ = tokio::time::timeout(SHOWN_PATIENCE, shown).await;
     }
     app.notices.send(Notice::RequestChanged { request: id });
     if let Ok(report) = &result {

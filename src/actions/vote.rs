@@ -128,7 +128,14 @@ pub enum Started {
 
 impl Execution {
     /// Starts the run in an owned task (unless execution is paused); `then` gets its result.
-    pub fn start<F, Fut>(self, app: &App, tasks: &Tasks, then: F) -> Started
+    /// `shown`: see [`execute::start`].
+    pub fn start<F, Fut>(
+        self,
+        app: &App,
+        tasks: &Tasks,
+        shown: Option<tokio::sync::oneshot::Receiver<()>>,
+        then: F,
+    ) -> Started
     where
         F: FnOnce(Result<ExecutionReport, EngineError>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -138,7 +145,7 @@ impl Execution {
             tracing::info!(request_id = %self.request_id, "approved while paused; it runs on /resume");
             return Started::Paused;
         }
-        execute::start(app, tasks, self.request_id, then);
+        execute::start(app, tasks, self.request_id, shown, then);
         Started::Running
     }
 }

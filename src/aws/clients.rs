@@ -119,6 +119,34 @@ pub struct ClientFactory {
     lookup_started: Arc<Mutex<Option<std::time::Instant>>>,
     /// Assumed-role credentials by account id.
     assumed: Arc<Mutex<HashMap<String, CredentialSlot>>>,
+    /// Clients already built, by (account, region): an approval's first AWS call does not wait
+    /// for six SDK clients to be built. See [`ClientFactory::clients`].
+    built: Arc<Mutex<HashMap<(String, String), BuiltClients>>>,
+}
+
+/// Clients built for one account and region, and until when they may be handed out.
+#[derive(Debug, Clone)]
+struct BuiltClients {
+    clients: AwsClients,
+    /// When they were built: none is kept longer than [`CLIENTS_MAX_AGE`].
+    built_at: std::time::Instant,
+    /// The assumed-role credentials they carry expire then (`None`: hanko's own credentials,
+    /// whose provider renews them itself).
+    credentials_expiry: Option<SystemTime>,
+}
+
+/// The longest built clients are reused, whatever their credentials.
+pub const CLIENTS_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+impl BuiltClients {
+    /// Whether they may be handed out when they are `age` old and the wall clock says `wall`.
+    fn usable(&self, age: Duration, wall: SystemTime) -> bool {
+        age < CLIENTS_MAX_AGE
+            && self.credentials_expiry.is_none_or(|exp| {
+                exp.duration_since(wall)
+                    .is_ok_and(|left| left > CREDENTIALS_REFRESH_MARGIN)
+            })
+    }
 }
 
 impl ClientFactory {
@@ -150,6 +178,7 @@ impl ClientFactory {
             own_account_error: Arc::new(Mutex::new(None)),
             lookup_started: Arc::new(Mutex::new(None)),
             assumed: Arc::new(Mutex::new(HashMap::new())),
+            built: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -221,6 +250,8 @@ impl ClientFactory {
         let cell = OnceCell::new_with(Some(account.to_string()));
         ClientFactory {
             own_account: Arc::new(cell),
+            // Clients built under the old answer are not handed out under the new one.
+            built: Arc::new(Mutex::new(HashMap::new())),
             ..self
         }
     }
@@ -277,15 +308,28 @@ impl ClientFactory {
     /// the role assumed through the template in any other. Fails closed: without a template,
     /// an account that is not proved to be hanko's own (`sts:GetCallerIdentity`) is refused,
     /// never served with hanko's own credentials.
+    ///
+    /// Built clients are kept per account and region and handed out again while their
+    /// credentials stay fresh (assumed-role ones until [`CREDENTIALS_REFRESH_MARGIN`] before
+    /// they expire), at most [`CLIENTS_MAX_AGE`]. Only clients that passed the checks above are
+    /// kept, so a cached answer is one the checks would give again.
     pub async fn clients(&self, account_id: &str, region: &str) -> Result<AwsClients, AwsError> {
+        let key = (account_id.to_string(), region.to_string());
+        if let Some(built) = self.lock_built().get(&key) {
+            if built.usable(built.built_at.elapsed(), SystemTime::now()) {
+                return Ok(built.clients.clone());
+            }
+        }
         let mut conf = self.config_in(region);
         let own = self.own_account(region).await;
+        let mut credentials_expiry = None;
         match (self.role_arn(account_id), own) {
             (_, Ok(own)) if own == account_id => {}
             (Some(role_arn), _) => {
                 let creds = self
                     .assumed_credentials(account_id, &role_arn, region)
                     .await?;
+                credentials_expiry = creds.expiry();
                 conf = conf.credentials_provider(SharedCredentialsProvider::new(creds));
             }
             (None, Ok(own)) => {
@@ -298,10 +342,21 @@ impl ClientFactory {
             }
             (None, Err(e)) => return Err(e),
         }
-        Ok(AwsClients::from_sdk_config(
-            &conf.build(),
-            self.path_style_s3(),
-        ))
+        let clients = AwsClients::from_sdk_config(&conf.build(), self.path_style_s3());
+        self.lock_built().insert(
+            key,
+            BuiltClients {
+                clients: clients.clone(),
+                built_at: std::time::Instant::now(),
+                credentials_expiry,
+            },
+        );
+        Ok(clients)
+    }
+
+    fn lock_built(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), BuiltClients>> {
+        // A std lock, never held across an await.
+        self.built.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Cached credentials of the role in `account_id`, renewed when they expire within
@@ -390,6 +445,30 @@ mod tests {
         // Once the interval has passed, the next one may start.
         assert!(clone.claim_own_account_lookup(Duration::ZERO));
         assert_eq!(factory.home_region(), "us-east-1");
+    }
+
+    #[test]
+    fn built_clients_are_reused_while_their_credentials_are_fresh_and_not_too_old() {
+        let conf = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build();
+        let clients = AwsClients::from_sdk_config(&conf, false);
+        let wall = SystemTime::now();
+        let built = |expiry: Option<SystemTime>| BuiltClients {
+            clients: clients.clone(),
+            built_at: std::time::Instant::now(),
+            credentials_expiry: expiry,
+        };
+        let minute = Duration::from_secs(60);
+        assert!(built(None).usable(Duration::ZERO, wall));
+        assert!(!built(None).usable(CLIENTS_MAX_AGE, wall));
+        let in_an_hour = Some(wall + Duration::from_secs(3600));
+        assert!(built(in_an_hour).usable(minute, wall));
+        // Within the refresh margin the role is assumed again, so the clients are rebuilt.
+        let soon = Some(wall + CREDENTIALS_REFRESH_MARGIN);
+        assert!(!built(soon).usable(Duration::ZERO, wall));
+        assert!(!built(Some(wall - Duration::from_secs(1))).usable(Duration::ZERO, wall));
     }
 
     #[test]

@@ -180,11 +180,14 @@ async fn approve(
     voter: Voter,
 ) -> Result<(), BotError> {
     let app = &state.app;
-    click
-        .create_response(http, CreateInteractionResponse::Acknowledge)
-        .await?;
     let plan_hash = voted_hash(id, request);
-    let approval = match vote::approve(app, voter, request, plan_hash).await? {
+    // The acknowledgement and the vote go on together: the vote does not wait for Discord.
+    let (acked, voted) = tokio::join!(
+        click.create_response(http, CreateInteractionResponse::Acknowledge),
+        vote::approve(app, voter, request, plan_hash)
+    );
+    acked?;
+    let approval = match voted? {
         Ok(approval) => approval,
         Err(refused) => {
             let text = match refused {
@@ -197,19 +200,28 @@ async fn approve(
             return Ok(());
         }
     };
-    // The vote is stored: a failed edit of the clicked card must not keep the approved request
-    // from running, nor the channel card from showing the vote.
-    let edited = edit_clicked_card(app, http, click, request.id).await;
-    announce_unless_channel_card(app, request.id, Some(click.message.id));
-    if let Approval::Approved(execution) = approval {
-        let (owned_app, owned_http, owned_click) = (app.clone(), Arc::clone(http), click.clone());
-        let request_id = request.id;
-        let started = execution.start(app, &state.tasks, move |result| {
-            after_execution(owned_app, owned_http, owned_click, request_id, result)
-        });
-        if started == Started::Paused {
-            tell_paused(http, click).await;
+    // The vote is stored. An approved request starts running now, while the clicked card is
+    // edited to show the vote (the run announces its end only after that edit: `shown`); a
+    // failed edit keeps neither the run from going on nor the channel card from showing it.
+    let (shown, shown_rx) = tokio::sync::oneshot::channel();
+    let started = match approval {
+        Approval::Approved(execution) => {
+            let (owned_app, owned_http, owned_click) =
+                (app.clone(), Arc::clone(http), click.clone());
+            let request_id = request.id;
+            Some(
+                execution.start(app, &state.tasks, Some(shown_rx), move |result| {
+                    after_execution(owned_app, owned_http, owned_click, request_id, result)
+                }),
+            )
         }
+        Approval::Recorded(_) => None,
+    };
+    let edited = edit_clicked_card(app, http, click, request.id).await;
+    let _ = shown.send(());
+    announce_unless_channel_card(app, request.id, Some(click.message.id));
+    if started == Some(Started::Paused) {
+        tell_paused(http, click).await;
     }
     edited
 }
