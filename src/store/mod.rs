@@ -389,6 +389,11 @@ fn abort<T, E: From<StoreError>>(e: StoreError) -> TxResult<T, E> {
 /// How long [`Store::open`] waits for a file lock to be released.
 pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// sled's page cache. Its default (1 GiB) lets a burst of findings grow the process by every
+/// page it writes; hanko's reads are point lookups and short index ranges, which the
+/// operating system's page cache serves well, so a small cache bounds the resident memory.
+pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the store in directory `path`.
     ///
@@ -398,7 +403,11 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let deadline = std::time::Instant::now() + LOCK_PATIENCE;
         let db = loop {
-            match sled::Config::new().path(path).open() {
+            match sled::Config::new()
+                .path(path)
+                .cache_capacity(CACHE_BYTES)
+                .open()
+            {
                 Ok(db) => break db,
                 Err(e) if is_lock_error(&e) => {
                     if std::time::Instant::now() >= deadline {
