@@ -134,6 +134,10 @@ impl GuardDutyPoller {
         let mut report = PollReport::default();
         let mut seen: HashSet<String> = HashSet::new();
         let mut next_token: Option<String> = None;
+        // The page being stored (on the blocking pool) while the next one is fetched: pages
+        // are stored one at a time and in order, and the cursor moves past a page only once it
+        // is stored and flushed.
+        let mut storing: Option<tokio::task::JoinHandle<Result<Stored, IngestError>>> = None;
         loop {
             let page = self
                 .client
@@ -147,17 +151,27 @@ impl GuardDutyPoller {
                 .await
                 .map_err(|e| classify(&e, "guardduty:ListFindings", &detector))?;
             let ids = page.finding_ids().to_vec();
-            let newest = self
-                .store_findings(&detector, &ids, now, &mut report)
-                .await?;
-            seen.extend(ids);
-            if let Some(newest) = newest {
-                advance_cursor(&self.app.store, &source, &mut cursor, newest)?;
+            let mut fetched = Vec::with_capacity(ids.len());
+            for batch in ids.chunks(GET_FINDINGS_BATCH) {
+                fetched.extend(self.fetch(&detector, batch, now, &mut report).await?);
             }
+            seen.extend(ids);
+            if let Some(previous) = storing.take() {
+                self.finish_page(previous, &source, &mut cursor, &mut report)
+                    .await?;
+            }
+            let (app, page_source) = (self.app.clone(), source.clone());
+            storing = Some(tokio::task::spawn_blocking(move || {
+                store_page(&app, &page_source, &fetched, now)
+            }));
             match page.next_token() {
                 Some(t) if !t.is_empty() => next_token = Some(t.to_string()),
                 _ => break,
             }
+        }
+        if let Some(last) = storing.take() {
+            self.finish_page(last, &source, &mut cursor, &mut report)
+                .await?;
         }
 
         // Pending and Approved requests of this region: re-read their findings to see an
@@ -191,6 +205,25 @@ impl GuardDutyPoller {
         Ok(report)
     }
 
+    /// Waits for a page being stored, counts it and moves the cursor past it (its findings
+    /// were flushed before the cursor is written).
+    async fn finish_page(
+        &self,
+        storing: tokio::task::JoinHandle<Result<Stored, IngestError>>,
+        source: &str,
+        cursor: &mut DateTime<Utc>,
+        report: &mut PollReport,
+    ) -> Result<(), IngestError> {
+        let stored = storing
+            .await
+            .map_err(|e| IngestError::Task(e.to_string()))??;
+        report.add(&stored.report);
+        if let Some(newest) = stored.newest {
+            advance_cursor(&self.app.store, source, cursor, newest)?;
+        }
+        Ok(())
+    }
+
     /// `GetFindings` for `ids` in batches; each finding parsed and accepted, or quarantined.
     /// Returns the newest `updatedAt` stored.
     async fn store_findings(
@@ -204,31 +237,9 @@ impl GuardDutyPoller {
         let source = self.source();
         for batch in ids.chunks(GET_FINDINGS_BATCH) {
             let findings = self.fetch(detector, batch, now, report).await?;
-            for sdk_finding in &findings {
-                let doc = finding_to_json(sdk_finding);
-                match finding::parse_guardduty_value(&doc, "$").and_then(checked_id) {
-                    Ok(f) => {
-                        if let Some(t) = f.updated_at {
-                            newest = newest.max(Some(t));
-                        }
-                        // GuardDuty's criterion is whole numbers; the exact minimum here.
-                        if f.severity < self.app.settings.ingest.min_severity {
-                            continue;
-                        }
-                        accept(&self.app, &f, now, report)?;
-                    }
-                    Err(e) => {
-                        quarantine(
-                            &self.app,
-                            &source,
-                            &doc.to_string(),
-                            &e.to_string(),
-                            now,
-                            report,
-                        )?;
-                    }
-                }
-            }
+            let stored = store_page(&self.app, &source, &findings, now)?;
+            report.add(&stored.report);
+            newest = newest.max(stored.newest);
         }
         Ok(newest)
     }
@@ -318,6 +329,53 @@ impl GuardDutyPoller {
         self.detector_id = Some(id.clone());
         Ok(id)
     }
+}
+
+/// What storing one page did.
+struct Stored {
+    report: PollReport,
+    /// The newest `updatedAt` of the page (stored, or below the minimum severity).
+    newest: Option<DateTime<Utc>>,
+}
+
+/// Parses and accepts (or quarantines) every finding of a page, then flushes the store: once
+/// this returns, the page is durable and the cursor may move past it. Blocking (sled): run it
+/// on the blocking pool when the caller has something else to do meanwhile.
+fn store_page(
+    app: &App,
+    source: &str,
+    findings: &[aws_sdk_guardduty::types::Finding],
+    now: DateTime<Utc>,
+) -> Result<Stored, IngestError> {
+    let mut report = PollReport::default();
+    let mut newest: Option<DateTime<Utc>> = None;
+    for sdk_finding in findings {
+        let doc = finding_to_json(sdk_finding);
+        match finding::parse_guardduty_value(&doc, "$").and_then(checked_id) {
+            Ok(f) => {
+                if let Some(t) = f.updated_at {
+                    newest = newest.max(Some(t));
+                }
+                // GuardDuty's criterion is whole numbers; the exact minimum here.
+                if f.severity < app.settings.ingest.min_severity {
+                    continue;
+                }
+                accept(app, &f, now, &mut report)?;
+            }
+            Err(e) => {
+                quarantine(
+                    app,
+                    source,
+                    &doc.to_string(),
+                    &e.to_string(),
+                    now,
+                    &mut report,
+                )?;
+            }
+        }
+    }
+    app.store.flush()?;
+    Ok(Stored { report, newest })
 }
 
 // ---------------------------------------------------------------------------------------------

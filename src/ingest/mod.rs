@@ -108,6 +108,10 @@ pub enum IngestError {
     /// A stored cursor that is not an RFC 3339 time.
     #[error("the stored cursor of {cursor} is not an RFC 3339 time: {value:?}")]
     BadCursor { cursor: String, value: String },
+    /// The task storing a page ended without an answer (it panicked or was cancelled); the
+    /// cursor did not move past that page, so the next poll reads it again.
+    #[error("storing a page of findings failed: {0}")]
+    Task(String),
 }
 
 impl From<AwsError> for IngestError {

@@ -45,6 +45,27 @@ struct Inner {
     detector_id: String,
     findings: Vec<Value>,
     requests: Vec<Recorded>,
+    /// The last query's matches (indexes into `findings`, sorted), reused for its next pages
+    /// while no finding changed. A stand-in detail, not GuardDuty behaviour: without it every
+    /// page of a 10,000-finding burst filtered and sorted all 10,000 documents again, and the
+    /// stand-in, not hanko, set the pace of the burst benchmark.
+    listing: Option<Listing>,
+    /// Finding id -> index into `findings`, rebuilt after a change (GetFindings).
+    index: Option<HashMap<String, usize>>,
+}
+
+struct Listing {
+    /// The request without its `nextToken`: the same query.
+    query: String,
+    hits: Vec<usize>,
+}
+
+impl Inner {
+    /// Call after any change of `findings`.
+    fn changed(&mut self) {
+        self.listing = None;
+        self.index = None;
+    }
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -126,6 +147,8 @@ impl Standin {
             detector_id: detector_id.to_string(),
             findings: findings.into_iter().map(to_api_shape).collect(),
             requests: Vec::new(),
+            listing: None,
+            index: None,
         }));
         let app = Router::new()
             .route("/detector", get(list_detectors))
@@ -147,12 +170,16 @@ impl Standin {
 
     /// Adds a document (converted to the API shape).
     pub fn add(&self, doc: Value) {
-        self.state.lock().unwrap().findings.push(to_api_shape(doc));
+        let mut s = self.state.lock().unwrap();
+        s.findings.push(to_api_shape(doc));
+        s.changed();
     }
 
     /// Adds a document as is, not converted (to serve what the SDK cannot read).
     pub fn add_raw(&self, doc: Value) {
-        self.state.lock().unwrap().findings.push(doc);
+        let mut s = self.state.lock().unwrap();
+        s.findings.push(doc);
+        s.changed();
     }
 
     /// GuardDuty saw the finding again: `service.count` + 1, `updatedAt` = `now`.
@@ -177,6 +204,7 @@ impl Standin {
             .find(|f| f["id"] == id)
             .unwrap_or_else(|| panic!("no finding {id} in the stand-in"));
         change(f);
+        s.changed();
     }
 
     /// Every request so far.
@@ -299,46 +327,60 @@ async fn list_findings(
     let path = format!("/detector/{detector}/findings");
     record(&state, "POST", &path, &body);
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let s = state.lock().unwrap();
+    let mut guard = state.lock().unwrap();
+    let s = &mut *guard;
     if detector != s.detector_id {
         return bad_request("The request is rejected because the input detectorId is not owned by the current account.".to_string());
     }
-    let empty = serde_json::Map::new();
-    let criterion = req
-        .pointer("/findingCriteria/criterion")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let mut hits = Vec::new();
-    for f in &s.findings {
-        match matches(f, criterion) {
-            Ok(true) => hits.push(f),
-            Ok(false) => {}
-            Err(e) => return bad_request(e),
+    let query = {
+        let mut q = req.clone();
+        if let Some(o) = q.as_object_mut() {
+            o.remove("nextToken");
+            o.remove("maxResults");
         }
-    }
-    if let Some(sort) = req.get("sortCriteria") {
-        let attr = sort["attributeName"].as_str().unwrap_or("");
-        if attr != "updatedAt" {
-            return bad_request(format!(
-                "the stand-in sorts by updatedAt only, not {attr:?}"
-            ));
+        q.to_string()
+    };
+    if s.listing.as_ref().is_none_or(|l| l.query != query) {
+        let empty = serde_json::Map::new();
+        let criterion = req
+            .pointer("/findingCriteria/criterion")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let mut hits = Vec::new();
+        for (i, f) in s.findings.iter().enumerate() {
+            match matches(f, criterion) {
+                Ok(true) => hits.push(i),
+                Ok(false) => {}
+                Err(e) => return bad_request(e),
+            }
         }
-        let desc = sort["orderBy"] == "DESC";
-        hits.sort_by(|a, b| {
-            let key = |f: &Value| {
+        if let Some(sort) = req.get("sortCriteria") {
+            let attr = sort["attributeName"].as_str().unwrap_or("");
+            if attr != "updatedAt" {
+                return bad_request(format!(
+                    "the stand-in sorts by updatedAt only, not {attr:?}"
+                ));
+            }
+            let desc = sort["orderBy"] == "DESC";
+            let findings = &s.findings;
+            hits.sort_by_cached_key(|&i| {
+                let f = &findings[i];
                 (
                     field_number(f, "updatedAt").unwrap_or(0.0) as i64,
                     f["id"].as_str().unwrap_or("").to_string(),
                 )
-            };
-            let o = key(a).cmp(&key(b));
+            });
             if desc {
-                o.reverse()
-            } else {
-                o
+                hits.reverse();
             }
-        });
+        }
+        s.listing = Some(Listing { query, hits });
     }
+    let hits: Vec<&Value> = s
+        .listing
+        .as_ref()
+        .map(|l| l.hits.iter().map(|&i| &s.findings[i]).collect())
+        .unwrap_or_default();
     let max = req["maxResults"].as_i64().unwrap_or(50);
     if !(1..=50).contains(&max) {
         return bad_request(format!("maxResults must be 1 to 50, not {max}"));
@@ -367,7 +409,8 @@ async fn get_findings(
     let path = format!("/detector/{detector}/findings/get");
     record(&state, "POST", &path, &body);
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let s = state.lock().unwrap();
+    let mut guard = state.lock().unwrap();
+    let s = &mut *guard;
     if detector != s.detector_id {
         return bad_request("unknown detector".into());
     }
@@ -381,12 +424,18 @@ async fn get_findings(
             ids.len()
         ));
     }
-    let by_id: HashMap<&str, &Value> = s
-        .findings
+    let findings_list = &s.findings;
+    let by_id = s.index.get_or_insert_with(|| {
+        findings_list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((f["id"].as_str()?.to_string(), i)))
+            .collect()
+    });
+    let findings: Vec<&Value> = ids
         .iter()
-        .filter_map(|f| Some((f["id"].as_str()?, f)))
+        .filter_map(|id| by_id.get(*id).map(|&i| &findings_list[i]))
         .collect();
-    let findings: Vec<&Value> = ids.iter().filter_map(|id| by_id.get(id).copied()).collect();
     Json(json!({"findings": findings})).into_response()
 }
 
