@@ -211,7 +211,7 @@ impl Metrics {
         counter(
             &mut out,
             "hanko_discord_rate_limited_total",
-            "429 answers Discord gave the outbox.",
+            "429 answers Discord gave to new messages (the outbox and the score digest).",
             &[("", get(&self.discord_rate_limited))],
         );
 

@@ -220,6 +220,13 @@ impl BotState {
 
 /// The HTTP client: the configured endpoint without serenity's ratelimiter (the outbox keeps
 /// the pace), or discord.com with it.
+///
+/// A 429 on a new message ([`super::ratelimit::Poster`], used by the outbox and the digest):
+/// with the ratelimiter on, serenity waits the answer's `Retry-After` itself and sends again,
+/// and hanko waits only a 429 serenity hands back unwaited (one without a readable
+/// `Retry-After`), for what the rest of the answer says; with it off, every 429 reaches hanko,
+/// which waits its `retry_after`. Nothing is waited twice. Other calls (edits, interaction
+/// answers) get serenity's behaviour in both modes.
 pub fn http_client(api_base: Option<&str>, token: &Secret) -> Http {
     match api_base {
         Some(base) => HttpBuilder::new(token.expose())

@@ -20,8 +20,10 @@
 //! [`DayClaim::Digest`], and [`DayClaim::Drop`] for each alert; the store owns the keys), then
 //! the store is flushed, then the message goes out. A restart, a second tick or a later tick the
 //! same day sees the claim and posts nothing. A failed post is retried in-process a bounded
-//! number of times ([`MAX_ATTEMPTS`], backoff doubling from [`RETRY_BASE`]) on 429s, 5xx and
-//! transport errors, and then given up and logged: a day may lose its digest, it never gets two.
+//! number of times ([`MAX_ATTEMPTS`]): after a 429 once the `retry_after` Discord gave has
+//! passed (read by [`Poster`], from when the answer arrived), after a 5xx or a transport error
+//! with a backoff doubling from [`RETRY_BASE`]; then it is given up and logged: a day may lose
+//! its digest, it never gets two.
 //! A retry after an ambiguous failure (a timeout after Discord created the message) carries the
 //! same `nonce` with `enforce_nonce`, so Discord returns the message it already made instead of
 //! a second one.
@@ -35,8 +37,9 @@
 //! boundaries into at most [`MAX_PARTS`] messages, and what does not fit is counted in a last
 //! line. Mentions never ping ([`no_pings`]).
 //!
-//! Posts through serenity's [`Http`] like the outbox, outside its budget: one to
-//! [`MAX_PARTS`] posts a day plus rare alerts, and a 429 is retried. It reads the store and the
+//! Posts through [`Poster`] like the outbox, outside its budget: one to [`MAX_PARTS`] posts a
+//! day plus rare alerts, and a 429 is retried after its `retry_after` (serenity waits it itself
+//! when its ratelimiter is on, see [`crate::discord::ratelimit`]). It reads the store and the
 //! settings; it never imports the AWS SDK or sled.
 
 use std::sync::Arc;
@@ -53,6 +56,7 @@ use crate::app::App;
 use crate::discord::bot::no_pings;
 use crate::discord::commands::score::score_report;
 use crate::discord::outbox::status_of;
+use crate::discord::ratelimit::{PostError, Poster};
 use crate::discord::text::MAX_CONTENT;
 use crate::discord::text::{code, plain, truncate};
 use crate::posture::{self, ScoreRow};
@@ -62,7 +66,8 @@ use crate::store::{DayClaim, StoreError};
 pub const TICK: Duration = Duration::from_secs(60);
 /// Attempts for one message before it is given up (logged).
 pub const MAX_ATTEMPTS: u32 = 4;
-/// The wait before the first retry; doubled before each next one (2 s, 4 s, 8 s).
+/// The wait before the first retry after a 5xx or a transport error; doubled before each next
+/// one (2 s, 4 s, 8 s). A 429 waits its own `retry_after` instead.
 pub const RETRY_BASE: Duration = Duration::from_secs(2);
 /// The most messages one digest or alert is split into.
 pub const MAX_PARTS: usize = 4;
@@ -72,6 +77,8 @@ pub const MAX_PARTS: usize = 4;
 pub enum DigestError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("Discord kept answering 429 to the {what} after {attempts} attempt(s)")]
+    RateLimited { what: &'static str, attempts: u32 },
     #[error("Discord refused the {what} after {attempts} attempt(s)")]
     Discord {
         what: &'static str,
@@ -93,7 +100,7 @@ pub struct TickReport {
 /// The digest task. Build it with [`Digest::new`], then `tokio::spawn(digest.run(shutdown))`.
 pub struct Digest {
     app: App,
-    http: Arc<Http>,
+    poster: Poster,
     channel: ChannelId,
     retry_base: Duration,
 }
@@ -103,13 +110,14 @@ impl Digest {
         let channel = ChannelId::new(app.settings.discord.channel_id.max(1));
         Digest {
             app,
-            http,
+            poster: Poster::new(http),
             channel,
             retry_base: RETRY_BASE,
         }
     }
 
-    /// Another wait before the first retry (tests, so a failing post does not take 14 s).
+    /// Another wait before the first retry after a 5xx or a transport error (tests, so a
+    /// failing post does not take 14 s).
     pub fn with_retry_base(mut self, retry_base: Duration) -> Self {
         self.retry_base = retry_base;
         self
@@ -242,7 +250,8 @@ impl Digest {
         self.app.store.claim_day(claim, day)
     }
 
-    /// Posts one message, retrying 429s, 5xx and transport errors with a doubling wait.
+    /// Posts one message, retrying a 429 after its `retry_after`, 5xx and transport errors
+    /// with a doubling wait.
     async fn post(
         &self,
         content: &str,
@@ -257,18 +266,33 @@ impl Digest {
         let mut wait = self.retry_base;
         let mut attempt = 1;
         loop {
-            match self.http.send_message(self.channel, vec![], &message).await {
+            match self.poster.create_message(self.channel, &message).await {
                 Ok(posted) => return Ok(posted.id.get()),
-                Err(e) if attempt < MAX_ATTEMPTS && retryable(&e) => {
-                    if status_of(&e) == Some(429) {
-                        self.app.metrics.record_discord_rate_limited();
+                Err(PostError::RateLimited { limit, arrived }) => {
+                    self.app.metrics.record_discord_rate_limited();
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(DigestError::RateLimited {
+                            what,
+                            attempts: attempt,
+                        });
                     }
+                    tracing::warn!(
+                        attempt,
+                        what,
+                        retry_after_ms = limit.retry_after.as_millis() as u64,
+                        read_from = ?limit.read_from,
+                        "Discord answered 429; retrying after its retry_after"
+                    );
+                    tokio::time::sleep_until(arrived + limit.retry_after).await;
+                    attempt += 1;
+                }
+                Err(PostError::Discord(e)) if attempt < MAX_ATTEMPTS && retryable(&e) => {
                     tracing::warn!(attempt, what, error = %crate::discord::redact::chain(&e), ?wait, "Discord failed; retrying");
                     tokio::time::sleep(wait).await;
                     wait = wait.saturating_mul(2);
                     attempt += 1;
                 }
-                Err(source) => {
+                Err(PostError::Discord(source)) => {
                     return Err(DigestError::Discord {
                         what,
                         attempts: attempt,
@@ -280,11 +304,12 @@ impl Digest {
     }
 }
 
-/// 429, 5xx and failures to reach Discord may pass; any other refusal would only repeat.
+/// 5xx and failures to reach Discord may pass; any other refusal would only repeat (a 429 is
+/// [`PostError::RateLimited`], retried after its own wait).
 fn retryable(e: &serenity::Error) -> bool {
     match e {
         serenity::Error::Http(HttpError::Request(_)) => true,
-        _ => status_of(e).is_some_and(|s| s == 429 || s >= 500),
+        _ => status_of(e).is_some_and(|s| s >= 500),
     }
 }
 

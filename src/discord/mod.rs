@@ -20,6 +20,8 @@
 //! * [`posture_actions`]: the posture card's buttons and modals (suppress, lift, acknowledge,
 //!   remediate);
 //! * [`outbox`]: the one writer of new messages to the channel, under Discord's rate limit;
+//! * [`ratelimit`]: creating a message while seeing a 429's headers, and reading how long
+//!   Discord asked to wait (serenity 0.12 drops both);
 //! * [`digest`]: the daily posture score digest and score-drop alerts.
 //!
 //! Serenity-free handlers with I/O through the application layer and the store:
@@ -39,5 +41,6 @@ pub mod digest;
 pub mod interactions;
 pub mod outbox;
 pub mod posture_actions;
+pub mod ratelimit;
 pub mod redact;
 pub mod text;

@@ -28,11 +28,15 @@
 //! [`CardLocation::Digest`] and are not edited later. Card edits do not count against the
 //! channel's post bucket and are sent at once.
 //!
-//! A 429 answer (which the budget should prevent) marks the budget spent for a whole window
-//! and the post is retried after it. serenity 0.12 drops the body's `retry_after` from its
-//! error type; with its own ratelimiter on (production against discord.com) serenity waits
-//! `retry_after` itself, and against a local endpoint one window is never shorter than the
-//! channel bucket's `retry_after`. Retries are bounded ([`MAX_ATTEMPTS`]): no storm.
+//! A 429 answer (which the budget should prevent) holds the budget for the `retry_after`
+//! Discord gave, counted from when the answer arrived, and the post is tried again then. Posts
+//! go through [`Poster`], which reads that wait from the answer's headers or body (serenity
+//! 0.12 drops both) and falls back to a whole window only when nothing is readable.
+//! With serenity's own ratelimiter on (production against discord.com) serenity waits a 429
+//! that names its `Retry-After` itself and sends again, so the outbox sees, counts and waits
+//! only the 429s serenity hands back; against a configured `api_base` (ratelimiter off) it sees
+//! every 429. Retries are bounded ([`MAX_ATTEMPTS`]): no storm. Every 429 the outbox sees is
+//! counted (`hanko_discord_rate_limited_total`).
 //!
 //! It may use the app (store, policy, playbooks, metrics), [`cards`] and [`convert`]; it never
 //! decides anything about requests and never imports the AWS SDK or sled.
@@ -57,6 +61,7 @@ use crate::audit::Actor;
 use crate::config::NotifySettings;
 use crate::discord::cards::{self, Card};
 use crate::discord::convert;
+use crate::discord::ratelimit::{PostError, Poster};
 use crate::discord::text::{truncate, MAX_CONTENT};
 use crate::finding::SeverityLabel;
 use crate::notices::Notice;
@@ -250,6 +255,8 @@ pub struct PostBudget {
     limit: usize,
     window: Duration,
     recent: VecDeque<Instant>,
+    /// No post before this (a 429's `retry_after`).
+    held_until: Option<Instant>,
 }
 
 impl PostBudget {
@@ -258,10 +265,14 @@ impl PostBudget {
             limit: limit.max(1),
             window,
             recent: VecDeque::new(),
+            held_until: None,
         }
     }
 
     fn expire(&mut self, now: Instant) {
+        if self.held_until.is_some_and(|held| held <= now) {
+            self.held_until = None;
+        }
         while self
             .recent
             .front()
@@ -274,17 +285,21 @@ impl PostBudget {
     /// Posts that may go out at `now`.
     pub fn available(&mut self, now: Instant) -> usize {
         self.expire(now);
+        if self.held_until.is_some() {
+            return 0;
+        }
         self.limit.saturating_sub(self.recent.len())
     }
 
     /// When the next post may go out (`now` when one may already).
     pub fn next_slot(&mut self, now: Instant) -> Instant {
         self.expire(now);
-        if self.recent.len() < self.limit {
+        let paced = if self.recent.len() < self.limit {
             now
         } else {
             self.recent[self.recent.len() - self.limit] + self.window
-        }
+        };
+        self.held_until.map_or(paced, |held| paced.max(held))
     }
 
     /// Records a post that completed at `at` (the time the answer arrived, which is no
@@ -296,12 +311,10 @@ impl PostBudget {
         }
     }
 
-    /// Discord said 429: nothing more until a whole window from `now`.
-    pub fn spend_all(&mut self, now: Instant) {
-        self.recent.clear();
-        for _ in 0..self.limit {
-            self.recent.push_back(now);
-        }
+    /// Discord said 429: no post before `until` (its `retry_after` from when the answer
+    /// arrived). The posts already counted keep the pace after it.
+    pub fn hold_until(&mut self, until: Instant) {
+        self.held_until = Some(self.held_until.map_or(until, |held| held.max(until)));
     }
 }
 
@@ -353,7 +366,10 @@ struct OpenDigest {
 /// The outbox. Build it with [`Outbox::new`], then `tokio::spawn(outbox.run(...))`.
 pub struct Outbox {
     app: App,
+    /// Edits (serenity's `Http`).
     http: Arc<Http>,
+    /// New messages, seeing a 429's `retry_after`.
+    poster: Poster,
     channel: ChannelId,
     budget: PostBudget,
     queue: Vec<Due>,
@@ -371,6 +387,7 @@ impl Outbox {
         let channel = ChannelId::new(app.settings.discord.channel_id.max(1));
         Outbox {
             app,
+            poster: Poster::new(Arc::clone(&http)),
             http,
             channel,
             budget: PostBudget::new(POSTS_PER_WINDOW, POST_WINDOW),
@@ -966,29 +983,36 @@ impl Outbox {
         self.post(&create_paging_message(card, page)).await
     }
 
-    /// Posts one message within the budget, retrying a 429 after a whole window.
+    /// Posts one message within the budget; a 429 holds the budget for its `retry_after`
+    /// ([`crate::discord::ratelimit::RateLimited`]) and the message is tried again after it.
     async fn post(&mut self, message: &CreateMessage) -> Result<u64, SendError> {
         for attempt in 1..=MAX_ATTEMPTS {
             tokio::time::sleep_until(self.budget.next_slot(Instant::now())).await;
-            match self.http.send_message(self.channel, vec![], message).await {
+            match self.poster.create_message(self.channel, message).await {
                 Ok(posted) => {
                     self.budget.record(Instant::now());
                     self.app.metrics.record_card_posted();
                     return Ok(posted.id.get());
                 }
-                Err(e) if status_of(&e) == Some(429) => {
+                Err(PostError::RateLimited { limit, arrived }) => {
                     self.app.metrics.record_discord_rate_limited();
                     tracing::warn!(
                         attempt,
-                        "outbox: Discord answered 429; waiting a whole window"
+                        retry_after_ms = limit.retry_after.as_millis() as u64,
+                        read_from = ?limit.read_from,
+                        scope = ?limit.scope,
+                        global = limit.global,
+                        "outbox: Discord answered 429; waiting its retry_after"
                     );
-                    self.budget.spend_all(Instant::now());
+                    self.budget.hold_until(arrived + limit.retry_after);
                 }
-                Err(e) if status_of(&e).is_some_and(|s| s >= 500) && attempt < MAX_ATTEMPTS => {
+                Err(PostError::Discord(e))
+                    if status_of(&e).is_some_and(|s| s >= 500) && attempt < MAX_ATTEMPTS =>
+                {
                     tracing::warn!(attempt, error = %crate::discord::redact::chain(&e), "outbox: Discord failed; retrying");
                     tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
                 }
-                Err(e) => return Err(SendError::Discord(e)),
+                Err(PostError::Discord(e)) => return Err(SendError::Discord(e)),
             }
         }
         Err(SendError::RateLimited {
@@ -1067,16 +1091,30 @@ mod tests {
     }
 
     #[test]
-    fn a_429_spends_the_whole_window() {
+    fn a_429_holds_posts_for_its_retry_after_not_a_whole_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = PostBudget::new(5, Duration::from_secs(5));
+        b.record(t0);
+        b.hold_until(t0 + ms(300));
+        assert_eq!(b.available(t0 + ms(100)), 0, "held");
+        assert_eq!(b.next_slot(t0 + ms(100)), t0 + ms(300));
+        // A shorter hold does not shorten a longer one.
+        b.hold_until(t0 + ms(200));
+        assert_eq!(b.next_slot(t0 + ms(100)), t0 + ms(300));
+        // Then the normal pace: the one post of the window still counts.
+        assert_eq!(b.available(t0 + ms(300)), 4);
+        assert_eq!(b.next_slot(t0 + ms(300)), t0 + ms(300));
+    }
+
+    #[test]
+    fn a_hold_never_lets_a_post_beyond_the_pace() {
         let t0 = Instant::now();
         let w = Duration::from_secs(5);
-        let mut b = PostBudget::new(5, w);
+        let mut b = PostBudget::new(2, w);
         b.record(t0);
-        b.spend_all(t0 + Duration::from_secs(2));
-        assert_eq!(b.available(t0 + Duration::from_secs(6)), 0);
-        assert_eq!(
-            b.next_slot(t0 + Duration::from_secs(6)),
-            t0 + Duration::from_secs(7)
-        );
+        b.record(t0);
+        b.hold_until(t0 + Duration::from_secs(1));
+        assert_eq!(b.next_slot(t0), t0 + w, "the window is later than the hold");
     }
 }

@@ -1,6 +1,6 @@
 //! End-to-end tests through Discord: the real serenity client against the local Discord fake,
 //! AWS in moto. The bot, its commands and cards, posture, lifecycle, accounts, the audit anchor,
-//! and the fake's own self-test.
+//! Discord's rate limit, and the fake's own self-test.
 
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]
@@ -17,3 +17,4 @@ mod e2e_posture;
 mod lifecycle;
 mod notify;
 mod posture_digest;
+mod rate_limit;

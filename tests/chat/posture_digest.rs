@@ -438,10 +438,10 @@ async fn a_digest_discord_refuses_is_retried_a_bounded_number_of_times_then_give
 {
     let world = World::new("").await;
     world.with_store(two_days_of_account_a);
-    // Every post answered 429.
+    // Every post answered 429 (a short retry_after: each is waited, as Discord asks).
     world
         .fake
-        .set_channel_rate_limit(0, Duration::from_secs(60));
+        .rate_limit_next_posts(MAX_ATTEMPTS, Duration::from_millis(20));
     let digest = world.start();
     let report = digest.tick(at(2026, 11, 28, 9, 0)).await;
     assert_eq!(report.digest_messages, 0);
@@ -459,6 +459,29 @@ async fn a_digest_discord_refuses_is_retried_a_bounded_number_of_times_then_give
     drop(digest);
     let claimed = world.with_store(|s| s.claimed_day(&DayClaim::Digest).unwrap());
     assert_eq!(claimed, chrono::NaiveDate::from_ymd_opt(2026, 11, 28));
+}
+
+/// Issue 14, item 3: a 429 is retried once its `retry_after` has passed (0.3 s here), not
+/// after the backoff of a failure (1 ms in these tests) nor a whole window.
+#[tokio::test]
+async fn a_digest_refused_with_429_is_posted_after_the_retry_after_discord_gave() {
+    let world = World::new("").await;
+    world.with_store(two_days_of_account_a);
+    world
+        .fake
+        .rate_limit_next_posts(1, Duration::from_millis(300));
+    let digest = world.start();
+    let report = digest.tick(at(2026, 11, 28, 9, 0)).await;
+    assert_eq!(report.digest_messages, 1, "{report:?}");
+    let attempts = world.fake.requests_matching("POST", "/channels/*/messages");
+    let statuses: Vec<u16> = attempts.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
+    let waited = attempts[1]
+        .received_at
+        .duration_since(attempts[0].received_at);
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_millis(2_500), "{waited:?}");
+    assert_eq!(world.posts().len(), 1);
 }
 
 /// `hanko run` starts the digest (Security Hub ingest on) and stops it with everything else.

@@ -28,7 +28,9 @@
 //!   type valid for its kind, and within `interaction_deadline` of its dispatch (3 s like
 //!   Discord; later is 404 / 10062); `@original` exists only once the interaction was answered;
 //! - with [`DiscordFake::set_channel_rate_limit`], creating messages beyond the limit in a window
-//!   answers 429 with `retry_after` and the `X-RateLimit-*` headers.
+//!   answers 429 with `retry_after` and the `X-RateLimit-*` headers; with
+//!   [`DiscordFake::rate_limit_next_posts`] the next N messages created are answered so, with a
+//!   chosen `retry_after`.
 //!
 //! Synchronisation: every change (request recorded, frame exchanged) bumps a `watch` counter, and
 //! the `wait_for_*` helpers re-check their condition on each bump until a deadline. Nothing here
@@ -675,6 +677,16 @@ impl DiscordFake {
         let mut state = self.shared.lock();
         state.rate_limit = None;
         state.windows.clear();
+        state.forced_429 = None;
+    }
+
+    /// Answers the next `count` `POST /channels/{id}/messages` (any channel) with a 429 asking
+    /// to wait `retry_after`, as Discord answers a bot over its own limit: `Retry-After` in whole
+    /// seconds rounded up, `X-RateLimit-Reset-After` with decimals, `X-RateLimit-Scope: user`,
+    /// and the body `{"message", "retry_after", "global": false}` (see [`user_rate_limited`]).
+    /// Those posts create nothing; the ones after are answered as usual.
+    pub fn rate_limit_next_posts(&self, count: u32, retry_after: Duration) {
+        self.shared.lock().forced_429 = Some((count, retry_after));
     }
 
     /// Sends op 7 RECONNECT on the live connection; serenity reconnects and RESUMEs.
@@ -1306,6 +1318,8 @@ struct State {
     rate_limit: Option<(u32, Duration)>,
     /// Per channel: window start and messages accepted in it.
     windows: HashMap<u64, (Instant, u32)>,
+    /// [`DiscordFake::rate_limit_next_posts`]: posts still to refuse, and the wait they name.
+    forced_429: Option<(u32, Duration)>,
     rate_limited: u64,
     gateway: GatewayState,
 }
@@ -1807,6 +1821,28 @@ fn rate_limit_headers(
     ]
 }
 
+/// A 429 for a bot over its own limit of `limit` messages, asking to wait `retry_after`, as
+/// Discord's docs show it (Rate Limits, "Exceeding A Rate Limit": "Example Exceeded User Rate
+/// Limit Response", https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit):
+/// `Retry-After` in whole seconds (`65` for a `retry_after` of 64.57), the `X-RateLimit-*`
+/// headers with `X-RateLimit-Reset-After` keeping the decimals, `X-RateLimit-Scope: user`, and
+/// the body `{"message": "You are being rate limited.", "retry_after": 64.57, "global": false}`.
+fn user_rate_limited(limit: u32, retry_after: Duration) -> Reply {
+    let secs = retry_after.as_secs_f64();
+    let mut headers = rate_limit_headers(limit, 0, retry_after);
+    headers.push(("retry-after", secs.ceil().to_string()));
+    headers.push(("x-ratelimit-scope", "user".to_string()));
+    Reply {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        body: Some(json!({
+            "message": "You are being rate limited.",
+            "retry_after": (secs * 1000.0).round() / 1000.0,
+            "global": false,
+        })),
+        headers,
+    }
+}
+
 fn create_channel_message(
     shared: &Shared,
     state: &mut State,
@@ -1817,6 +1853,13 @@ fn create_channel_message(
     let Some(guild_id) = shared.channel_guild(channel_id) else {
         return Reply::error(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
     };
+    if let Some((left, retry_after)) = state.forced_429.as_mut() {
+        if *left > 0 {
+            *left -= 1;
+            // Discord's channel limit: 5 messages per 5 s.
+            return user_rate_limited(5, *retry_after);
+        }
+    }
     let mut limit_headers = Vec::new();
     if let Some((limit, per)) = state.rate_limit {
         let window = state.windows.entry(channel_id).or_insert((now, 0));
@@ -1825,19 +1868,7 @@ fn create_channel_message(
         }
         let reset_after = per.saturating_sub(now.duration_since(window.0));
         if window.1 >= limit {
-            let retry_after = reset_after.as_secs_f64();
-            let mut headers = rate_limit_headers(limit, 0, reset_after);
-            headers.push(("retry-after", reset_after.as_secs_f64().ceil().to_string()));
-            headers.push(("x-ratelimit-scope", "user".to_string()));
-            return Reply {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                body: Some(json!({
-                    "message": "You are being rate limited.",
-                    "retry_after": (retry_after * 1000.0).round() / 1000.0,
-                    "global": false,
-                })),
-                headers,
-            };
+            return user_rate_limited(limit, reset_after);
         }
         window.1 += 1;
         limit_headers = rate_limit_headers(limit, limit - window.1, reset_after);
