@@ -127,92 +127,170 @@ fn accept_with(
                 request: accepted.proposed,
             });
         }
-        Upsert::Updated { .. } => {
-            let plan = plan_for(finding, playbooks, scope);
-            let requests = store.requests_for_finding(&finding.id)?;
-            for r in requests.iter().filter(|r| r.kind == RequestKind::Contain) {
-                let closed = match r.state {
-                    // Its time is up: expire it now (audited, as the sweep would), so the
-                    // fresh request below does not sit beside a Pending one nobody can approve.
-                    RequestState::Pending if !r.is_live(now) => store
-                        .expire_request(r.id, now)?
-                        .map(|_| RequestState::Expired),
-                    RequestState::Pending => {
-                        let reason = if finding.archived {
-                            Some("the finding was archived")
-                        } else if r.plan.plan_hash != plan.plan_hash {
-                            Some("the finding changed and so did its plan")
-                        } else {
-                            None
-                        };
-                        match reason {
-                            Some(reason) => unless_conflict(
-                                store.transition(
-                                    r.id,
-                                    RequestState::Pending,
-                                    RequestState::Superseded,
-                                    NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
-                                        .finding(finding.id.clone())
-                                        .request(r.id)
-                                        .detail(serde_json::json!({ "reason": reason })),
-                                ),
-                            )?
-                            .then_some(RequestState::Superseded),
-                            None => None,
-                        }
-                    }
-                    // Approved but not yet executing: an archived finding is not contained.
-                    RequestState::Approved if finding.archived => {
-                        supersede_approved(store, r, finding, now)?
-                            .then_some(RequestState::Superseded)
-                    }
-                    _ => None,
-                };
-                match closed {
-                    Some(RequestState::Expired) => accepted.expired.push(r.id),
-                    Some(_) => accepted.superseded.push(r.id),
-                    None => continue,
-                }
-                notices.send(Notice::RequestChanged { request: r.id });
-            }
-            // A live finding whose request was superseded or expired (or which never had one,
-            // e.g. its plan was notify-only before) gets a request for the current plan,
-            // unless a request for this plan is still live.
-            let has_live = requests.iter().any(|r| {
-                r.kind == RequestKind::Contain
-                    && !accepted.superseded.contains(&r.id)
-                    && r.is_live(now)
-            });
-            // A finished request for the same plan blocks a new one (it was decided or done);
-            // an expired one does not: nobody decided it in time.
-            let already_done_same_plan = requests.iter().any(|r| {
-                r.plan.plan_hash == plan.plan_hash
-                    && r.state.is_final()
-                    && r.state != RequestState::Superseded
-                    && r.state != RequestState::Expired
-            });
-            if !finding.archived
-                && !plan.is_notify_only()
-                && severe_enough
-                && !has_live
-                && !already_done_same_plan
-            {
-                accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
-            }
-            let request = accepted.proposed.or_else(|| {
-                requests
-                    .iter()
-                    .rev()
-                    .find(|r| r.kind == RequestKind::Contain)
-                    .map(|r| r.id)
-            });
-            notices.send(Notice::FindingUpdated {
-                finding_id: finding.id.clone(),
-                request,
-            });
-        }
+        Upsert::Updated { .. } => on_updated(
+            store,
+            playbooks,
+            policy,
+            notices,
+            finding,
+            now,
+            scope,
+            severe_enough,
+            &mut accepted,
+        )?,
     }
     Ok(accepted)
+}
+
+/// Stores a page of findings in ONE store transaction ([`Store::upsert_findings_proposing`]),
+/// each new one with its request, then does for each finding seen again what [`accept_in`]
+/// does. Same outcome as [`accept_in`] on each finding in order, at a fraction of the cost
+/// (ingest's bursts). Does not flush.
+pub fn accept_page_in(
+    app: &App,
+    findings: &[Finding],
+    now: DateTime<Utc>,
+) -> Result<Vec<Accepted>, StoreError> {
+    let scope = app.scope_known();
+    let min_severity = app.settings.ingest.min_severity;
+    let stored = app
+        .store
+        .upsert_findings_proposing(findings, &Actor::System, now, |f| {
+            let plan = plan_for(f, &app.playbooks, &scope);
+            (!plan.is_notify_only() && f.severity >= min_severity).then(|| {
+                Request::new(
+                    RequestKind::Contain,
+                    plan,
+                    Actor::System,
+                    now,
+                    app.policy.ttl,
+                )
+            })
+        })?;
+    let mut out = Vec::with_capacity(findings.len());
+    for (finding, (upsert, proposed)) in findings.iter().zip(stored) {
+        let mut accepted = Accepted {
+            upsert,
+            proposed,
+            superseded: Vec::new(),
+            expired: Vec::new(),
+        };
+        match upsert {
+            Upsert::Unchanged => {}
+            Upsert::New => app.notices.send(Notice::FindingNew {
+                finding_id: finding.id.clone(),
+                request: proposed,
+            }),
+            Upsert::Updated { .. } => on_updated(
+                &app.store,
+                &app.playbooks,
+                &app.policy,
+                &app.notices,
+                finding,
+                now,
+                &scope,
+                finding.severity >= min_severity,
+                &mut accepted,
+            )?,
+        }
+        out.push(accepted);
+    }
+    Ok(out)
+}
+
+/// A stored finding changed: its requests follow (see the module docs).
+#[allow(clippy::too_many_arguments)]
+fn on_updated(
+    store: &Store,
+    playbooks: &Playbooks,
+    policy: &Policy,
+    notices: &Notices,
+    finding: &Finding,
+    now: DateTime<Utc>,
+    scope: &Scope,
+    severe_enough: bool,
+    accepted: &mut Accepted,
+) -> Result<(), StoreError> {
+    let plan = plan_for(finding, playbooks, scope);
+    let requests = store.requests_for_finding(&finding.id)?;
+    for r in requests.iter().filter(|r| r.kind == RequestKind::Contain) {
+        let closed = match r.state {
+            // Its time is up: expire it now (audited, as the sweep would), so the
+            // fresh request below does not sit beside a Pending one nobody can approve.
+            RequestState::Pending if !r.is_live(now) => store
+                .expire_request(r.id, now)?
+                .map(|_| RequestState::Expired),
+            RequestState::Pending => {
+                let reason = if finding.archived {
+                    Some("the finding was archived")
+                } else if r.plan.plan_hash != plan.plan_hash {
+                    Some("the finding changed and so did its plan")
+                } else {
+                    None
+                };
+                match reason {
+                    Some(reason) => unless_conflict(
+                        store.transition(
+                            r.id,
+                            RequestState::Pending,
+                            RequestState::Superseded,
+                            NewEvent::new(now, Actor::System, EventKind::RequestSuperseded)
+                                .finding(finding.id.clone())
+                                .request(r.id)
+                                .detail(serde_json::json!({ "reason": reason })),
+                        ),
+                    )?
+                    .then_some(RequestState::Superseded),
+                    None => None,
+                }
+            }
+            // Approved but not yet executing: an archived finding is not contained.
+            RequestState::Approved if finding.archived => {
+                supersede_approved(store, r, finding, now)?.then_some(RequestState::Superseded)
+            }
+            _ => None,
+        };
+        match closed {
+            Some(RequestState::Expired) => accepted.expired.push(r.id),
+            Some(_) => accepted.superseded.push(r.id),
+            None => continue,
+        }
+        notices.send(Notice::RequestChanged { request: r.id });
+    }
+    // A live finding whose request was superseded or expired (or which never had one,
+    // e.g. its plan was notify-only before) gets a request for the current plan,
+    // unless a request for this plan is still live.
+    let has_live = requests.iter().any(|r| {
+        r.kind == RequestKind::Contain && !accepted.superseded.contains(&r.id) && r.is_live(now)
+    });
+    // A finished request for the same plan blocks a new one (it was decided or done);
+    // an expired one does not: nobody decided it in time.
+    let already_done_same_plan = requests.iter().any(|r| {
+        r.plan.plan_hash == plan.plan_hash
+            && r.state.is_final()
+            && r.state != RequestState::Superseded
+            && r.state != RequestState::Expired
+    });
+    if !finding.archived
+        && !plan.is_notify_only()
+        && severe_enough
+        && !has_live
+        && !already_done_same_plan
+    {
+        accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
+    }
+    let request = accepted.proposed.or_else(|| {
+        requests
+            .iter()
+            .rev()
+            .find(|r| r.kind == RequestKind::Contain)
+            .map(|r| r.id)
+    });
+    notices.send(Notice::FindingUpdated {
+        finding_id: finding.id.clone(),
+        request,
+    });
+    Ok(())
 }
 
 /// `Ok(true)` when a state change happened, `Ok(false)` when something else changed the
@@ -422,6 +500,50 @@ mod tests {
         fn requests(&self) -> Vec<Request> {
             self.store.requests_for_finding("f-1").unwrap()
         }
+    }
+
+    #[test]
+    fn a_page_is_stored_in_one_transaction_with_a_request_for_each_new_finding_only() {
+        let w = World::new();
+        let mut a = finding("AKIAONE", 1, 0);
+        a.id = "f-a".into();
+        let mut b = finding("AKIATWO", 1, 0);
+        b.id = "f-b".into();
+        let propose = |f: &Finding| {
+            let plan = plan_for(f, &w.books, &own_account_scope());
+            Some(Request::new(
+                RequestKind::Contain,
+                plan,
+                Actor::System,
+                t(1),
+                w.policy.ttl,
+            ))
+        };
+        let first = w
+            .store
+            .upsert_findings_proposing(&[a.clone(), b.clone()], &Actor::System, t(1), propose)
+            .unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|(u, r)| *u == Upsert::New && r.is_some()));
+        // The same page again, with `b` seen once more: `a` is unchanged, `b` updated; neither
+        // gets a second request here (a finding seen again is the pipeline's to follow up).
+        b.count = 2;
+        b.updated_at = Some(t(2));
+        let again = w
+            .store
+            .upsert_findings_proposing(&[a.clone(), b.clone()], &Actor::System, t(2), propose)
+            .unwrap();
+        assert_eq!(again[0], (Upsert::Unchanged, None));
+        assert!(matches!(again[1], (Upsert::Updated { .. }, None)));
+        for (f, (_, request)) in [&a, &b].into_iter().zip(&first) {
+            let stored = w.store.requests_for_finding(&f.id).unwrap();
+            assert_eq!(stored.len(), 1, "{}", f.id);
+            assert_eq!(Some(stored[0].id), *request);
+        }
+        // Two findings, two requests, one update: five events, one chain that verifies.
+        let events = w.store.query_audit(&AuditQuery::default()).unwrap();
+        assert_eq!(events.len(), 5, "{events:?}");
+        w.store.verify_audit().unwrap();
     }
 
     #[test]

@@ -38,8 +38,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{
-    accept, advance_cursor, checked_id, guardduty_source, quarantine, read_cursor, IngestError,
-    PollReport, CURSOR_OVERLAP,
+    accept_page, advance_cursor, checked_id, guardduty_source, quarantine, read_cursor,
+    IngestError, PollReport, CURSOR_OVERLAP,
 };
 use crate::app::App;
 use crate::approval::{RequestKind, RequestState};
@@ -349,6 +349,7 @@ fn store_page(
 ) -> Result<Stored, IngestError> {
     let mut report = PollReport::default();
     let mut newest: Option<DateTime<Utc>> = None;
+    let mut parsed = Vec::with_capacity(findings.len());
     for sdk_finding in findings {
         let doc = finding_to_json(sdk_finding);
         match finding::parse_guardduty_value(&doc, "$").and_then(checked_id) {
@@ -360,7 +361,7 @@ fn store_page(
                 if f.severity < app.settings.ingest.min_severity {
                     continue;
                 }
-                accept(app, &f, now, &mut report)?;
+                parsed.push(f);
             }
             Err(e) => {
                 quarantine(
@@ -374,6 +375,8 @@ fn store_page(
             }
         }
     }
+    // The page's findings and their requests: one transaction.
+    accept_page(app, &parsed, now, &mut report)?;
     app.store.flush()?;
     Ok(Stored { report, newest })
 }

@@ -281,6 +281,23 @@ fn accept(
     Ok(accepted)
 }
 
+/// [`accept`] for a page of findings, stored in one transaction ([`pipeline::accept_page_in`]);
+/// each is counted as [`accept_finding`] counts it.
+fn accept_page(
+    app: &App,
+    findings: &[Finding],
+    now: DateTime<Utc>,
+    report: &mut PollReport,
+) -> Result<(), StoreError> {
+    for accepted in pipeline::accept_page_in(app, findings, now)? {
+        if matches!(accepted.upsert, Upsert::New | Upsert::Updated { .. }) {
+            app.metrics.record_finding_ingested();
+        }
+        report.count(&accepted);
+    }
+    Ok(())
+}
+
 /// What every ingest source does with a parsed finding: hands it to the pipeline and counts
 /// it in `hanko_findings_ingested_total` when it was stored as new or changed. Counted here,
 /// where a finding is stored, not where its card is posted (the outbox may fold it into a

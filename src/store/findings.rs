@@ -3,12 +3,15 @@
 
 use chrono::{DateTime, Utc};
 
+use uuid::Uuid;
+
+use crate::approval::Request;
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::finding::Finding;
 
 use super::{
-    be_u64, finding_detail, finding_time_key, tx_encode, Store, StoreError, StoredFinding, Upsert,
-    META_FINDING_COUNT, TREE_FINDINGS, TREE_FINDINGS_BY_TIME,
+    be_u64, finding_detail, finding_time_key, tx_encode, Store, StoreError, StoredFinding,
+    TxResult, Upsert, META_FINDING_COUNT, TREE_FINDINGS, TREE_FINDINGS_BY_TIME,
 };
 
 impl Store {
@@ -22,62 +25,37 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Upsert, StoreError> {
+        self.transact(|tx| tx.upsert_finding(f, actor, now))
+    }
+
+    /// Stores a page of findings, deduplicated by id as [`Store::upsert_finding`] does, and
+    /// for each one stored for the first time the request `propose` makes of it (if any), all
+    /// in ONE transaction (one audit event per finding and per request, in order). Ingest
+    /// stores a burst this way: one transaction and one flush per page instead of two
+    /// transactions per finding. Durable at the caller's flush. `propose` may run more than
+    /// once for a finding (sled retries a transaction that met a concurrent write); only the
+    /// requests of the run that commits are stored and returned.
+    pub fn upsert_findings_proposing(
+        &self,
+        findings: &[Finding],
+        actor: &Actor,
+        now: DateTime<Utc>,
+        propose: impl Fn(&Finding) -> Option<Request>,
+    ) -> Result<Vec<(Upsert, Option<Uuid>)>, StoreError> {
         self.transact(|tx| {
-            let previous: Option<StoredFinding> = tx.get(tx.findings, f.id.as_bytes(), || {
-                format!("{TREE_FINDINGS}/{}", f.id)
-            })?;
-            let (stored, upsert, event) = match previous {
-                None => {
-                    let stored = StoredFinding {
-                        finding: f.clone(),
-                        first_ingested_at: now,
-                        last_ingested_at: now,
-                    };
-                    let count = tx.get_u64(tx.meta, META_FINDING_COUNT)?;
-                    tx.meta
-                        .insert(META_FINDING_COUNT, &(count + 1).to_be_bytes())?;
-                    let event = NewEvent::new(now, actor.clone(), EventKind::FindingIngested)
-                        .finding(f.id.clone())
-                        .detail(finding_detail(f));
-                    (stored, Upsert::New, event)
-                }
-                Some(old) => {
-                    let prev = &old.finding;
-                    let older = f.updated_at < prev.updated_at;
-                    let newer = f.updated_at > prev.updated_at
-                        || f.count > prev.count
-                        || f.archived != prev.archived;
-                    if older || !newer {
-                        return Ok(Upsert::Unchanged);
+            let mut out = Vec::with_capacity(findings.len());
+            for f in findings {
+                let upsert = tx.upsert_finding(f, actor, now)?;
+                let mut proposed = None;
+                if upsert == Upsert::New {
+                    if let Some(request) = propose(f) {
+                        tx.insert_request(&request, now)?;
+                        proposed = Some(request.id);
                     }
-                    tx.findings_by_time
-                        .remove(finding_time_key(old.last_ingested_at, &f.id))?;
-                    let upsert = Upsert::Updated {
-                        previous_count: prev.count,
-                        previous_updated_at: prev.updated_at,
-                        became_archived: f.archived && !prev.archived,
-                    };
-                    let mut detail = finding_detail(f);
-                    detail["previous_count"] = prev.count.into();
-                    detail["previous_updated_at"] = serde_json::json!(prev.updated_at);
-                    detail["previous_archived"] = prev.archived.into();
-                    let event = NewEvent::new(now, actor.clone(), EventKind::FindingUpdated)
-                        .finding(f.id.clone())
-                        .detail(detail);
-                    let stored = StoredFinding {
-                        finding: f.clone(),
-                        first_ingested_at: old.first_ingested_at,
-                        last_ingested_at: now,
-                    };
-                    (stored, upsert, event)
                 }
-            };
-            tx.findings
-                .insert(f.id.as_bytes(), tx_encode(&stored, "finding")?)?;
-            tx.findings_by_time
-                .insert(finding_time_key(now, &f.id), &[] as &[u8])?;
-            tx.append(event)?;
-            Ok(upsert)
+                out.push((upsert, proposed));
+            }
+            Ok(out)
         })
     }
 
@@ -118,5 +96,71 @@ impl Store {
             Ok(Some(v)) => be_u64(&v).unwrap_or(0),
             _ => 0,
         }
+    }
+}
+
+impl super::Tx<'_> {
+    /// [`Store::upsert_finding`] inside a transaction.
+    fn upsert_finding<E: From<StoreError>>(
+        &self,
+        f: &Finding,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> TxResult<Upsert, E> {
+        let previous: Option<StoredFinding> = self.get(self.findings, f.id.as_bytes(), || {
+            format!("{TREE_FINDINGS}/{}", f.id)
+        })?;
+        let (stored, upsert, event) = match previous {
+            None => {
+                let stored = StoredFinding {
+                    finding: f.clone(),
+                    first_ingested_at: now,
+                    last_ingested_at: now,
+                };
+                let count = self.get_u64(self.meta, META_FINDING_COUNT)?;
+                self.meta
+                    .insert(META_FINDING_COUNT, &(count + 1).to_be_bytes())?;
+                let event = NewEvent::new(now, actor.clone(), EventKind::FindingIngested)
+                    .finding(f.id.clone())
+                    .detail(finding_detail(f));
+                (stored, Upsert::New, event)
+            }
+            Some(old) => {
+                let prev = &old.finding;
+                let older = f.updated_at < prev.updated_at;
+                let newer = f.updated_at > prev.updated_at
+                    || f.count > prev.count
+                    || f.archived != prev.archived;
+                if older || !newer {
+                    return Ok(Upsert::Unchanged);
+                }
+                self.findings_by_time
+                    .remove(finding_time_key(old.last_ingested_at, &f.id))?;
+                let upsert = Upsert::Updated {
+                    previous_count: prev.count,
+                    previous_updated_at: prev.updated_at,
+                    became_archived: f.archived && !prev.archived,
+                };
+                let mut detail = finding_detail(f);
+                detail["previous_count"] = prev.count.into();
+                detail["previous_updated_at"] = serde_json::json!(prev.updated_at);
+                detail["previous_archived"] = prev.archived.into();
+                let event = NewEvent::new(now, actor.clone(), EventKind::FindingUpdated)
+                    .finding(f.id.clone())
+                    .detail(detail);
+                let stored = StoredFinding {
+                    finding: f.clone(),
+                    first_ingested_at: old.first_ingested_at,
+                    last_ingested_at: now,
+                };
+                (stored, upsert, event)
+            }
+        };
+        self.findings
+            .insert(f.id.as_bytes(), tx_encode(&stored, "finding")?)?;
+        self.findings_by_time
+            .insert(finding_time_key(now, &f.id), &[] as &[u8])?;
+        self.append(event)?;
+        Ok(upsert)
     }
 }
