@@ -333,7 +333,7 @@ async fn approval(c: &Counts) {
         if let Some(t) = last_post {
             tokio::time::sleep_until((t + CARD_SPACING).into()).await;
         }
-        let doc = leaked_key_doc(&format!("bench-approval-{i:04}"), key, user);
+        let doc = leaked_key_doc(&format!("a9{i:030x}"), key, user);
         let event = json!({
             "version": "0", "id": uuid::Uuid::new_v4().to_string(),
             "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
@@ -444,7 +444,7 @@ async fn approval(c: &Counts) {
         let mut batch = vec![];
         for j in 0..per_batch {
             let n = b * per_batch + j;
-            let id = format!("bench-gd-{n:04}");
+            let id = format!("9d{n:030x}");
             let key = format!("AKIABENCHGD{n:09}");
             gd.add(leaked_key_doc(&id, &key, "gd-user"));
             batch.push((id, key));

@@ -300,8 +300,12 @@ impl Store {
     /// after `check` looked at the request and its stored finding (`None` for a request whose
     /// subject is not a stored finding, such as a posture group). When `check` refuses, the
     /// request moves to the refusal's state instead, with its [`approval::Closure`] and event,
-    /// in the same transaction. Flushes. [`StoreError::Conflict`] when the request is not
-    /// Approved (another run started it first).
+    /// in the same transaction. A refusal is flushed; a start is durable at the next flush,
+    /// which comes before any mutating call (the first step's `Captured` record flushes, and
+    /// everything written before it with it): a crash before then leaves the request Approved,
+    /// and nothing has been done to it, so it simply starts again. This keeps an fsync off the
+    /// path from the approval to the first AWS call. [`StoreError::Conflict`] when the request
+    /// is not Approved (another run started it first).
     ///
     /// `check` runs inside the transaction and may run more than once: it must only compute
     /// from its arguments (and values captured before, such as `now`).
@@ -352,7 +356,9 @@ impl Store {
                 }
             }
         })?;
-        self.flush()?;
+        if matches!(start, ExecutionStart::Refused(_)) {
+            self.flush()?;
+        }
         Ok(start)
     }
 }
