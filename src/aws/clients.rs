@@ -142,7 +142,7 @@ impl BuiltClients {
     /// Whether they may be handed out when they are `age` old and the wall clock says `wall`.
     fn usable(&self, age: Duration, wall: SystemTime) -> bool {
         age < CLIENTS_MAX_AGE
-            && self.credentials_expiry.is_none_or(|exp| {
+            && self.credentials_expiry.map_or(true, |exp| {
                 exp.duration_since(wall)
                     .is_ok_and(|left| left > CREDENTIALS_REFRESH_MARGIN)
             })

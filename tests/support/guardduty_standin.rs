@@ -340,7 +340,7 @@ async fn list_findings(
         }
         q.to_string()
     };
-    if s.listing.as_ref().is_none_or(|l| l.query != query) {
+    if s.listing.as_ref().map_or(true, |l| l.query != query) {
         let empty = serde_json::Map::new();
         let criterion = req
             .pointer("/findingCriteria/criterion")
