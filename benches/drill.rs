@@ -1,12 +1,14 @@
 //! One full drill per playbook against a local moto server: plan, request, approval, execution
 //! and verification, in process through the real aws-sdk clients.
 //!
-//! `cargo bench --bench drill` starts `moto_server` (install: `pip install 'moto[server]'`),
-//! builds a fresh leaked key, role, two-interface instance and public bucket for every round,
-//! and prints the median, p90 and min wall time of each playbook. `HANKO_BENCH_ROUNDS` sets the
-//! number of rounds (default 20).
+//! `cargo bench --bench drill` starts `moto_server` (install: `pip install 'moto[server]'`)
+//! the way the integration tests do (`tests/support/moto.rs`), builds a fresh leaked key, role,
+//! two-interface instance and public bucket for every round, and prints the median, p90 and min
+//! wall time of each playbook. `HANKO_BENCH_ROUNDS` sets the number of rounds (default 20).
 
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/support/moto.rs"]
+mod moto;
+
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{
@@ -23,34 +25,6 @@ use hanko::finding::{
 };
 use hanko::playbooks::Playbooks;
 use hanko::store::Store;
-
-struct Moto(Child, u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): pip install 'moto[server]'"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Moto(child, port)
-}
 
 fn finding(id: &str, kind: ResourceKind) -> Finding {
     Finding {
@@ -134,16 +108,8 @@ async fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(20)
     };
-    let moto = start_moto();
-    let endpoint = format!("http://127.0.0.1:{}", moto.1);
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "bench",
-        ))
-        .load()
-        .await;
+    let moto = moto::Moto::start();
+    let conf = moto.sdk_config().await;
     let factory = ClientFactory::from_sdk_config(conf.clone(), None);
     let iam = aws_sdk_iam::Client::new(&conf);
     let ec2 = aws_sdk_ec2::Client::new(&conf);

@@ -2,7 +2,7 @@
 //! (`hanko run`, `hanko audit export`) against the Discord fake of `tests/support/`, moto and
 //! the GuardDuty stand-in. Every time is taken in this process, on the wire: the fake records
 //! when a gateway frame left it and when a REST request reached it, and a small proxy in front
-//! of moto and the stand-in (`benches/system/mod.rs`) records when each AWS request reached it
+//! of moto and the stand-in (`benches/support/proxy.rs`) records when each AWS request reached it
 //! and when its answer came back. Nothing reads hanko's internals.
 //!
 //! `cargo bench --bench system -- PART`, PART one of:
@@ -22,6 +22,8 @@ mod discord_fake;
 mod fixtures;
 #[path = "../tests/support/moto.rs"]
 mod moto;
+#[path = "support/proxy.rs"]
+mod proxy;
 #[path = "../tests/support/guardduty_standin.rs"]
 mod standin;
 #[path = "support/system.rs"]
@@ -35,8 +37,9 @@ use chrono::Utc;
 use discord_fake::{DiscordFake, FakeMember, RecordedRequest};
 use hanko::audit::{Actor, AuditQuery, EventKind, NewEvent};
 use hanko::store::Store;
+use proxy::{Exchange, Proxy};
 use serde_json::{json, Value};
-use system::{fmt_ms, md, mib, ms, ms_between, row, summary, Exchange, Hanko, Proxy};
+use system::{fmt_ms, md, mib, ms, ms_between, row, summary, Hanko};
 
 const RESPONDER_ROLE: &str = "1180000000000000500";
 const FIXTURE: &str = "api/UnauthorizedAccess_IAMUser_TorIPCaller.json";

@@ -12,6 +12,7 @@
 # Environment (all optional):
 #   HANKO_BENCH_ROUNDS        rounds of the side-by-side with Cloud Custodian (default 10)
 #   HANKO_BENCH_DRILL_ROUNDS  rounds of `cargo bench --bench drill` (default 20)
+#   HANKO_BENCH_FLOOR_ROUNDS  rounds of `cargo bench --bench floor` (default 10)
 #   HANKO_BENCH_CORE=1        also run `cargo bench --bench core` (long: builds a 1,000,000-event log)
 #   HANKO_BENCH_SMOKE=1       the system benchmarks (§1-§5) with small counts: checks the wiring
 #                             in a few minutes, measures nothing (the file says so)
@@ -38,6 +39,7 @@ ROOT=$PWD
 OUT=${HANKO_BENCH_OUT:-$ROOT/BENCHMARKS.md}
 ROUNDS=${HANKO_BENCH_ROUNDS:-10}
 DRILL_ROUNDS=${HANKO_BENCH_DRILL_ROUNDS:-20}
+FLOOR_ROUNDS=${HANKO_BENCH_FLOOR_ROUNDS:-10}
 SMOKE=$([[ "${HANKO_BENCH_SMOKE:-}" == 1 ]] && echo 1 || true)
 export HANKO_BENCH_SMOKE=${SMOKE:-0}
 VENV=${HANKO_BENCH_VENV:-$HOME/.cache/hanko/bench-venv}
@@ -93,7 +95,8 @@ install_python_tools() {
     for bin in moto_server custodian; do
         [[ -x "$VENV/bin/$bin" ]] || { echo "bench: $VENV/bin/$bin missing after pip install" >&2; exit 2; }
     done
-    # `cargo bench --bench drill` starts `moto_server` from PATH: the same version.
+    # `cargo bench --bench drill` and `--bench floor` start `moto_server` from PATH: the same
+    # version.
     export PATH="$VENV/bin:$PATH"
 }
 
@@ -104,7 +107,7 @@ build_hanko() {
     # every dependency a second time (half an hour on a shared 2-core machine) for a binary
     # that differs only in the features of shared dependencies.
     say "building hanko and the benches (release) into $CARGO_TARGET_DIR"
-    local benches=(--bench system --bench drill)
+    local benches=(--bench system --bench drill --bench floor)
     [[ "${HANKO_BENCH_CORE:-}" == 1 ]] && benches+=(--bench core)
     cargo bench --locked --no-run "${benches[@]}" >&2
     HANKO="$CARGO_TARGET_DIR/release/hanko"
@@ -236,6 +239,59 @@ section_drill() {
     done >"$FRAG/07-drill.summary"
 }
 
+# §9: `hanko drill` against the floor, a process that makes exactly the AWS calls of the same
+# containment and nothing else (`benches/floor.rs`, `benches/support/floor_calls.rs`). The bench
+# prints `floor/key` and `floor/instance` (medians, p90, min, ratio, n), `floor/calls` (a census
+# of both tools' operations through a proxy), `floor/list` (each floor's calls) and
+# `floor/goal`.
+section_floor() {
+    say "cargo bench --bench floor ($FLOOR_ROUNDS rounds, hanko drill from $HANKO)"
+    local out="$FRAG/floor.out" anchor="#9-floor-cargo-bench---bench-floor"
+    HANKO_BIN="$HANKO" HANKO_BENCH_ROUNDS=$FLOOR_ROUNDS cargo bench --locked --bench floor >"$out"
+    # field: 1 name, 4 hanko median, 7 p90, 10 min, 15 floor median, 18 p90, 21 min, 25 ratio, 28 n
+    local rows
+    rows=$(awk '$1 == "floor/key" || $1 == "floor/instance"' "$out")
+    {
+        echo "## 9. Floor (\`cargo bench --bench floor\`)"
+        echo
+        echo "\`hanko drill\` against a floor: a process that makes exactly the AWS calls of the same"
+        echo "containment and nothing else, with the real aws-sdk clients, on the same moto. The floor is"
+        echo "the bench binary started again, so it pays process start, a tokio runtime and"
+        echo "\`aws_config\` loading like hanko; then hanko's calls (capture, apply and verify of each"
+        echo "step), each call waiting only for the answers it needs, without store, audit or planning."
+        echo "hanko is the release binary: \`hanko drill FINDING --db FRESH --approve-as bench --json\`."
+        echo "Both timed from process start to exit, fresh resources every run, the order alternating;"
+        echo "one warm-up and one census round (through a logging proxy) unmeasured. The end state of"
+        echo "every run is read back from moto and must be the same for both. The goal of issue 14 for"
+        echo "the leaked key: \`hanko drill\` at most 1.2 times the floor."
+        echo
+        echo "| containment | floor median (p90, min) | \`hanko drill\` median (p90, min) | ratio (medians) | n |"
+        echo "|---|---|---|---|---|"
+        echo "$rows" | awk '{
+            what = ($1 == "floor/key") ? "leaked key (deactivate, revoke older sessions)" \
+                : "instance, two interfaces and two volumes (snapshot, protect, keep volumes, isolate, tag)"
+            printf "| %s | %s ms (%s, %s) | %s ms (%s, %s) | %s | %s |\n", what, $15, $18, $21, $4, $7, $10, $25, $28
+        }'
+        echo
+        echo "The leaked key against the goal: $(sed -n 's/^floor\/goal key: //p' "$out")."
+        echo
+        echo "Operations each tool made in the census round:"
+        echo
+        sed -n 's/^floor\/calls \([a-z]*\): /- \1: /p' "$out"
+        echo
+        echo "The floors' calls (\`→\` after, \`‖\` at the same time; in full in \`benches/support/floor_calls.rs\`):"
+        echo
+        sed -n 's/^floor\/list \([a-z]*\): /- \1: /p' "$out"
+        echo
+    } >"$FRAG/09-floor.md"
+    # The key's row carries the goal's verdict (`goal ≤ 1.2: met`).
+    echo "$rows" | awk -v a="$anchor" -v goal="$(sed -n 's/^floor\/goal key: ratio [0-9.]*, //p' "$out")" '{
+        what = ($1 == "floor/key") ? "leaked key" : "two-interface instance"
+        printf "| 9. %s: `hanko drill` vs the floor (medians over %s) | %s ms vs %s ms (ratio %s%s) | [§9](%s) |\n",
+            what, $28, $4, $15, $25, ($1 == "floor/key") ? "; " goal : "", a
+    }' >"$FRAG/09-floor.summary"
+}
+
 section_core() {
     if [[ "${HANKO_BENCH_CORE:-}" != 1 ]]; then
         {
@@ -290,13 +346,13 @@ reproduce() {
         echo "From a clone, with Rust and Python 3:"
         echo
         echo '```sh'
-        echo "HANKO_BENCH_ROUNDS=$ROUNDS HANKO_BENCH_DRILL_ROUNDS=$DRILL_ROUNDS${HANKO_BENCH_CORE:+ HANKO_BENCH_CORE=$HANKO_BENCH_CORE} scripts/bench.sh"
+        echo "HANKO_BENCH_ROUNDS=$ROUNDS HANKO_BENCH_DRILL_ROUNDS=$DRILL_ROUNDS HANKO_BENCH_FLOOR_ROUNDS=$FLOOR_ROUNDS${HANKO_BENCH_CORE:+ HANKO_BENCH_CORE=$HANKO_BENCH_CORE} scripts/bench.sh"
         echo '```'
         echo
         echo "It creates a virtualenv (\`$([[ $VENV == "$HOME"/* ]] && echo "~${VENV#"$HOME"}" || echo "$VENV")\`) with \`moto[server]\` and \`c7n\`, builds \`hanko\`"
         echo "in release, starts moto on a free port of 127.0.0.1 and writes this file. It stops itself after"
         echo "\`HANKO_BENCH_TIME_LIMIT\` seconds (default 5400). The side-by-side logic is"
-        echo "\`scripts/bench/side_by_side.py\`; §1–§5 are \`benches/system.rs\` (one part at a time:"
+        echo "\`scripts/bench/side_by_side.py\`; §9 is \`benches/floor.rs\`; §1–§5 are \`benches/system.rs\` (one part at a time:"
         echo "\`cargo bench --bench system -- approval|burst|audit|footprint\`, \`HANKO_BENCH_SMOKE=1\` for a"
         echo "quick check with small counts); per-section notes are in \`scripts/bench.sh\`."
         echo
@@ -340,6 +396,7 @@ main() {
     section_side_by_side
     section_drill
     section_core
+    section_floor
     reproduce
     assemble
 }
