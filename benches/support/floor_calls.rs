@@ -31,15 +31,15 @@
 //!
 //! Instance with two interfaces and two EBS volumes (steps SnapshotVolumes,
 //! EnableTerminationProtection, SetShutdownBehaviorStop, PreserveVolumes, IsolateInstance,
-//! TagInstance), hanko's two groups already in the VPC (every run but the first), 33 calls (31 on
+//! TagInstance), hanko's two groups already in the VPC (every run but the first), 32 calls (30 on
 //! moto, whose instances already stop on shutdown: that step is its capture alone there):
 //!
 //! ```text
 //! sts:GetCallerIdentity → every step at once:
-//!   snapshot     ( DescribeInstances ‖ DescribeSnapshots )              capture
-//!                → DescribeSnapshots (apply's own look-up by tag)
-//!                → CreateSnapshot ‖ CreateSnapshot                      = the evidence
-//!                → ( DescribeInstances ‖ DescribeSnapshots )            verify
+//!   snapshot     DescribeInstances → DescribeSnapshots (its volumes, by the finding's tag)  capture
+//!                → CreateSnapshot ‖ CreateSnapshot                      = the evidence (the
+//!                  apply trusts the capture it just made, as hanko's first attempt does)
+//!                → ( DescribeInstances ‖ DescribeSnapshots by id )      verify
 //!   termination  DescribeInstanceAttribute → evidence → ModifyInstanceAttribute → DescribeInstanceAttribute
 //!   shutdown     DescribeInstanceAttribute → evidence → ModifyInstanceAttribute → DescribeInstanceAttribute
 //!   volumes      DescribeInstances → evidence → ModifyInstanceAttribute (DeleteOnTermination off) → DescribeInstances
@@ -86,9 +86,9 @@ pub const CHILD_FLAG: &str = "--floor-child";
 /// The one-line call lists, for the bench's output (the module doc has them in full).
 pub const KEY_CALLS: &str = "sts:GetCallerIdentity → ( iam:ListAccessKeys → iam:UpdateAccessKey \
     → iam:ListAccessKeys ) ‖ ( iam:GetUserPolicy → iam:PutUserPolicy → iam:GetUserPolicy )";
-pub const INSTANCE_CALLS: &str = "sts:GetCallerIdentity → at once: snapshot ( DescribeInstances ‖ \
-    DescribeSnapshots → DescribeSnapshots → CreateSnapshot ×2 at once = evidence → \
-    DescribeInstances ‖ DescribeSnapshots ) ‖ termination protection and shutdown behaviour \
+pub const INSTANCE_CALLS: &str = "sts:GetCallerIdentity → at once: snapshot ( DescribeInstances → \
+    DescribeSnapshots → CreateSnapshot ×2 at once = evidence → \
+    DescribeInstances ‖ DescribeSnapshots by id ) ‖ termination protection and shutdown behaviour \
     ( DescribeInstanceAttribute → evidence → ModifyInstanceAttribute → DescribeInstanceAttribute, \
     each; on moto the shutdown behaviour is already stop: its DescribeInstanceAttribute alone ) ‖ \
     keep volumes ( DescribeInstances → evidence → ModifyInstanceAttribute → \
@@ -346,8 +346,8 @@ async fn isolate_instance(conf: &SdkConfig, t: &InstanceTarget) -> Outcome<()> {
     // The snapshot step's capture and apply: every later change of the instance waits for it.
     let evidence = snapshot_volumes(ec2, id, &t.finding_id, &request).shared();
     let snapshot_step = async {
-        if evidence.clone().await? {
-            verify_snapshots(ec2, id, &t.finding_id).await?;
+        if let Some(made) = evidence.clone().await? {
+            verify_snapshots(ec2, id, made).await?;
         }
         Ok(())
     };
@@ -412,14 +412,25 @@ async fn volumes(ec2: &aws_sdk_ec2::Client, id: &str) -> Outcome<BTreeMap<String
         .collect())
 }
 
-/// Snapshots already evidence for the finding (tagged with it), by volume id.
+/// Snapshots of `volumes` already evidence for the finding (tagged with it), by volume id;
+/// the volume filter first, as hanko asks.
 async fn tagged_snapshots(
     ec2: &aws_sdk_ec2::Client,
     finding_id: &str,
+    volumes: &BTreeMap<String, String>,
 ) -> Outcome<BTreeMap<String, String>> {
+    if volumes.is_empty() {
+        return Ok(BTreeMap::new());
+    }
     let snapshots = ec2
         .describe_snapshots()
         .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name("volume-id")
+                .set_values(Some(volumes.keys().cloned().collect()))
+                .build(),
+        )
         .filters(filter(&format!("tag:{TAG_FINDING}"), finding_id))
         .into_paginator()
         .items()
@@ -434,20 +445,24 @@ async fn tagged_snapshots(
         .collect())
 }
 
-/// Capture and apply of SnapshotVolumes; `true` when it snapshotted (so there is a verify).
+/// The snapshots the evidence step made (snapshot ids), or `None` when every volume already
+/// had one (then there is nothing to verify).
+type Evidence = Option<Vec<String>>;
+
+/// Capture and apply of SnapshotVolumes: the volumes, the evidence already there, a snapshot
+/// of each volume without one (at once). Like hanko on a first attempt, the apply trusts the
+/// capture it just made.
 async fn snapshot_volumes(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
     finding_id: &str,
     request: &str,
-) -> Outcome<bool> {
-    let (volumes, existing) =
-        tokio::try_join!(volumes(ec2, id), tagged_snapshots(ec2, finding_id))?;
+) -> Outcome<Evidence> {
+    let volumes = volumes(ec2, id).await?;
+    let existing = tagged_snapshots(ec2, finding_id, &volumes).await?;
     if volumes.keys().all(|v| existing.contains_key(v)) {
-        return Ok(false);
+        return Ok(None);
     }
-    // hanko's apply looks up by tag again: a retried step must never snapshot twice.
-    let made = tagged_snapshots(ec2, finding_id).await?;
     let tags = TagSpecification::builder()
         .resource_type(ResourceType::Snapshot)
         .tags(tag(TAG_REQUEST, request))
@@ -457,7 +472,7 @@ async fn snapshot_volumes(
         .build();
     let creates = volumes
         .iter()
-        .filter(|(volume, _)| !made.contains_key(*volume))
+        .filter(|(volume, _)| !existing.contains_key(*volume))
         .map(|(volume, device)| {
             ec2.create_snapshot()
                 .volume_id(volume)
@@ -466,18 +481,33 @@ async fn snapshot_volumes(
                 ))
                 .tag_specifications(tags.clone())
                 .send()
-                .map(|r| r.map(drop).map_err(failed("ec2:CreateSnapshot")))
+                .map(|r| {
+                    r.map(|out| out.snapshot_id().unwrap_or_default().to_string())
+                        .map_err(failed("ec2:CreateSnapshot"))
+                })
         });
-    try_join_all(creates).await?;
-    Ok(true)
+    Ok(Some(try_join_all(creates).await?))
 }
 
-async fn verify_snapshots(ec2: &aws_sdk_ec2::Client, id: &str, finding_id: &str) -> Outcome<()> {
-    let (volumes, snapshots) =
-        tokio::try_join!(volumes(ec2, id), tagged_snapshots(ec2, finding_id))?;
+/// The verify of SnapshotVolumes: the instance's volumes and the new snapshots by id, at once.
+async fn verify_snapshots(ec2: &aws_sdk_ec2::Client, id: &str, made: Vec<String>) -> Outcome<()> {
+    let by_id = async {
+        ec2.describe_snapshots()
+            .set_snapshot_ids(Some(made))
+            .send()
+            .await
+            .map_err(failed("ec2:DescribeSnapshots"))
+    };
+    let (volumes, snapshots) = tokio::try_join!(volumes(ec2, id), by_id)?;
+    let covered: Vec<&str> = snapshots
+        .snapshots()
+        .iter()
+        .filter(|s| s.state() != Some(&SnapshotState::Error))
+        .filter_map(|s| s.volume_id())
+        .collect();
     let missing: Vec<&String> = volumes
         .keys()
-        .filter(|v| !snapshots.contains_key(*v))
+        .filter(|v| !covered.contains(&v.as_str()))
         .collect();
     ensure(missing.is_empty(), || {
         format!("no snapshot of volume(s) {missing:?}")
@@ -489,7 +519,7 @@ async fn verify_snapshots(ec2: &aws_sdk_ec2::Client, id: &str, finding_id: &str)
 async fn termination_protection(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
-    evidence: impl Future<Output = Outcome<bool>>,
+    evidence: impl Future<Output = Outcome<Evidence>>,
 ) -> Outcome<()> {
     let read = move || async move {
         let out = ec2
@@ -524,7 +554,7 @@ async fn termination_protection(
 async fn shutdown_behaviour(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
-    evidence: impl Future<Output = Outcome<bool>>,
+    evidence: impl Future<Output = Outcome<Evidence>>,
 ) -> Outcome<()> {
     let read = move || async move {
         let out = ec2
@@ -564,7 +594,7 @@ async fn shutdown_behaviour(
 async fn keep_volumes(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
-    evidence: impl Future<Output = Outcome<bool>>,
+    evidence: impl Future<Output = Outcome<Evidence>>,
 ) -> Outcome<()> {
     let deleted_on_termination = move || async move {
         let devices = ebs_devices(&describe_instance(ec2, id).await?);
@@ -699,15 +729,17 @@ async fn find_groups(
 async fn isolate(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
-    evidence: impl Future<Output = Outcome<bool>>,
+    evidence: impl Future<Output = Outcome<Evidence>>,
 ) -> Outcome<()> {
     // Capture.
     let before = interfaces(ec2, id).await?;
     let vpcs = vpcs(&before);
-    let (quarantine, _transition) = tokio::try_join!(
+    let (quarantine, transition_before) = tokio::try_join!(
         find_groups(ec2, &vpcs, QUARANTINE_GROUP),
         find_groups(ec2, &vpcs, TRANSITION_GROUP)
     )?;
+    let quarantine_before = quarantine.clone();
+    let (transition_before, quarantine_before) = (&transition_before, &quarantine_before);
     if before.iter().all(|i| quarantined(i, &quarantine)) {
         return Ok(());
     }
@@ -715,8 +747,20 @@ async fn isolate(
     // instance, so they need no evidence)...
     let ready = try_join_all(vpcs.iter().map(|vpc| async move {
         let (t, q) = tokio::try_join!(
-            ensure_group(ec2, vpc, TRANSITION_GROUP, PURPOSE_TRANSITION),
-            ensure_group(ec2, vpc, QUARANTINE_GROUP, PURPOSE_QUARANTINE)
+            ensure_group(
+                ec2,
+                vpc,
+                TRANSITION_GROUP,
+                PURPOSE_TRANSITION,
+                transition_before.contains_key(vpc)
+            ),
+            ensure_group(
+                ec2,
+                vpc,
+                QUARANTINE_GROUP,
+                PURPOSE_QUARANTINE,
+                quarantine_before.contains_key(vpc)
+            )
         )?;
         Ok::<_, String>((vpc.clone(), t, q))
     }))
@@ -789,8 +833,15 @@ async fn ensure_group(
     vpc: &str,
     name: &str,
     purpose: &str,
+    existed: bool,
 ) -> Outcome<String> {
-    let (group, created) = match find_group(ec2, vpc, name).await? {
+    // As hanko: a group the capture did not see is created straight away.
+    let found = if existed {
+        find_group(ec2, vpc, name).await?
+    } else {
+        None
+    };
+    let (group, created) = match found {
         Some(g) => (g, false),
         None => (create_group(ec2, vpc, name, purpose).await?, true),
     };
@@ -933,7 +984,7 @@ async fn tag_instance(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
     request: &str,
-    evidence: impl Future<Output = Outcome<bool>>,
+    evidence: impl Future<Output = Outcome<Evidence>>,
 ) -> Outcome<()> {
     let read = move || async move {
         let out = ec2
