@@ -176,15 +176,22 @@ impl GuardDutyPoller {
 
         // Pending and Approved requests of this region: re-read their findings to see an
         // archival before anything runs.
-        let pending: Vec<String> = self
-            .app
-            .store
-            .requests_in_states(&[RequestState::Pending, RequestState::Approved])?
-            .into_iter()
-            .filter(|r| r.kind == RequestKind::Contain && r.plan.region == self.region)
-            .map(|r| r.finding_id)
-            .filter(|id| !seen.contains(id))
-            .collect::<HashSet<_>>()
+        // One request at a time: after a burst there are tens of thousands, and only their
+        // finding ids are kept.
+        let mut ids: HashSet<String> = HashSet::new();
+        self.app.store.each_request_in_states(
+            &[RequestState::Pending, RequestState::Approved],
+            |r| {
+                if r.kind == RequestKind::Contain
+                    && r.plan.region == self.region
+                    && !seen.contains(&r.finding_id)
+                {
+                    ids.insert(r.finding_id);
+                }
+                Ok(())
+            },
+        )?;
+        let pending: Vec<String> = ids
             .into_iter()
             .filter(|id| {
                 matches!(

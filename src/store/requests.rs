@@ -69,6 +69,22 @@ impl Store {
     /// Every request in one of `states`, oldest first.
     pub fn requests_in_states(&self, states: &[RequestState]) -> Result<Vec<Request>, StoreError> {
         let mut out: Vec<Request> = Vec::new();
+        self.each_request_in_states(states, |req| {
+            out.push(req);
+            Ok(())
+        })?;
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Calls `f` with every request in `states`, one at a time, in index order (not by
+    /// creation), without holding them all: for callers that keep only a little of each (a
+    /// poll that needs the finding ids of tens of thousands of pending requests).
+    pub fn each_request_in_states(
+        &self,
+        states: &[RequestState],
+        mut f: impl FnMut(Request) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut seen = Vec::new();
         for &state in states {
             if seen.contains(&state) {
@@ -95,11 +111,10 @@ impl Store {
                         message: format!("indexed as {state} but the request is {}", req.state),
                     });
                 }
-                out.push(req);
+                f(req)?;
             }
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(out)
+        Ok(())
     }
 
     /// How many requests are in each state (every state listed, zeros included). Walks only
