@@ -78,16 +78,39 @@ pub fn accept(
     finding: &Finding,
     now: DateTime<Utc>,
 ) -> Result<Accepted, StoreError> {
-    accept_with(
+    let ctx = Ctx {
         store,
         playbooks,
         policy,
         notices,
-        finding,
-        now,
         scope,
         min_severity,
-    )
+    };
+    let mut accepted = ctx.accept_all(std::slice::from_ref(finding), now)?;
+    accepted.pop().ok_or_else(|| StoreError::Corrupt {
+        key: format!("findings/{}", finding.id),
+        message: "storing the finding gave no outcome".into(),
+    })
+}
+
+/// Stores a page of findings in ONE store transaction ([`Store::upsert_findings_proposing`]),
+/// each new one with its request, then does for each finding seen again what [`accept_in`]
+/// does: the same outcome as [`accept_in`] on each finding in order, at a fraction of the
+/// cost (ingest's bursts). Does not flush.
+pub fn accept_page_in(
+    app: &App,
+    findings: &[Finding],
+    now: DateTime<Utc>,
+) -> Result<Vec<Accepted>, StoreError> {
+    Ctx {
+        store: &app.store,
+        playbooks: &app.playbooks,
+        policy: &app.policy,
+        notices: &app.notices,
+        scope: &app.scope_known(),
+        min_severity: app.settings.ingest.min_severity,
+    }
+    .accept_all(findings, now)
 }
 
 /// The plan hanko would propose: the one planner's.
@@ -95,107 +118,71 @@ fn plan_for(finding: &Finding, playbooks: &Playbooks, scope: &Scope) -> Plan {
     planner::plan(finding, playbooks, scope)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn accept_with(
-    store: &Store,
-    playbooks: &Playbooks,
-    policy: &Policy,
-    notices: &Notices,
-    finding: &Finding,
-    now: DateTime<Utc>,
-    scope: &Scope,
+/// What accepting a finding reads.
+struct Ctx<'a> {
+    store: &'a Store,
+    playbooks: &'a Playbooks,
+    policy: &'a Policy,
+    notices: &'a Notices,
+    scope: &'a Scope,
     min_severity: f64,
-) -> Result<Accepted, StoreError> {
-    let upsert = store.upsert_finding(finding, &Actor::System, now)?;
-    // Below the minimum a finding is kept (and listed by /findings), never proposed.
-    let severe_enough = finding.severity >= min_severity;
-    let mut accepted = Accepted {
-        upsert,
-        proposed: None,
-        superseded: Vec::new(),
-        expired: Vec::new(),
-    };
-    match upsert {
-        Upsert::Unchanged => return Ok(accepted),
-        Upsert::New => {
-            let plan = plan_for(finding, playbooks, scope);
-            if !plan.is_notify_only() && severe_enough {
-                accepted.proposed = Some(propose_deferred(store, policy, plan, now)?);
-            }
-            notices.send(Notice::FindingNew {
-                finding_id: finding.id.clone(),
-                request: accepted.proposed,
-            });
-        }
-        Upsert::Updated { .. } => on_updated(
-            store,
-            playbooks,
-            policy,
-            notices,
-            finding,
-            now,
-            scope,
-            severe_enough,
-            &mut accepted,
-        )?,
-    }
-    Ok(accepted)
 }
 
-/// Stores a page of findings in ONE store transaction ([`Store::upsert_findings_proposing`]),
-/// each new one with its request, then does for each finding seen again what [`accept_in`]
-/// does. Same outcome as [`accept_in`] on each finding in order, at a fraction of the cost
-/// (ingest's bursts). Does not flush.
-pub fn accept_page_in(
-    app: &App,
-    findings: &[Finding],
-    now: DateTime<Utc>,
-) -> Result<Vec<Accepted>, StoreError> {
-    let scope = app.scope_known();
-    let min_severity = app.settings.ingest.min_severity;
-    let stored = app
-        .store
-        .upsert_findings_proposing(findings, &Actor::System, now, |f| {
-            let plan = plan_for(f, &app.playbooks, &scope);
-            (!plan.is_notify_only() && f.severity >= min_severity).then(|| {
-                Request::new(
-                    RequestKind::Contain,
-                    plan,
-                    Actor::System,
+impl Ctx<'_> {
+    /// The one way findings are accepted: each stored (deduplicated) and, when new, given its
+    /// request in the same transaction, the whole slice in one; then each finding seen again
+    /// is followed up ([`on_updated`]) and every change announced.
+    fn accept_all(
+        &self,
+        findings: &[Finding],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Accepted>, StoreError> {
+        let stored = self
+            .store
+            .upsert_findings_proposing(findings, &Actor::System, now, |f| {
+                // Below the minimum a finding is kept (and listed by /findings), never
+                // proposed.
+                let plan = plan_for(f, self.playbooks, self.scope);
+                (!plan.is_notify_only() && f.severity >= self.min_severity).then(|| {
+                    Request::new(
+                        RequestKind::Contain,
+                        plan,
+                        Actor::System,
+                        now,
+                        self.policy.ttl,
+                    )
+                })
+            })?;
+        let mut out = Vec::with_capacity(findings.len());
+        for (finding, (upsert, proposed)) in findings.iter().zip(stored) {
+            let mut accepted = Accepted {
+                upsert,
+                proposed,
+                superseded: Vec::new(),
+                expired: Vec::new(),
+            };
+            match upsert {
+                Upsert::Unchanged => {}
+                Upsert::New => self.notices.send(Notice::FindingNew {
+                    finding_id: finding.id.clone(),
+                    request: proposed,
+                }),
+                Upsert::Updated { .. } => on_updated(
+                    self.store,
+                    self.playbooks,
+                    self.policy,
+                    self.notices,
+                    finding,
                     now,
-                    app.policy.ttl,
-                )
-            })
-        })?;
-    let mut out = Vec::with_capacity(findings.len());
-    for (finding, (upsert, proposed)) in findings.iter().zip(stored) {
-        let mut accepted = Accepted {
-            upsert,
-            proposed,
-            superseded: Vec::new(),
-            expired: Vec::new(),
-        };
-        match upsert {
-            Upsert::Unchanged => {}
-            Upsert::New => app.notices.send(Notice::FindingNew {
-                finding_id: finding.id.clone(),
-                request: proposed,
-            }),
-            Upsert::Updated { .. } => on_updated(
-                &app.store,
-                &app.playbooks,
-                &app.policy,
-                &app.notices,
-                finding,
-                now,
-                &scope,
-                finding.severity >= min_severity,
-                &mut accepted,
-            )?,
+                    self.scope,
+                    finding.severity >= self.min_severity,
+                    &mut accepted,
+                )?,
+            }
+            out.push(accepted);
         }
-        out.push(accepted);
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// A stored finding changed: its requests follow (see the module docs).

@@ -290,12 +290,17 @@ fn accept_page(
     report: &mut PollReport,
 ) -> Result<(), StoreError> {
     for accepted in pipeline::accept_page_in(app, findings, now)? {
-        if matches!(accepted.upsert, Upsert::New | Upsert::Updated { .. }) {
-            app.metrics.record_finding_ingested();
-        }
+        count_ingested(app, &accepted);
         report.count(&accepted);
     }
     Ok(())
+}
+
+/// `hanko_findings_ingested_total` counts a finding stored as new or changed.
+fn count_ingested(app: &App, accepted: &Accepted) {
+    if matches!(accepted.upsert, Upsert::New | Upsert::Updated { .. }) {
+        app.metrics.record_finding_ingested();
+    }
 }
 
 /// What every ingest source does with a parsed finding: hands it to the pipeline and counts
@@ -308,9 +313,7 @@ pub fn accept_finding(
     now: DateTime<Utc>,
 ) -> Result<Accepted, StoreError> {
     let accepted = pipeline::accept_in(app, finding, now)?;
-    if matches!(accepted.upsert, Upsert::New | Upsert::Updated { .. }) {
-        app.metrics.record_finding_ingested();
-    }
+    count_ingested(app, &accepted);
     Ok(accepted)
 }
 
