@@ -151,7 +151,12 @@ impl Execution {
 }
 
 /// Approves `request` as `voter`, for the plan `plan_hash`. See the module docs.
-pub async fn approve(
+///
+/// The vote is committed but **not flushed** ([`crate::store::Store::vote_unflushed`]), so an
+/// approved run can start without waiting for the disk: the caller flushes the store before
+/// it shows the vote to anyone, and the run flushes its first step record before its first
+/// change.
+pub async fn approve_unflushed(
     app: &App,
     voter: Voter,
     request: &Request,
@@ -174,7 +179,10 @@ pub async fn approve(
         decision: Decision::Approve,
         plan_hash,
     };
-    let decided = match cast(&app.store, &app.policy, request.id, &vote, app.clock.now())? {
+    let decided = match app
+        .store
+        .vote_unflushed(&app.policy, request.id, &vote, app.clock.now())?
+    {
         Ok(decided) => decided,
         Err(refusal) => return Ok(Err(VoteRefused::Policy(refused_by_policy(&refusal)))),
     };
@@ -228,7 +236,10 @@ pub fn reject(
         decision: Decision::Reject { reason },
         plan_hash,
     };
-    let decided = match cast(&app.store, &app.policy, request.id, &vote, app.clock.now())? {
+    let decided = match app
+        .store
+        .vote_unflushed(&app.policy, request.id, &vote, app.clock.now())?
+    {
         Ok(decided) => decided,
         Err(refusal) => return Ok(Err(refused_by_policy(&refusal))),
     };

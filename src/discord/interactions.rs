@@ -181,15 +181,42 @@ async fn approve(
 ) -> Result<(), BotError> {
     let app = &state.app;
     let plan_hash = voted_hash(id, request);
-    // The acknowledgement and the vote go on together: the vote does not wait for Discord.
+    // The acknowledgement and the vote go on together: the vote does not wait for Discord,
+    // and an approved run starts as soon as the vote is stored, while the acknowledgement may
+    // still be on its way. The clicked card is edited to show the vote after both; the run
+    // announces its end only after that edit (`shown`), so a late edit cannot overwrite it.
+    let (shown, shown_rx) = tokio::sync::oneshot::channel();
     let (acked, voted) = tokio::join!(
         click.create_response(http, CreateInteractionResponse::Acknowledge),
-        vote::approve(app, voter, request, plan_hash)
+        async {
+            let approval = vote::approve_unflushed(app, voter, request, plan_hash).await?;
+            Ok::<_, BotError>(approval.map(|approval| match approval {
+                Approval::Approved(execution) => {
+                    let (owned_app, owned_http, owned_click) =
+                        (app.clone(), Arc::clone(http), click.clone());
+                    let request_id = request.id;
+                    Some(
+                        execution.start(app, &state.tasks, Some(shown_rx), move |result| {
+                            after_execution(owned_app, owned_http, owned_click, request_id, result)
+                        }),
+                    )
+                }
+                Approval::Recorded(_) => None,
+            }))
+        }
     );
-    acked?;
-    let approval = match voted? {
-        Ok(approval) => approval,
+    let voted = voted?;
+    if matches!(voted, Ok(Some(Started::Running))) {
+        // The run was spawned onto this worker's next slot, which no other worker may take:
+        // let it reach its first AWS call before this task flushes, renders and edits.
+        tokio::task::yield_now().await;
+    }
+    // Durable before it is shown: the refusal's follow-up and the card's edit come after this.
+    app.store.flush()?;
+    let started = match voted {
+        Ok(started) => started,
         Err(refused) => {
+            acked?;
             let text = match refused {
                 VoteRefused::OutsideReach(r) => format!("Vote refused: {}.", r.message),
                 VoteRefused::Policy(r) => r.message,
@@ -200,23 +227,7 @@ async fn approve(
             return Ok(());
         }
     };
-    // The vote is stored. An approved request starts running now, while the clicked card is
-    // edited to show the vote (the run announces its end only after that edit: `shown`); a
-    // failed edit keeps neither the run from going on nor the channel card from showing it.
-    let (shown, shown_rx) = tokio::sync::oneshot::channel();
-    let started = match approval {
-        Approval::Approved(execution) => {
-            let (owned_app, owned_http, owned_click) =
-                (app.clone(), Arc::clone(http), click.clone());
-            let request_id = request.id;
-            Some(
-                execution.start(app, &state.tasks, Some(shown_rx), move |result| {
-                    after_execution(owned_app, owned_http, owned_click, request_id, result)
-                }),
-            )
-        }
-        Approval::Recorded(_) => None,
-    };
+    acked?;
     let edited = edit_clicked_card(app, http, click, request.id).await;
     let _ = shown.send(());
     announce_unless_channel_card(app, request.id, Some(click.message.id));

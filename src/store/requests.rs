@@ -148,6 +148,23 @@ impl Store {
         vote: &VoteInput,
         now: DateTime<Utc>,
     ) -> Result<Result<Decided, Refusal>, StoreError> {
+        let answer = self.vote_unflushed(policy, request_id, vote, now)?;
+        self.flush()?;
+        Ok(answer)
+    }
+
+    /// [`Store::vote`] without its flush, for a caller that flushes before it tells anyone
+    /// about the vote and whose run of an approved request makes no mutating call before a
+    /// flush of its own: the engine's first step record (`Captured`) is flushed before its
+    /// first change, and a flush makes every earlier write durable. A crash before either
+    /// flush loses the vote, and nothing was changed or shown on its strength.
+    pub fn vote_unflushed(
+        &self,
+        policy: &Policy,
+        request_id: Uuid,
+        vote: &VoteInput,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Decided, Refusal>, StoreError> {
         let result = self.transact(|tx| -> TxResult<Decided, VoteAbort> {
             let Some(request) = tx.get_request(request_id)? else {
                 return abort(StoreError::NotFound {
@@ -187,7 +204,6 @@ impl Store {
                 Err(refusal)
             }
         };
-        self.flush()?;
         Ok(answer)
     }
 
