@@ -91,7 +91,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let all = ["approval", "burst", "audit", "footprint"];
+    let all = ["approval", "burst", "audit", "footprint", "scale"];
     let parts: Vec<&str> = if parts.is_empty() {
         all.to_vec()
     } else {
@@ -125,6 +125,11 @@ fn main() {
                 system::section(5);
                 smoke_note(&counts);
                 rt.block_on(footprint(&counts))
+            }
+            "scale" => {
+                system::section(10);
+                smoke_note(&counts);
+                rt.block_on(scale(&counts))
             }
             other => panic!("unknown part {other:?}: one of {all:?}"),
         }
@@ -584,8 +589,37 @@ async fn approval(c: &Counts) {
 
 // ---- §3 burst ---------------------------------------------------------------------------------
 
-async fn burst(c: &Counts) {
-    let n = c.burst;
+/// What one burst measured ([`run_burst`]).
+struct Burst {
+    n: usize,
+    /// Added to the stand-in → all stored and planned, and the first poll after → the same (ms).
+    all: f64,
+    processing: f64,
+    pending: f64,
+    posts: usize,
+    edits: usize,
+    posted_metric: f64,
+    folded_metric: f64,
+    digest_at: Option<f64>,
+    settle_limit: Duration,
+    max_posts: usize,
+    rate_limited: u64,
+    idle_rss: u64,
+    rss_max: u64,
+    rss_after: u64,
+    hwm: u64,
+    /// (anonymous, file-backed) resident KiB before the burst and at its end.
+    split_idle: (u64, u64),
+    split_after: (u64, u64),
+    stopped: Duration,
+}
+
+/// `hanko run` against an empty GuardDuty stand-in, then `n` findings added at once.
+async fn run_burst(n: usize, smoke: bool) -> Burst {
+    let c = &Counts {
+        smoke,
+        ..Counts::get()
+    };
     let gd = standin::Standin::start("bench-detector", Vec::new()).await;
     let gd_proxy = Proxy::start(gd.addr).await;
     let fake = DiscordFake::start().await;
@@ -622,6 +656,7 @@ async fn burst(c: &Counts) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (idle_rss, _) = bot.memory_kib();
+    let split_idle = bot.resident_split_kib();
     let findings = generated(n);
     let polls_before = gd_proxy.exchanges().len();
     for d in findings {
@@ -683,6 +718,7 @@ async fn burst(c: &Counts) {
         .map(|r| ms_between(added, r.received_at) / 1000.0);
     let m = bot.metrics().await;
     let (rss_after, hwm) = bot.memory_kib();
+    let split_after = bot.resident_split_kib();
     let posts: Vec<Instant> = fake
         .requests_matching("POST", "/channels/*/messages")
         .iter()
@@ -705,8 +741,52 @@ async fn burst(c: &Counts) {
     let stopped = bot.stop();
     fake.shutdown().await;
 
-    let all = ms_between(added, stored_at);
-    let processing = ms_between(poll_started, stored_at);
+    Burst {
+        n,
+        all: ms_between(added, stored_at),
+        processing: ms_between(poll_started, stored_at),
+        pending,
+        posts: posts.len(),
+        edits,
+        posted_metric: system::metric(&m, "hanko_cards_posted_total"),
+        folded_metric: system::metric(&m, "hanko_cards_folded_total"),
+        digest_at,
+        settle_limit,
+        max_posts,
+        rate_limited,
+        idle_rss,
+        rss_max,
+        rss_after,
+        hwm,
+        split_idle,
+        split_after,
+        stopped,
+    }
+}
+
+async fn burst(c: &Counts) {
+    let b = run_burst(c.burst, c.smoke).await;
+    let Burst {
+        n,
+        all,
+        processing,
+        pending,
+        posts,
+        edits,
+        posted_metric,
+        folded_metric,
+        digest_at,
+        settle_limit,
+        max_posts,
+        rate_limited,
+        idle_rss,
+        rss_max,
+        rss_after,
+        hwm,
+        split_idle,
+        split_after,
+        stopped,
+    } = b;
     md(format!(
         "`hanko run` (release binary) with an empty GuardDuty stand-in (poll interval 10 s); once \
          its first poll has gone by, {n} findings (the API fixtures with distinct ids, all \
@@ -729,9 +809,7 @@ async fn burst(c: &Counts) {
     ));
     md(format!(
         "| channel posts at the fake (cards + digests) / edits | {} / {edits} (`hanko_cards_posted_total` {}, `hanko_cards_folded_total` {}) |",
-        posts.len(),
-        system::metric(&m, "hanko_cards_posted_total"),
-        system::metric(&m, "hanko_cards_folded_total"),
+        posts, posted_metric, folded_metric,
     ));
     md(format!(
         "| the digest of the folded cards posted | {} |",
@@ -760,6 +838,13 @@ async fn burst(c: &Counts) {
         mib(hwm)
     ));
     md(format!(
+        "| resident before / after, anonymous + file-backed (the binary's mapped code) | {} + {} / {} + {} |",
+        mib(split_idle.0),
+        mib(split_idle.1),
+        mib(split_after.0),
+        mib(split_after.1)
+    ));
+    md(format!(
         "| SIGTERM to exit afterwards | {:.0} ms |",
         ms(stopped)
     ));
@@ -778,6 +863,92 @@ async fn burst(c: &Counts) {
         format!("{max_posts} (limit 5) / {rate_limited}"),
     );
     summary("3. burst: peak resident memory (VmHWM)", mib(hwm));
+}
+
+// ---- §10 scale curve --------------------------------------------------------------------------
+
+/// The burst of §3 at several sizes (`HANKO_BENCH_SCALE`, default 1,000, 10,000 and 100,000;
+/// 200 and 1,000 in a smoke run): time and peak memory, and whether they grow linearly.
+async fn scale(c: &Counts) {
+    let sizes: Vec<usize> = std::env::var("HANKO_BENCH_SCALE")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| {
+            if c.smoke {
+                vec![200, 1_000]
+            } else {
+                vec![1_000, 10_000, 100_000]
+            }
+        });
+    let mut runs = Vec::new();
+    for n in sizes {
+        eprintln!("scale: burst of {n}");
+        runs.push(run_burst(n, c.smoke).await);
+    }
+    md(
+        "The burst of §3 (same stand-in, fake and configuration), once per size, each in a fresh \
+        process and store. *Per 1,000* divides the time by the size; *growth* is the peak \
+        resident memory above the idle process, per 1,000 findings.",
+    );
+    md("");
+    md("| findings | first poll → all stored and planned | per 1,000 | rate | peak resident (VmHWM) | idle before | growth per 1,000 | anonymous + file-backed at the end |");
+    md("|---|---|---|---|---|---|---|---|");
+    for b in &runs {
+        let growth = b.hwm.saturating_sub(b.idle_rss) as f64 / 1024.0 / (b.n as f64 / 1000.0);
+        md(format!(
+            "| {} | {:.2} s | {:.0} ms | {:.0}/s | {} | {} | {:.2} MiB | {} + {} |",
+            b.n,
+            b.processing / 1000.0,
+            b.processing / (b.n as f64 / 1000.0),
+            b.n as f64 / (b.processing / 1000.0),
+            mib(b.hwm),
+            mib(b.idle_rss),
+            growth,
+            mib(b.split_after.0),
+            mib(b.split_after.1),
+        ));
+    }
+    md("");
+    if let (Some(first), Some(last)) = (runs.first(), runs.last()) {
+        if last.n > first.n {
+            let per = |b: &Burst| b.processing / b.n as f64;
+            let time_ratio = per(last) / per(first);
+            let mem_ratio = (last.hwm.saturating_sub(last.idle_rss) as f64)
+                / (first.hwm.saturating_sub(first.idle_rss).max(1) as f64);
+            let size_ratio = last.n as f64 / first.n as f64;
+            md(format!(
+                "From {} to {} findings ({size_ratio:.0}×): the time per finding changes by \
+                 {time_ratio:.2}× ({}); the memory above idle grows {mem_ratio:.1}× ({}).",
+                first.n,
+                last.n,
+                if time_ratio <= 1.5 {
+                    "time grows about linearly"
+                } else {
+                    "time grows faster than linearly"
+                },
+                if mem_ratio < size_ratio / 4.0 {
+                    "far less than the size: memory is bounded, not per finding"
+                } else {
+                    "memory grows with the burst"
+                },
+            ));
+            md("");
+            summary(
+                format!(
+                    "10. scale: burst of {} / {} findings, time per 1,000 and peak memory",
+                    first.n, last.n
+                ),
+                format!(
+                    "{:.0} ms, {} / {:.0} ms, {}",
+                    first.processing / (first.n as f64 / 1000.0),
+                    mib(first.hwm),
+                    last.processing / (last.n as f64 / 1000.0),
+                    mib(last.hwm)
+                ),
+            );
+        }
+    }
 }
 
 // ---- §4 audit ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 #   HANKO_BENCH_DRILL_ROUNDS  rounds of `cargo bench --bench drill` (default 20)
 #   HANKO_BENCH_FLOOR_ROUNDS  rounds of `cargo bench --bench floor` (default 10)
 #   HANKO_BENCH_CORE=1        also run `cargo bench --bench core` (long: builds a 1,000,000-event log)
+#   HANKO_BENCH_SCALE         burst sizes of the scale curve, §10 (default 1000,10000,100000)
 #   HANKO_BENCH_SMOKE=1       the system benchmarks (§1-§5) with small counts: checks the wiring
 #                             in a few minutes, measures nothing (the file says so)
 #   HANKO_BENCH_TIME_LIMIT    seconds before the whole run is stopped (default 5400)
@@ -145,7 +146,7 @@ start_moto() {
 # Discord fake, moto and the GuardDuty stand-in. The bench prints `md<TAB>N<TAB>line` (section
 # N's Markdown) and `summary<TAB>N<TAB>figure<TAB>value`; a part that fails or overruns its
 # bound leaves its sections marked, and the rest of the run goes on.
-SYSTEM_TITLES=([1]="Approval to containment" [2]="Finding to card" [3]="Burst" [4]="Audit" [5]="Footprint")
+SYSTEM_TITLES=([1]="Approval to containment" [2]="Finding to card" [3]="Burst" [4]="Audit" [5]="Footprint" [10]="Scale curve")
 SYSTEM_CMD="cargo bench --locked --bench system -- PART"
 
 system_part() { # part, time bound in seconds, section numbers...
@@ -200,6 +201,11 @@ section_burst() {
 
 section_audit() {
     system_part audit 1500 4
+}
+
+section_scale() {
+    # The burst at 1,000, 10,000 and 100,000 findings (HANKO_BENCH_SCALE), one process each.
+    system_part scale 1800 10
 }
 
 section_footprint() {
@@ -391,6 +397,7 @@ main() {
     section_approval
     section_finding_to_card
     section_burst
+    section_scale
     section_audit
     section_footprint
     section_side_by_side

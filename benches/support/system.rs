@@ -68,17 +68,24 @@ impl Hanko {
 
     /// (VmRSS, VmHWM) in KiB.
     pub fn memory_kib(&self) -> (u64, u64) {
+        (self.status_kib("VmRSS:"), self.status_kib("VmHWM:"))
+    }
+
+    /// What is resident now, in KiB: (anonymous memory, file-backed pages: the mapped code and
+    /// data of the binary and its libraries).
+    pub fn resident_split_kib(&self) -> (u64, u64) {
+        (self.status_kib("RssAnon:"), self.status_kib("RssFile:"))
+    }
+
+    fn status_kib(&self, name: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .expect("/proc/PID/status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Polls `/healthz` every 2 ms until it answers 200; the moment it did.

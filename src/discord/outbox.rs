@@ -341,6 +341,47 @@ impl Due {
     }
 }
 
+/// The cards waiting for a post, in arrival order, each key once. A burst queues thousands
+/// while the channel's budget is spent: the key set keeps the check for a card already
+/// waiting at O(1) instead of a walk of the queue per notice.
+#[derive(Debug, Default)]
+struct DueQueue {
+    items: Vec<Due>,
+    keys: std::collections::HashSet<CardKey>,
+}
+
+impl DueQueue {
+    fn contains(&self, key: &CardKey) -> bool {
+        self.keys.contains(key)
+    }
+
+    fn push(&mut self, due: Due) {
+        if self.keys.insert(due.key.clone()) {
+            self.items.push(due);
+        }
+    }
+
+    /// Puts cards back (a digest that could not take them), skipping any queued since.
+    fn extend(&mut self, due: impl IntoIterator<Item = Due>) {
+        for d in due {
+            self.push(d);
+        }
+    }
+
+    fn take(&mut self) -> Vec<Due> {
+        self.keys.clear();
+        std::mem::take(&mut self.items)
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
 /// Why one message could not be sent.
 #[derive(Debug, thiserror::Error)]
 enum SendError {
@@ -372,7 +413,7 @@ pub struct Outbox {
     poster: Poster,
     channel: ChannelId,
     budget: PostBudget,
-    queue: Vec<Due>,
+    queue: DueQueue,
     digest: Option<OpenDigest>,
     /// How often reminders of unanswered requests are looked for ([`ESCALATION_INTERVAL`]).
     escalate_every: Duration,
@@ -391,7 +432,7 @@ impl Outbox {
             http,
             channel,
             budget: PostBudget::new(POSTS_PER_WINDOW, POST_WINDOW),
-            queue: Vec::new(),
+            queue: DueQueue::default(),
             digest: None,
             escalate_every: ESCALATION_INTERVAL,
         }
@@ -599,7 +640,7 @@ impl Outbox {
     }
 
     fn enqueue(&mut self, key: CardKey, finding_id: &str) -> Result<(), StoreError> {
-        if self.queue.iter().any(|d| d.key == key) {
+        if self.queue.contains(&key) {
             return Ok(());
         }
         let (finding_type, severity) = match &key {
@@ -714,7 +755,7 @@ impl Outbox {
             self.digest = None; // the burst is over: the next cards get posts of their own
         }
         if self.digest.is_some() {
-            let due = std::mem::take(&mut self.queue);
+            let due = self.queue.take();
             self.fold(due).await;
             return;
         }
@@ -722,7 +763,7 @@ impl Outbox {
         if available == 0 || self.queue.is_empty() {
             return;
         }
-        let mut due = std::mem::take(&mut self.queue);
+        let mut due = self.queue.take();
         if due.len() <= available {
             for item in due {
                 self.post_card(item).await;
