@@ -15,6 +15,11 @@
 //! Evidence first: when an evidence step (snapshot) fails, the steps after it do not run unless
 //! the request carries `override_evidence`.
 //!
+//! Steps that do not depend on each other overlap ([`batch_end`]): an evidence step, and a
+//! stop, run alone, and every step after them waits for them; the consecutive steps between
+//! them, each changing its own setting, run together, at most four at once. Each of them still
+//! persists its capture before its change and its outcome after its verification.
+//!
 //! Security: the engine only executes requests the store holds as `Approved` (or `Executing`,
 //! on resume); it never decides approval itself. Right before Approved → Executing, in the same
 //! store transaction, it runs the [`crate::preflight`] checks again (finding not archived, plan
@@ -40,6 +45,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use std::sync::Arc;
+
+use tracing::Instrument;
 
 use crate::approval::{Closure, Policy, Request, RequestKind, RequestState};
 use crate::audit::{Actor, EventKind, NewEvent};
@@ -301,38 +308,72 @@ impl Engine {
         let mut evidence_failed = existing
             .iter()
             .any(|r| r.action.is_evidence() && r.outcome == Some(StepOutcome::Failed));
-        for (index, step) in req.plan.steps.iter().enumerate() {
-            let prior = existing.iter().find(|r| r.index == index);
-            if prior.is_some_and(|r| r.phase == StepPhase::Done) {
-                continue;
-            }
-            let slot = Slot {
-                clock: &self.clock,
-                req,
-                index,
-                step,
-                started: prior
-                    .map(|r| r.started_at)
-                    .unwrap_or_else(|| self.clock.now()),
-            };
-            if evidence_failed && !req.override_evidence {
-                self.finish(&slot, Ending::skipped("not run: an evidence step before it failed and the approval carried no override"))?;
-                continue;
-            }
-            let clients = match &clients {
-                Ok(c) => c,
-                Err(e) => {
-                    self.finish(&slot, Ending::failed(serde_json::Value::Null, e))?;
-                    continue;
+        let steps = &req.plan.steps;
+        let mut start = 0;
+        while start < steps.len() {
+            let end = batch_end(steps, start);
+            // The steps of a batch touch different settings and none reads what another
+            // writes: they overlap, each still capture → persist → apply → verify → persist.
+            let gate = evidence_failed;
+            let results = futures_util::future::join_all(
+                (start..end).map(|index| self.contain_step(req, index, &existing, &clients, gate)),
+            )
+            .await;
+            for (index, result) in (start..end).zip(results) {
+                if result? == Some(StepOutcome::Failed) && steps[index].action.is_evidence() {
+                    evidence_failed = true;
                 }
-            };
-            let ctx = step_ctx(req, index, self.clock.now());
-            let outcome = self.run_step(&slot, prior, clients, &ctx).await?;
-            if step.action.is_evidence() && outcome == StepOutcome::Failed {
-                evidence_failed = true;
             }
+            start = end;
         }
         Ok(())
+    }
+
+    /// Step `index` of a containment: skipped when done before a restart, or when an evidence
+    /// step before it failed (`evidence_failed`) and the approval carried no override; failed
+    /// when hanko may not act there; otherwise run. `None` when it was done already.
+    async fn contain_step(
+        &self,
+        req: &Request,
+        index: usize,
+        existing: &[StepRecord],
+        clients: &Result<AwsClients, AwsError>,
+        evidence_failed: bool,
+    ) -> Result<Option<StepOutcome>, EngineError> {
+        let step = &req.plan.steps[index];
+        let prior = existing.iter().find(|r| r.index == index);
+        if prior.is_some_and(|r| r.phase == StepPhase::Done) {
+            return Ok(None);
+        }
+        let slot = Slot {
+            clock: &self.clock,
+            req,
+            index,
+            step,
+            started: prior
+                .map(|r| r.started_at)
+                .unwrap_or_else(|| self.clock.now()),
+        };
+        if evidence_failed && !req.override_evidence {
+            return self
+                .finish(&slot, Ending::skipped("not run: an evidence step before it failed and the approval carried no override"))
+                .map(Some);
+        }
+        let clients = match clients {
+            Ok(c) => c,
+            Err(e) => {
+                return self
+                    .finish(&slot, Ending::failed(serde_json::Value::Null, e))
+                    .map(Some)
+            }
+        };
+        let ctx = step_ctx(req, index, self.clock.now());
+        let span =
+            tracing::info_span!("step", request_id = %req.id, step = index, action = %step.action);
+        self.run_step(&slot, prior, clients, &ctx)
+            .instrument(span)
+            .await
+            .map(Some)
     }
 
     /// One step: capture (persisted), apply, verify, persist the outcome.
@@ -344,8 +385,6 @@ impl Engine {
         ctx: &StepCtx,
     ) -> Result<StepOutcome, EngineError> {
         let (req, step) = (slot.req, slot.step);
-        let span = tracing::info_span!("step", request_id = %req.id, step = slot.index, action = %step.action);
-        let _enter = span.enter();
         // Capture the current state. On resume, the record already holds the original capture.
         let current = match self.retrying(|| aws::capture(clients, step, ctx)).await {
             Ok(c) => c,
@@ -777,6 +816,27 @@ impl Ending {
     }
 }
 
+/// Steps at most this many at once inside a batch ([`batch_end`]).
+const STEP_CONCURRENCY: usize = 4;
+
+/// Where the batch of steps that starts at `start` ends (exclusive). An evidence step runs
+/// alone, so every step after it waits for it (evidence first), and so does a stop, which
+/// changes the instance the other EC2 steps read. Other consecutive steps form one batch
+/// (at most [`STEP_CONCURRENCY`]): each changes its own setting of its own resource
+/// (a key's status and a user's inline policy; an instance attribute, its interfaces' groups,
+/// its tags; a bucket's public access block and its ownership controls).
+fn batch_end(steps: &[Step], start: usize) -> usize {
+    let alone = |s: &Step| s.action.is_evidence() || s.action == crate::plan::Action::StopInstance;
+    if steps.get(start).is_some_and(alone) {
+        return start + 1;
+    }
+    let mut end = start;
+    while end < steps.len() && end - start < STEP_CONCURRENCY && !alone(&steps[end]) {
+        end += 1;
+    }
+    end.max(start + 1)
+}
+
 /// What a step of `request_id` runs with.
 /// What a step of `req` runs with: the request, its finding and who approved it (steps that
 /// write a note, such as a Security Hub suppression, name them).
@@ -1001,5 +1061,65 @@ async fn dry_run_step(clients: &AwsClients, step: &Step, ctx: &StepCtx) -> Endin
             )),
         ),
         Err(e) => Ending::failed(cap_json, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, RiskClass, Target};
+
+    fn step(action: Action) -> Step {
+        Step {
+            action,
+            service: "ec2".into(),
+            operation: String::new(),
+            target: Target::Instance {
+                instance_id: "i-0123456789abcdef0".into(),
+            },
+            parameters: serde_json::json!({}),
+            risk: RiskClass::Contain,
+        }
+    }
+
+    /// Batches of a plan, as index ranges.
+    fn batches(actions: &[Action]) -> Vec<std::ops::Range<usize>> {
+        let steps: Vec<Step> = actions.iter().map(|a| step(*a)).collect();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < steps.len() {
+            let end = batch_end(&steps, start);
+            out.push(start..end);
+            start = end;
+        }
+        out
+    }
+
+    #[test]
+    fn evidence_and_stop_run_alone_and_the_rest_overlap_four_at_a_time() {
+        use Action::*;
+        assert_eq!(
+            batches(&[
+                SnapshotVolumes,
+                EnableTerminationProtection,
+                SetShutdownBehaviorStop,
+                PreserveVolumes,
+                IsolateInstance,
+                TagInstance,
+                DetachInstanceProfile,
+                StopInstance,
+            ]),
+            vec![0..1, 1..5, 5..7, 7..8]
+        );
+        assert_eq!(
+            batches(&[DeactivateAccessKey, RevokeUserSessions]),
+            vec![0..2]
+        );
+        // A step placed before the evidence does not wait for it; one after it does.
+        assert_eq!(
+            batches(&[TagInstance, SnapshotVolumes, IsolateInstance]),
+            vec![0..1, 1..2, 2..3]
+        );
+        assert!(batches(&[]).is_empty());
     }
 }
