@@ -115,6 +115,12 @@ impl CliSetup {
             .with_limits(self.limits.clone())
     }
 
+    /// Proves hanko's reach for `region` now ([`planner::prove`]; its answer is kept by the
+    /// client factory), so a later [`CliSetup::scope`] does not wait for it.
+    pub async fn prove_reach(&self, region: &str) {
+        let _ = self.scope(region).await;
+    }
+
     /// The one planner's scope for acting in `region`: the allow-lists and the reach hanko
     /// can prove.
     async fn scope(&self, region: &str) -> Scope {
