@@ -221,8 +221,13 @@ fn leaked_key_doc(finding_id: &str, key: &str, user: &str) -> Value {
     d
 }
 
+/// moto's account: hanko proves it with `sts:GetCallerIdentity`, and plans only for findings in
+/// an account it has proved (or reaches through a role template) and in `aws.regions`.
+const MOTO_ACCOUNT: &str = "123456789012";
+
 /// `n` findings from the API fixtures (not archived), with distinct ids, `updatedAt` now
-/// minus `n - i` ms, not samples.
+/// minus `n - i` ms, not samples, all in moto's account and `us-east-1` (the config's region),
+/// so each actionable one gets its request as in a real burst in one's own account.
 fn generated(n: usize) -> Vec<Value> {
     let fixtures: Vec<Value> = standin::api_fixtures()
         .into_iter()
@@ -234,8 +239,10 @@ fn generated(n: usize) -> Vec<Value> {
         .map(|i| {
             let mut d = fixtures[i % fixtures.len()].clone();
             d["id"] = json!(format!("{i:032x}"));
+            d["accountId"] = json!(MOTO_ACCOUNT);
+            d["region"] = json!("us-east-1");
             d["arn"] = json!(format!(
-                "arn:aws:guardduty:us-east-2:973743533182:detector/d/finding/{i:032x}"
+                "arn:aws:guardduty:us-east-1:{MOTO_ACCOUNT}:detector/d/finding/{i:032x}"
             ));
             let t = start + chrono::Duration::milliseconds(i as i64);
             d["updatedAt"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
@@ -620,6 +627,9 @@ async fn run_burst(n: usize, smoke: bool) -> Burst {
         smoke,
         ..Counts::get()
     };
+    // moto answers hanko's one sts:GetCallerIdentity (its own account); nothing else is
+    // called: nothing is approved.
+    let moto = moto::Moto::start();
     let gd = standin::Standin::start("bench-detector", Vec::new()).await;
     let gd_proxy = Proxy::start(gd.addr).await;
     let fake = DiscordFake::start().await;
@@ -637,8 +647,7 @@ async fn run_burst(n: usize, smoke: bool) -> Burst {
         &config,
         http,
         &[
-            // No AWS call is expected: nothing is approved.
-            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_string()),
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
             ("AWS_ENDPOINT_URL_GUARDDUTY", gd_proxy.endpoint()),
         ],
         &dir.path().join("hanko.log"),
@@ -790,7 +799,8 @@ async fn burst(c: &Counts) {
     md(format!(
         "`hanko run` (release binary) with an empty GuardDuty stand-in (poll interval 10 s); once \
          its first poll has gone by, {n} findings (the API fixtures with distinct ids, all \
-         severities, `min_severity = 0`) are added at once. *Stored and planned* is when \
+         severities, `min_severity = 0`, in moto's account and `us-east-1`, which hanko proves \
+         with one `sts:GetCallerIdentity`) are added at once. *Stored and planned* is when \
          `/metrics` (polled every 50 ms) says `hanko_findings_ingested_total` = {n}; ingest \
          stores each finding with its request (plan) in one step. The fake enforces Discord's \
          channel limit (5 posts in 5 s, 429 beyond)."
