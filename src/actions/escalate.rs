@@ -68,39 +68,45 @@ pub fn due(app: &App, now: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
     if app.settings.notify.escalate_roles.is_empty() {
         return Ok(out);
     }
-    for request in app.store.requests_in_states(&[RequestState::Pending])? {
-        if request.plan.is_notify_only() || request.expires_at <= now {
-            continue;
-        }
-        // A card of its own to reply to: none yet (asked again at the next sweep), or a line of
-        // a burst digest, which is not reminded request by request (thousands of replies).
-        let card_message = match app.store.card_location(&CardKey::Request(request.id))? {
-            Some(CardLocation::Message(id)) => id,
-            _ => continue,
-        };
-        for n in [FIRST, SECOND] {
-            let Some(at) = due_at(app, &request, n) else {
-                continue;
-            };
-            let eligible = match n {
-                FIRST => request.votes.is_empty(),
-                _ => true,
-            };
-            // The claim is the check: claimed or sent before, it is not claimed again.
-            if at > now || !eligible || !app.store.claim_reminder(request.id, n)? {
-                continue;
+    // Walked one at a time: after a burst tens of thousands wait, and few are due.
+    app.store
+        .each_request_in_states(&[RequestState::Pending], |request| {
+            if request.plan.is_notify_only() || request.expires_at <= now {
+                return Ok(());
             }
-            out.push(Reminder {
-                n,
-                waited: now - request.created_at,
-                severity: severity_of(app, &request)?,
-                needed: app.policy.needed(&request.plan),
-                approvals: request.approvers().len() as u32,
-                card_message,
-                request: request.clone(),
-            });
-        }
-    }
+            // A card of its own to reply to: none yet (asked again at the next sweep), or a line of
+            // a burst digest, which is not reminded request by request (thousands of replies).
+            let card_message = match app.store.card_location(&CardKey::Request(request.id))? {
+                Some(CardLocation::Message(id)) => id,
+                _ => return Ok(()),
+            };
+            for n in [FIRST, SECOND] {
+                let Some(at) = due_at(app, &request, n) else {
+                    continue;
+                };
+                let eligible = match n {
+                    FIRST => request.votes.is_empty(),
+                    _ => true,
+                };
+                // The claim is the check: claimed or sent before, it is not claimed again.
+                if at > now || !eligible || !app.store.claim_reminder(request.id, n)? {
+                    continue;
+                }
+                out.push(Reminder {
+                    n,
+                    waited: now - request.created_at,
+                    severity: severity_of(app, &request)?,
+                    needed: app.policy.needed(&request.plan),
+                    approvals: request.approvers().len() as u32,
+                    card_message,
+                    request: request.clone(),
+                });
+            }
+            Ok(())
+        })?;
+    out.sort_by(|a, b| {
+        (a.request.created_at, a.request.id, a.n).cmp(&(b.request.created_at, b.request.id, b.n))
+    });
     Ok(out)
 }
 
@@ -145,16 +151,25 @@ pub fn oldest_unanswered(
     app: &App,
     now: DateTime<Utc>,
 ) -> Result<Option<(Request, Duration)>, StoreError> {
-    Ok(app
-        .store
-        .requests_in_states(&[RequestState::Pending])?
-        .into_iter()
-        .filter(|r| !r.plan.is_notify_only() && r.votes.is_empty() && r.expires_at > now)
-        .min_by_key(|r| r.created_at)
-        .map(|r| {
-            let waited = now - r.created_at;
-            (r, waited)
-        }))
+    // Walked one at a time, keeping the oldest so far.
+    let mut oldest: Option<Request> = None;
+    app.store
+        .each_request_in_states(&[RequestState::Pending], |r| {
+            if !r.plan.is_notify_only()
+                && r.votes.is_empty()
+                && r.expires_at > now
+                && oldest
+                    .as_ref()
+                    .map_or(true, |o| (r.created_at, r.id) < (o.created_at, o.id))
+            {
+                oldest = Some(r);
+            }
+            Ok(())
+        })?;
+    Ok(oldest.map(|r| {
+        let waited = now - r.created_at;
+        (r, waited)
+    }))
 }
 
 /// The severity of what `request` is about: its finding's, or its posture group's.

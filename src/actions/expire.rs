@@ -38,13 +38,19 @@ pub fn sweep(
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, StoreError> {
     let mut expired = Vec::new();
-    for request in store.requests_in_states(&[RequestState::Pending])? {
-        if request.expires_at > now {
-            continue;
+    // Walked one at a time, keeping only the due ones: after a burst tens of thousands wait.
+    let mut due = Vec::new();
+    store.each_request_in_states(&[RequestState::Pending], |request| {
+        if request.expires_at <= now {
+            due.push((request.created_at, request.id, request.expires_at));
         }
+        Ok(())
+    })?;
+    due.sort();
+    for (_, id, expires_at) in due {
         // `None`: a vote or another sweep changed it since it was listed.
-        if let Some(done) = store.expire_request(request.id, now)? {
-            tracing::info!(request_id = %done.id, finding_id = %done.finding_id, expires_at = %request.expires_at, "request expired unapproved");
+        if let Some(done) = store.expire_request(id, now)? {
+            tracing::info!(request_id = %done.id, finding_id = %done.finding_id, %expires_at, "request expired unapproved");
             notices.send(Notice::RequestChanged { request: done.id });
             expired.push(done.id);
         }

@@ -315,23 +315,35 @@ fn covering_request(
     plan: &Plan,
 ) -> Result<Option<(Uuid, RequestState, String)>, StoreError> {
     let now = app.clock.now();
-    let live = app.store.requests_in_states(&[
-        RequestState::Pending,
-        RequestState::Approved,
-        RequestState::Executing,
-    ])?;
-    Ok(live
-        .iter()
-        .filter(|r| r.is_live(now))
-        .filter(|r| r.kind == RequestKind::Contain && r.plan.account_id == plan.account_id)
-        .find(|r| {
-            r.plan.steps.iter().any(|s| {
-                plan.steps
-                    .iter()
-                    .any(|p| p.action == s.action && p.target == s.target)
-            })
-        })
-        .map(|r| (r.id, r.state, r.finding_id.clone())))
+    // Walked one at a time (tens of thousands may wait after a burst), keeping the oldest
+    // that covers the plan.
+    let mut found: Option<(chrono::DateTime<chrono::Utc>, Uuid, RequestState, String)> = None;
+    app.store.each_request_in_states(
+        &[
+            RequestState::Pending,
+            RequestState::Approved,
+            RequestState::Executing,
+        ],
+        |r| {
+            let covers = r.is_live(now)
+                && r.kind == RequestKind::Contain
+                && r.plan.account_id == plan.account_id
+                && r.plan.steps.iter().any(|s| {
+                    plan.steps
+                        .iter()
+                        .any(|p| p.action == s.action && p.target == s.target)
+                });
+            if covers
+                && found
+                    .as_ref()
+                    .map_or(true, |f| (r.created_at, r.id) < (f.0, f.1))
+            {
+                found = Some((r.created_at, r.id, r.state, r.finding_id));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(found.map(|(_, id, state, finding_id)| (id, state, finding_id)))
 }
 
 /// The synthetic finding of a hand-made proposal. See the module docs.

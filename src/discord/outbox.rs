@@ -512,19 +512,28 @@ impl Outbox {
     /// Queues a card for every pending request, and every newly failing posture group, without
     /// one (notices lost to a crash or a lagging receiver).
     fn sweep(&mut self) -> Result<(), StoreError> {
-        for request in self
-            .app
+        // Walked one at a time, keeping only the id and finding of a request with no card:
+        // after a burst tens of thousands wait, each with its plan.
+        let mut cardless = Vec::new();
+        self.app
             .store
-            .requests_in_states(&[RequestState::Pending])?
-        {
-            let key = CardKey::Request(request.id);
-            if card_location(&self.app, &key)?.is_some() {
+            .each_request_in_states(&[RequestState::Pending], |request| {
+                if card_location(&self.app, &CardKey::Request(request.id))?.is_none() {
+                    cardless.push((
+                        request.created_at,
+                        request.id,
+                        request.proposer == Actor::System,
+                        request.finding_id,
+                    ));
+                }
+                Ok(())
+            })?;
+        cardless.sort();
+        for (_, id, by_system, finding_id) in cardless {
+            if by_system && !self.wants_card(&finding_id)? {
                 continue;
             }
-            if request.proposer == Actor::System && !self.wants_card(&request.finding_id)? {
-                continue;
-            }
-            self.enqueue(key, &request.finding_id)?;
+            self.enqueue(CardKey::Request(id), &finding_id)?;
         }
         // Posture groups that newly fail and have no card (their notice was lost).
         let mut by_group: std::collections::BTreeMap<GroupKey, Vec<_>> = Default::default();

@@ -273,26 +273,27 @@ impl SecurityHubPoller {
         now: DateTime<Utc>,
     ) -> Result<PollReport, IngestError> {
         let mut asff_ids: Vec<String> = Vec::new();
-        for r in self
-            .app
+        let mut listed: HashSet<String> = HashSet::new();
+        // Walked one at a time: after a burst tens of thousands wait, each with its plan.
+        self.app
             .store
-            .requests_in_states(&[RequestState::Pending])?
-        {
-            if r.kind != RequestKind::Contain || r.plan.region != self.region {
-                continue;
-            }
-            let Some(stored) = self.app.store.get_finding(&r.finding_id)? else {
-                continue;
-            };
-            if !matches!(stored.finding.source, FindingSource::SecurityHub { .. }) {
-                continue;
-            }
-            // The ASFF `Id`: the ARN for GuardDuty's product (kept as `arn`), else the id.
-            let id = stored.finding.arn.clone().unwrap_or(stored.finding.id);
-            if !seen.contains(&id) && !asff_ids.contains(&id) {
-                asff_ids.push(id);
-            }
-        }
+            .each_request_in_states(&[RequestState::Pending], |r| {
+                if r.kind != RequestKind::Contain || r.plan.region != self.region {
+                    return Ok(());
+                }
+                let Some(stored) = self.app.store.get_finding(&r.finding_id)? else {
+                    return Ok(());
+                };
+                if !matches!(stored.finding.source, FindingSource::SecurityHub { .. }) {
+                    return Ok(());
+                }
+                // The ASFF `Id`: the ARN for GuardDuty's product (kept as `arn`), else the id.
+                let id = stored.finding.arn.clone().unwrap_or(stored.finding.id);
+                if !seen.contains(&id) && listed.insert(id.clone()) {
+                    asff_ids.push(id);
+                }
+                Ok(())
+            })?;
         let mut report = PollReport::default();
         for batch in asff_ids.chunks(RECHECK_BATCH) {
             let mut filters = AwsSecurityFindingFilters::builder();
