@@ -24,7 +24,8 @@
 //! digest message ([`cards::digest_card`]) whose lines each name `/finding <id>`. While the
 //! burst lasts (until a whole window passes with nothing folded), later overflow is added to
 //! that same digest by editing it (at most one edit per [`DIGEST_EDIT_SPACING`]), so a burst
-//! that trickles in still makes one digest. Folded cards are remembered as
+//! that trickles in still makes one digest. The open digest keeps its most severe lines (more
+//! than a message shows) and a count per severity, never every line ([`cards::DigestLines`]). Folded cards are remembered as
 //! [`CardLocation::Digest`] and are not edited later. Card edits do not count against the
 //! channel's post bucket and are sent at once.
 //!
@@ -395,7 +396,8 @@ enum SendError {
 #[derive(Debug)]
 struct OpenDigest {
     message_id: u64,
-    lines: Vec<(String, String, SeverityLabel)>,
+    /// Bounded however long the burst ([`cards::DigestLines`]).
+    lines: cards::DigestLines,
     /// When cards were last folded into it: a whole quiet window closes it.
     last_fold: Instant,
     last_edit: Instant,
@@ -837,8 +839,8 @@ impl Outbox {
     }
 
     async fn post_digest(&mut self, folded: Vec<Due>) {
-        let lines: Vec<(String, String, SeverityLabel)> = folded.iter().map(Due::line).collect();
-        let card = cards::digest_card(&lines, 0);
+        let lines: cards::DigestLines = folded.iter().map(Due::line).collect();
+        let card = cards::digest_card_of(&lines);
         // A digest pages as its most severe line would have: the cards folded into it were
         // never posted on their own.
         let page = folded.iter().map(|d| d.severity).max().and_then(|worst| {
@@ -890,9 +892,11 @@ impl Outbox {
             self.queue.extend(due);
             return;
         };
-        let before = digest.lines.len();
-        digest.lines.extend(due.iter().map(Due::line));
-        let card = cards::digest_card(&digest.lines, 0);
+        let before = digest.lines.clone();
+        for line in due.iter().map(Due::line) {
+            digest.lines.push(line);
+        }
+        let card = cards::digest_card_of(&digest.lines);
         let message_id = digest.message_id;
         let result = self
             .http
@@ -956,7 +960,7 @@ impl Outbox {
             Err(e) => {
                 // The digest cannot grow (deleted, refused): close it; the cards go out anew.
                 tracing::warn!(message_id, error = %crate::discord::redact::chain(&e), "outbox: digest edit failed; closing it");
-                digest.lines.truncate(before);
+                digest.lines = before;
                 self.digest = None;
                 self.queue.extend(due);
             }

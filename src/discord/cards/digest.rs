@@ -13,11 +13,86 @@ use crate::finding::SeverityLabel;
 /// each listed finding, most severe first, each reachable with `/finding <id>`; `omitted` more
 /// were not even listed. Every one of them is stored; only the post was saved.
 pub fn digest_card(findings: &[(String, String, SeverityLabel)], omitted: usize) -> Card {
-    let total = findings.len() + omitted;
     let mut sorted: Vec<&(String, String, SeverityLabel)> = findings.iter().collect();
     // Stable: equal severities keep their arrival order.
     sorted.sort_by_key(|f| std::cmp::Reverse(f.2));
+    let mut counts = [0usize; 4];
+    for f in findings {
+        counts[f.2 as usize] += 1;
+    }
+    render(&sorted, counts, omitted, findings.len() + omitted)
+}
 
+/// The lines of an open digest, bounded however long the burst: the [`DigestLines::KEPT`] most
+/// severe (equal severities in arrival order), which is more than one message shows, and a
+/// count per severity of every line. A burst of 100,000 findings keeps 100 lines, not 100,000.
+#[derive(Debug, Clone, Default)]
+pub struct DigestLines {
+    kept: Vec<(String, String, SeverityLabel)>,
+    /// By `SeverityLabel as usize` (Low, Medium, High, Critical).
+    counts: [usize; 4],
+}
+
+impl DigestLines {
+    /// Lines kept for the message.
+    pub const KEPT: usize = 100;
+
+    /// Adds `(finding id, finding type, severity)`.
+    pub fn push(&mut self, line: (String, String, SeverityLabel)) {
+        self.counts[line.2 as usize] += 1;
+        // After every line at least as severe: the arrival order within a severity holds.
+        let at = self.kept.partition_point(|k| k.2 >= line.2);
+        if at < Self::KEPT {
+            self.kept.insert(at, line);
+            self.kept.truncate(Self::KEPT);
+        }
+    }
+
+    /// How many lines were added.
+    pub fn len(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The lines kept, most severe first.
+    pub fn kept(&self) -> &[(String, String, SeverityLabel)] {
+        &self.kept
+    }
+}
+
+impl FromIterator<(String, String, SeverityLabel)> for DigestLines {
+    fn from_iter<I: IntoIterator<Item = (String, String, SeverityLabel)>>(iter: I) -> Self {
+        let mut lines = DigestLines::default();
+        for line in iter {
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+/// The digest of every line of `lines` ([`digest_card`] with the lines not kept counted as not
+/// listed, and the count per severity of all of them).
+pub fn digest_card_of(lines: &DigestLines) -> Card {
+    let sorted: Vec<&(String, String, SeverityLabel)> = lines.kept.iter().collect();
+    render(
+        &sorted,
+        lines.counts,
+        lines.len() - lines.kept.len(),
+        lines.len(),
+    )
+}
+
+/// `sorted`: the listed lines, most severe first; `counts`: per severity, what the severity
+/// field shows; `omitted`: lines not even listed; `total`: every line.
+fn render(
+    sorted: &[&(String, String, SeverityLabel)],
+    counts: [usize; 4],
+    omitted: usize,
+    total: usize,
+) -> Card {
     let lines: Vec<String> = sorted
         .iter()
         .map(|(id, kind, sev)| {
@@ -50,7 +125,7 @@ pub fn digest_card(findings: &[(String, String, SeverityLabel)], omitted: usize)
         description.push_str(&more(0));
     }
 
-    let count = |label| findings.iter().filter(|f| f.2 == label).count();
+    let count = |label: SeverityLabel| counts[label as usize];
     let mut by_severity = [
         SeverityLabel::Critical,
         SeverityLabel::High,
@@ -65,12 +140,16 @@ pub fn digest_card(findings: &[(String, String, SeverityLabel)], omitted: usize)
         by_severity.push_str(&format!(" · {omitted} not listed"));
     }
 
-    let color = findings
-        .iter()
-        .map(|f| f.2)
-        .max()
-        .map(severity_color)
-        .unwrap_or(COLOR_NEUTRAL);
+    let color = [
+        SeverityLabel::Critical,
+        SeverityLabel::High,
+        SeverityLabel::Medium,
+        SeverityLabel::Low,
+    ]
+    .into_iter()
+    .find(|l| count(*l) > 0)
+    .map(severity_color)
+    .unwrap_or(COLOR_NEUTRAL);
     let mut card = Card {
         title: format!("Digest: {total} findings held back during a burst"),
         url: None,

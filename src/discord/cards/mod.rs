@@ -55,7 +55,7 @@ use chrono::{DateTime, Utc};
 
 use crate::finding::SeverityLabel;
 
-pub use self::digest::digest_card;
+pub use self::digest::{digest_card, digest_card_of, DigestLines};
 pub use self::finding::finding_card;
 pub use self::headline::{headline, revert_headline, HEADLINE_CAP};
 pub use self::investigation::{

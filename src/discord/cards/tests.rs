@@ -1157,3 +1157,60 @@ fn a_headline_is_capped_and_names_root_and_roles_plainly() {
     assert!(h.starts_with("Key AKIA…MPLE of role alice: xxx"), "{h}");
     assert!(h.chars().count() <= HEADLINE_CAP, "{}", h.chars().count());
 }
+
+#[test]
+fn digest_lines_stay_bounded_and_count_every_line() {
+    let labels = [
+        SeverityLabel::Low,
+        SeverityLabel::Medium,
+        SeverityLabel::High,
+        SeverityLabel::Critical,
+    ];
+    let findings: Vec<(String, String, SeverityLabel)> = (0..5_000)
+        .map(|i| {
+            (
+                format!("{i:032x}"),
+                "UnauthorizedAccess:EC2/SSHBruteForce".to_string(),
+                labels[i % 4],
+            )
+        })
+        .collect();
+    let lines: DigestLines = findings.iter().cloned().collect();
+    assert_eq!(lines.len(), 5_000);
+    assert_eq!(lines.kept().len(), DigestLines::KEPT);
+    // The most severe, in arrival order: Critical lines are ids 3, 7, 11, ...
+    assert!(lines.kept().iter().all(|l| l.2 == SeverityLabel::Critical));
+    assert_eq!(lines.kept()[0].0, format!("{:032x}", 3));
+    assert_eq!(lines.kept()[1].0, format!("{:032x}", 7));
+
+    let card = digest_card_of(&lines);
+    assert_within_limits(&card);
+    assert_eq!(card.title, "Digest: 5000 findings held back during a burst");
+    assert_eq!(card.color, COLOR_CRITICAL);
+    let all = digest_card(&findings, 0);
+    // The same message as from every line: the lines a message can show are the kept ones.
+    assert_eq!(card.description, all.description);
+    assert_eq!(
+        value(&card, FIELD_BY_SEVERITY),
+        "Critical 1250 · High 1250 · Medium 1250 · Low 1250 · 4900 not listed"
+    );
+
+    // A later, more severe line goes before the kept ones of lower severity.
+    let mut lines: DigestLines = findings[..3].iter().cloned().collect();
+    lines.push((
+        "ff".repeat(16),
+        "Backdoor:EC2/C&CActivity.B".into(),
+        SeverityLabel::High,
+    ));
+    let order: Vec<SeverityLabel> = lines.kept().iter().map(|l| l.2).collect();
+    assert_eq!(
+        order,
+        [
+            SeverityLabel::High,
+            SeverityLabel::High,
+            SeverityLabel::Medium,
+            SeverityLabel::Low
+        ]
+    );
+    assert_eq!(lines.kept()[0].0, format!("{:032x}", 2));
+}
