@@ -31,7 +31,7 @@
 //! findings of each page are stored and flushed; with the ascending sort, everything before it
 //! has been stored. A crash repeats at most one page, which the store finds unchanged.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria};
 use chrono::{DateTime, Utc};
@@ -65,6 +65,52 @@ pub struct GuardDutyPoller {
     page_size: i32,
     /// Finding ids GetFindings could not read, already quarantined by this poller.
     unreadable: HashSet<String>,
+    /// Where the next poll's re-read of Pending findings starts ([`RECHECK_PENDING_MAX`]).
+    recheck_from: Option<String>,
+}
+
+/// Pending requests' findings re-read per poll, at most (20 `GetFindings` calls). After a burst
+/// tens of thousands wait: each poll takes the next slice, in finding-id order, and wraps
+/// around, so an archival is still seen, later. Approved requests' findings are re-read at
+/// every poll, all of them: they run next.
+pub const RECHECK_PENDING_MAX: usize = 1_000;
+
+/// The next at most `max` of `ids` from `from` on (wrapping around), and where the slice after
+/// them starts (`None`: from the first id).
+fn recheck_slice(
+    ids: &BTreeSet<String>,
+    from: Option<&str>,
+    max: usize,
+) -> (Vec<String>, Option<String>) {
+    if ids.len() <= max {
+        return (ids.iter().cloned().collect(), None);
+    }
+    let start = from.unwrap_or("");
+    let mut out: Vec<String> = ids
+        .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+        .take(max)
+        .cloned()
+        .collect();
+    if out.len() < max {
+        let more = max - out.len();
+        out.extend(
+            ids.iter()
+                .take_while(|id| id.as_str() < start)
+                .take(more)
+                .cloned(),
+        );
+    }
+    let next = out
+        .last()
+        .and_then(|last| {
+            ids.range::<str, _>((
+                std::ops::Bound::Excluded(last.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+        })
+        .cloned();
+    (out, next)
 }
 
 impl GuardDutyPoller {
@@ -83,6 +129,7 @@ impl GuardDutyPoller {
             detector_id,
             page_size: MAX_PAGE_SIZE,
             unreadable: HashSet::new(),
+            recheck_from: None,
         }
     }
 
@@ -178,7 +225,8 @@ impl GuardDutyPoller {
         // archival before anything runs.
         // One request at a time: after a burst there are tens of thousands, and only their
         // finding ids are kept.
-        let mut ids: HashSet<String> = HashSet::new();
+        let mut approved: BTreeSet<String> = BTreeSet::new();
+        let mut waiting: BTreeSet<String> = BTreeSet::new();
         self.app.store.each_request_in_states(
             &[RequestState::Pending, RequestState::Approved],
             |r| {
@@ -186,11 +234,19 @@ impl GuardDutyPoller {
                     && r.plan.region == self.region
                     && !seen.contains(&r.finding_id)
                 {
-                    ids.insert(r.finding_id);
+                    if r.state == RequestState::Approved {
+                        approved.insert(r.finding_id);
+                    } else {
+                        waiting.insert(r.finding_id);
+                    }
                 }
                 Ok(())
             },
         )?;
+        let (slice, next) =
+            recheck_slice(&waiting, self.recheck_from.as_deref(), RECHECK_PENDING_MAX);
+        self.recheck_from = next;
+        let ids: BTreeSet<String> = approved.into_iter().chain(slice).collect();
         let pending: Vec<String> = ids
             .into_iter()
             .filter(|id| {
@@ -709,4 +765,37 @@ fn remote_ip_json(r: &aws_sdk_guardduty::types::RemoteIpDetails) -> Value {
             }),
         )
         .done()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> BTreeSet<String> {
+        (0..n).map(|i| format!("{i:04}")).collect()
+    }
+
+    #[test]
+    fn the_pending_recheck_takes_slices_in_turn_and_wraps_around() {
+        // Few: all of them, every poll.
+        let (all, next) = recheck_slice(&ids(3), Some("0002"), 5);
+        assert_eq!(all, ["0000", "0001", "0002"]);
+        assert_eq!(next, None);
+
+        // Many: consecutive slices, then around again; every id is re-read within a round.
+        let set = ids(10);
+        let (a, next) = recheck_slice(&set, None, 4);
+        assert_eq!(a, ["0000", "0001", "0002", "0003"]);
+        let (b, next) = recheck_slice(&set, next.as_deref(), 4);
+        assert_eq!(b, ["0004", "0005", "0006", "0007"]);
+        let (c, next) = recheck_slice(&set, next.as_deref(), 4);
+        assert_eq!(c, ["0008", "0009", "0000", "0001"]);
+        assert_eq!(next.as_deref(), Some("0002"));
+
+        // The id the slice was to start at is gone (its request was decided): the next one.
+        let mut fewer = set.clone();
+        fewer.remove("0002");
+        let (d, _) = recheck_slice(&fewer, Some("0002"), 4);
+        assert_eq!(d, ["0003", "0004", "0005", "0006"]);
+    }
 }
