@@ -623,10 +623,6 @@ struct Burst {
 
 /// `hanko run` against an empty GuardDuty stand-in, then `n` findings added at once.
 async fn run_burst(n: usize, smoke: bool) -> Burst {
-    let c = &Counts {
-        smoke,
-        ..Counts::get()
-    };
     // moto answers hanko's one sts:GetCallerIdentity (its own account); nothing else is
     // called: nothing is approved.
     let moto = moto::Moto::start();
@@ -673,7 +669,7 @@ async fn run_burst(n: usize, smoke: bool) -> Burst {
     }
     let added = Instant::now();
     let mut rss_max = idle_rss;
-    let limit = Duration::from_secs(if c.smoke { 60 } else { 600 });
+    let limit = Duration::from_secs(if smoke { 60 } else { 600 });
     let stored_at = loop {
         let m = bot.metrics().await;
         rss_max = rss_max.max(bot.memory_kib().0);
@@ -696,7 +692,7 @@ async fn run_burst(n: usize, smoke: bool) -> Burst {
     // Let the outbox work through the burst: until its digest is posted and two card windows
     // then pass with no post or edit (at most 90 s, 30 s in a smoke run).
     let quiet = Duration::from_millis(10_500);
-    let settle_limit = Duration::from_secs(if c.smoke { 30 } else { 90 });
+    let settle_limit = Duration::from_secs(if smoke { 30 } else { 90 });
     let settle_deadline = Instant::now() + settle_limit;
     let is_digest = |r: &RecordedRequest| {
         r.matches("POST", "/channels/*/messages") && r.status == 200 && body_contains(r, "Digest")
@@ -775,26 +771,16 @@ async fn run_burst(n: usize, smoke: bool) -> Burst {
 
 async fn burst(c: &Counts) {
     let b = run_burst(c.burst, c.smoke).await;
+    // The figures written into the text by name; the rest is read from `b`.
     let Burst {
         n,
-        all,
         processing,
+        all,
         pending,
-        posts,
         edits,
-        posted_metric,
-        folded_metric,
-        digest_at,
-        settle_limit,
         max_posts,
         rate_limited,
-        idle_rss,
-        rss_max,
-        rss_after,
-        hwm,
-        split_idle,
-        split_after,
-        stopped,
+        ..
     } = b;
     md(format!(
         "`hanko run` (release binary) with an empty GuardDuty stand-in (poll interval 10 s); once \
@@ -819,14 +805,14 @@ async fn burst(c: &Counts) {
     ));
     md(format!(
         "| channel posts at the fake (cards + digests) / edits | {} / {edits} (`hanko_cards_posted_total` {}, `hanko_cards_folded_total` {}) |",
-        posts, posted_metric, folded_metric,
+        b.posts, b.posted_metric, b.folded_metric,
     ));
     md(format!(
         "| the digest of the folded cards posted | {} |",
-        digest_at.map_or(
+        b.digest_at.map_or(
             format!(
                 "not within {} s of the burst being stored",
-                settle_limit.as_secs()
+                b.settle_limit.as_secs()
             ),
             |s| format!("{s:.1} s after the findings were added")
         )
@@ -839,24 +825,24 @@ async fn burst(c: &Counts) {
     ));
     md(format!(
         "| resident memory: idle before / max sampled during / after | {} / {} / {} |",
-        mib(idle_rss),
-        mib(rss_max),
-        mib(rss_after)
+        mib(b.idle_rss),
+        mib(b.rss_max),
+        mib(b.rss_after)
     ));
     md(format!(
         "| peak resident memory (VmHWM of the process) | {} |",
-        mib(hwm)
+        mib(b.hwm)
     ));
     md(format!(
         "| resident before / after, anonymous + file-backed (the binary's mapped code) | {} + {} / {} + {} |",
-        mib(split_idle.0),
-        mib(split_idle.1),
-        mib(split_after.0),
-        mib(split_after.1)
+        mib(b.split_idle.0),
+        mib(b.split_idle.1),
+        mib(b.split_after.0),
+        mib(b.split_after.1)
     ));
     md(format!(
         "| SIGTERM to exit afterwards | {:.0} ms |",
-        ms(stopped)
+        ms(b.stopped)
     ));
     md("");
     summary(
@@ -872,7 +858,7 @@ async fn burst(c: &Counts) {
         "3. burst: most channel posts in any 5 s / 429s",
         format!("{max_posts} (limit 5) / {rate_limited}"),
     );
-    summary("3. burst: peak resident memory (VmHWM)", mib(hwm));
+    summary("3. burst: peak resident memory (VmHWM)", mib(b.hwm));
 }
 
 // ---- §10 scale curve --------------------------------------------------------------------------
