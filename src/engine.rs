@@ -210,8 +210,17 @@ impl Engine {
     }
 
     /// Executes one approved request (or finishes an interrupted one).
-    #[tracing::instrument(skip(self), fields(finding_id))]
     pub async fn execute(&self, request_id: Uuid) -> Result<ExecutionReport, EngineError> {
+        self.execute_ran(request_id).await.map(|(report, _)| report)
+    }
+
+    /// [`Engine::execute`], and whether this call ran the request (`false`: it had ended
+    /// before), so a caller needs no read of its own to tell.
+    #[tracing::instrument(skip(self), fields(finding_id))]
+    pub async fn execute_ran(
+        &self,
+        request_id: Uuid,
+    ) -> Result<(ExecutionReport, bool), EngineError> {
         let req = self
             .store
             .get_request(request_id)?
@@ -225,7 +234,7 @@ impl Engine {
                 self.start(&req)?
             }
             RequestState::Executing => req,
-            state if state.is_final() => return self.report(&req),
+            state if state.is_final() => return self.report(&req).map(|r| (r, false)),
             state => return Err(EngineError::NotApproved { id: req.id, state }),
         };
         match req.kind {
@@ -247,7 +256,7 @@ impl Engine {
                 })),
         )?;
         self.store.flush()?;
-        Ok(build_report(&finished, &records))
+        Ok((build_report(&finished, &records), true))
     }
 
     /// Approved → Executing, after the pre-flight checks in the same store transaction. A

@@ -95,11 +95,19 @@ async fn run(
     id: Uuid,
     shown: Option<oneshot::Receiver<()>>,
 ) -> Result<ExecutionReport, EngineError> {
-    let runs = app
-        .store
-        .get_request(id)?
-        .is_some_and(|r| r.state.needs_engine());
-    let result = app.engine.execute(id).await;
+    let result = app.engine.execute_ran(id).await;
+    // Whether anything may have run: said by the engine, or, after an error (rare), by the
+    // state it left (Executing after a failure half-way; Approved when paused). A store that
+    // cannot answer counts as "may have run": the posture sync is harmless when nothing did,
+    // and the engine's error is the one returned.
+    let runs = match &result {
+        Ok((_, ran)) => *ran,
+        Err(_) => app
+            .store
+            .get_request(id)
+            .map_or(true, |r| r.is_some_and(|r| r.state.needs_engine())),
+    };
+    let result = result.map(|(report, _)| report);
     if runs {
         sync_posture(app, id).await;
     }
