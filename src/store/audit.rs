@@ -68,7 +68,7 @@ impl Store {
 
         if sources.is_empty() {
             for item in self.inner.audit.range(..=start.to_be_bytes()).rev() {
-                let (key, value) = item.map_err(|e| self.sled_err(e))?;
+                let (key, value) = item?;
                 let event = self.decode_event(&key, &value)?;
                 if !visit(event) {
                     break;
@@ -134,7 +134,7 @@ impl Store {
                 .range(prefix.as_slice()..=hi.as_slice())
                 .rev()
             {
-                let (key, _) = item.map_err(|e| self.sled_err(e))?;
+                let (key, _) = item?;
                 if key.len() == prefix.len() + 8 {
                     let seq = be_u64(&key[prefix.len()..]).unwrap_or(0);
                     best = best.max(Some(seq));
@@ -149,7 +149,7 @@ impl Store {
     pub(super) fn actor_keys_matching(&self, needle: &str) -> Result<Vec<String>, StoreError> {
         let mut keys: Vec<String> = Vec::new();
         for item in self.inner.audit_actors.iter() {
-            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let (key, value) = item?;
             let actor: Actor = decode(&value, || {
                 format!("{TREE_AUDIT_ACTORS}/{}", String::from_utf8_lossy(&key))
             })?;
@@ -165,7 +165,7 @@ impl Store {
 
     pub(super) fn load_event(&self, seq: u64) -> Result<AuditEvent, StoreError> {
         let key = seq.to_be_bytes();
-        match self.inner.audit.get(key).map_err(|e| self.sled_err(e))? {
+        match self.inner.audit.get(key)? {
             Some(value) => self.decode_event(&key, &value),
             None => Err(StoreError::Corrupt {
                 key: format!("{TREE_AUDIT}/{seq}"),
@@ -188,7 +188,7 @@ impl Store {
     /// Every audit event in sequence order (for export).
     pub fn audit_events(&self) -> impl Iterator<Item = Result<AuditEvent, StoreError>> + '_ {
         self.inner.audit.iter().map(move |item| {
-            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let (key, value) = item?;
             decode(&value, || audit_key_name(&key))
         })
     }
@@ -197,7 +197,7 @@ impl Store {
     pub fn verify_audit(&self) -> Result<u64, VerifyError> {
         let mut verifier = ChainVerifier::default();
         for item in self.inner.audit.iter() {
-            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let (key, value) = item?;
             let seq = be_u64(&key).ok_or_else(|| StoreError::Corrupt {
                 key: audit_key_name(&key),
                 message: "an audit key is not an 8-byte sequence number".into(),
@@ -230,12 +230,7 @@ impl Store {
     }
 
     pub(super) fn head(&self) -> Result<Head, StoreError> {
-        match self
-            .inner
-            .meta
-            .get(META_AUDIT_HEAD)
-            .map_err(|e| self.sled_err(e))?
-        {
+        match self.inner.meta.get(META_AUDIT_HEAD)? {
             Some(value) => decode(&value, meta_key_name(META_AUDIT_HEAD)),
             None => Ok(Head::genesis()),
         }
@@ -251,7 +246,7 @@ impl Store {
     /// The audit event numbered `seq`, if the log holds it.
     pub fn audit_event(&self, seq: u64) -> Result<Option<AuditEvent>, StoreError> {
         let key = seq.to_be_bytes();
-        match self.inner.audit.get(key).map_err(|e| self.sled_err(e))? {
+        match self.inner.audit.get(key)? {
             Some(value) => self.decode_event(&key, &value).map(Some),
             None => Ok(None),
         }
@@ -279,16 +274,14 @@ impl Store {
             .inner
             .audit
             .range((keep + 1).to_be_bytes()..)
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.sled_err(e))?;
+            .map(|item| item.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
         for key in doomed {
-            self.inner.audit.remove(key).map_err(|e| self.sled_err(e))?;
+            self.inner.audit.remove(key)?;
         }
         self.inner
             .meta
-            .insert(META_AUDIT_HEAD, encode(&head, "audit head")?)
-            .map_err(|e| self.sled_err(e))?;
+            .insert(META_AUDIT_HEAD, encode(&head, "audit head")?)?;
         self.flush()
     }
 

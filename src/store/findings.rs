@@ -14,6 +14,10 @@ use super::{
     TxResult, Upsert, META_FINDING_COUNT, TREE_FINDINGS, TREE_FINDINGS_BY_TIME,
 };
 
+/// The most items one finding and the request it proposes write in a transaction (an upper
+/// bound; see [`Store::upsert_findings_proposing`]).
+const ITEMS_PER_PROPOSED_FINDING: usize = 25;
+
 impl Store {
     /// Stores a finding, deduplicated by id, with its audit event in the same transaction.
     ///
@@ -30,7 +34,8 @@ impl Store {
 
     /// Stores a page of findings, deduplicated by id as [`Store::upsert_finding`] does, and
     /// for each one stored for the first time the request `propose` makes of it (if any), all
-    /// in ONE transaction (one audit event per finding and per request, in order). Ingest
+    /// in ONE transaction on sled (one audit event per finding and per request, in order; on
+    /// DynamoDB in transactions of a few findings each, within its 100-item limit). Ingest
     /// stores a burst this way: one transaction and one flush per page instead of two
     /// transactions per finding. Durable at the caller's flush. `propose` may run more than
     /// once for a finding (sled retries a transaction that met a concurrent write); only the
@@ -42,21 +47,28 @@ impl Store {
         now: DateTime<Utc>,
         propose: impl Fn(&Finding) -> Option<Request>,
     ) -> Result<Vec<(Upsert, Option<Uuid>)>, StoreError> {
-        self.transact(|tx| {
-            let mut out = Vec::with_capacity(findings.len());
-            for f in findings {
-                let upsert = tx.upsert_finding(f, actor, now)?;
-                let mut proposed = None;
-                if upsert == Upsert::New {
-                    if let Some(request) = propose(f) {
-                        tx.insert_request(&request, now)?;
-                        proposed = Some(request.id);
+        // On DynamoDB a transaction holds at most 100 items: a finding with its request and
+        // their events writes about 20 (finding, time index, two events with their index
+        // entries, the request and its two indexes), so a page goes in several transactions.
+        let mut out = Vec::with_capacity(findings.len());
+        for chunk in findings.chunks(self.batch_size(ITEMS_PER_PROPOSED_FINDING)) {
+            out.extend(self.transact(|tx| {
+                let mut out = Vec::with_capacity(chunk.len());
+                for f in chunk {
+                    let upsert = tx.upsert_finding(f, actor, now)?;
+                    let mut proposed = None;
+                    if upsert == Upsert::New {
+                        if let Some(request) = propose(f) {
+                            tx.insert_request(&request, now)?;
+                            proposed = Some(request.id);
+                        }
                     }
+                    out.push((upsert, proposed));
                 }
-                out.push((upsert, proposed));
-            }
-            Ok(out)
-        })
+                Ok(out)
+            })?);
+        }
+        Ok(out)
     }
 
     pub fn get_finding(&self, id: &str) -> Result<Option<StoredFinding>, StoreError> {
@@ -72,7 +84,7 @@ impl Store {
             if out.len() >= limit {
                 break;
             }
-            let (key, _) = item.map_err(|e| self.sled_err(e))?;
+            let (key, _) = item?;
             let id = key
                 .get(8..)
                 .map(|id| String::from_utf8_lossy(id).into_owned())
@@ -119,7 +131,7 @@ impl super::Tx<'_> {
                 };
                 let count = self.get_u64(self.meta, META_FINDING_COUNT)?;
                 self.meta
-                    .insert(META_FINDING_COUNT, &(count + 1).to_be_bytes())?;
+                    .insert(META_FINDING_COUNT, (count + 1).to_be_bytes())?;
                 let event = NewEvent::new(now, actor.clone(), EventKind::FindingIngested)
                     .finding(f.id.clone())
                     .detail(finding_detail(f));

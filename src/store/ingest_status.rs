@@ -86,8 +86,7 @@ impl Store {
     pub fn put_cursor(&self, source: &str, value: &str) -> Result<(), StoreError> {
         self.inner
             .cursors
-            .insert(source.as_bytes(), value.as_bytes())
-            .map_err(|e| self.sled_err(e))?;
+            .insert(source.as_bytes(), value.as_bytes())?;
         Ok(())
     }
 

@@ -59,8 +59,7 @@ impl Store {
                 record_key(&inv.finding_id),
                 None::<&[u8]>,
                 Some(value.as_slice()),
-            )
-            .map_err(|e| self.sled_err(e))?
+            )?
             .is_ok();
         if began {
             self.flush()?;
@@ -104,7 +103,7 @@ impl Store {
     pub fn unfinished_investigations(&self) -> Result<Vec<Investigation>, StoreError> {
         let mut out = Vec::new();
         for item in self.inner.kv.scan_prefix(RECORD_PREFIX.as_bytes()) {
-            let (_, v) = item.map_err(|e| self.sled_err(e))?;
+            let (_, v) = item?;
             if let Ok(inv) = serde_json::from_slice::<Investigation>(&v) {
                 if !inv.is_final() {
                     out.push(inv);

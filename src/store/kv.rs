@@ -60,10 +60,7 @@ impl Store {
     }
 
     pub(super) fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.inner
-            .kv
-            .insert(key.as_bytes(), value.as_bytes())
-            .map_err(|e| self.sled_err(e))?;
+        self.inner.kv.insert(key.as_bytes(), value.as_bytes())?;
         Ok(())
     }
 
@@ -84,12 +81,8 @@ impl Store {
 
     /// Removes a value; returns whether it was there.
     fn kv_remove(&self, key: &str) -> Result<bool, StoreError> {
-        let old = self
-            .inner
-            .kv
-            .remove(key.as_bytes())
-            .map_err(|e| self.sled_err(e))?;
-        Ok(old.is_some())
+        let old = self.inner.kv.remove(key.as_bytes())?;
+        Ok(old)
     }
 
     // The pause flag.

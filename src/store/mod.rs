@@ -106,16 +106,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError, Transactional,
-    TransactionalTree,
-};
-use sled::Tree;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use uuid::Uuid;
 
 mod audit;
+mod backend;
 mod cards;
 mod days;
+pub mod dynamo;
 mod findings;
 mod ingest_status;
 mod investigations;
@@ -127,6 +125,7 @@ mod requests;
 mod reverts;
 mod steps;
 
+use backend::{abort, Backend, Tree, TxError, TxResult, TxTree};
 pub use cards::{CardKey, CardLocation};
 pub use days::DayClaim;
 pub use ingest_status::SourceStatus;
@@ -327,11 +326,11 @@ impl Head {
     }
 }
 
-/// The sled database with every tree opened. Cloned cheaply through the `Arc` in [`Store`].
+/// The engine with every tree opened. Cloned cheaply through the `Arc` in [`Store`].
 struct Inner {
-    /// Where the database lives, for error messages.
+    /// Where the database lives (a directory, or `dynamodb://region/table`), for error messages.
     path: PathBuf,
-    db: sled::Db,
+    backend: Backend,
     meta: Tree,
     audit: Tree,
     audit_idx: Tree,
@@ -378,12 +377,6 @@ impl From<StoreError> for VoteAbort {
     fn from(e: StoreError) -> Self {
         VoteAbort::Store(e)
     }
-}
-
-type TxResult<T, E = StoreError> = ConflictableTransactionResult<T, E>;
-
-fn abort<T, E: From<StoreError>>(e: StoreError) -> TxResult<T, E> {
-    Err(ConflictableTransactionError::Abort(E::from(e)))
 }
 
 /// How long [`Store::open`] waits for a file lock to be released.
@@ -435,8 +428,14 @@ impl Store {
     }
 
     fn from_db(path: PathBuf, db: sled::Db) -> Result<Store, StoreError> {
-        let open = |name: &str| db.open_tree(name).map_err(|e| sled_error(&path, e));
-        let inner = Inner {
+        let shared: Arc<Path> = Arc::from(path.as_path());
+        let open = |name: &str| -> Result<Tree, StoreError> {
+            Ok(Tree::Sled {
+                tree: db.open_tree(name).map_err(|e| sled_error(&path, e))?,
+                path: shared.clone(),
+            })
+        };
+        let trees = Trees {
             meta: open(TREE_META)?,
             audit: open(TREE_AUDIT)?,
             audit_idx: open(TREE_AUDIT_IDX)?,
@@ -452,9 +451,71 @@ impl Store {
             kv: open(TREE_KV)?,
             posture: open(TREE_POSTURE)?,
             posture_scores: open(TREE_POSTURE_SCORES)?,
+        };
+        Store::from_trees(path, Backend::Sled(db), trees)
+    }
+
+    /// Opens the store in a DynamoDB table, which `hanko store init` created
+    /// ([`Store::init_dynamodb`]). `conf`: an SDK config to use instead of the standard chain's
+    /// (tests against moto); the chain's honours `AWS_ENDPOINT_URL_DYNAMODB`.
+    pub fn open_dynamodb(
+        target: &dynamo::DynamoTarget,
+        conf: Option<aws_config::SdkConfig>,
+    ) -> Result<Store, StoreError> {
+        let kv = dynamo::DynamoKv::open(target, conf)?;
+        let tree = |name: &'static str| Tree::Dynamo {
+            kv: kv.clone(),
+            name,
+        };
+        let trees = Trees {
+            meta: tree(TREE_META),
+            audit: tree(TREE_AUDIT),
+            audit_idx: tree(TREE_AUDIT_IDX),
+            audit_actors: tree(TREE_AUDIT_ACTORS),
+            findings: tree(TREE_FINDINGS),
+            findings_by_time: tree(TREE_FINDINGS_BY_TIME),
+            requests: tree(TREE_REQUESTS),
+            requests_by_finding: tree(TREE_REQUESTS_BY_FINDING),
+            requests_by_state: tree(TREE_REQUESTS_BY_STATE),
+            steps: tree(TREE_STEPS),
+            quarantine: tree(TREE_QUARANTINE),
+            cursors: tree(TREE_CURSORS),
+            kv: tree(TREE_KV),
+            posture: tree(TREE_POSTURE),
+            posture_scores: tree(TREE_POSTURE_SCORES),
+        };
+        Store::from_trees(target.display(), Backend::Dynamo(kv), trees)
+    }
+
+    /// Creates the store's DynamoDB table if it is missing (on-demand capacity, deletion
+    /// protection, point-in-time recovery), idempotently; whether it created it.
+    pub fn init_dynamodb(
+        target: &dynamo::DynamoTarget,
+        conf: Option<aws_config::SdkConfig>,
+    ) -> Result<bool, StoreError> {
+        dynamo::DynamoKv::init_table(target, conf)
+    }
+
+    fn from_trees(path: PathBuf, backend: Backend, t: Trees) -> Result<Store, StoreError> {
+        let inner = Inner {
+            meta: t.meta,
+            audit: t.audit,
+            audit_idx: t.audit_idx,
+            audit_actors: t.audit_actors,
+            findings: t.findings,
+            findings_by_time: t.findings_by_time,
+            requests: t.requests,
+            requests_by_finding: t.requests_by_finding,
+            requests_by_state: t.requests_by_state,
+            steps: t.steps,
+            quarantine: t.quarantine,
+            cursors: t.cursors,
+            kv: t.kv,
+            posture: t.posture,
+            posture_scores: t.posture_scores,
             events_decoded: AtomicU64::new(0),
             path,
-            db,
+            backend,
         };
         let store = Store {
             inner: Arc::new(inner),
@@ -463,14 +524,36 @@ impl Store {
         Ok(store)
     }
 
+    /// The engine's name: `sled` or `dynamodb`.
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.backend.name()
+    }
+
+    /// DynamoDB transactions that met a conflict and ran again (0 on sled).
+    pub fn write_conflicts(&self) -> u64 {
+        match &self.inner.backend {
+            Backend::Sled(_) => 0,
+            Backend::Dynamo(kv) => kv.conflicts(),
+        }
+    }
+
+    /// Read and write capacity units DynamoDB reported as consumed since this store opened
+    /// (`None` on sled).
+    pub fn consumed_capacity(&self) -> Option<(f64, f64)> {
+        match &self.inner.backend {
+            Backend::Sled(_) => None,
+            Backend::Dynamo(kv) => Some(kv.consumed_capacity()),
+        }
+    }
+
     /// Writes the schema version on first open; refuses a store from another version.
     fn check_schema(&self) -> Result<(), StoreError> {
         let current = SCHEMA_VERSION.to_string();
-        let previous = self
-            .inner
-            .meta
-            .compare_and_swap(META_SCHEMA_VERSION, None::<&[u8]>, Some(current.as_bytes()))
-            .map_err(|e| self.sled_err(e))?;
+        let previous = self.inner.meta.compare_and_swap(
+            META_SCHEMA_VERSION,
+            None::<&[u8]>,
+            Some(current.as_bytes()),
+        )?;
         match previous {
             Ok(()) => Ok(()),
             Err(cas) => {
@@ -491,14 +574,15 @@ impl Store {
         }
     }
 
-    /// Writes everything to disk.
+    /// Writes everything to disk (sled). On DynamoDB every write is durable when it returns.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush().map_err(|e| self.sled_err(e))?;
+        match &self.inner.backend {
+            Backend::Sled(db) => {
+                db.flush().map_err(|e| sled_error(&self.inner.path, e))?;
+            }
+            Backend::Dynamo(_) => {}
+        }
         Ok(())
-    }
-
-    fn sled_err(&self, e: sled::Error) -> StoreError {
-        sled_error(&self.inner.path, e)
     }
 
     /// Runs `f` in one transaction over every transactional tree.
@@ -506,21 +590,44 @@ impl Store {
         &self,
         f: impl Fn(&Tx<'_>) -> TxResult<T, E>,
     ) -> Result<T, E> {
+        match &self.inner.backend {
+            Backend::Sled(_) => self.transact_sled(f),
+            Backend::Dynamo(kv) => self.transact_dynamo(kv, f),
+        }
+    }
+
+    /// A sled transaction over every transactional tree.
+    fn transact_sled<T, E: From<StoreError>>(
+        &self,
+        f: impl Fn(&Tx<'_>) -> TxResult<T, E>,
+    ) -> Result<T, E> {
         let i = &*self.inner;
-        let trees = (
-            &i.meta,
-            &i.audit,
-            &i.audit_idx,
-            &i.audit_actors,
-            &i.findings,
-            &i.findings_by_time,
-            &i.requests,
-            &i.requests_by_finding,
-            &i.requests_by_state,
-            &i.steps,
-            &i.quarantine,
-            &i.kv,
-        );
+        let path = i.path.as_path();
+        let sled_tree = |t: &Tree| -> Result<sled::Tree, StoreError> {
+            match t {
+                Tree::Sled { tree, .. } => Ok(tree.clone()),
+                Tree::Dynamo { .. } => Err(StoreError::Io {
+                    path: path.to_path_buf(),
+                    message: "a DynamoDB tree in a sled store".into(),
+                }),
+            }
+        };
+        let owned = [
+            sled_tree(&i.meta)?,
+            sled_tree(&i.audit)?,
+            sled_tree(&i.audit_idx)?,
+            sled_tree(&i.audit_actors)?,
+            sled_tree(&i.findings)?,
+            sled_tree(&i.findings_by_time)?,
+            sled_tree(&i.requests)?,
+            sled_tree(&i.requests_by_finding)?,
+            sled_tree(&i.requests_by_state)?,
+            sled_tree(&i.steps)?,
+            sled_tree(&i.quarantine)?,
+            sled_tree(&i.kv)?,
+        ];
+        let [m, a, ai, aa, f1, fbt, r, rbf, rbs, st, q, k] = &owned;
+        let trees = (m, a, ai, aa, f1, fbt, r, rbf, rbs, st, q, k);
         let result = trees.transaction(
             |(
                 meta,
@@ -536,26 +643,88 @@ impl Store {
                 quarantine,
                 kv,
             )| {
-                f(&Tx {
-                    meta,
-                    audit,
-                    audit_idx,
-                    audit_actors,
-                    findings,
-                    findings_by_time,
-                    requests,
-                    requests_by_finding,
-                    requests_by_state,
-                    steps,
-                    quarantine,
-                    kv,
-                })
+                let t = |tree| TxTree::Sled { tree, path };
+                let tx = Tx {
+                    meta: t(meta),
+                    audit: t(audit),
+                    audit_idx: t(audit_idx),
+                    audit_actors: t(audit_actors),
+                    findings: t(findings),
+                    findings_by_time: t(findings_by_time),
+                    requests: t(requests),
+                    requests_by_finding: t(requests_by_finding),
+                    requests_by_state: t(requests_by_state),
+                    steps: t(steps),
+                    quarantine: t(quarantine),
+                    kv: t(kv),
+                };
+                match f(&tx) {
+                    Ok(v) => Ok(v),
+                    Err(TxError::Abort(e)) => Err(ConflictableTransactionError::Abort(e)),
+                    Err(TxError::Conflict) => Err(ConflictableTransactionError::Conflict),
+                    Err(TxError::Storage(e)) => {
+                        Err(ConflictableTransactionError::Abort(E::from(e)))
+                    }
+                }
             },
         );
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => E::from(self.sled_err(e)),
+            TransactionError::Storage(e) => E::from(sled_error(path, e)),
         })
+    }
+
+    /// A DynamoDB transaction: the closure runs against fresh reads until its commit finds
+    /// nothing it read changed ([`dynamo`]'s module docs).
+    fn transact_dynamo<T, E: From<StoreError>>(
+        &self,
+        kv: &Arc<dynamo::DynamoKv>,
+        f: impl Fn(&Tx<'_>) -> TxResult<T, E>,
+    ) -> Result<T, E> {
+        let mut attempt = 0;
+        loop {
+            let dtx = dynamo::DynTx::new(kv.clone());
+            let outcome = {
+                let t = |name| TxTree::Dynamo { tx: &dtx, name };
+                let tx = Tx {
+                    meta: t(TREE_META),
+                    audit: t(TREE_AUDIT),
+                    audit_idx: t(TREE_AUDIT_IDX),
+                    audit_actors: t(TREE_AUDIT_ACTORS),
+                    findings: t(TREE_FINDINGS),
+                    findings_by_time: t(TREE_FINDINGS_BY_TIME),
+                    requests: t(TREE_REQUESTS),
+                    requests_by_finding: t(TREE_REQUESTS_BY_FINDING),
+                    requests_by_state: t(TREE_REQUESTS_BY_STATE),
+                    steps: t(TREE_STEPS),
+                    quarantine: t(TREE_QUARANTINE),
+                    kv: t(TREE_KV),
+                };
+                f(&tx)
+            };
+            match outcome {
+                Ok(v) => match dtx.commit() {
+                    Ok(()) => return Ok(v),
+                    Err(dynamo::CommitError::Retry) => {}
+                    Err(dynamo::CommitError::Store(e)) => return Err(E::from(e)),
+                },
+                Err(TxError::Abort(e)) => return Err(e),
+                Err(TxError::Conflict) => {}
+                Err(TxError::Storage(e)) => return Err(E::from(e)),
+            }
+            attempt += 1;
+            kv.back_off(attempt).map_err(E::from)?;
+        }
+    }
+
+    /// How many items of a batch one transaction may hold, for a batch whose elements write
+    /// about `items_each` items each: all of them on sled, as many as fit in DynamoDB's
+    /// 100-item limit (at least one) there.
+    fn batch_size(&self, items_each: usize) -> usize {
+        match self.inner.backend.max_transaction_items() {
+            None => usize::MAX,
+            Some(max) => (max / items_each.max(1)).max(1),
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -568,7 +737,7 @@ impl Store {
         key: &[u8],
         name: impl FnOnce() -> String,
     ) -> Result<Option<T>, StoreError> {
-        match tree.get(key).map_err(|e| self.sled_err(e))? {
+        match tree.get(key)? {
             Some(value) => decode(&value, name).map(Some),
             None => Ok(None),
         }
@@ -580,7 +749,7 @@ impl Store {
         tree_name: &str,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        match tree.get(key.as_bytes()).map_err(|e| self.sled_err(e))? {
+        match tree.get(key.as_bytes())? {
             Some(value) => {
                 String::from_utf8(value.to_vec())
                     .map(Some)
@@ -596,24 +765,43 @@ impl Store {
 
 /// The transactional view of every tree written in transactions.
 struct Tx<'a> {
-    meta: &'a TransactionalTree,
-    audit: &'a TransactionalTree,
-    audit_idx: &'a TransactionalTree,
-    audit_actors: &'a TransactionalTree,
-    findings: &'a TransactionalTree,
-    findings_by_time: &'a TransactionalTree,
-    requests: &'a TransactionalTree,
-    requests_by_finding: &'a TransactionalTree,
-    requests_by_state: &'a TransactionalTree,
-    steps: &'a TransactionalTree,
-    quarantine: &'a TransactionalTree,
-    kv: &'a TransactionalTree,
+    meta: TxTree<'a>,
+    audit: TxTree<'a>,
+    audit_idx: TxTree<'a>,
+    audit_actors: TxTree<'a>,
+    findings: TxTree<'a>,
+    findings_by_time: TxTree<'a>,
+    requests: TxTree<'a>,
+    requests_by_finding: TxTree<'a>,
+    requests_by_state: TxTree<'a>,
+    steps: TxTree<'a>,
+    quarantine: TxTree<'a>,
+    kv: TxTree<'a>,
+}
+
+/// Every tree of a store, as opened.
+struct Trees {
+    meta: Tree,
+    audit: Tree,
+    audit_idx: Tree,
+    audit_actors: Tree,
+    findings: Tree,
+    findings_by_time: Tree,
+    requests: Tree,
+    requests_by_finding: Tree,
+    requests_by_state: Tree,
+    steps: Tree,
+    quarantine: Tree,
+    cursors: Tree,
+    kv: Tree,
+    posture: Tree,
+    posture_scores: Tree,
 }
 
 impl Tx<'_> {
     fn get<T: DeserializeOwned, E: From<StoreError>>(
         &self,
-        tree: &TransactionalTree,
+        tree: TxTree<'_>,
         key: &[u8],
         name: impl FnOnce() -> String,
     ) -> TxResult<Option<T>, E> {
@@ -626,11 +814,7 @@ impl Tx<'_> {
         }
     }
 
-    fn get_u64<E: From<StoreError>>(
-        &self,
-        tree: &TransactionalTree,
-        key: &[u8],
-    ) -> TxResult<u64, E> {
+    fn get_u64<E: From<StoreError>>(&self, tree: TxTree<'_>, key: &[u8]) -> TxResult<u64, E> {
         match tree.get(key)? {
             None => Ok(0),
             Some(value) => match be_u64(&value) {
@@ -684,7 +868,7 @@ impl Tx<'_> {
             seq,
             hash: event.hash.clone(),
         };
-        self.audit.insert(&seq.to_be_bytes(), record)?;
+        self.audit.insert(seq.to_be_bytes(), record)?;
         for key in index_keys(&event) {
             self.audit_idx.insert(key, &[] as &[u8])?;
         }

@@ -14,7 +14,7 @@ impl Store {
         let key = posture_key(&f.group_key(), &f.id);
         let value = encode(f, "control finding")?;
         loop {
-            let old = self.inner.posture.get(&key).map_err(|e| self.sled_err(e))?;
+            let old = self.inner.posture.get(&key)?;
             if let Some(old_bytes) = &old {
                 if old_bytes.as_ref() == value.as_slice() {
                     return Ok(false);
@@ -24,11 +24,11 @@ impl Store {
                     return Ok(false);
                 }
             }
-            let swapped = self
-                .inner
-                .posture
-                .compare_and_swap(&key, old, Some(value.as_slice()))
-                .map_err(|e| self.sled_err(e))?;
+            let swapped = self.inner.posture.compare_and_swap(
+                &key,
+                old.as_deref(),
+                Some(value.as_slice()),
+            )?;
             if swapped.is_ok() {
                 return Ok(true);
             }
@@ -41,7 +41,7 @@ impl Store {
         prefix.push(0);
         let mut out = Vec::new();
         for item in self.inner.posture.scan_prefix(&prefix) {
-            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let (key, value) = item?;
             out.push(decode(&value, || posture_name(&key))?);
         }
         Ok(out)
@@ -51,7 +51,7 @@ impl Store {
     pub fn all_control_findings(&self) -> Result<Vec<ControlFinding>, StoreError> {
         let mut out = Vec::new();
         for item in self.inner.posture.iter() {
-            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let (key, value) = item?;
             out.push(decode(&value, || posture_name(&key))?);
         }
         Ok(out)
@@ -62,8 +62,7 @@ impl Store {
         let key = snapshot.date.format("%Y-%m-%d").to_string();
         self.inner
             .posture_scores
-            .insert(key.as_bytes(), encode(snapshot, "score snapshot")?)
-            .map_err(|e| self.sled_err(e))?;
+            .insert(key.as_bytes(), encode(snapshot, "score snapshot")?)?;
         Ok(())
     }
 

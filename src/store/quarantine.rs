@@ -32,13 +32,15 @@ impl Store {
         let error = truncate_bytes(error, MAX_QUARANTINE_ERROR_BYTES, "…")
             .unwrap_or_else(|| error.to_string());
         // Stores written before `quarantine_first_id` existed: their oldest kept id.
-        let first_on_disk = match self.inner.quarantine.first() {
-            Ok(first) => first.and_then(|(k, _)| be_u64(&k)).unwrap_or(0),
-            Err(e) => return Err(self.sled_err(e)),
-        };
+        let first_on_disk = self
+            .inner
+            .quarantine
+            .first()?
+            .and_then(|(k, _)| be_u64(&k))
+            .unwrap_or(0);
         self.transact(|tx| {
             let id = tx.get_u64(tx.meta, META_QUARANTINE_LAST_ID)? + 1;
-            tx.meta.insert(META_QUARANTINE_LAST_ID, &id.to_be_bytes())?;
+            tx.meta.insert(META_QUARANTINE_LAST_ID, id.to_be_bytes())?;
             let record = QuarantinedInput {
                 id,
                 source: source.to_string(),
@@ -48,7 +50,7 @@ impl Store {
                 truncated_from_bytes,
             };
             tx.quarantine
-                .insert(&id.to_be_bytes(), tx_encode(&record, "quarantined input")?)?;
+                .insert(id.to_be_bytes(), tx_encode(&record, "quarantined input")?)?;
             tx.append(
                 NewEvent::new(now, Actor::System, EventKind::FindingRejected).detail(
                     serde_json::json!({
@@ -66,7 +68,7 @@ impl Store {
                 n => n,
             };
             while id - first + 1 > max {
-                if let Some(old) = tx.quarantine.remove(&first.to_be_bytes())? {
+                if let Some(old) = tx.quarantine.remove(first.to_be_bytes())? {
                     let (old_source, old_at) = match decode::<QuarantinedInput>(&old, || {
                         format!("{TREE_QUARANTINE}/{first}")
                     }) {
@@ -86,7 +88,7 @@ impl Store {
                 first += 1;
             }
             tx.meta
-                .insert(META_QUARANTINE_FIRST_ID, &first.to_be_bytes())?;
+                .insert(META_QUARANTINE_FIRST_ID, first.to_be_bytes())?;
             Ok(id)
         })
     }
@@ -95,7 +97,7 @@ impl Store {
     pub fn quarantined(&self, limit: usize) -> Result<Vec<QuarantinedInput>, StoreError> {
         let mut out = Vec::new();
         for item in self.inner.quarantine.iter().rev().take(limit) {
-            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let (key, value) = item?;
             out.push(decode(&value, || {
                 format!("{TREE_QUARANTINE}/{}", be_u64(&key).unwrap_or(0))
             })?);

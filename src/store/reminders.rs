@@ -32,8 +32,7 @@ impl Store {
         let claimed = self
             .inner
             .kv
-            .compare_and_swap(key(request, n), None::<&[u8]>, Some(CLAIMED.as_bytes()))
-            .map_err(|e| self.sled_err(e))?
+            .compare_and_swap(key(request, n), None::<&[u8]>, Some(CLAIMED.as_bytes()))?
             .is_ok();
         if claimed {
             self.flush()?;
@@ -44,11 +43,11 @@ impl Store {
     /// Gives back a claim whose reminder could not be posted (a sent one stays).
     pub fn release_reminder(&self, request: Uuid, n: u8) -> Result<(), StoreError> {
         // Only a `claimed` value goes; a failed swap means it was sent or is gone: keep it.
-        let _ = self
-            .inner
-            .kv
-            .compare_and_swap(key(request, n), Some(CLAIMED.as_bytes()), None::<&[u8]>)
-            .map_err(|e| self.sled_err(e))?;
+        let _ = self.inner.kv.compare_and_swap(
+            key(request, n),
+            Some(CLAIMED.as_bytes()),
+            None::<&[u8]>,
+        )?;
         Ok(())
     }
 
@@ -79,12 +78,11 @@ impl Store {
     pub fn release_unsent_reminders(&self) -> Result<usize, StoreError> {
         let mut released = 0;
         for item in self.inner.kv.scan_prefix(KEY_PREFIX.as_bytes()) {
-            let (k, v) = item.map_err(|e| self.sled_err(e))?;
+            let (k, v) = item?;
             if v.as_ref() == CLAIMED.as_bytes() {
                 self.inner
                     .kv
-                    .compare_and_swap(&k, Some(CLAIMED.as_bytes()), None::<&[u8]>)
-                    .map_err(|e| self.sled_err(e))?
+                    .compare_and_swap(&k, Some(CLAIMED.as_bytes()), None::<&[u8]>)?
                     .ok();
                 released += 1;
             }

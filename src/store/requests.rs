@@ -3,7 +3,6 @@
 //! the execution claim ([`Store::start_execution`]). Each change commits with its audit event.
 
 use chrono::{DateTime, Utc};
-use sled::transaction::ConflictableTransactionError;
 use uuid::Uuid;
 
 use crate::approval::{
@@ -15,7 +14,7 @@ use crate::finding::Finding;
 use super::{
     abort, decision_name, event_for_request, request_key_name, requests_by_finding_prefix,
     requests_by_state_prefix, uuid_at, vote_event, ExecutionStart, StartRefusal, Store, StoreError,
-    StoredFinding, TxResult, VoteAbort, TREE_FINDINGS, TREE_REQUESTS_BY_FINDING,
+    StoredFinding, TxError, TxResult, VoteAbort, TREE_FINDINGS, TREE_REQUESTS_BY_FINDING,
     TREE_REQUESTS_BY_STATE,
 };
 
@@ -50,7 +49,7 @@ impl Store {
         let prefix = requests_by_finding_prefix(finding_id);
         let mut out = Vec::new();
         for item in self.inner.requests_by_finding.scan_prefix(&prefix) {
-            let (key, _) = item.map_err(|e| self.sled_err(e))?;
+            let (key, _) = item?;
             if key.len() != prefix.len() + 8 + 16 {
                 continue; // another finding whose id starts with this one and a 0 byte
             }
@@ -93,7 +92,7 @@ impl Store {
             seen.push(state);
             let prefix = requests_by_state_prefix(state);
             for item in self.inner.requests_by_state.scan_prefix(&prefix) {
-                let (key, _) = item.map_err(|e| self.sled_err(e))?;
+                let (key, _) = item?;
                 if key.len() != prefix.len() + 16 {
                     return Err(StoreError::Corrupt {
                         key: format!("{TREE_REQUESTS_BY_STATE}/{state}"),
@@ -128,7 +127,7 @@ impl Store {
                 .requests_by_state
                 .scan_prefix(requests_by_state_prefix(state))
             {
-                item.map_err(|e| self.sled_err(e))?;
+                item?;
                 n += 1;
             }
             out.push((state, n));
@@ -174,7 +173,7 @@ impl Store {
             let decided = match approval::decide(policy, &request, vote, now) {
                 Ok(decided) => decided,
                 Err(refusal) => {
-                    return Err(ConflictableTransactionError::Abort(VoteAbort::Refused {
+                    return Err(TxError::Abort(VoteAbort::Refused {
                         refusal,
                         finding_id: request.finding_id.clone(),
                     }))

@@ -39,7 +39,7 @@ impl Store {
         let prefix = request_id.as_bytes();
         let mut out = Vec::new();
         for item in self.inner.steps.scan_prefix(prefix) {
-            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let (key, value) = item?;
             let index = be_u64(&key[prefix.len()..]).unwrap_or(u64::MAX);
             out.push(decode(&value, || {
                 format!("{TREE_STEPS}/{request_id}/{index}")

@@ -1,7 +1,9 @@
-//! The sled store against a real database on disk: concurrent votes, reopening, tampering,
-//! the process lock, finding upserts, audit queries and request transitions.
+//! The store's conformance suite: concurrent votes, reopening, finding upserts, audit queries
+//! and request transitions run on both engines, sled on disk and DynamoDB on moto
+//! ([`on_both_backends`]); tampering and the process lock are sled's alone.
 
 use crate::support::finding_builder::FindingBuilder;
+use crate::support::store_backend::Backend;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -131,10 +133,9 @@ fn race(store: &Store, needed: u32, voters: usize) -> (Request, Vec<Result<Outco
     (req, results)
 }
 
-#[test]
-fn concurrent_votes_on_a_one_approval_request_approve_exactly_once() {
-    for round in 0..50 {
-        let store = Store::open_temporary().unwrap();
+fn concurrent_votes_on_a_one_approval_request_approve_exactly_once(backend: Backend) {
+    for round in 0..backend.rounds(50) {
+        let store = backend.fresh();
         let (req, results) = race(&store, 1, 2);
         let approved = results
             .iter()
@@ -162,10 +163,9 @@ fn concurrent_votes_on_a_one_approval_request_approve_exactly_once() {
     }
 }
 
-#[test]
-fn eight_concurrent_votes_on_a_two_approval_request_grant_once() {
-    for round in 0..10 {
-        let store = Store::open_temporary().unwrap();
+fn eight_concurrent_votes_on_a_two_approval_request_grant_once(backend: Backend) {
+    for round in 0..backend.rounds(10) {
+        let store = backend.fresh();
         let (req, results) = race(&store, 2, 8);
         let approved = results
             .iter()
@@ -208,9 +208,8 @@ fn eight_concurrent_votes_on_a_two_approval_request_grant_once() {
     }
 }
 
-#[test]
-fn a_refused_vote_is_audited_with_its_code_and_voter() {
-    let store = Store::open_temporary().unwrap();
+fn a_refused_vote_is_audited_with_its_code_and_voter(backend: Backend) {
+    let store = backend.fresh();
     let req = request("f-1", t0());
     store.create_request(&req, t0()).unwrap();
     let mut vote = approve(1, &req);
@@ -241,9 +240,8 @@ fn a_refused_vote_is_audited_with_its_code_and_voter() {
     );
 }
 
-#[test]
-fn a_rejection_is_recorded_with_its_reason() {
-    let store = Store::open_temporary().unwrap();
+fn a_rejection_is_recorded_with_its_reason(backend: Backend) {
+    let store = backend.fresh();
     let req = request("f-1", t0());
     store.create_request(&req, t0()).unwrap();
     let vote = VoteInput {
@@ -291,12 +289,11 @@ fn step_record(index: usize, phase: StepPhase) -> StepRecord {
     }
 }
 
-#[test]
-fn everything_survives_a_reopen_and_the_chain_still_verifies() {
-    let dir = tempfile::tempdir().unwrap();
+fn everything_survives_a_reopen_and_the_chain_still_verifies(backend: Backend) {
+    let place = backend.place();
     let req = request("f-1", t0());
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = place.open();
         assert_eq!(
             store
                 .upsert_finding(&finding("f-1", 1, t0(), false), &Actor::System, t0())
@@ -348,7 +345,7 @@ fn everything_survives_a_reopen_and_the_chain_still_verifies() {
         assert_eq!(store.audit_len(), 7);
     }
 
-    let store = Store::open(dir.path()).unwrap();
+    let store = place.open();
     assert_eq!(store.verify_audit().unwrap(), 7);
     assert_eq!(store.audit_len(), 7);
     assert_eq!(store.finding_count(), 2);
@@ -479,11 +476,10 @@ fn an_edited_event_fails_verification_naming_its_seq() {
 
 /// Issue 11, item 4a: a finding whose severity is 1.6997106113535186 made `audit verify`
 /// report "its hash does not match its contents".
-#[test]
-fn issue_11_a_float_severity_finding_verifies_after_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+fn issue_11_a_float_severity_finding_verifies_after_a_reopen(backend: Backend) {
+    let place = backend.place();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = place.open();
         for (i, severity) in [1.6997106113535186, 0.1 + 0.2, 7.300000000000001]
             .into_iter()
             .enumerate()
@@ -500,7 +496,7 @@ fn issue_11_a_float_severity_finding_verifies_after_a_reopen() {
         }
         store.flush().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = place.open();
     assert_eq!(store.verify_audit().unwrap(), 6);
     // What is read back is what was written, to the last bit.
     let stored = store.get_finding("float-0").unwrap().unwrap();
@@ -541,9 +537,8 @@ fn a_store_written_in_the_older_event_format_still_verifies() {
     assert_eq!(store.verify_audit().unwrap(), 3);
 }
 
-#[test]
-fn a_flag_and_its_event_are_written_together() {
-    let store = Store::open_temporary().unwrap();
+fn a_flag_and_its_event_are_written_together(backend: Backend) {
+    let store = backend.fresh();
     let event = store
         .set_paused_audited(
             true,
@@ -703,9 +698,8 @@ fn a_store_held_by_another_process_is_locked() {
     Store::open(dir.path()).unwrap();
 }
 
-#[test]
-fn upsert_dedupes_and_never_overwrites_newer_with_older() {
-    let store = Store::open_temporary().unwrap();
+fn upsert_dedupes_and_never_overwrites_newer_with_older(backend: Backend) {
+    let store = backend.fresh();
     let sys = Actor::System;
     let t1 = t0() + Duration::hours(1);
     let t2 = t0() + Duration::hours(2);
@@ -762,9 +756,8 @@ fn upsert_dedupes_and_never_overwrites_newer_with_older() {
     assert_eq!(store.get_finding("absent").unwrap(), None);
 }
 
-#[test]
-fn recent_findings_are_by_last_ingestion_newest_first() {
-    let store = Store::open_temporary().unwrap();
+fn recent_findings_are_by_last_ingestion_newest_first(backend: Backend) {
+    let store = backend.fresh();
     let sys = Actor::System;
     for (i, id) in ["a", "b", "c"].iter().enumerate() {
         store
@@ -797,8 +790,8 @@ fn recent_findings_are_by_last_ingestion_newest_first() {
 /// A store with a known mix of events: for i in 0..40, finding `f{i % 4}`, actor `u{i % 3}`
 /// (Discord, named `user{i % 3}`), kind VoteRecorded for even i and CommandInvoked for odd,
 /// at t0 + i minutes; every fifth event is also about request `req`.
-fn query_fixture() -> (Store, Uuid) {
-    let store = Store::open_temporary().unwrap();
+fn query_fixture(backend: Backend) -> (Store, Uuid) {
+    let store = backend.fresh();
     let req = Uuid::new_v4();
     for i in 0..40usize {
         let kind = if i % 2 == 0 {
@@ -826,9 +819,8 @@ fn is(store: &Store, q: AuditQuery) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn audit_queries_filter_newest_first() {
-    let (store, req) = query_fixture();
+fn audit_queries_filter_newest_first(backend: Backend) {
+    let (store, req) = query_fixture(backend);
     let all = || AuditQuery::default();
 
     assert_eq!(
@@ -985,9 +977,8 @@ fn audit_queries_filter_newest_first() {
     );
 }
 
-#[test]
-fn transition_is_a_compare_and_swap_on_the_state() {
-    let store = Store::open_temporary().unwrap();
+fn transition_is_a_compare_and_swap_on_the_state(backend: Backend) {
+    let store = backend.fresh();
     let a = request("f-1", t0());
     let b = request("f-1", t0() + Duration::seconds(1));
     let c = request("f-2", t0() + Duration::seconds(2));
@@ -1074,9 +1065,8 @@ fn transition_is_a_compare_and_swap_on_the_state() {
     assert!(ids_for("f-").is_empty());
 }
 
-#[test]
-fn update_request_is_a_compare_and_swap_too() {
-    let store = Store::open_temporary().unwrap();
+fn update_request_is_a_compare_and_swap_too(backend: Backend) {
+    let store = backend.fresh();
     let req = request("f-1", t0());
     store.create_request(&req, t0()).unwrap();
 
@@ -1139,9 +1129,8 @@ fn update_request_is_a_compare_and_swap_too() {
     assert_eq!(store.verify_audit().unwrap(), 2);
 }
 
-#[test]
-fn step_records_are_ordered_by_index_and_need_a_request() {
-    let store = Store::open_temporary().unwrap();
+fn step_records_are_ordered_by_index_and_need_a_request(backend: Backend) {
+    let store = backend.fresh();
     let req = request("f-1", t0());
     store.create_request(&req, t0()).unwrap();
     for index in [2, 0, 1, 10] {
@@ -1164,9 +1153,8 @@ fn step_records_are_ordered_by_index_and_need_a_request() {
     );
 }
 
-#[test]
-fn quarantine_keeps_inputs_newest_first_with_an_audit_event() {
-    let store = Store::open_temporary().unwrap();
+fn quarantine_keeps_inputs_newest_first_with_an_audit_event(backend: Backend) {
+    let store = backend.fresh();
     assert_eq!(
         store
             .quarantine("sqs", "a", "not JSON", t0(), DEFAULT_QUARANTINE_MAX)
@@ -1195,9 +1183,8 @@ fn quarantine_keeps_inputs_newest_first_with_an_audit_event() {
     assert_eq!(events[0].detail["quarantine_id"], 2);
 }
 
-#[test]
-fn time_ranges_tolerate_events_appended_slightly_out_of_order() {
-    let store = Store::open_temporary().unwrap();
+fn time_ranges_tolerate_events_appended_slightly_out_of_order(backend: Backend) {
+    let store = backend.fresh();
     // Seq 3 is a minute older than seq 2 (another writer's clock lags).
     for minutes in [0, 10, 9, 20] {
         store
@@ -1268,11 +1255,12 @@ fn approve_once(store: &Store, id: Uuid, hash: &str, at: DateTime<Utc>) {
     assert_eq!(decided.request.state, RequestState::Approved);
 }
 
-#[test]
-fn start_execution_checks_inside_the_transaction_and_a_refusal_closes_the_request() {
+fn start_execution_checks_inside_the_transaction_and_a_refusal_closes_the_request(
+    backend: Backend,
+) {
     use hanko::approval::Closure;
     use hanko::store::{ExecutionStart, StartRefusal};
-    let store = Store::open_temporary().unwrap();
+    let store = backend.fresh();
     store
         .upsert_finding(&finding("f-start", 1, t0(), false), &Actor::System, t0())
         .unwrap();
@@ -1369,9 +1357,8 @@ fn start_execution_checks_inside_the_transaction_and_a_refusal_closes_the_reques
     assert!(store.verify_audit().is_ok());
 }
 
-#[test]
-fn expire_request_expires_only_a_due_pending_request() {
-    let store = Store::open_temporary().unwrap();
+fn expire_request_expires_only_a_due_pending_request(backend: Backend) {
+    let store = backend.fresh();
     let req = request("f-expire", t0());
     store.create_request(&req, t0()).unwrap();
     let len = store.audit_len();
@@ -1402,3 +1389,42 @@ fn expire_request_expires_only_a_due_pending_request() {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+/// Runs each named test (a `fn(Backend)`) once per engine: `on_sled::NAME` and
+/// `on_dynamodb::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sled {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Sled)
+            })*
+        }
+        mod on_dynamodb {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Dynamo)
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    concurrent_votes_on_a_one_approval_request_approve_exactly_once,
+    eight_concurrent_votes_on_a_two_approval_request_grant_once,
+    a_refused_vote_is_audited_with_its_code_and_voter,
+    a_rejection_is_recorded_with_its_reason,
+    everything_survives_a_reopen_and_the_chain_still_verifies,
+    issue_11_a_float_severity_finding_verifies_after_a_reopen,
+    a_flag_and_its_event_are_written_together,
+    upsert_dedupes_and_never_overwrites_newer_with_older,
+    recent_findings_are_by_last_ingestion_newest_first,
+    audit_queries_filter_newest_first,
+    transition_is_a_compare_and_swap_on_the_state,
+    update_request_is_a_compare_and_swap_too,
+    step_records_are_ordered_by_index_and_need_a_request,
+    quarantine_keeps_inputs_newest_first_with_an_audit_event,
+    time_ranges_tolerate_events_appended_slightly_out_of_order,
+    start_execution_checks_inside_the_transaction_and_a_refusal_closes_the_request,
+    expire_request_expires_only_a_due_pending_request,
+);

@@ -16,3 +16,4 @@ pub mod ingest_app;
 pub mod moto;
 pub mod securityhub_standin;
 pub mod sqs_events;
+pub mod store_backend;
