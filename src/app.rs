@@ -37,6 +37,8 @@ pub struct App {
     pub clock: Clock,
     /// CloudTrail's `LookupEvents` limit per account and region, shared by every investigation.
     pub lookup_rate: Arc<crate::aws::cloudtrail::LookupRate>,
+    /// This replica: its id and roles ([`crate::replicas`]).
+    pub replica: Arc<crate::replicas::ReplicaState>,
 }
 
 impl App {
@@ -49,10 +51,18 @@ impl App {
         let clock = Clock::system();
         let policy = Arc::new(settings.policy.clone());
         // The engine's pre-flight holds approvals to the same policy the votes met.
-        let engine = Engine::new(store.clone(), clients.clone())
+        // On a store shared by replicas (DynamoDB), runs hold execution leases.
+        let replica = crate::replicas::ReplicaState::new(store.is_shared(), clock.now());
+        let mut engine = Engine::new(store.clone(), clients.clone())
             .with_clock(clock.clone())
             .with_policy(Arc::clone(&policy))
             .with_limits(Limits::of(&settings.aws));
+        if replica.distributed {
+            engine = engine.with_replica(crate::engine::Replica {
+                id: replica.id.clone(),
+                exclusive: false,
+            });
+        }
         App {
             policy,
             settings: Arc::new(settings),
@@ -65,6 +75,7 @@ impl App {
             started_at: clock.now(),
             clock,
             lookup_rate: Arc::new(crate::aws::cloudtrail::LookupRate::new()),
+            replica,
         }
     }
 }

@@ -72,6 +72,9 @@ pub enum EngineError {
     NotRevertible { id: Uuid, reason: String },
     #[error("execution is paused; /resume (or `hanko` with the store) starts it again")]
     Paused,
+    /// Another replica holds the request's execution lease (it is running it).
+    #[error("request {id} is being executed by replica {holder}")]
+    Busy { id: Uuid, holder: String },
     /// The pre-flight checks refused to start it; the request is closed (Expired or
     /// Superseded) and audited.
     #[error("request {id} was not run: {refusal}")]
@@ -116,7 +119,46 @@ pub struct Engine {
     /// The allow-lists (`aws.regions`, `aws.accounts`) checked again before the first mutating
     /// call ([`crate::planner::engine_refusal`]); none unless the config gave them.
     limits: Limits,
+    /// The replica running this engine: with it, a run holds the request's execution lease
+    /// ([`crate::store::execution_lease`]), renews it while it works, and writes its step
+    /// records fenced by the lease's attempt number, so another replica can take over a run
+    /// whose replica died, and a stalled one cannot write after it was taken over.
+    replica: Option<Replica>,
+    /// The requests this process is running now: a second run of one of them here (a sweep
+    /// meeting a click's run) is refused, since the lease cannot tell two runs of one owner
+    /// apart.
+    running: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
 }
+
+/// Removes a request from [`Engine::running`] when its run ends, however it ends.
+struct RunningGuard<'a> {
+    running: &'a std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    id: Uuid,
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.running.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
+/// Who runs an engine, for execution leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// The replica's id (the lease owner).
+    pub id: String,
+    /// Only this process can open the store (sled): a lease left by an earlier process is
+    /// stale, and is taken at once.
+    pub exclusive: bool,
+}
+
+/// How long an execution lease holds without renewal: a replica that died mid-plan is taken
+/// over this long after its last renewal (plus a sweep).
+pub const EXECUTION_LEASE_TTL: chrono::Duration = chrono::Duration::seconds(30);
+/// How often a run renews its execution lease.
+pub const EXECUTION_LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Engine {
     pub fn new(store: Store, clients: ClientFactory) -> Self {
@@ -127,7 +169,20 @@ impl Engine {
             clock: Clock::system(),
             policy: Arc::new(Policy::default()),
             limits: Limits::default(),
+            replica: None,
+            running: Arc::default(),
         }
+    }
+
+    /// How many requests this process is running now (with a replica; 0 without).
+    pub fn running_count(&self) -> usize {
+        self.running.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Runs hold execution leases as `replica` ([`Engine::replica`]'s field docs).
+    pub fn with_replica(mut self, replica: Replica) -> Self {
+        self.replica = Some(replica);
+        self
     }
 
     /// The policy the pre-flight checks use (the one the app votes with).
@@ -237,9 +292,41 @@ impl Engine {
             state if state.is_final() => return self.report(&req).map(|r| (r, false)),
             state => return Err(EngineError::NotApproved { id: req.id, state }),
         };
-        match req.kind {
-            RequestKind::Contain => self.run_contain(&req).await?,
-            RequestKind::Revert { of } => self.run_revert(&req, of).await?,
+        let _running = match &self.replica {
+            Some(replica) => {
+                let mut set = self
+                    .running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !set.insert(req.id) {
+                    return Err(EngineError::Busy {
+                        id: req.id,
+                        holder: replica.id.clone(),
+                    });
+                }
+                Some(RunningGuard {
+                    running: &self.running,
+                    id: req.id,
+                })
+            }
+            None => None,
+        };
+        let fence = self.claim(&req)?;
+        // Boxed: the run is a deep future, and `select!` below nests it once more.
+        let run = Box::pin(async {
+            match req.kind {
+                RequestKind::Contain => self.run_contain(&req, fence.as_ref()).await,
+                RequestKind::Revert { of } => self.run_revert(&req, of, fence.as_ref()).await,
+            }
+        });
+        match &fence {
+            None => run.await?,
+            Some(fence) => {
+                tokio::select! {
+                    done = run => done?,
+                    lost = self.keep_lease(req.id, fence) => return Err(lost.into()),
+                }
+            }
         }
         let records = self.store.step_records(req.id)?;
         let final_state = final_state(&records, req.plan.steps.len());
@@ -256,7 +343,70 @@ impl Engine {
                 })),
         )?;
         self.store.flush()?;
+        if let Some((owner, _)) = &fence {
+            let lease = crate::store::execution_lease(req.id);
+            if let Err(e) = self.store.release_lease(&lease, owner, self.clock.now()) {
+                tracing::warn!(request_id = %req.id, error = %e, "could not release the execution lease; it lapses");
+            }
+        }
         Ok((build_report(&finished, &records), true))
+    }
+
+    /// Claims the execution lease of an Executing request for this engine's replica: the
+    /// fence its step records carry. `None` without a replica.
+    fn claim(&self, req: &Request) -> Result<Option<(String, u64)>, EngineError> {
+        let Some(replica) = &self.replica else {
+            return Ok(None);
+        };
+        let lease = crate::store::execution_lease(req.id);
+        match self.store.claim_lease(
+            &lease,
+            &replica.id,
+            self.clock.now(),
+            EXECUTION_LEASE_TTL,
+            replica.exclusive,
+        )? {
+            crate::store::LeaseClaim::Held { lease, took_over } => {
+                if let Some(previous) = took_over {
+                    tracing::warn!(request_id = %req.id, previous = %previous, attempt = lease.attempt, "took over a run whose replica stopped renewing its lease");
+                }
+                Ok(Some((lease.owner, lease.attempt)))
+            }
+            crate::store::LeaseClaim::Busy(lease) => Err(EngineError::Busy {
+                id: req.id,
+                holder: lease.owner,
+            }),
+        }
+    }
+
+    /// Renews the execution lease every [`EXECUTION_LEASE_RENEW`]; returns only when it was
+    /// lost (another replica took it over after it lapsed). A failed renewal is retried at the
+    /// next tick: the lease holds for [`EXECUTION_LEASE_TTL`].
+    async fn keep_lease(&self, request_id: Uuid, fence: &(String, u64)) -> StoreError {
+        let lease = crate::store::execution_lease(request_id);
+        loop {
+            tokio::time::sleep(EXECUTION_LEASE_RENEW).await;
+            let renewed = self.store.renew_lease(
+                &lease,
+                &fence.0,
+                fence.1,
+                self.clock.now(),
+                EXECUTION_LEASE_TTL,
+            );
+            match renewed {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(%request_id, "lost the execution lease; this run stops and the replica holding it finishes the request");
+                    return StoreError::LeaseLost {
+                        name: lease.clone(),
+                        holder: self.store.lease(&lease).ok().flatten().map(|l| l.owner),
+                    };
+                }
+                Err(e) => {
+                    tracing::warn!(%request_id, error = %e, "could not renew the execution lease; trying again");
+                }
+            }
+        }
     }
 
     /// Approved → Executing, after the pre-flight checks in the same store transaction. A
@@ -311,7 +461,11 @@ impl Engine {
         self.clients.clients(&plan.account_id, &plan.region).await
     }
 
-    async fn run_contain(&self, req: &Request) -> Result<(), EngineError> {
+    async fn run_contain(
+        &self,
+        req: &Request,
+        fence: Option<&(String, u64)>,
+    ) -> Result<(), EngineError> {
         let existing = self.store.step_records(req.id)?;
         let clients = self.clients_for(&req.plan).await;
         let mut evidence_failed = existing
@@ -325,7 +479,8 @@ impl Engine {
             // writes: they overlap, each still capture → persist → apply → verify → persist.
             let gate = evidence_failed;
             let results = futures_util::future::join_all(
-                (start..end).map(|index| self.contain_step(req, index, &existing, &clients, gate)),
+                (start..end)
+                    .map(|index| self.contain_step(req, index, &existing, &clients, gate, fence)),
             )
             .await;
             for (index, result) in (start..end).zip(results) {
@@ -348,6 +503,7 @@ impl Engine {
         existing: &[StepRecord],
         clients: &Result<AwsClients, AwsError>,
         evidence_failed: bool,
+        fence: Option<&(String, u64)>,
     ) -> Result<Option<StepOutcome>, EngineError> {
         let step = &req.plan.steps[index];
         let prior = existing.iter().find(|r| r.index == index);
@@ -362,6 +518,7 @@ impl Engine {
             started: prior
                 .map(|r| r.started_at)
                 .unwrap_or_else(|| self.clock.now()),
+            fence,
         };
         if evidence_failed && !req.override_evidence {
             return self
@@ -411,7 +568,7 @@ impl Engine {
         };
         let captured_json = serde_json::to_value(&captured).unwrap_or_default();
         if prior.is_none() {
-            self.store.put_step_record(
+            self.store.put_step_record_fenced(
                 req.id,
                 &slot.record(StepPhase::Captured, captured_json.clone(), None),
                 Some(
@@ -423,6 +580,7 @@ impl Engine {
                             "captured": captured.prior,
                         })),
                 ),
+                slot.fence,
             )?;
             failpoint("after-capture", step);
         }
@@ -521,15 +679,21 @@ impl Engine {
         });
         let outcome = end.outcome;
         let captured = end.captured.clone();
-        self.store.put_step_record(
+        self.store.put_step_record_fenced(
             slot.req.id,
             &slot.record(StepPhase::Done, captured, Some(end)),
             Some(slot.event(kind).detail(detail)),
+            slot.fence,
         )?;
         Ok(outcome)
     }
 
-    async fn run_revert(&self, req: &Request, of: Uuid) -> Result<(), EngineError> {
+    async fn run_revert(
+        &self,
+        req: &Request,
+        of: Uuid,
+        fence: Option<&(String, u64)>,
+    ) -> Result<(), EngineError> {
         let original = self.store.step_records(of)?;
         let existing = self.store.step_records(req.id)?;
         let clients = self.clients_for(&req.plan).await;
@@ -546,6 +710,7 @@ impl Engine {
                 started: prior_record
                     .map(|r| r.started_at)
                     .unwrap_or_else(|| self.clock.now()),
+                fence,
             };
             let Some(orig) = revert_source(step, &original) else {
                 self.finish(
@@ -573,7 +738,7 @@ impl Engine {
             // call leaves a `Captured` record, and the resumed step finds the prior state
             // already back (recorded Restored) or restores it then.
             if prior_record.is_none() {
-                self.store.put_step_record(
+                self.store.put_step_record_fenced(
                     req.id,
                     &slot.record(StepPhase::Captured, left.clone(), None),
                     Some(
@@ -587,6 +752,7 @@ impl Engine {
                                 "restoring": prior,
                             })),
                     ),
+                    slot.fence,
                 )?;
                 failpoint("revert-after-capture", step);
             }
@@ -735,6 +901,8 @@ struct Slot<'a> {
     index: usize,
     step: &'a Step,
     started: DateTime<Utc>,
+    /// The execution lease's (owner, attempt) every record write is conditioned on.
+    fence: Option<&'a (String, u64)>,
 }
 
 impl Slot<'_> {

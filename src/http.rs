@@ -36,7 +36,19 @@ async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if !app.metrics.gateway_connected() {
         return unavailable("discord: the gateway is not connected\n".to_string());
     }
-    (StatusCode::OK, "ok\n".to_string())
+    (StatusCode::OK, format!("ok\n{}", replica_lines(&app)))
+}
+
+/// The backend and this replica's roles, after `/healthz`'s first line.
+fn replica_lines(app: &App) -> String {
+    let mut roles = app.replica.roles();
+    roles.push(format!("executing {}", app.engine.running_count()));
+    format!(
+        "backend: {}\nreplica: {}\nroles: {}\n",
+        app.store.backend_name(),
+        app.replica.id,
+        roles.join(", ")
+    )
 }
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
@@ -47,10 +59,18 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             None
         }
     };
-    (
-        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
-        app.metrics.render(counts.as_deref()),
-    )
+    let mut body = app.metrics.render(counts.as_deref());
+    body.push_str(&format!(
+        "# HELP hanko_store_write_conflicts_total Store transactions that met a concurrent write (another replica) and ran again.\n\
+         # TYPE hanko_store_write_conflicts_total counter\n\
+         hanko_store_write_conflicts_total {}\n\
+         # HELP hanko_lease_takeovers_total Leases (a run, ingest, the gateway, a card) this replica took over after their holder stopped renewing them.\n\
+         # TYPE hanko_lease_takeovers_total counter\n\
+         hanko_lease_takeovers_total {}\n",
+        app.store.write_conflicts(),
+        app.store.lease_takeovers(),
+    ));
+    ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], body)
 }
 
 #[cfg(test)]
@@ -122,7 +142,7 @@ path = "/nonexistent/hanko-http-test"
         app.metrics.set_gateway_connected(true);
         let (status, _, body) = get(router(app), "/healthz").await;
         assert_eq!(status, 200);
-        assert_eq!(body, "ok\n");
+        assert!(body.starts_with("ok\nbackend: sled\n"), "{body}");
     }
 
     #[tokio::test]

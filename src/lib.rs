@@ -97,6 +97,7 @@ pub mod posture;
 pub mod posture_sync;
 pub mod preflight;
 pub mod remediate;
+pub mod replicas;
 pub mod run;
 pub mod store;
 pub mod util;

@@ -18,7 +18,7 @@ use hanko::audit::{AuditQuery, EventKind};
 use hanko::finding;
 use hanko::plan;
 use hanko::playbooks::Playbooks;
-use hanko::store::Store;
+use hanko::store::{Store, StoreLocation};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +54,9 @@ enum Command {
     /// Query, verify and export the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Set up the store: create the DynamoDB table, or copy a sled store into it.
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Game day or break-glass: the whole life of one request without chat (plan, request,
     /// approval by the named operators, execution, verification), against whatever AWS
     /// endpoint and credentials the environment gives.
@@ -144,8 +147,8 @@ enum AuditCmd {
     /// --anchors, also check the signed digests hanko run wrote to S3 (their signatures and
     /// links) and that the store still holds every anchored head.
     Verify {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        at: StoreArgs,
         /// Where the digests are: s3://BUCKET/PREFIX (the [audit] anchor_bucket and
         /// anchor_prefix). S3 is reached as the other commands reach AWS (AWS_ENDPOINT_URL,
         /// the standard credentials and region).
@@ -158,8 +161,8 @@ enum AuditCmd {
     },
     /// Export every event, oldest first.
     Export {
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        at: StoreArgs,
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
         format: ExportFormat,
     },
@@ -167,8 +170,8 @@ enum AuditCmd {
 
 #[derive(Args)]
 struct QueryArgs {
-    #[arg(long)]
-    db: PathBuf,
+    #[command(flatten)]
+    at: StoreArgs,
     #[arg(long)]
     finding: Option<String>,
     #[arg(long)]
@@ -190,6 +193,39 @@ struct QueryArgs {
     /// JSON output (an array of events).
     #[arg(long)]
     json: bool,
+}
+
+/// Which store a command reads: a sled directory, or the store a config names (its
+/// `[store]`: sled or DynamoDB).
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct StoreArgs {
+    /// A sled store's directory.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// hanko's config: the store its `[store]` section names (sled or DynamoDB).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum StoreCmd {
+    /// Create the DynamoDB table of the config's `[store]` (backend = "dynamodb") with
+    /// on-demand capacity, deletion protection and point-in-time recovery. Idempotent: an
+    /// existing table with hanko's keys is left as it is.
+    Init {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Copy a sled store into the config's DynamoDB table (which must be empty), keeping the
+    /// audit chain; verifies the copy.
+    Migrate {
+        /// The sled store to copy.
+        #[arg(long)]
+        from_db: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -220,6 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             playbooks,
         } => plan_cmd(&finding_file, playbooks.as_deref()),
         Command::Audit(cmd) => audit(cmd),
+        Command::Store(cmd) => store_command(cmd),
         Command::Drill(args) => runtime()?.block_on(drill(args)),
         Command::Revert(args) => runtime()?.block_on(revert(args)),
         Command::Resume {
@@ -255,7 +292,10 @@ async fn run_bot(config: &Path) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let store = match Store::open(&settings.store.path) {
+    let location = settings
+        .store
+        .location(settings.aws.endpoint_url.as_deref());
+    let store = match Store::open_at(&location) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -369,10 +409,100 @@ fn plan_json(p: &plan::Plan) -> serde_json::Value {
     })
 }
 
-fn open_store(db: &Path) -> anyhow::Result<Store> {
+fn open_store(at: &StoreLocation) -> anyhow::Result<Store> {
     // StoreError's Display is already the one sentence a person needs (e.g. "in use by
     // another hanko process"); it is kept as the error, with its chain.
-    Ok(Store::open(db)?)
+    Ok(Store::open_at(at)?)
+}
+
+/// The store `--db` or `--config` names; a bad config is printed and becomes exit code 1.
+fn store_location(at: &StoreArgs) -> Result<StoreLocation, ExitCode> {
+    match (&at.db, &at.config) {
+        (Some(db), _) => Ok(StoreLocation::Sled(db.clone())),
+        (None, Some(config)) => match hanko::config::load(config) {
+            Ok(settings) => Ok(settings
+                .store
+                .location(settings.aws.endpoint_url.as_deref())),
+            Err(e) => {
+                for line in e.lines() {
+                    eprintln!("{line}");
+                }
+                Err(ExitCode::from(1))
+            }
+        },
+        (None, None) => {
+            eprintln!("error: give the store with --db DIR or --config FILE");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The DynamoDB table a config's `[store]` names; anything else is printed as an error.
+fn dynamo_target(config: &Path) -> Result<hanko::store::dynamo::DynamoTarget, ExitCode> {
+    let at = StoreArgs {
+        db: None,
+        config: Some(config.to_path_buf()),
+    };
+    match store_location(&at)? {
+        StoreLocation::DynamoDb(target) => Ok(target),
+        StoreLocation::Sled(_) => {
+            eprintln!(
+                "error: {}: [store] backend is \"sled\"; set backend = \"dynamodb\" and table = \"NAME\" to use a DynamoDB table",
+                config.display()
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+fn store_command(cmd: StoreCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        StoreCmd::Init { config } => {
+            let target = match dynamo_target(&config) {
+                Ok(t) => t,
+                Err(code) => return Ok(code),
+            };
+            match Store::init_dynamodb(&target, None) {
+                Ok(created) => {
+                    let what = if created { "created" } else { "already exists" };
+                    println!(
+                        "OK: DynamoDB table {} in {} {what} (on-demand, deletion protection, point-in-time recovery)",
+                        target.table, target.region
+                    );
+                    // Opening writes the schema version, so the table is ready for `hanko run`.
+                    Store::open_dynamodb(&target, None)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        StoreCmd::Migrate { from_db, config } => {
+            let target = match dynamo_target(&config) {
+                Ok(t) => t,
+                Err(code) => return Ok(code),
+            };
+            let from = Store::open(&from_db)?;
+            let to = Store::open_dynamodb(&target, None)?;
+            match from.copy_into(&to) {
+                Ok(copied) => {
+                    let events = to.verify_audit()?;
+                    println!(
+                        "OK: copied {copied} records from {} into DynamoDB table {}; {events} audit events, hash chain intact",
+                        from_db.display(),
+                        target.table
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
 }
 
 fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
@@ -404,7 +534,11 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 until: time(&args.until, "until")?,
                 limit: Some(args.limit),
             };
-            let store = open_store(&args.db)?;
+            let at = match store_location(&args.at) {
+                Ok(at) => at,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&at)?;
             let events = store.query_audit(&query)?;
             if args.json {
                 print_json(&events)?;
@@ -428,12 +562,22 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AuditCmd::Verify {
-            db,
+            at,
             anchors: Some(url),
             public_key: Some(public_key),
-        } => runtime()?.block_on(verify_anchored(&db, &url, &public_key)),
-        AuditCmd::Verify { db, .. } => {
-            let store = open_store(&db)?;
+        } => {
+            let at = match store_location(&at) {
+                Ok(at) => at,
+                Err(code) => return Ok(code),
+            };
+            runtime()?.block_on(verify_anchored(&at, &url, &public_key))
+        }
+        AuditCmd::Verify { at, .. } => {
+            let at = match store_location(&at) {
+                Ok(at) => at,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&at)?;
             match store.verify_audit() {
                 Ok(n) => {
                     println!("OK: {n} audit events, hash chain intact");
@@ -445,8 +589,12 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AuditCmd::Export { db, format } => {
-            let store = open_store(&db)?;
+        AuditCmd::Export { at, format } => {
+            let at = match store_location(&at) {
+                Ok(at) => at,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&at)?;
             let stdout = std::io::stdout().lock();
             let mut out = std::io::BufWriter::new(stdout);
             match format {
@@ -496,7 +644,11 @@ fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
 
 /// `audit verify --anchors`: 0 intact and anchored, 1 broken (naming the digest or event and
 /// the last anchored seq), 2 when it could not check (S3 unreachable, unreadable key file).
-async fn verify_anchored(db: &Path, url: &str, public_key: &Path) -> anyhow::Result<ExitCode> {
+async fn verify_anchored(
+    db: &StoreLocation,
+    url: &str,
+    public_key: &Path,
+) -> anyhow::Result<ExitCode> {
     use hanko::anchor::verify::verify_anchored;
     use hanko::anchor::{AnchorLocation, AnchorPublicKey};
     init_tracing();
@@ -645,8 +797,8 @@ async fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     };
     // The proof of hanko's own account (sts:GetCallerIdentity, kept by the client factory for
     // the planner) needs no store: it is on the wire while the store opens.
-    let db = setup.db.clone();
-    let opening = tokio::task::spawn_blocking(move || open_store(&db));
+    let at = setup.store.clone();
+    let opening = tokio::task::spawn_blocking(move || open_store(&at));
     if let Some(f) = findings.first() {
         setup.prove_reach(&f.region).await;
     }
@@ -674,7 +826,7 @@ async fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let store = open_store(&setup.db)?;
+    let store = open_store(&setup.store)?;
     let outcome = cli::revert(&setup, &store, args.request_id, &args.approve_as).await?;
     print_reports(&outcome.reports, args.json)?;
     Ok(exit_code(outcome.ok))
@@ -753,7 +905,7 @@ async fn resume(
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let store = open_store(&setup.db)?;
+    let store = open_store(&setup.store)?;
     let outcome = cli::resume(&setup, &store).await?;
     print_reports(&outcome.reports, json)?;
     Ok(exit_code(outcome.ok))

@@ -70,6 +70,9 @@ pub enum RunError {
     Discord(#[source] serenity::Error),
     #[error("audit.anchor_key_file: {0}")]
     AnchorKey(#[source] crate::anchor::AnchorError),
+    /// Gateway mode on a shared store, and another replica holds the gateway.
+    #[error("{0}")]
+    GatewayHeld(String),
 }
 
 /// The start-up choices that do not live in the config file.
@@ -173,6 +176,8 @@ pub struct Running {
     digest: Option<JoinHandle<()>>,
     /// The expiry sweeper and `/resume` starter.
     lifecycle: JoinHandle<()>,
+    /// The replica's heartbeat, leases and takeover sweep ([`crate::replicas::run`]).
+    replica_loop: JoinHandle<()>,
     /// The CloudTrail investigator of leaked keys ([`crate::actions::investigate`]).
     investigator: JoinHandle<()>,
     /// The audit anchor and its periodic task, with `[audit] anchor_bucket` set.
@@ -205,6 +210,9 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         addr: listen,
         source,
     })?;
+
+    // One gateway per store: a second gateway replica would answer every click twice.
+    crate::replicas::claim_gateway(&app).map_err(RunError::GatewayHeld)?;
 
     let state = Arc::new(BotState::new(
         app.clone(),
@@ -255,6 +263,12 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         shutdown_rx.clone(),
     ));
     tasks.spawn(execute::resume_on_start(app.clone()));
+    // Replicas on a shared store: heartbeats, the ingest lease, taking over orphaned runs.
+    let replica_loop = tokio::spawn(crate::replicas::run(
+        app.clone(),
+        tasks.clone(),
+        shutdown_rx.clone(),
+    ));
 
     // Ingest loops: each stops on the shutdown signal and is awaited in `Running::shutdown`.
     let ingest = if options.ingest {
@@ -296,6 +310,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         ingest,
         digest,
         lifecycle,
+        replica_loop,
         investigator,
         anchor,
     })
@@ -366,6 +381,7 @@ impl Running {
         self.shard_manager.shutdown_all().await;
         self.app.metrics.set_gateway_connected(false);
         for (name, task) in [
+            ("replica", self.replica_loop),
             ("bot", self.bot),
             ("outbox", self.outbox),
             ("investigator", self.investigator),

@@ -26,7 +26,7 @@ use crate::execution::StepOutcome;
 use crate::finding::Finding;
 use crate::planner::{self, Limits, Scope};
 use crate::playbooks::Playbooks;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreLocation};
 
 use super::revert::{self, RevertRefusal};
 use super::vote;
@@ -45,7 +45,8 @@ pub enum CliError {
 
 /// What `drill` and `revert` run under: the config's (with `--config`) or the defaults.
 pub struct CliSetup {
-    pub db: PathBuf,
+    /// The store: `--db DIR`, else the config's `[store]`.
+    pub store: StoreLocation,
     pub policy: Policy,
     /// The config's playbooks path (a `--playbooks` flag wins).
     pub playbooks_path: Option<PathBuf>,
@@ -78,13 +79,15 @@ pub async fn setup(
         None => None,
         Some(file) => Some(crate::config::load(file).map_err(|e| SetupRefused::Config(e.lines()))?),
     };
-    let db = db
-        .or_else(|| settings.as_ref().map(|s| s.store.path.clone()))
-        .ok_or(SetupRefused::NoStore)?;
+    let store = match (db, &settings) {
+        (Some(db), _) => StoreLocation::Sled(db),
+        (None, Some(s)) => s.store.location(s.aws.endpoint_url.as_deref()),
+        (None, None) => return Err(SetupRefused::NoStore),
+    };
     let Some(settings) = settings else {
         let factory = ClientFactory::from_env(None, role_arn_template, None).await;
         return Ok(CliSetup {
-            db,
+            store,
             policy: Policy::default(),
             playbooks_path: None,
             limits: Limits::default(),
@@ -98,7 +101,7 @@ pub async fn setup(
     )
     .await;
     Ok(CliSetup {
-        db,
+        store,
         limits: Limits::of(&settings.aws),
         policy: settings.policy,
         playbooks_path: settings.playbooks_path,

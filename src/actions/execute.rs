@@ -154,6 +154,7 @@ pub fn engine_error_sentence(e: &EngineError) -> String {
         EngineError::NotRevertible { reason, .. } => reason.clone(),
         EngineError::NoSuchRequest(_) => "the request is not in the store".into(),
         EngineError::Store(_) => "the store failed".into(),
+        EngineError::Busy { .. } => "another hanko replica is running it".into(),
         EngineError::Refused { refusal, .. } => {
             format!("the checks before running refused it ({refusal}); nothing was changed")
         }
@@ -199,8 +200,8 @@ pub async fn run_left(app: &App, states: &[RequestState]) -> usize {
         }
         match execute_request(app, req.id).await {
             Ok(_) => ran += 1,
-            // Another run (a click, an earlier /resume) started it first.
-            Err(EngineError::Store(StoreError::Conflict { .. })) => {}
+            // Another run (a click, an earlier /resume, another replica) started it first.
+            Err(EngineError::Store(StoreError::Conflict { .. }) | EngineError::Busy { .. }) => {}
             // Closed by the checks before running: audited, and its card says why.
             Err(e @ EngineError::Refused { .. }) => {
                 tracing::info!(request_id = %req.id, reason = %e, "not run")

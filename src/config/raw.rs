@@ -90,7 +90,10 @@ pub(super) struct RawIngest {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawStore {
+    pub(super) backend: Option<String>,
     pub(super) path: Option<String>,
+    pub(super) table: Option<String>,
+    pub(super) region: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

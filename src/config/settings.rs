@@ -252,8 +252,43 @@ pub struct AnchorSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
-    /// The sled database directory.
+    /// The sled database directory (`store.path`; unused with DynamoDB).
     pub path: PathBuf,
+    /// Which engine (`store.backend`).
+    pub backend: StoreBackend,
+}
+
+/// `store.backend`: where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// `"sled"`, the default: an embedded database in `store.path`, one process at a time.
+    Sled,
+    /// `"dynamodb"`: the table `store.table` in `store.region` (default: the first of
+    /// `aws.regions`), shared by every replica.
+    DynamoDb { table: String, region: String },
+}
+
+impl StoreSettings {
+    /// Where to open the store. DynamoDB's endpoint: `AWS_ENDPOINT_URL_DYNAMODB` when set (the
+    /// SDK reads it), else `aws_endpoint_url` (the config's `aws.endpoint_url`), else AWS's.
+    pub fn location(&self, aws_endpoint_url: Option<&str>) -> crate::store::StoreLocation {
+        match &self.backend {
+            StoreBackend::Sled => crate::store::StoreLocation::Sled(self.path.clone()),
+            StoreBackend::DynamoDb { table, region } => {
+                let env_endpoint =
+                    std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some_and(|v| !v.is_empty());
+                crate::store::StoreLocation::DynamoDb(crate::store::dynamo::DynamoTarget {
+                    table: table.clone(),
+                    region: region.clone(),
+                    endpoint_url: if env_endpoint {
+                        None
+                    } else {
+                        aws_endpoint_url.map(str::to_owned)
+                    },
+                })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

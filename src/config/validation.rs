@@ -26,20 +26,7 @@ impl RawConfig {
         let policy = v.policy(self.policy, &responders);
         let aws = v.aws(self.aws);
         let ingest = v.ingest(self.ingest, aws.as_ref());
-        let store = StoreSettings {
-            path: resolve(base, self.store.path.as_deref().unwrap_or("/var/lib/hanko")),
-        };
-        if self
-            .store
-            .path
-            .as_deref()
-            .is_some_and(|p| p.trim().is_empty())
-        {
-            v.problem(
-                "store.path",
-                "is empty: name the directory of the database, e.g. \"/var/lib/hanko\"",
-            );
-        }
+        let store = v.store(self.store, base, aws.as_ref());
         let http = v.http(self.http);
         let playbooks_path = match self.playbooks.path.as_deref() {
             Some(p) if p.trim().is_empty() => {
@@ -62,7 +49,7 @@ impl RawConfig {
             policy: policy?,
             aws: aws?,
             ingest: ingest?,
-            store,
+            store: store?,
             http: http?,
             playbooks_path,
             posture: posture?,
@@ -275,6 +262,85 @@ impl Validator<'_> {
             allow_self_approval: raw.allow_self_approval.unwrap_or(false),
             ttl: ttl?,
         })
+    }
+
+    /// `[store]`: the engine and where it keeps its data.
+    pub(super) fn store(
+        &mut self,
+        raw: RawStore,
+        base: &Path,
+        aws: Option<&AwsSettings>,
+    ) -> Option<StoreSettings> {
+        let path = resolve(base, raw.path.as_deref().unwrap_or("/var/lib/hanko"));
+        if raw.path.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            self.problem(
+                "store.path",
+                "is empty: name the directory of the database, e.g. \"/var/lib/hanko\"",
+            );
+        }
+        let backend = match raw.backend.as_deref().map(str::trim) {
+            None | Some("sled") => {
+                if raw.table.is_some() || raw.region.is_some() {
+                    let key = if raw.table.is_some() {
+                        "store.table"
+                    } else {
+                        "store.region"
+                    };
+                    self.problem(
+                        key,
+                        "is for the DynamoDB store: set backend = \"dynamodb\" in [store], or remove the key to keep the sled store in store.path",
+                    );
+                    return None;
+                }
+                StoreBackend::Sled
+            }
+            Some("dynamodb") => {
+                let table = match raw.table.as_deref().map(str::trim) {
+                    None | Some("") => {
+                        self.problem(
+                            "store.table",
+                            "missing: name the DynamoDB table hanko keeps its state in, e.g. table = \"hanko\" (create it with `hanko store init --config FILE`)",
+                        );
+                        return None;
+                    }
+                    Some(t) if !valid_table_name(t) => {
+                        self.problem(
+                            "store.table",
+                            format!("`{t}` is not a DynamoDB table name: use 3 to 255 letters, digits, `_`, `-` or `.`"),
+                        );
+                        return None;
+                    }
+                    Some(t) => t.to_owned(),
+                };
+                let region = match raw.region.as_deref().map(str::trim) {
+                    Some("") => {
+                        self.problem(
+                            "store.region",
+                            "is empty: name the table's region, e.g. region = \"us-east-1\", or remove the key to use the first of aws.regions",
+                        );
+                        return None;
+                    }
+                    Some(r) if !is_region(r) => {
+                        self.problem(
+                            "store.region",
+                            format!("`{r}` is not an AWS region: write one such as \"us-east-1\", or remove the key to use the first of aws.regions"),
+                        );
+                        return None;
+                    }
+                    Some(r) => r.to_owned(),
+                    None => aws?.regions.first()?.clone(),
+                };
+                StoreBackend::DynamoDb { table, region }
+            }
+            Some(other) => {
+                self.problem(
+                    "store.backend",
+                    format!("`{other}` is not a store backend: use \"sled\" (one process, a local directory; the default) or \"dynamodb\" (several replicas, one table)"),
+                );
+                return None;
+            }
+        };
+        Some(StoreSettings { path, backend })
     }
 
     pub(super) fn aws(&mut self, raw: RawAws) -> Option<AwsSettings> {
@@ -768,4 +834,12 @@ pub(super) fn check_role_template(t: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// DynamoDB's rule for a table name: 3 to 255 of `[A-Za-z0-9_.-]`.
+fn valid_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

@@ -177,7 +177,9 @@ impl Digest {
         let Some(text) = score_report(store, now)? else {
             return Ok(0);
         };
-        self.claim(&DayClaim::Digest, today)?;
+        if !self.claim(&DayClaim::Digest, today)? {
+            return Ok(0); // another replica claimed the day first
+        }
         store.flush()?;
         let parts = split_content(&text, MAX_CONTENT, MAX_PARTS);
         for (i, part) in parts.iter().enumerate() {
@@ -207,7 +209,8 @@ impl Digest {
         let mut keys = Vec::new();
         for (row, delta) in posture::drops(&rows, &yesterday, points) {
             let key = drop_claim(row);
-            if self.claimed(&key, today)? {
+            // Claimed here, one transaction each: of several replicas one claims each alert.
+            if !self.claim(&key, today)? {
                 continue;
             }
             let before = yesterday.row(&row.standard, &row.account_id);
@@ -216,9 +219,6 @@ impl Digest {
         }
         if lines.is_empty() {
             return Ok(0);
-        }
-        for key in &keys {
-            self.claim(key, today)?;
         }
         store.flush()?;
         let text = format!(
@@ -246,7 +246,8 @@ impl Digest {
             .is_some_and(|last| last >= day))
     }
 
-    fn claim(&self, claim: &DayClaim, day: NaiveDate) -> Result<(), StoreError> {
+    /// Claims `day` for `claim`; `false` when it (or a later day) was claimed already.
+    fn claim(&self, claim: &DayClaim, day: NaiveDate) -> Result<bool, StoreError> {
         self.app.store.claim_day(claim, day)
     }
 

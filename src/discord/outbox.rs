@@ -654,6 +654,11 @@ impl Outbox {
         if self.queue.contains(&key) {
             return Ok(());
         }
+        // Replicas on one store: one of them posts each card (the others' sweeps skip it
+        // while the claim holds).
+        if !crate::replicas::claim_card(&self.app, &key.to_string())? {
+            return Ok(());
+        }
         let (finding_type, severity) = match &key {
             CardKey::Posture(group) => match posture_group(&self.app, group)? {
                 Some(g) => (

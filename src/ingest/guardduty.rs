@@ -140,6 +140,11 @@ impl GuardDutyPoller {
     }
 
     /// `guardduty:<region>`: the cursor and status name.
+    /// Does this replica poll now (it holds the ingest lease; alone on the store, always)?
+    pub fn is_leader(&self) -> bool {
+        self.app.replica.ingest_leader()
+    }
+
     pub fn source(&self) -> String {
         guardduty_source(&self.region)
     }

@@ -495,6 +495,16 @@ impl Source {
         }
     }
 
+    /// May this replica poll now? The GuardDuty and Security Hub pollers run on the ingest
+    /// lease's holder only ([`crate::replicas`]); SQS is consumed by every replica.
+    pub fn may_poll(&self) -> bool {
+        match self {
+            Source::GuardDuty(p) => p.is_leader(),
+            Source::Sqs(_) => true,
+            Source::SecurityHub(p) => p.is_leader(),
+        }
+    }
+
     /// The wait between two successful polls, and the first backoff after a failure.
     fn pacing(&self, poll_interval: Duration) -> (Duration, Duration) {
         match self {
@@ -503,6 +513,9 @@ impl Source {
         }
     }
 }
+
+/// How often a standby replica looks whether it became the ingest leader.
+const STANDBY_RECHECK: Duration = Duration::from_secs(1);
 
 /// The loop shared by every source: poll, record health, wait (the interval, or the backoff
 /// after a failure), until shutdown. A poll cut short by shutdown is safe: nothing is
@@ -517,6 +530,14 @@ pub async fn run_loop(
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        if !source.may_poll() {
+            // A standby replica: look again a tick later (the lease holder polls).
+            tokio::select! {
+                _ = tokio::time::sleep(STANDBY_RECHECK.min(interval.max(Duration::from_millis(100)))) => {}
+                _ = shutdown.changed() => break,
+            }
+            continue;
         }
         let result = tokio::select! {
             r = source.poll() => r,

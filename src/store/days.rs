@@ -10,7 +10,7 @@
 
 use chrono::NaiveDate;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, TxResult};
 
 const KEY_DIGEST: &str = "posture.digest.last";
 const KEY_DROP_PREFIX: &str = "posture.drop.";
@@ -60,9 +60,24 @@ impl Store {
         }
     }
 
-    /// Claims `day` for `claim`. Durable at the caller's flush.
-    pub fn claim_day(&self, claim: &DayClaim, day: NaiveDate) -> Result<(), StoreError> {
-        self.kv_put(&claim.key(), &day.format(DAY_FORMAT).to_string())
+    /// Claims `day` for `claim`, unless it (or a later day) was claimed already: then `false`,
+    /// and the caller posts nothing. One transaction, so of several replicas exactly one
+    /// claims each day. Durable at the caller's flush.
+    pub fn claim_day(&self, claim: &DayClaim, day: NaiveDate) -> Result<bool, StoreError> {
+        let key = claim.key();
+        let value = day.format(DAY_FORMAT).to_string();
+        self.transact(|tx| -> TxResult<bool> {
+            let claimed = tx
+                .kv
+                .get(key.as_bytes())?
+                .and_then(|v| std::str::from_utf8(&v).ok().map(str::to_owned))
+                .and_then(|v| NaiveDate::parse_from_str(&v, DAY_FORMAT).ok());
+            if claimed.is_some_and(|last| last >= day) {
+                return Ok(false);
+            }
+            tx.kv.insert(key.as_bytes(), value.as_bytes())?;
+            Ok(true)
+        })
     }
 }
 

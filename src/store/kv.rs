@@ -80,7 +80,7 @@ impl Store {
     }
 
     /// Removes a value; returns whether it was there.
-    fn kv_remove(&self, key: &str) -> Result<bool, StoreError> {
+    pub(super) fn kv_remove(&self, key: &str) -> Result<bool, StoreError> {
         let old = self.inner.kv.remove(key.as_bytes())?;
         Ok(old)
     }

@@ -118,6 +118,7 @@ mod findings;
 mod ingest_status;
 mod investigations;
 mod kv;
+mod leases;
 mod posture;
 mod quarantine;
 mod reminders;
@@ -130,6 +131,7 @@ pub use cards::{CardKey, CardLocation};
 pub use days::DayClaim;
 pub use ingest_status::SourceStatus;
 pub use kv::AnchorSlot;
+pub use leases::{execution_lease, Heartbeat, Lease, LeaseClaim};
 
 use crate::approval::{
     Closure, Decided, Decision, Outcome, Refusal, Request, RequestState, VoteInput,
@@ -137,6 +139,22 @@ use crate::approval::{
 use crate::audit::{Actor, AuditEvent, ChainError, EventKind, NewEvent, GENESIS_HASH};
 use crate::finding::Finding;
 use crate::posture::GroupKey;
+
+/// Where a store lives: a sled directory or a DynamoDB table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sled(PathBuf),
+    DynamoDb(dynamo::DynamoTarget),
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sled(path) => write!(f, "{}", path.display()),
+            StoreLocation::DynamoDb(t) => write!(f, "{}", t.display().display()),
+        }
+    }
+}
 
 /// The schema this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -203,6 +221,13 @@ pub enum StoreError {
         request_id: Uuid,
         expected: RequestState,
         found: RequestState,
+    },
+    /// A run's execution lease was taken over by another replica (it lapsed): the run stops
+    /// writing, the new holder finishes the request.
+    #[error("lease {name} is no longer this run's (now held by {}): another replica took the work over", holder.as_deref().unwrap_or("nobody"))]
+    LeaseLost {
+        name: String,
+        holder: Option<String>,
     },
     #[error("request {request_id} cannot go from {from} to {to}")]
     InvalidTransition {
@@ -348,6 +373,8 @@ struct Inner {
     posture_scores: Tree,
     /// Audit events decoded by queries, so a test can show a query reads only what matches.
     events_decoded: AtomicU64,
+    /// Leases this process took over from an owner that stopped renewing them.
+    takeovers: AtomicU64,
 }
 
 /// The hanko store. Cheap to clone; every clone is the same database.
@@ -415,6 +442,15 @@ impl Store {
             }
         };
         Store::from_db(path.to_path_buf(), db)
+    }
+
+    /// Opens the store at `location`: [`Store::open`] or [`Store::open_dynamodb`] with the
+    /// standard AWS chain.
+    pub fn open_at(location: &StoreLocation) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Sled(path) => Store::open(path),
+            StoreLocation::DynamoDb(target) => Store::open_dynamodb(target, None),
+        }
     }
 
     /// A store in a temporary directory, removed when the last clone is dropped.
@@ -514,6 +550,7 @@ impl Store {
             posture: t.posture,
             posture_scores: t.posture_scores,
             events_decoded: AtomicU64::new(0),
+            takeovers: AtomicU64::new(0),
             path,
             backend,
         };
@@ -522,6 +559,67 @@ impl Store {
         };
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Copies every record of this store into `to`, which must be empty (no audit event, no
+    /// finding, no request): `hanko store migrate`. Records are copied byte for byte, tree by
+    /// tree, so the audit chain and its head arrive as they were; the caller verifies `to`.
+    /// Returns how many records were copied.
+    pub fn copy_into(&self, to: &Store) -> Result<u64, StoreError> {
+        if to.head()?.seq > 0
+            || to.inner.findings.first()?.is_some()
+            || to.inner.requests.first()?.is_some()
+        {
+            return Err(StoreError::Duplicate {
+                what: format!(
+                    "a store at {} (the destination must be empty)",
+                    to.inner.path.display()
+                ),
+            });
+        }
+        let pairs = |s: &Store| -> [Tree; 15] {
+            let i = &*s.inner;
+            [
+                i.findings.clone(),
+                i.findings_by_time.clone(),
+                i.requests.clone(),
+                i.requests_by_finding.clone(),
+                i.requests_by_state.clone(),
+                i.steps.clone(),
+                i.quarantine.clone(),
+                i.cursors.clone(),
+                i.kv.clone(),
+                i.posture.clone(),
+                i.posture_scores.clone(),
+                i.audit.clone(),
+                i.audit_idx.clone(),
+                i.audit_actors.clone(),
+                // Last: the head and counters, once everything they count is there.
+                i.meta.clone(),
+            ]
+        };
+        let mut copied = 0;
+        for (from, into) in pairs(self).iter().zip(pairs(to).iter()) {
+            for item in from.iter() {
+                let (key, value) = item?;
+                into.insert(&key, &value)?;
+                copied += 1;
+            }
+        }
+        to.flush()?;
+        Ok(copied)
+    }
+
+    /// Leases this process took over after their holder stopped renewing them.
+    pub fn lease_takeovers(&self) -> u64 {
+        self.inner
+            .takeovers
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Can several processes share this store (DynamoDB), so that leases decide who does what?
+    pub fn is_shared(&self) -> bool {
+        matches!(self.inner.backend, Backend::Dynamo(_))
     }
 
     /// The engine's name: `sled` or `dynamodb`.

@@ -17,8 +17,24 @@ impl Store {
         rec: &StepRecord,
         ev: Option<NewEvent>,
     ) -> Result<(), StoreError> {
+        self.put_step_record_fenced(request_id, rec, ev, None)
+    }
+
+    /// [`Store::put_step_record`], only while the request's execution lease is still `fence`
+    /// (owner, attempt): otherwise nothing is written and the error is
+    /// [`StoreError::LeaseLost`] ([`super::leases`]).
+    pub fn put_step_record_fenced(
+        &self,
+        request_id: Uuid,
+        rec: &StepRecord,
+        ev: Option<NewEvent>,
+        fence: Option<&(String, u64)>,
+    ) -> Result<(), StoreError> {
         let key = step_key(request_id, rec.index);
         self.transact(|tx| {
+            if let Some(fence) = fence {
+                Store::check_fence(tx, request_id, fence)?;
+            }
             let Some(request) = tx.get_request(request_id)? else {
                 return abort(StoreError::NotFound {
                     what: format!("request {request_id}"),

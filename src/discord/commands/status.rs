@@ -120,10 +120,31 @@ fn report(app: &App, now: DateTime<Utc>) -> Result<String, crate::store::StoreEr
         count(RequestState::Executing)
     ));
     out.push(format!(
-        "Store: {} findings, {} audit events.",
+        "Store: {} findings, {} audit events ({}).",
         app.store.finding_count(),
-        app.store.audit_len()
+        app.store.audit_len(),
+        app.store.backend_name()
     ));
+    if app.replica.distributed {
+        let live = app
+            .store
+            .live_replicas(now - crate::replicas::HEARTBEAT_LIVE)?;
+        out.push(format!("Replicas: **{}** live.", live.len()));
+        for beat in live {
+            let me = if beat.replica == app.replica.id {
+                " (this one)"
+            } else {
+                ""
+            };
+            out.push(format!(
+                "- `{}`{me}: {}; up since <t:{}:f>, seen <t:{}:R>",
+                plain(&beat.replica),
+                plain(&beat.roles.join(", ")),
+                beat.started_at.timestamp(),
+                beat.seen_at.timestamp()
+            ));
+        }
+    }
 
     let sources = sources(&app.settings);
     if sources.is_empty() {
