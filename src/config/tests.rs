@@ -1072,3 +1072,71 @@ fn investigate_defaults_and_limits() {
         found[1].message
     );
 }
+
+#[test]
+fn the_store_is_sled_by_default_and_dynamodb_when_asked() {
+    let s = parse(BASE, Path::new(ORIGIN)).unwrap();
+    assert_eq!(s.store.backend, StoreBackend::Sled);
+    let text = format!("{BASE}\n[store]\nbackend = \"dynamodb\"\ntable = \"hanko-prod\"\n");
+    let s = parse(&text, Path::new(ORIGIN)).unwrap();
+    assert_eq!(
+        s.store.backend,
+        StoreBackend::DynamoDb {
+            table: "hanko-prod".into(),
+            region: "us-east-1".into()
+        },
+        "the region defaults to the first of aws.regions"
+    );
+    let text = format!(
+        "{BASE}\n[store]\nbackend = \"dynamodb\"\ntable = \"hanko\"\nregion = \"eu-west-1\"\n"
+    );
+    let s = parse(&text, Path::new(ORIGIN)).unwrap();
+    assert_eq!(
+        s.store.backend,
+        StoreBackend::DynamoDb {
+            table: "hanko".into(),
+            region: "eu-west-1".into()
+        }
+    );
+    match s.store.location(Some("http://127.0.0.1:5000")) {
+        crate::store::StoreLocation::DynamoDb(t) => {
+            assert_eq!(
+                (t.table.as_str(), t.region.as_str()),
+                ("hanko", "eu-west-1")
+            );
+        }
+        other => panic!("expected DynamoDB, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_store_keys_name_the_key_and_the_fix() {
+    for (section, key, fix) in [
+        ("backend = \"postgres\"", "store.backend", "\"dynamodb\""),
+        ("backend = \"dynamodb\"", "store.table", "hanko store init"),
+        (
+            "backend = \"dynamodb\"\ntable = \"a\"",
+            "store.table",
+            "3 to 255",
+        ),
+        (
+            "backend = \"dynamodb\"\ntable = \"has space\"",
+            "store.table",
+            "3 to 255",
+        ),
+        (
+            "backend = \"dynamodb\"\ntable = \"hanko\"\nregion = \"mars-1\"",
+            "store.region",
+            "us-east-1",
+        ),
+        ("table = \"hanko\"", "store.table", "backend = \"dynamodb\""),
+    ] {
+        let text = format!("{BASE}\n[store]\n{section}\n");
+        let found = problems(&text);
+        let p = found
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("{section}: expected {key}, got {found:?}"));
+        assert!(p.message.contains(fix), "{section}: {}", p.message);
+    }
+}

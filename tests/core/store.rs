@@ -1428,3 +1428,175 @@ on_both_backends!(
     start_execution_checks_inside_the_transaction_and_a_refusal_closes_the_request,
     expire_request_expires_only_a_due_pending_request,
 );
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB: several replicas on one table
+
+/// 50 votes at once on a request that needs 3 approvals, from 5 replicas (5 stores, each with
+/// its own DynamoDB client and runtime, on one table): the quorum is met once, one Approved
+/// transition, every vote either counted or refused and audited (none lost), and the chain
+/// verifies. Through the serializing proxy: moto alone does not isolate transactions.
+#[test]
+fn fifty_concurrent_votes_from_five_replicas_approve_once_and_lose_none() {
+    let proxy = crate::support::dynamo_proxy::Proxy::start(crate::support::moto::shared().port);
+    let place = crate::support::store_backend::Place::dynamo_at(proxy.endpoint());
+    let replicas: Vec<Store> = (0..5).map(|_| place.open()).collect();
+    let req = request("f-fifty", t0());
+    replicas[0].create_request(&req, t0()).unwrap();
+    let barrier = Arc::new(Barrier::new(50));
+    let policy = Arc::new(Policy {
+        approver_users: (0..50).map(|i| format!("u{i}")).collect(),
+        ..policy(3)
+    });
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let store = replicas[i % 5].clone();
+            let barrier = barrier.clone();
+            let policy = policy.clone();
+            let vote = approve(i, &req);
+            let id = req.id;
+            std::thread::spawn(move || {
+                barrier.wait();
+                store
+                    .vote(&policy, id, &vote, t0() + Duration::minutes(1))
+                    .unwrap()
+                    .map(|d| d.outcome)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let granted = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Outcome::Approved { .. })))
+        .count();
+    let recorded = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Outcome::Recorded { .. })))
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| **r == Err(Refusal::NotPending(RequestState::Approved)))
+        .count();
+    assert_eq!((granted, recorded, refused), (1, 2, 47), "{results:?}");
+    let store = place.open();
+    let stored = store.get_request(req.id).unwrap().unwrap();
+    assert_eq!(stored.state, RequestState::Approved);
+    assert_eq!(stored.votes.len(), 3, "the three counted votes, no more");
+    assert_eq!(count_kind(&store, EventKind::ApprovalGranted), 1);
+    assert_eq!(count_kind(&store, EventKind::VoteRecorded), 2);
+    assert_eq!(count_kind(&store, EventKind::VoteRefused), 47);
+    // Proposed + 2 recorded + granted + 47 refused, one chain.
+    assert_eq!(store.verify_audit().unwrap(), 51);
+    let conflicts: u64 = replicas.iter().map(Store::write_conflicts).sum();
+    assert!(conflicts > 0, "50 votes at once met no conflict at all?");
+}
+
+/// DynamoDB cancels transactions that moto never does (another transaction holding an item):
+/// with every other transaction cancelled as `TransactionConflict`, and then as
+/// `ConditionalCheckFailed`, every operation still lands once, and the chain verifies; a
+/// `ValidationError` is an error, not retried forever.
+#[test]
+fn injected_cancellations_are_retried_and_nothing_is_written_twice() {
+    let proxy = crate::support::dynamo_proxy::Proxy::start(crate::support::moto::shared().port);
+    let place = crate::support::store_backend::Place::dynamo_at(proxy.endpoint());
+    let store = place.open();
+    for (round, reason) in ["TransactionConflict", "ConditionalCheckFailed"]
+        .into_iter()
+        .enumerate()
+    {
+        proxy.cancel_every(2, reason);
+        let req = request(&format!("f-inject-{round}"), t0());
+        store.create_request(&req, t0()).unwrap();
+        let policy = policy(2);
+        let first = store
+            .vote(
+                &policy,
+                req.id,
+                &approve(1, &req),
+                t0() + Duration::minutes(1),
+            )
+            .unwrap()
+            .map(|d| d.outcome);
+        assert_eq!(
+            first,
+            Ok(Outcome::Recorded {
+                approvals: 1,
+                needed: 2
+            }),
+            "{reason}"
+        );
+        let second = store
+            .vote(
+                &policy,
+                req.id,
+                &approve(2, &req),
+                t0() + Duration::minutes(2),
+            )
+            .unwrap()
+            .map(|d| d.outcome);
+        assert_eq!(second, Ok(Outcome::Approved { approvals: 2 }), "{reason}");
+        let stored = store.get_request(req.id).unwrap().unwrap();
+        assert_eq!(stored.votes.len(), 2, "{reason}: no vote written twice");
+    }
+    let (transactions, cancelled) = proxy.counts();
+    assert!(
+        cancelled >= 3,
+        "{transactions} transactions, {cancelled} cancelled"
+    );
+    assert!(store.write_conflicts() >= cancelled);
+    // 2 x (proposed, recorded, granted).
+    assert_eq!(store.verify_audit().unwrap(), 6);
+
+    proxy.cancel_every(1, "ValidationError");
+    let err = store
+        .append_audit(NewEvent::new(
+            t0(),
+            Actor::System,
+            EventKind::ExecutionPaused,
+        ))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("TransactionCanceledException"),
+        "{err}"
+    );
+    proxy.cancel_every(0, "");
+    assert_eq!(
+        store.verify_audit().unwrap(),
+        6,
+        "the refused event is not in the log"
+    );
+}
+
+/// A store in DynamoDB is the store: `Store::copy_into` (`hanko store migrate`) carries a
+/// sled store's records byte for byte, and the chain verifies in the table.
+#[test]
+fn a_sled_store_copied_into_dynamodb_keeps_its_chain() {
+    let sled = Backend::Sled.fresh();
+    let req = request("f-migrate", t0());
+    sled.create_request(&req, t0()).unwrap();
+    sled.upsert_finding(&finding("f-migrate", 1, t0(), false), &Actor::System, t0())
+        .unwrap();
+    sled.vote(
+        &policy(1),
+        req.id,
+        &approve(1, &req),
+        t0() + Duration::minutes(1),
+    )
+    .unwrap()
+    .unwrap();
+    let events = sled.verify_audit().unwrap();
+    let dynamo = Backend::Dynamo.fresh();
+    let copied = sled.copy_into(&dynamo).unwrap();
+    assert!(copied > events, "{copied} records");
+    assert_eq!(dynamo.verify_audit().unwrap(), events);
+    assert_eq!(
+        dynamo.get_request(req.id).unwrap().unwrap().state,
+        RequestState::Approved
+    );
+    assert_eq!(dynamo.finding_count(), 1);
+    // The destination is no longer empty: a second copy is refused.
+    assert!(matches!(
+        sled.copy_into(&dynamo),
+        Err(StoreError::Duplicate { .. })
+    ));
+}

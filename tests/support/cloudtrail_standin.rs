@@ -259,7 +259,13 @@ fn signer(headers: &HeaderMap) -> (String, String) {
 }
 
 /// Passes a request on to moto and its answer back (hop-by-hop headers left out).
-async fn to_moto(port: u16, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn to_moto(
+    port: u16,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     use super::securityhub_standin::{http, passed_on};
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let pass: Vec<(String, String)> = headers

@@ -6,6 +6,7 @@
 pub mod cloudtrail_standin;
 pub mod control_findings;
 pub mod discord_fake;
+pub mod dynamo_proxy;
 pub mod e2e_bot;
 pub mod ec2_world;
 pub mod finding_builder;

@@ -60,6 +60,15 @@ impl Backend {
 }
 
 impl Place {
+    /// A DynamoDB place reached through `endpoint` (a proxy in front of the shared moto).
+    pub fn dynamo_at(endpoint: String) -> Place {
+        let (target, conf) = fresh_table_at(Some(endpoint));
+        Place::Dynamo {
+            target,
+            conf: Box::new(conf),
+        }
+    }
+
     /// Opens the store here (again).
     pub fn open(&self) -> Store {
         match self {
@@ -73,8 +82,15 @@ impl Place {
 
 /// A table no other test uses, created on the shared moto server as `hanko store init` does.
 pub fn fresh_table() -> (DynamoTarget, aws_config::SdkConfig) {
+    fresh_table_at(None)
+}
+
+/// [`fresh_table`], reached through `endpoint` (a proxy in front of the shared moto) when
+/// given.
+pub fn fresh_table_at(endpoint: Option<String>) -> (DynamoTarget, aws_config::SdkConfig) {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let moto = super::moto::shared();
+    let endpoint = endpoint.unwrap_or_else(|| moto.endpoint());
     let target = DynamoTarget {
         table: format!(
             "hanko-test-{}-{}",
@@ -82,9 +98,12 @@ pub fn fresh_table() -> (DynamoTarget, aws_config::SdkConfig) {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ),
         region: "us-east-1".into(),
-        endpoint_url: Some(moto.endpoint()),
+        endpoint_url: Some(endpoint.clone()),
     };
-    let conf = sdk_config(&moto);
+    let conf = sdk_config(&moto)
+        .to_builder()
+        .endpoint_url(endpoint)
+        .build();
     assert!(
         Store::init_dynamodb(&target, Some(conf.clone())).unwrap(),
         "a new table"
