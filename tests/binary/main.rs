@@ -6,3 +6,4 @@
 mod support;
 
 mod e2e_binary;
+mod replicas;
