@@ -91,11 +91,36 @@ impl DynamoTarget {
 }
 
 /// Capacity units DynamoDB reported as consumed (`ReturnConsumedCapacity = TOTAL`), in
-/// thousandths.
+/// thousandths; and the request units the same calls cost by the pricing rules, counted here
+/// from the item sizes (moto's `ConsumedCapacity` is a constant, not a measure).
 #[derive(Debug, Default)]
 struct Capacity {
     read_milli: AtomicU64,
     write_milli: AtomicU64,
+    /// On-demand read request units by the rules: a strongly consistent read is one unit per
+    /// 4 KB (at least one per call).
+    rules_read: AtomicU64,
+    /// On-demand write request units by the rules: one per KB of each item written; in a
+    /// transaction two per KB of each item, condition checks included.
+    rules_write: AtomicU64,
+}
+
+/// An item's size as DynamoDB counts it: attribute names plus values.
+fn item_size(item: &Item) -> u64 {
+    item.iter()
+        .map(|(name, value)| {
+            name.len() as u64
+                + match value {
+                    AttributeValue::S(s) => s.len() as u64,
+                    AttributeValue::B(b) => b.as_ref().len() as u64,
+                    _ => 8,
+                }
+        })
+        .sum()
+}
+
+fn units(bytes: u64, per: u64) -> u64 {
+    bytes.div_ceil(per).max(1)
 }
 
 /// The table, its client, and the runtime its calls run on.
@@ -323,6 +348,23 @@ impl DynamoKv {
         self.conflicts.load(Ordering::Relaxed)
     }
 
+    /// Read and write request units this store's calls cost since it opened, counted by
+    /// DynamoDB's on-demand pricing rules from the item sizes.
+    pub fn request_units(&self) -> (u64, u64) {
+        (
+            self.capacity.rules_read.load(Ordering::Relaxed),
+            self.capacity.rules_write.load(Ordering::Relaxed),
+        )
+    }
+
+    fn rule_read(&self, n: u64) {
+        self.capacity.rules_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn rule_write(&self, n: u64) {
+        self.capacity.rules_write.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Read and write capacity units DynamoDB reported as consumed since the store opened.
     pub fn consumed_capacity(&self) -> (f64, f64) {
         (
@@ -355,6 +397,7 @@ impl DynamoKv {
         match self.run(call.send())? {
             Ok(out) => {
                 self.count(out.consumed_capacity(), false);
+                self.rule_read(units(out.item().map_or(0, item_size), 4096));
                 Ok(out.item().and_then(value_of))
             }
             Err(e) => Err(self.sdk_error("GetItem", &e)),
@@ -362,11 +405,13 @@ impl DynamoKv {
     }
 
     pub(super) fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let item = full_item(tree, key, value.to_vec(), new_version());
+        self.rule_write(units(item_size(&item), 1024));
         let call = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(full_item(tree, key, value.to_vec(), new_version())))
+            .set_item(Some(item))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         match self.run(call.send())? {
             Ok(out) => {
@@ -379,6 +424,7 @@ impl DynamoKv {
 
     /// Removes `key`; whether it was there.
     pub(super) fn delete(&self, tree: &str, key: &[u8]) -> Result<bool, StoreError> {
+        self.rule_write(1);
         let call = self
             .client
             .delete_item()
@@ -414,6 +460,7 @@ impl DynamoKv {
             .as_ref()
             .map(|_| HashMap::from([("#v".to_owned(), "v".to_owned())]));
         let values = value.map(|v| HashMap::from([(":old".to_owned(), v)]));
+        self.rule_write(units(new.map_or(0, |v| v.len() as u64 + 60), 1024));
         let failed = match new {
             Some(new) => {
                 let call = self
@@ -505,6 +552,7 @@ impl DynamoKv {
             Err(e) => return Err(self.sdk_error("Query", &e)),
         };
         self.count(out.consumed_capacity(), false);
+        self.rule_read(units(out.items().iter().map(item_size).sum(), 4096));
         let mut rows = Vec::with_capacity(out.items().len());
         for item in out.items() {
             let key = match item.get("sk") {
@@ -557,6 +605,14 @@ impl DynamoKv {
                 ),
             }));
         }
+        let written: u64 = items
+            .iter()
+            .map(|i| {
+                let size = i.put().map(|p| item_size(p.item())).unwrap_or(100);
+                2 * units(size, 1024)
+            })
+            .sum();
+        self.rule_write(written);
         let call = self
             .client
             .transact_write_items()

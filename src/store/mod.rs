@@ -635,6 +635,15 @@ impl Store {
         }
     }
 
+    /// Read and write request units this store's DynamoDB calls cost since it opened, by the
+    /// on-demand pricing rules (`None` on sled).
+    pub fn request_units(&self) -> Option<(u64, u64)> {
+        match &self.inner.backend {
+            Backend::Sled(_) => None,
+            Backend::Dynamo(kv) => Some(kv.request_units()),
+        }
+    }
+
     /// Read and write capacity units DynamoDB reported as consumed since this store opened
     /// (`None` on sled).
     pub fn consumed_capacity(&self) -> Option<(f64, f64)> {

@@ -117,7 +117,44 @@ async fn forward(
             return cancelled(&body, &inner.reason.lock().unwrap());
         }
     }
-    super::cloudtrail_standin::to_moto(inner.moto_port, method, uri, headers, body).await
+    to_moto(inner.moto_port, method, uri, headers, body).await
+}
+
+/// Passes a request on to moto unchanged and its answer back.
+async fn to_moto(port: u16, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = client.request(
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
+        format!("http://127.0.0.1:{port}{path}"),
+    );
+    for (name, value) in &headers {
+        if !matches!(name.as_str(), "host" | "content-length" | "connection") {
+            request = request.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let answer = match request.body(body.to_vec()).send().await {
+        Ok(a) => a,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+    let mut out = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
+            if let (Ok(n), Ok(v)) = (
+                axum::http::HeaderName::from_bytes(name.as_str().as_bytes()),
+                axum::http::HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                out.insert(n, v);
+            }
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    (status, out, bytes.to_vec()).into_response()
 }
 
 /// DynamoDB's answer to a cancelled transaction: `reason` for the first item, `None` for the
