@@ -50,7 +50,7 @@
 //! | [`investigate`] | what a leaked access key did: CloudTrail events read (ids checked), the summary for its card, what it created that hanko can contain, JSON Lines | ids, util |
 //! | [`config`] | the TOML config, validated into settings; secrets that never print | ids, util, approval, plan, anchor (to check the key file) |
 //! | **adapters to the outside** | | |
-//! | [`store`] | sled: the only module that knows key layouts; typed operations per idea (`store::requests`, `store::findings`, `store::steps`, `store::reverts`, `store::cards`, `store::kv`, `store::days`, `store::ingest_status`, ...) | core, sled |
+//! | [`store`] | the only module that knows key layouts; typed operations per idea (`store::requests`, `store::findings`, `store::steps`, `store::reverts`, `store::cards`, `store::kv`, `store::days`, `store::ingest_status`, `store::leases`, ...) over one of two engines (`store::backend`: sled, or DynamoDB in `store::dynamo`) | core, sled, aws-sdk-dynamodb |
 //! | [`aws`] | clients per account and region, one file per containment step (`aws::ec2::*`, `aws::iam`, `aws::s3`), error classes ([`aws::AwsError`]), read-only lookups (`aws::lookup`), Security Hub calls, S3 for audit anchors, CloudTrail lookups of a key's events (rate-limited, `aws::cloudtrail`) | ids, util, finding, plan, investigate, AWS SDK |
 //! | [`anchor`] | signed digests of the audit head in S3 (format, Ed25519 keys, key layout), their writer and `audit verify --anchors` | audit, clock, store, aws |
 //! | **application** | | |
@@ -65,10 +65,12 @@
 //! | [`ingest`] | GuardDuty, SQS and Security Hub loops; cursors and source status (through the store) | app, pipeline, store, aws, AWS SDK |
 //! | [`discord`] | translates only: cards and `custom_id`s (pure), serenity builders (`discord::convert`), the gateway bot, buttons, modals and slash commands → [`actions`], the outbox (notices → cards, pages, reminders, investigation edits) and the daily digest | actions, app, core, store (typed reads), serenity |
 //! | [`http`] | `/healthz` and `/metrics` (axum) | app |
+//! | [`replicas`] | several replicas on a DynamoDB store: heartbeats, the ingest and gateway leases, card claims, taking over runs whose replica died | actions, app, store, core |
 //! | [`run`] | `hanko run`: start-up, the shutdown signal, the tasks it owns | everything |
 //!
 //! Nothing in the core or the application layer imports serenity; only `store` imports sled;
-//! the AWS SDK is named only in `aws`, `anchor` and `ingest`.
+//! the AWS SDK is named only in `aws`, `anchor` and `ingest`, and in `store::dynamo` (the
+//! DynamoDB engine, the store's own client).
 
 pub mod actions;
 pub mod anchor;
