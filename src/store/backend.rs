@@ -64,6 +64,14 @@ impl Backend {
         }
     }
 
+    /// The largest value one key may hold (DynamoDB's item limit); `None`: no limit.
+    pub(super) fn max_value_bytes(&self) -> Option<usize> {
+        match self {
+            Backend::Sled(_) => None,
+            Backend::Dynamo(_) => Some(super::dynamo::MAX_VALUE_BYTES),
+        }
+    }
+
     /// The backend's name, as `/healthz` and the logs say it.
     pub(super) fn name(&self) -> &'static str {
         match self {

@@ -68,6 +68,9 @@ use super::StoreError;
 
 /// DynamoDB's limit on the items of one `TransactWriteItems`.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// The largest value the store puts in one item: DynamoDB's item limit is 400 KB, names and
+/// keys included.
+pub const MAX_VALUE_BYTES: usize = 390 * 1024;
 /// How many times a transaction is tried before the store gives up.
 pub const MAX_ATTEMPTS: u32 = 60;
 const BACKOFF_FIRST_MS: u64 = 2;
@@ -343,6 +346,19 @@ impl DynamoKv {
         counter.fetch_add(milli, Ordering::Relaxed);
     }
 
+    /// A value too large for one item is an error that says so (nothing is written).
+    fn check_size(&self, tree: &str, len: usize) -> Result<(), StoreError> {
+        if len > MAX_VALUE_BYTES {
+            return Err(StoreError::Encode {
+                what: format!("a value of {len} bytes in `{tree}`"),
+                message: format!(
+                    "DynamoDB items hold at most 400 KB (hanko keeps values under {MAX_VALUE_BYTES} bytes)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Transactions that met a conflict and ran again, since the store opened.
     pub fn conflicts(&self) -> u64 {
         self.conflicts.load(Ordering::Relaxed)
@@ -405,6 +421,7 @@ impl DynamoKv {
     }
 
     pub(super) fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.check_size(tree, value.len())?;
         let item = full_item(tree, key, value.to_vec(), new_version());
         self.rule_write(units(item_size(&item), 1024));
         let call = self
@@ -972,6 +989,13 @@ impl DynTx {
         let state = self.state.into_inner();
         if state.writes.is_empty() {
             return Ok(());
+        }
+        for ((tree, _), value) in &state.writes {
+            if let Some(v) = value {
+                self.kv
+                    .check_size(tree, v.len())
+                    .map_err(CommitError::Store)?;
+            }
         }
         let table = self.kv.table.clone();
         let build_err = |e: aws_sdk_dynamodb::error::BuildError| {

@@ -90,6 +90,15 @@ impl Store {
             message: e.to_string(),
         })?;
         let (rk, ek) = (record_key(&inv.finding_id), events_key(&inv.finding_id));
+        // A DynamoDB item holds at most 400 KB: there the events keep their newest lines
+        // within [`super::dynamo::MAX_VALUE_BYTES`] (they are newest first, whole lines).
+        let events_jsonl = match self.inner.backend.max_value_bytes() {
+            Some(max) if events_jsonl.len() > max => {
+                let cut = events_jsonl[..max].rfind('\n').map_or(0, |i| i + 1);
+                &events_jsonl[..cut]
+            }
+            _ => events_jsonl,
+        };
         let event = self.transact(|tx| {
             tx.kv.insert(rk.as_bytes(), value.as_bytes())?;
             tx.kv.insert(ek.as_bytes(), events_jsonl.as_bytes())?;

@@ -1600,3 +1600,24 @@ fn a_sled_store_copied_into_dynamodb_keeps_its_chain() {
         Err(StoreError::Duplicate { .. })
     ));
 }
+
+/// DynamoDB holds at most 400 KB in one item: a larger value is refused with an error that
+/// says so, and nothing is written; sled takes it.
+#[test]
+fn a_value_too_large_for_a_dynamodb_item_is_a_clear_error() {
+    let big = "x".repeat(500 * 1024);
+    let store = Backend::Dynamo.fresh();
+    let err = store
+        .put_anchor_record(hanko::store::AnchorSlot::Pending, &big)
+        .unwrap_err();
+    assert!(err.to_string().contains("400 KB"), "{err}");
+    assert_eq!(
+        store
+            .anchor_record(hanko::store::AnchorSlot::Pending)
+            .unwrap(),
+        None
+    );
+    let sled = Backend::Sled.fresh();
+    sled.put_anchor_record(hanko::store::AnchorSlot::Pending, &big)
+        .unwrap();
+}
