@@ -1142,14 +1142,23 @@ fn build_report(req: &Request, records: &[StepRecord]) -> ExecutionReport {
 #[inline(always)]
 fn failpoint(_point: &str, _step: &Step) {}
 
-/// Aborts the process when `HANKO_FAILPOINT` names this point and step (crash tests only; the
-/// `failpoints` feature, which release builds do not enable).
+/// Aborts the process when `HANKO_FAILPOINT` names this point and step; with the prefix
+/// `hang:`, blocks the run's thread for good instead (a replica frozen mid-plan, for a test to
+/// kill with SIGKILL). Crash tests only: the `failpoints` feature, which release builds do not
+/// enable.
 #[cfg(feature = "failpoints")]
 fn failpoint(point: &str, step: &Step) {
     if let Ok(spec) = std::env::var("HANKO_FAILPOINT") {
-        if spec == format!("{point}:{}", step.action.as_str()) {
+        let here = format!("{point}:{}", step.action.as_str());
+        if spec == here {
             tracing::error!("failpoint {spec} reached: aborting");
             std::process::abort();
+        }
+        if spec.strip_prefix("hang:") == Some(here.as_str()) {
+            tracing::error!("failpoint {spec} reached: hanging");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
     }
 }

@@ -1099,7 +1099,7 @@ async fn status_reports_pause_counts_and_ingest_lag() {
     );
     assert_eq!(
         lines[3],
-        format!("Store: 2 findings, {audit_len} audit events.")
+        format!("Store: 2 findings, {audit_len} audit events (sled).")
     );
     assert_eq!(lines[4], "Ingest:");
     assert!(
