@@ -2,7 +2,7 @@
 //! request units, with one replica and with two.
 //!
 //! `cargo bench --bench dynamodb` prints `md` lines (BENCHMARKS.md §11) and `summary` lines.
-//! Environment: `HANKO_BENCH_DDB_BURST` (default 500 findings: moto copies the whole table in every transaction, see BENCHMARKS.md §11), `HANKO_BENCH_DDB_APPROVALS`
+//! Environment: `HANKO_BENCH_DDB_BURST` (default 200 findings: moto copies the whole table in every transaction, see BENCHMARKS.md §11), `HANKO_BENCH_DDB_APPROVALS`
 //! (default 50), `HANKO_BENCH_SMOKE=1` for a quick run.
 //!
 //! What it measures: the store's own work, as ingest and the engine drive it (pages of 50
@@ -240,7 +240,7 @@ fn main() {
         return;
     }
     let smoke = std::env::var("HANKO_BENCH_SMOKE").is_ok_and(|v| v == "1");
-    let n = env_usize("HANKO_BENCH_DDB_BURST", if smoke { 200 } else { 500 });
+    let n = env_usize("HANKO_BENCH_DDB_BURST", if smoke { 100 } else { 200 });
     let approvals = env_usize("HANKO_BENCH_DDB_APPROVALS", if smoke { 10 } else { 50 });
     let proxy = dynamo_proxy::Proxy::start(moto::shared().port);
     let all = findings(n);

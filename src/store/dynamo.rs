@@ -489,14 +489,8 @@ impl DynamoKv {
                     .set_expression_attribute_names(names)
                     .set_expression_attribute_values(values)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                match self.run(call.send())? {
-                    Ok(out) => {
-                        self.count(out.consumed_capacity(), true);
-                        false
-                    }
-                    Err(e) if e.code() == Some("ConditionalCheckFailedException") => true,
-                    Err(e) => return Err(self.sdk_error("PutItem", &e)),
-                }
+                let out = self.run(call.send())?;
+                self.condition_failed("PutItem", out, |o| o.consumed_capacity())?
             }
             None => {
                 let call = self
@@ -508,14 +502,8 @@ impl DynamoKv {
                     .set_expression_attribute_names(names)
                     .set_expression_attribute_values(values)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                match self.run(call.send())? {
-                    Ok(out) => {
-                        self.count(out.consumed_capacity(), true);
-                        false
-                    }
-                    Err(e) if e.code() == Some("ConditionalCheckFailedException") => true,
-                    Err(e) => return Err(self.sdk_error("DeleteItem", &e)),
-                }
+                let out = self.run(call.send())?;
+                self.condition_failed("DeleteItem", out, |o| o.consumed_capacity())?
             }
         };
         if failed {
@@ -524,6 +512,30 @@ impl DynamoKv {
             Ok(Err(CasMismatch { current }))
         } else {
             Ok(Ok(()))
+        }
+    }
+
+    /// Whether a conditional write's condition failed; its cost counted, any other error
+    /// returned.
+    fn condition_failed<O, E>(
+        &self,
+        operation: &str,
+        out: Result<
+            O,
+            aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+        >,
+        consumed: impl Fn(&O) -> Option<&ConsumedCapacity>,
+    ) -> Result<bool, StoreError>
+    where
+        E: ProvideErrorMetadata + std::fmt::Debug,
+    {
+        match out {
+            Ok(out) => {
+                self.count(consumed(&out), true);
+                Ok(false)
+            }
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(true),
+            Err(e) => Err(self.sdk_error(operation, &e)),
         }
     }
 

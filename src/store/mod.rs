@@ -465,29 +465,13 @@ impl Store {
 
     fn from_db(path: PathBuf, db: sled::Db) -> Result<Store, StoreError> {
         let shared: Arc<Path> = Arc::from(path.as_path());
-        let open = |name: &str| -> Result<Tree, StoreError> {
+        let open = |name: &'static str| -> Result<Tree, StoreError> {
             Ok(Tree::Sled {
                 tree: db.open_tree(name).map_err(|e| sled_error(&path, e))?,
                 path: shared.clone(),
             })
         };
-        let trees = Trees {
-            meta: open(TREE_META)?,
-            audit: open(TREE_AUDIT)?,
-            audit_idx: open(TREE_AUDIT_IDX)?,
-            audit_actors: open(TREE_AUDIT_ACTORS)?,
-            findings: open(TREE_FINDINGS)?,
-            findings_by_time: open(TREE_FINDINGS_BY_TIME)?,
-            requests: open(TREE_REQUESTS)?,
-            requests_by_finding: open(TREE_REQUESTS_BY_FINDING)?,
-            requests_by_state: open(TREE_REQUESTS_BY_STATE)?,
-            steps: open(TREE_STEPS)?,
-            quarantine: open(TREE_QUARANTINE)?,
-            cursors: open(TREE_CURSORS)?,
-            kv: open(TREE_KV)?,
-            posture: open(TREE_POSTURE)?,
-            posture_scores: open(TREE_POSTURE_SCORES)?,
-        };
+        let trees = Trees::open(open)?;
         Store::from_trees(path, Backend::Sled(db), trees)
     }
 
@@ -499,27 +483,12 @@ impl Store {
         conf: Option<aws_config::SdkConfig>,
     ) -> Result<Store, StoreError> {
         let kv = dynamo::DynamoKv::open(target, conf)?;
-        let tree = |name: &'static str| Tree::Dynamo {
-            kv: kv.clone(),
-            name,
-        };
-        let trees = Trees {
-            meta: tree(TREE_META),
-            audit: tree(TREE_AUDIT),
-            audit_idx: tree(TREE_AUDIT_IDX),
-            audit_actors: tree(TREE_AUDIT_ACTORS),
-            findings: tree(TREE_FINDINGS),
-            findings_by_time: tree(TREE_FINDINGS_BY_TIME),
-            requests: tree(TREE_REQUESTS),
-            requests_by_finding: tree(TREE_REQUESTS_BY_FINDING),
-            requests_by_state: tree(TREE_REQUESTS_BY_STATE),
-            steps: tree(TREE_STEPS),
-            quarantine: tree(TREE_QUARANTINE),
-            cursors: tree(TREE_CURSORS),
-            kv: tree(TREE_KV),
-            posture: tree(TREE_POSTURE),
-            posture_scores: tree(TREE_POSTURE_SCORES),
-        };
+        let trees = Trees::open(|name| {
+            Ok(Tree::Dynamo {
+                kv: kv.clone(),
+                name,
+            })
+        })?;
         Store::from_trees(target.display(), Backend::Dynamo(kv), trees)
     }
 
@@ -903,6 +872,31 @@ struct Trees {
     kv: Tree,
     posture: Tree,
     posture_scores: Tree,
+}
+
+impl Trees {
+    /// Opens every tree by name.
+    fn open(
+        mut open: impl FnMut(&'static str) -> Result<Tree, StoreError>,
+    ) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            meta: open(TREE_META)?,
+            audit: open(TREE_AUDIT)?,
+            audit_idx: open(TREE_AUDIT_IDX)?,
+            audit_actors: open(TREE_AUDIT_ACTORS)?,
+            findings: open(TREE_FINDINGS)?,
+            findings_by_time: open(TREE_FINDINGS_BY_TIME)?,
+            requests: open(TREE_REQUESTS)?,
+            requests_by_finding: open(TREE_REQUESTS_BY_FINDING)?,
+            requests_by_state: open(TREE_REQUESTS_BY_STATE)?,
+            steps: open(TREE_STEPS)?,
+            quarantine: open(TREE_QUARANTINE)?,
+            cursors: open(TREE_CURSORS)?,
+            kv: open(TREE_KV)?,
+            posture: open(TREE_POSTURE)?,
+            posture_scores: open(TREE_POSTURE_SCORES)?,
+        })
+    }
 }
 
 impl Tx<'_> {
