@@ -17,13 +17,10 @@
 //! on-demand prices of us-east-1 (USD 0.625 per million write request units, 0.125 per
 //! million read request units) and leaves storage out (a few MB).
 
-#[allow(dead_code)]
 #[path = "../tests/support/dynamo_proxy.rs"]
 mod dynamo_proxy;
-#[allow(dead_code)]
 #[path = "../tests/support/fixtures.rs"]
 mod fixtures;
-#[allow(dead_code)]
 #[path = "../tests/support/moto.rs"]
 mod moto;
 
