@@ -208,6 +208,22 @@ section_scale() {
     system_part scale 1800 10
 }
 
+section_dynamodb() {
+    say "cargo bench --bench dynamodb (the store on DynamoDB, moto)"
+    local out="$FRAG/dynamodb.out" anchor="#11-the-store-on-dynamodb-cargo-bench---bench-dynamodb"
+    if ! timeout 1800 cargo bench --locked --bench dynamodb >"$out" 2>"$FRAG/dynamodb.err"; then
+        say "dynamodb bench stopped (see its section)"
+    fi
+    {
+        echo "## 11. The store on DynamoDB (\`cargo bench --bench dynamodb\`)"
+        echo
+        awk -F'\t' '$1 == "md" && $2 == 11 { sub(/^md\t11\t/, ""); print }' "$out"
+        echo
+    } >"$FRAG/11-dynamodb.md"
+    awk -F'\t' -v a="$anchor" '$1 == "summary" && $2 == 11 { printf "| %s | %s | [§11](%s) |\n", $3, $4, a }' \
+        "$out" >"$FRAG/11-dynamodb.summary"
+}
+
 section_footprint() {
     system_part footprint 900 5
 }
@@ -404,6 +420,7 @@ main() {
     section_drill
     section_core
     section_floor
+    section_dynamodb
     reproduce
     assemble
 }
