@@ -1,6 +1,7 @@
 //! The store's two engines for the conformance suite (`tests/core/store.rs`): sled in a
 //! temporary directory, and DynamoDB in a table of its own on the binary's shared moto server
-//! ([`super::moto::shared`]), created by the same code as `hanko store init`.
+//! ([`super::moto::shared`]), behind the serializing proxy, created by the same code as
+//! `hanko store init`.
 //!
 //! moto is required for the DynamoDB half: when `moto_server` is missing the test fails with
 //! the install command ([`super::moto`]), it never skips.
@@ -80,9 +81,13 @@ impl Place {
     }
 }
 
-/// A table no other test uses, created on the shared moto server as `hanko store init` does.
+/// A table no other test uses, created on the shared moto server as `hanko store init` does,
+/// reached through the binary's [`super::dynamo_proxy::Proxy`]: moto alone does not isolate
+/// concurrent transactions as DynamoDB does, and the concurrent votes would race inside moto.
 pub fn fresh_table() -> (DynamoTarget, aws_config::SdkConfig) {
-    fresh_table_at(None)
+    static PROXY: std::sync::OnceLock<super::dynamo_proxy::Proxy> = std::sync::OnceLock::new();
+    let proxy = PROXY.get_or_init(|| super::dynamo_proxy::Proxy::start(super::moto::shared().port));
+    fresh_table_at(Some(proxy.endpoint()))
 }
 
 /// [`fresh_table`], reached through `endpoint` (a proxy in front of the shared moto) when
