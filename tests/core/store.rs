@@ -1621,3 +1621,75 @@ fn a_value_too_large_for_a_dynamodb_item_is_a_clear_error() {
     sled.put_anchor_record(hanko::store::AnchorSlot::Pending, &big)
         .unwrap();
 }
+
+/// A run whose replica stopped renewing its execution lease is taken over by another replica
+/// (the next attempt), and from then on the first run's step records are refused
+/// (`LeaseLost`) while the new holder's are written: the attempt number fences the stale run.
+/// Two stores on one table stand for the two replicas.
+#[test]
+fn a_lapsed_execution_lease_is_taken_over_and_fences_the_stale_run() {
+    let place = Backend::Dynamo.place();
+    let (a, b) = (place.open(), place.open());
+    let req = request("f-lease", t0());
+    a.create_request(&req, t0()).unwrap();
+    approve_once(&a, req.id, &req.plan.plan_hash, t0() + Duration::minutes(1));
+    let started = NewEvent::new(t0(), Actor::System, EventKind::ExecutionStarted);
+    assert!(matches!(
+        a.start_execution(req.id, started, |_, _| None).unwrap(),
+        hanko::store::ExecutionStart::Started(_)
+    ));
+    let lease = hanko::store::execution_lease(req.id);
+    let ttl = Duration::seconds(30);
+    let now = t0() + Duration::minutes(2);
+    let held = a.claim_lease(&lease, "replica-a", now, ttl, false).unwrap();
+    let fence_a = ("replica-a".to_string(), held.held().unwrap().attempt);
+    a.put_step_record_fenced(
+        req.id,
+        &step_record(0, StepPhase::Captured),
+        None,
+        Some(&fence_a),
+    )
+    .unwrap();
+    // While a's lease holds, b cannot take the run.
+    let busy = b
+        .claim_lease(&lease, "replica-b", now + Duration::seconds(10), ttl, false)
+        .unwrap();
+    assert!(busy.held().is_none(), "{busy:?}");
+    // a stops renewing; 31 s later b takes it over with the next attempt.
+    let taken = b
+        .claim_lease(&lease, "replica-b", now + Duration::seconds(31), ttl, false)
+        .unwrap();
+    let fence_b = ("replica-b".to_string(), taken.held().unwrap().attempt);
+    assert_eq!(fence_b.1, fence_a.1 + 1);
+    assert_eq!(b.lease_takeovers(), 1);
+    // a wakes up: its record and its renewal are refused; b's record is written.
+    let err = a
+        .put_step_record_fenced(
+            req.id,
+            &step_record(0, StepPhase::Done),
+            None,
+            Some(&fence_a),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err:?}");
+    assert!(!a
+        .renew_lease(
+            &lease,
+            "replica-a",
+            fence_a.1,
+            now + Duration::seconds(32),
+            ttl
+        )
+        .unwrap());
+    b.put_step_record_fenced(
+        req.id,
+        &step_record(0, StepPhase::Done),
+        None,
+        Some(&fence_b),
+    )
+    .unwrap();
+    let records = b.step_records(req.id).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].phase, StepPhase::Done);
+    assert_eq!(records[0].outcome, Some(StepOutcome::Applied));
+}
