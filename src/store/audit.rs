@@ -67,7 +67,7 @@ impl Store {
         };
 
         if sources.is_empty() {
-            for item in self.inner.audit.range(..=start.to_be_bytes()).rev() {
+            for item in self.inner.trees.audit.range(..=start.to_be_bytes()).rev() {
                 let (key, value) = item?;
                 let event = self.decode_event(&key, &value)?;
                 if !visit(event) {
@@ -130,6 +130,7 @@ impl Store {
             hi.extend_from_slice(&max.to_be_bytes());
             for item in self
                 .inner
+                .trees
                 .audit_idx
                 .range(prefix.as_slice()..=hi.as_slice())
                 .rev()
@@ -148,7 +149,7 @@ impl Store {
     /// Every actor key with an identity that `needle` names ([`Actor::matches`]).
     pub(super) fn actor_keys_matching(&self, needle: &str) -> Result<Vec<String>, StoreError> {
         let mut keys: Vec<String> = Vec::new();
-        for item in self.inner.audit_actors.iter() {
+        for item in self.inner.trees.audit_actors.iter() {
             let (key, value) = item?;
             let actor: Actor = decode(&value, || {
                 format!("{TREE_AUDIT_ACTORS}/{}", String::from_utf8_lossy(&key))
@@ -165,7 +166,7 @@ impl Store {
 
     pub(super) fn load_event(&self, seq: u64) -> Result<AuditEvent, StoreError> {
         let key = seq.to_be_bytes();
-        match self.inner.audit.get(key)? {
+        match self.inner.trees.audit.get(key)? {
             Some(value) => self.decode_event(&key, &value),
             None => Err(StoreError::Corrupt {
                 key: format!("{TREE_AUDIT}/{seq}"),
@@ -187,7 +188,7 @@ impl Store {
 
     /// Every audit event in sequence order (for export).
     pub fn audit_events(&self) -> impl Iterator<Item = Result<AuditEvent, StoreError>> + '_ {
-        self.inner.audit.iter().map(move |item| {
+        self.inner.trees.audit.iter().map(move |item| {
             let (key, value) = item?;
             decode(&value, || audit_key_name(&key))
         })
@@ -196,7 +197,7 @@ impl Store {
     /// Verifies the whole chain and its head; returns how many events it holds.
     pub fn verify_audit(&self) -> Result<u64, VerifyError> {
         let mut verifier = ChainVerifier::default();
-        for item in self.inner.audit.iter() {
+        for item in self.inner.trees.audit.iter() {
             let (key, value) = item?;
             let seq = be_u64(&key).ok_or_else(|| StoreError::Corrupt {
                 key: audit_key_name(&key),
@@ -230,7 +231,7 @@ impl Store {
     }
 
     pub(super) fn head(&self) -> Result<Head, StoreError> {
-        match self.inner.meta.get(META_AUDIT_HEAD)? {
+        match self.inner.trees.meta.get(META_AUDIT_HEAD)? {
             Some(value) => decode(&value, meta_key_name(META_AUDIT_HEAD)),
             None => Ok(Head::genesis()),
         }
@@ -246,7 +247,7 @@ impl Store {
     /// The audit event numbered `seq`, if the log holds it.
     pub fn audit_event(&self, seq: u64) -> Result<Option<AuditEvent>, StoreError> {
         let key = seq.to_be_bytes();
-        match self.inner.audit.get(key)? {
+        match self.inner.trees.audit.get(key)? {
             Some(value) => self.decode_event(&key, &value).map(Some),
             None => Ok(None),
         }
@@ -272,14 +273,16 @@ impl Store {
         };
         let doomed: Vec<_> = self
             .inner
+            .trees
             .audit
             .range((keep + 1).to_be_bytes()..)
             .map(|item| item.map(|(k, _)| k))
             .collect::<Result<_, _>>()?;
         for key in doomed {
-            self.inner.audit.remove(key)?;
+            self.inner.trees.audit.remove(key)?;
         }
         self.inner
+            .trees
             .meta
             .insert(META_AUDIT_HEAD, encode(&head, "audit head")?)?;
         self.flush()

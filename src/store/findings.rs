@@ -72,7 +72,7 @@ impl Store {
     }
 
     pub fn get_finding(&self, id: &str) -> Result<Option<StoredFinding>, StoreError> {
-        self.get(&self.inner.findings, id.as_bytes(), || {
+        self.get(&self.inner.trees.findings, id.as_bytes(), || {
             format!("{TREE_FINDINGS}/{id}")
         })
     }
@@ -80,7 +80,7 @@ impl Store {
     /// The most recently ingested findings, newest first.
     pub fn recent_findings(&self, limit: usize) -> Result<Vec<StoredFinding>, StoreError> {
         let mut out = Vec::new();
-        for item in self.inner.findings_by_time.iter().rev() {
+        for item in self.inner.trees.findings_by_time.iter().rev() {
             if out.len() >= limit {
                 break;
             }
@@ -104,7 +104,7 @@ impl Store {
 
     /// How many distinct findings the store holds (0 when the counter is unreadable).
     pub fn finding_count(&self) -> u64 {
-        match self.inner.meta.get(META_FINDING_COUNT) {
+        match self.inner.trees.meta.get(META_FINDING_COUNT) {
             Ok(Some(v)) => be_u64(&v).unwrap_or(0),
             _ => 0,
         }

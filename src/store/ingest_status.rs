@@ -78,13 +78,14 @@ impl Store {
 
     /// The stored cursor of `source`, as the source wrote it.
     pub fn get_cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
-        self.get_string(&self.inner.cursors, TREE_CURSORS, source)
+        self.get_string(&self.inner.trees.cursors, TREE_CURSORS, source)
     }
 
     /// Stores the cursor of `source`. Durable at the next flush (ingest flushes the findings
     /// before it moves a cursor).
     pub fn put_cursor(&self, source: &str, value: &str) -> Result<(), StoreError> {
         self.inner
+            .trees
             .cursors
             .insert(source.as_bytes(), value.as_bytes())?;
         Ok(())

@@ -54,6 +54,7 @@ impl Store {
         })?;
         let began = self
             .inner
+            .trees
             .kv
             .compare_and_swap(
                 record_key(&inv.finding_id),
@@ -111,7 +112,7 @@ impl Store {
     /// Every investigation not finished (running or waiting for a retry): resumed at start-up.
     pub fn unfinished_investigations(&self) -> Result<Vec<Investigation>, StoreError> {
         let mut out = Vec::new();
-        for item in self.inner.kv.scan_prefix(RECORD_PREFIX.as_bytes()) {
+        for item in self.inner.trees.kv.scan_prefix(RECORD_PREFIX.as_bytes()) {
             let (_, v) = item?;
             if let Ok(inv) = serde_json::from_slice::<Investigation>(&v) {
                 if !inv.is_final() {

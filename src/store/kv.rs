@@ -56,11 +56,14 @@ impl Store {
     // Raw accessors: private to the store folder.
 
     pub(super) fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.get_string(&self.inner.kv, TREE_KV, key)
+        self.get_string(&self.inner.trees.kv, TREE_KV, key)
     }
 
     pub(super) fn kv_put(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.inner.kv.insert(key.as_bytes(), value.as_bytes())?;
+        self.inner
+            .trees
+            .kv
+            .insert(key.as_bytes(), value.as_bytes())?;
         Ok(())
     }
 
@@ -81,7 +84,7 @@ impl Store {
 
     /// Removes a value; returns whether it was there.
     pub(super) fn kv_remove(&self, key: &str) -> Result<bool, StoreError> {
-        let old = self.inner.kv.remove(key.as_bytes())?;
+        let old = self.inner.trees.kv.remove(key.as_bytes())?;
         Ok(old)
     }
 

@@ -204,7 +204,7 @@ impl Store {
     /// Every replica whose heartbeat is at or after `since`, oldest start first.
     pub fn live_replicas(&self, since: DateTime<Utc>) -> Result<Vec<Heartbeat>, StoreError> {
         let mut out = Vec::new();
-        for item in self.inner.kv.scan_prefix(HEARTBEAT_PREFIX.as_bytes()) {
+        for item in self.inner.trees.kv.scan_prefix(HEARTBEAT_PREFIX.as_bytes()) {
             let (key, value) = item?;
             let beat: Heartbeat = match decode(&value, || String::from_utf8_lossy(&key).into()) {
                 Ok(b) => b,

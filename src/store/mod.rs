@@ -356,21 +356,7 @@ struct Inner {
     /// Where the database lives (a directory, or `dynamodb://region/table`), for error messages.
     path: PathBuf,
     backend: Backend,
-    meta: Tree,
-    audit: Tree,
-    audit_idx: Tree,
-    audit_actors: Tree,
-    findings: Tree,
-    findings_by_time: Tree,
-    requests: Tree,
-    requests_by_finding: Tree,
-    requests_by_state: Tree,
-    steps: Tree,
-    quarantine: Tree,
-    cursors: Tree,
-    kv: Tree,
-    posture: Tree,
-    posture_scores: Tree,
+    trees: Trees,
     /// Audit events decoded by queries, so a test can show a query reads only what matches.
     events_decoded: AtomicU64,
     /// Leases this process took over from an owner that stopped renewing them.
@@ -503,21 +489,7 @@ impl Store {
 
     fn from_trees(path: PathBuf, backend: Backend, t: Trees) -> Result<Store, StoreError> {
         let inner = Inner {
-            meta: t.meta,
-            audit: t.audit,
-            audit_idx: t.audit_idx,
-            audit_actors: t.audit_actors,
-            findings: t.findings,
-            findings_by_time: t.findings_by_time,
-            requests: t.requests,
-            requests_by_finding: t.requests_by_finding,
-            requests_by_state: t.requests_by_state,
-            steps: t.steps,
-            quarantine: t.quarantine,
-            cursors: t.cursors,
-            kv: t.kv,
-            posture: t.posture,
-            posture_scores: t.posture_scores,
+            trees: t,
             events_decoded: AtomicU64::new(0),
             takeovers: AtomicU64::new(0),
             path,
@@ -536,8 +508,8 @@ impl Store {
     /// Returns how many records were copied.
     pub fn copy_into(&self, to: &Store) -> Result<u64, StoreError> {
         if to.head()?.seq > 0
-            || to.inner.findings.first()?.is_some()
-            || to.inner.requests.first()?.is_some()
+            || to.inner.trees.findings.first()?.is_some()
+            || to.inner.trees.requests.first()?.is_some()
         {
             return Err(StoreError::Duplicate {
                 what: format!(
@@ -549,22 +521,22 @@ impl Store {
         let pairs = |s: &Store| -> [Tree; 15] {
             let i = &*s.inner;
             [
-                i.findings.clone(),
-                i.findings_by_time.clone(),
-                i.requests.clone(),
-                i.requests_by_finding.clone(),
-                i.requests_by_state.clone(),
-                i.steps.clone(),
-                i.quarantine.clone(),
-                i.cursors.clone(),
-                i.kv.clone(),
-                i.posture.clone(),
-                i.posture_scores.clone(),
-                i.audit.clone(),
-                i.audit_idx.clone(),
-                i.audit_actors.clone(),
+                i.trees.findings.clone(),
+                i.trees.findings_by_time.clone(),
+                i.trees.requests.clone(),
+                i.trees.requests_by_finding.clone(),
+                i.trees.requests_by_state.clone(),
+                i.trees.steps.clone(),
+                i.trees.quarantine.clone(),
+                i.trees.cursors.clone(),
+                i.trees.kv.clone(),
+                i.trees.posture.clone(),
+                i.trees.posture_scores.clone(),
+                i.trees.audit.clone(),
+                i.trees.audit_idx.clone(),
+                i.trees.audit_actors.clone(),
                 // Last: the head and counters, once everything they count is there.
-                i.meta.clone(),
+                i.trees.meta.clone(),
             ]
         };
         let mut copied = 0;
@@ -625,7 +597,7 @@ impl Store {
     /// Writes the schema version on first open; refuses a store from another version.
     fn check_schema(&self) -> Result<(), StoreError> {
         let current = SCHEMA_VERSION.to_string();
-        let previous = self.inner.meta.compare_and_swap(
+        let previous = self.inner.trees.meta.compare_and_swap(
             META_SCHEMA_VERSION,
             None::<&[u8]>,
             Some(current.as_bytes()),
@@ -689,18 +661,18 @@ impl Store {
             }
         };
         let owned = [
-            sled_tree(&i.meta)?,
-            sled_tree(&i.audit)?,
-            sled_tree(&i.audit_idx)?,
-            sled_tree(&i.audit_actors)?,
-            sled_tree(&i.findings)?,
-            sled_tree(&i.findings_by_time)?,
-            sled_tree(&i.requests)?,
-            sled_tree(&i.requests_by_finding)?,
-            sled_tree(&i.requests_by_state)?,
-            sled_tree(&i.steps)?,
-            sled_tree(&i.quarantine)?,
-            sled_tree(&i.kv)?,
+            sled_tree(&i.trees.meta)?,
+            sled_tree(&i.trees.audit)?,
+            sled_tree(&i.trees.audit_idx)?,
+            sled_tree(&i.trees.audit_actors)?,
+            sled_tree(&i.trees.findings)?,
+            sled_tree(&i.trees.findings_by_time)?,
+            sled_tree(&i.trees.requests)?,
+            sled_tree(&i.trees.requests_by_finding)?,
+            sled_tree(&i.trees.requests_by_state)?,
+            sled_tree(&i.trees.steps)?,
+            sled_tree(&i.trees.quarantine)?,
+            sled_tree(&i.trees.kv)?,
         ];
         let [m, a, ai, aa, f1, fbt, r, rbf, rbs, st, q, k] = &owned;
         let trees = (m, a, ai, aa, f1, fbt, r, rbf, rbs, st, q, k);
@@ -1373,6 +1345,7 @@ mod tests {
             assert_eq!(
                 store
                     .inner
+                    .trees
                     .meta
                     .get(META_SCHEMA_VERSION)
                     .unwrap()
@@ -1381,6 +1354,7 @@ mod tests {
             );
             store
                 .inner
+                .trees
                 .meta
                 .insert(META_SCHEMA_VERSION, &b"2"[..])
                 .unwrap();
@@ -1402,6 +1376,7 @@ mod tests {
         let id = Uuid::new_v4();
         store
             .inner
+            .trees
             .requests
             .insert(id.as_bytes(), &b"{oops"[..])
             .unwrap();

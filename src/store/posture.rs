@@ -14,7 +14,7 @@ impl Store {
         let key = posture_key(&f.group_key(), &f.id);
         let value = encode(f, "control finding")?;
         loop {
-            let old = self.inner.posture.get(&key)?;
+            let old = self.inner.trees.posture.get(&key)?;
             if let Some(old_bytes) = &old {
                 if old_bytes.as_ref() == value.as_slice() {
                     return Ok(false);
@@ -24,7 +24,7 @@ impl Store {
                     return Ok(false);
                 }
             }
-            let swapped = self.inner.posture.compare_and_swap(
+            let swapped = self.inner.trees.posture.compare_and_swap(
                 &key,
                 old.as_deref(),
                 Some(value.as_slice()),
@@ -40,7 +40,7 @@ impl Store {
         let mut prefix = group.encode().into_bytes();
         prefix.push(0);
         let mut out = Vec::new();
-        for item in self.inner.posture.scan_prefix(&prefix) {
+        for item in self.inner.trees.posture.scan_prefix(&prefix) {
             let (key, value) = item?;
             out.push(decode(&value, || posture_name(&key))?);
         }
@@ -50,7 +50,7 @@ impl Store {
     /// Every stored control finding, group by group.
     pub fn all_control_findings(&self) -> Result<Vec<ControlFinding>, StoreError> {
         let mut out = Vec::new();
-        for item in self.inner.posture.iter() {
+        for item in self.inner.trees.posture.iter() {
             let (key, value) = item?;
             out.push(decode(&value, || posture_name(&key))?);
         }
@@ -61,6 +61,7 @@ impl Store {
     pub fn put_score_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let key = snapshot.date.format("%Y-%m-%d").to_string();
         self.inner
+            .trees
             .posture_scores
             .insert(key.as_bytes(), encode(snapshot, "score snapshot")?)?;
         Ok(())
@@ -80,7 +81,7 @@ impl Store {
     /// The scores recorded on `date`, if any.
     pub fn score_snapshot(&self, date: chrono::NaiveDate) -> Result<Option<Snapshot>, StoreError> {
         let key = date.format("%Y-%m-%d").to_string();
-        self.get(&self.inner.posture_scores, key.as_bytes(), || {
+        self.get(&self.inner.trees.posture_scores, key.as_bytes(), || {
             format!("{TREE_POSTURE_SCORES}/{key}")
         })
     }

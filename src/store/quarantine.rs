@@ -34,6 +34,7 @@ impl Store {
         // Stores written before `quarantine_first_id` existed: their oldest kept id.
         let first_on_disk = self
             .inner
+            .trees
             .quarantine
             .first()?
             .and_then(|(k, _)| be_u64(&k))
@@ -96,7 +97,7 @@ impl Store {
     /// The most recent quarantined inputs, newest first.
     pub fn quarantined(&self, limit: usize) -> Result<Vec<QuarantinedInput>, StoreError> {
         let mut out = Vec::new();
-        for item in self.inner.quarantine.iter().rev().take(limit) {
+        for item in self.inner.trees.quarantine.iter().rev().take(limit) {
             let (key, value) = item?;
             out.push(decode(&value, || {
                 format!("{TREE_QUARANTINE}/{}", be_u64(&key).unwrap_or(0))

@@ -31,6 +31,7 @@ impl Store {
     pub fn claim_reminder(&self, request: Uuid, n: u8) -> Result<bool, StoreError> {
         let claimed = self
             .inner
+            .trees
             .kv
             .compare_and_swap(key(request, n), None::<&[u8]>, Some(CLAIMED.as_bytes()))?
             .is_ok();
@@ -43,7 +44,7 @@ impl Store {
     /// Gives back a claim whose reminder could not be posted (a sent one stays).
     pub fn release_reminder(&self, request: Uuid, n: u8) -> Result<(), StoreError> {
         // Only a `claimed` value goes; a failed swap means it was sent or is gone: keep it.
-        let _ = self.inner.kv.compare_and_swap(
+        let _ = self.inner.trees.kv.compare_and_swap(
             key(request, n),
             Some(CLAIMED.as_bytes()),
             None::<&[u8]>,
@@ -77,10 +78,11 @@ impl Store {
     /// flight. Returns how many.
     pub fn release_unsent_reminders(&self) -> Result<usize, StoreError> {
         let mut released = 0;
-        for item in self.inner.kv.scan_prefix(KEY_PREFIX.as_bytes()) {
+        for item in self.inner.trees.kv.scan_prefix(KEY_PREFIX.as_bytes()) {
             let (k, v) = item?;
             if v.as_ref() == CLAIMED.as_bytes() {
                 self.inner
+                    .trees
                     .kv
                     .compare_and_swap(&k, Some(CLAIMED.as_bytes()), None::<&[u8]>)?
                     .ok();

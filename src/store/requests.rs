@@ -41,14 +41,16 @@ impl Store {
     }
 
     pub fn get_request(&self, id: Uuid) -> Result<Option<Request>, StoreError> {
-        self.get(&self.inner.requests, id.as_bytes(), || request_key_name(id))
+        self.get(&self.inner.trees.requests, id.as_bytes(), || {
+            request_key_name(id)
+        })
     }
 
     /// Every request for a finding, oldest first.
     pub fn requests_for_finding(&self, finding_id: &str) -> Result<Vec<Request>, StoreError> {
         let prefix = requests_by_finding_prefix(finding_id);
         let mut out = Vec::new();
-        for item in self.inner.requests_by_finding.scan_prefix(&prefix) {
+        for item in self.inner.trees.requests_by_finding.scan_prefix(&prefix) {
             let (key, _) = item?;
             if key.len() != prefix.len() + 8 + 16 {
                 continue; // another finding whose id starts with this one and a 0 byte
@@ -91,7 +93,7 @@ impl Store {
             }
             seen.push(state);
             let prefix = requests_by_state_prefix(state);
-            for item in self.inner.requests_by_state.scan_prefix(&prefix) {
+            for item in self.inner.trees.requests_by_state.scan_prefix(&prefix) {
                 let (key, _) = item?;
                 if key.len() != prefix.len() + 16 {
                     return Err(StoreError::Corrupt {
@@ -124,6 +126,7 @@ impl Store {
             let mut n = 0;
             for item in self
                 .inner
+                .trees
                 .requests_by_state
                 .scan_prefix(requests_by_state_prefix(state))
             {

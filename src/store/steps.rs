@@ -54,7 +54,7 @@ impl Store {
     pub fn step_records(&self, request_id: Uuid) -> Result<Vec<StepRecord>, StoreError> {
         let prefix = request_id.as_bytes();
         let mut out = Vec::new();
-        for item in self.inner.steps.scan_prefix(prefix) {
+        for item in self.inner.trees.steps.scan_prefix(prefix) {
             let (key, value) = item?;
             let index = be_u64(&key[prefix.len()..]).unwrap_or(u64::MAX);
             out.push(decode(&value, || {
