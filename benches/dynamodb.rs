@@ -331,13 +331,8 @@ fn main() {
 
     // The monthly cost of 1,000 findings a day (every one proposing a request) and, say, 20
     // approvals a day, at on-demand prices.
-    let (stores_one, _) = (
-        {
-            let (target, conf) = table(&proxy, "hanko-bench-cost");
-            Store::open_dynamodb(&target, Some(conf)).unwrap()
-        },
-        (),
-    );
+    let (target, conf) = table(&proxy, "hanko-bench-cost");
+    let stores_one = Store::open_dynamodb(&target, Some(conf)).unwrap();
     let sample = findings(200);
     let before = stores_one.request_units().unwrap();
     burst(std::slice::from_ref(&stores_one), &sample);

@@ -247,8 +247,9 @@ fn sweep(app: &App, tasks: &Tasks, now: DateTime<Utc>) {
     let paused = app.engine.is_paused().unwrap_or(true);
     for req in left {
         let orphaned = match req.state {
+            // No lease (its replica died between the start and the claim) or a lapsed one.
             RequestState::Executing => match app.store.lease(&execution_lease(req.id)) {
-                Ok(lease) => lease.is_none_or_lapsed(now),
+                Ok(lease) => lease.map_or(true, |l| l.until <= now),
                 Err(_) => false,
             },
             RequestState::Approved => {
@@ -265,16 +266,5 @@ fn sweep(app: &App, tasks: &Tasks, now: DateTime<Utc>) {
                 }
             });
         }
-    }
-}
-
-/// A lease that nobody holds now.
-trait Lapsed {
-    fn is_none_or_lapsed(&self, now: DateTime<Utc>) -> bool;
-}
-
-impl Lapsed for Option<crate::store::Lease> {
-    fn is_none_or_lapsed(&self, now: DateTime<Utc>) -> bool {
-        self.as_ref().map_or(true, |l| l.until <= now)
     }
 }

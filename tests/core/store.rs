@@ -109,13 +109,23 @@ fn count_kind(store: &Store, kind: EventKind) -> usize {
 
 /// Runs `voters` threads voting Approve at the same moment on one request.
 fn race(store: &Store, needed: u32, voters: usize) -> (Request, Vec<Result<Outcome, Refusal>>) {
+    race_on(std::slice::from_ref(store), policy(needed), voters)
+}
+
+/// [`race`] under `policy`, voter `i` voting through `stores[i % stores.len()]` (several
+/// replicas' stores on one table).
+fn race_on(
+    stores: &[Store],
+    policy: Policy,
+    voters: usize,
+) -> (Request, Vec<Result<Outcome, Refusal>>) {
     let req = request("f-race", t0());
-    store.create_request(&req, t0()).unwrap();
+    stores[0].create_request(&req, t0()).unwrap();
     let barrier = Arc::new(Barrier::new(voters));
-    let policy = Arc::new(policy(needed));
+    let policy = Arc::new(policy);
     let handles: Vec<_> = (0..voters)
         .map(|i| {
-            let store = store.clone();
+            let store = stores[i % stores.len()].clone();
             let barrier = barrier.clone();
             let policy = policy.clone();
             let vote = approve(i, &req);
@@ -1441,30 +1451,11 @@ fn fifty_concurrent_votes_from_five_replicas_approve_once_and_lose_none() {
     let proxy = crate::support::dynamo_proxy::Proxy::start(crate::support::moto::shared().port);
     let place = crate::support::store_backend::Place::dynamo_at(proxy.endpoint());
     let replicas: Vec<Store> = (0..5).map(|_| place.open()).collect();
-    let req = request("f-fifty", t0());
-    replicas[0].create_request(&req, t0()).unwrap();
-    let barrier = Arc::new(Barrier::new(50));
-    let policy = Arc::new(Policy {
+    let policy = Policy {
         approver_users: (0..50).map(|i| format!("u{i}")).collect(),
         ..policy(3)
-    });
-    let handles: Vec<_> = (0..50)
-        .map(|i| {
-            let store = replicas[i % 5].clone();
-            let barrier = barrier.clone();
-            let policy = policy.clone();
-            let vote = approve(i, &req);
-            let id = req.id;
-            std::thread::spawn(move || {
-                barrier.wait();
-                store
-                    .vote(&policy, id, &vote, t0() + Duration::minutes(1))
-                    .unwrap()
-                    .map(|d| d.outcome)
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    };
+    let (req, results) = race_on(&replicas, policy, 50);
     let granted = results
         .iter()
         .filter(|r| matches!(r, Ok(Outcome::Approved { .. })))
