@@ -70,6 +70,15 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         app.store.write_conflicts(),
         app.store.lease_takeovers(),
     ));
+    // What DynamoDB itself reported (`ReturnConsumedCapacity`): the bill's own measure.
+    if let Some((read, write)) = app.store.consumed_capacity() {
+        body.push_str(&format!(
+            "# HELP hanko_dynamodb_consumed_capacity_units_total Capacity units DynamoDB reported as consumed by this replica's store.\n\
+             # TYPE hanko_dynamodb_consumed_capacity_units_total counter\n\
+             hanko_dynamodb_consumed_capacity_units_total{{kind=\"read\"}} {read}\n\
+             hanko_dynamodb_consumed_capacity_units_total{{kind=\"write\"}} {write}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], body)
 }
 

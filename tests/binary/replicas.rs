@@ -235,6 +235,10 @@ async fn on_dynamodb_the_binary_inits_its_table_contains_a_key_and_the_audit_ver
         metrics.contains("hanko_store_write_conflicts_total"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("hanko_dynamodb_consumed_capacity_units_total{kind=\"write\"}"),
+        "{metrics}"
+    );
     replica.stop().await;
 
     let (ok, said) = hanko(&["audit", "verify"], &config).await;
