@@ -9,7 +9,9 @@
 //! * [`cards`]: [`cards::Card`], plain data rendered from a finding, its request and the step
 //!   records (request, posture, finding and digest cards), always within Discord's limits;
 //! * [`redact`]: keeps interaction and webhook tokens out of every logged error, and the one
-//!   error-id scheme ([`crate::util::error_id`]).
+//!   error-id scheme ([`crate::util::error_id`]);
+//! * [`signature`]: Discord's Ed25519 signature on a POST to `/interactions`, and the age of
+//!   its timestamp.
 //!
 //! Serenity-facing:
 //!
@@ -43,4 +45,5 @@ pub mod outbox;
 pub mod posture_actions;
 pub mod ratelimit;
 pub mod redact;
+pub mod signature;
 pub mod text;
