@@ -17,6 +17,11 @@
 //!
 //! * [`convert`]: the one thin place that turns a card into serenity 0.12 builders;
 //! * [`bot`]: the serenity client, command registration, routing and answering interactions;
+//! * [`answer`]: how an interaction is answered, over the gateway (the callback POST) or over
+//!   HTTP (the response body, a deferral when the handler is slow);
+//! * [`endpoint`]: `POST /interactions`, Discord's HTTP interactions endpoint (with
+//!   `discord.interactions = "http"`): verified, parsed into serenity's `Interaction`, handed to
+//!   the same handler as the gateway's;
 //! * [`interactions`]: the card buttons and the reject modal, translated into
 //!   [`crate::actions::vote`] and [`crate::actions::revert`];
 //! * [`posture_actions`]: the posture card's buttons and modals (suppress, lift, acknowledge,
@@ -34,12 +39,14 @@
 //! May use the application layer, the app, the core types, the store's typed operations and
 //! serenity. No file here imports the AWS SDK, `crate::run`, or sled.
 
+pub mod answer;
 pub mod bot;
 pub mod cards;
 pub mod commands;
 pub mod convert;
 pub mod custom_id;
 pub mod digest;
+pub mod endpoint;
 pub mod interactions;
 pub mod outbox;
 pub mod posture_actions;
