@@ -3,10 +3,12 @@
 //! [`router`] builds the axum router from the app, so tests drive it in-process. It translates
 //! only: readiness comes from the gateway gauge in [`crate::metrics::Metrics`] and a read of the
 //! store; numbers come from the metrics and the store's request counts. Never imports serenity,
-//! sled or the AWS SDK.
+//! sled or the AWS SDK. With `discord.interactions = "http"`, `hanko run` merges Discord's
+//! `POST /interactions` ([`crate::discord::endpoint`]) into the same server.
 //!
-//! * `GET /healthz`: `200 ok` once the Discord gateway is connected and the store answers,
-//!   else `503` with the reason, one line.
+//! * `GET /healthz`: `200 ok` once the store answers and, with interactions over the gateway,
+//!   the gateway is connected (over HTTP there is no connection to wait for); else `503` with
+//!   the reason, one line.
 //! * `GET /metrics`: Prometheus text format 0.0.4.
 
 use axum::extract::State;
@@ -33,7 +35,8 @@ async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if let Err(e) = app.store.probe() {
         return unavailable(format!("store: {e}\n"));
     }
-    if !app.metrics.gateway_connected() {
+    let over_gateway = !app.settings.discord.interactions.is_http();
+    if over_gateway && !app.metrics.gateway_connected() {
         return unavailable("discord: the gateway is not connected\n".to_string());
     }
     (StatusCode::OK, format!("ok\n{}", replica_lines(&app)))
@@ -104,7 +107,11 @@ path = "/nonexistent/hanko-http-test"
 "#;
 
     fn app() -> App {
-        let settings = crate::config::parse(CONFIG, Path::new("hanko.toml")).unwrap();
+        app_of(CONFIG)
+    }
+
+    fn app_of(config: &str) -> App {
+        let settings = crate::config::parse(config, Path::new("hanko.toml")).unwrap();
         let conf = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
@@ -151,6 +158,25 @@ path = "/nonexistent/hanko-http-test"
         app.metrics.set_gateway_connected(true);
         let (status, _, body) = get(router(app), "/healthz").await;
         assert_eq!(status, 200);
+        assert!(body.starts_with("ok\nbackend: sled\n"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn healthz_does_not_wait_for_a_gateway_over_http_interactions() {
+        let key = hex::encode(
+            ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let config = CONFIG.replacen(
+            "[discord]",
+            &format!("[discord]\ninteractions = \"http\"\npublic_key = \"{key}\""),
+            1,
+        );
+        let app = app_of(&config);
+        assert!(!app.metrics.gateway_connected());
+        let (status, _, body) = get(router(app), "/healthz").await;
+        assert_eq!(status, 200, "{body}");
         assert!(body.starts_with("ok\nbackend: sled\n"), "{body}");
     }
 

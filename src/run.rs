@@ -9,6 +9,13 @@
 //! (with `ingest.securityhub` on; [`crate::discord::digest`]), the audit anchor (with
 //! `[audit] anchor_bucket` set; [`crate::anchor::writer`]) and the Discord bot.
 //!
+//! The bot's transport follows `discord.interactions`: over the gateway, the serenity client
+//! (its READY registers the slash commands); over HTTP, no gateway connection at all: the HTTP
+//! server also serves `POST /interactions` ([`crate::discord::endpoint`]), the slash commands
+//! are registered through REST at start-up, and the server keeps answering (clicks get "hanko
+//! is shutting down") until shutdown closes the transport. Cards, edits and the digest go
+//! through REST either way.
+//!
 //! The request lifecycle task also starts every Approved request when `/resume` lifts the pause
 //! ([`Notice::ExecutionResumed`]), as owned engine runs, so an approval given while paused runs
 //! without a restart (after the engine's pre-flight checks, [`crate::preflight`]).
@@ -18,7 +25,8 @@
 //!
 //! [`Running::shutdown`] sends the shutdown signal (the bot answers further clicks with "hanko is
 //! shutting down"; the outbox, the digest and the HTTP server stop), waits a bounded time for
-//! engine runs under way, flushes the store and closes the gateway; last, once nothing else
+//! engine runs under way, flushes the store and closes the transport (the gateway, or the
+//! HTTP server's `/interactions`); last, once nothing else
 //! writes audit events, it writes the final audit digest (when the head moved).
 //!
 //! It owns the wiring and the lifetimes of tasks; it holds no policy. It may use every module.
@@ -38,10 +46,12 @@ use crate::anchor::writer::Anchorer;
 use crate::anchor::{AnchorKey, AnchorLocation};
 use crate::app::App;
 use crate::command_defs::{self, CommandDefError};
-use crate::config::Secret;
+use crate::config::{Interactions, Secret};
 use crate::discord::bot::{self, BotState};
 use crate::discord::digest::Digest;
+use crate::discord::endpoint;
 use crate::discord::outbox::Outbox;
+use crate::discord::signature::Verifier;
 use crate::notices::Notice;
 use crate::store::StoreError;
 
@@ -68,6 +78,8 @@ pub enum RunError {
     Commands(#[from] CommandDefError),
     #[error("cannot build the Discord client")]
     Discord(#[source] serenity::Error),
+    #[error("discord.public_key is not an Ed25519 public key")]
+    PublicKey,
     #[error("audit.anchor_key_file: {0}")]
     AnchorKey(#[source] crate::anchor::AnchorError),
     /// Gateway mode on a shared store, and another replica holds the gateway.
@@ -167,7 +179,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Tasks,
     grace: Duration,
-    shard_manager: Arc<ShardManager>,
+    transport: Transport,
+    /// The gateway client, or the HTTP transport's start-up (application id, slash commands).
     bot: JoinHandle<()>,
     outbox: JoinHandle<()>,
     server: JoinHandle<()>,
@@ -182,6 +195,25 @@ pub struct Running {
     investigator: JoinHandle<()>,
     /// The audit anchor and its periodic task, with `[audit] anchor_bucket` set.
     anchor: Option<(Anchorer, JoinHandle<()>)>,
+}
+
+/// How interactions reach the running bot, as shutdown closes it.
+enum Transport {
+    /// The gateway client's shards.
+    Gateway(Arc<ShardManager>),
+    /// `POST /interactions` on the HTTP server: stops the server when sent.
+    Http(watch::Sender<bool>),
+}
+
+impl Transport {
+    async fn close(&self) {
+        match self {
+            Transport::Gateway(shards) => shards.shutdown_all().await,
+            Transport::Http(stop) => {
+                let _ = stop.send(true);
+            }
+        }
+    }
 }
 
 /// Starts the outbox, the HTTP server, the engine's resume and the bot. Returns once they are
@@ -211,8 +243,11 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         source,
     })?;
 
-    // One gateway per store: a second gateway replica would answer every click twice.
-    crate::replicas::claim_gateway(&app).map_err(RunError::GatewayHeld)?;
+    // One gateway per store: a second gateway replica would answer every click twice. Over
+    // HTTP interactions each click is one POST to one replica: nothing to claim.
+    if matches!(app.settings.discord.interactions, Interactions::Gateway) {
+        crate::replicas::claim_gateway(&app).map_err(RunError::GatewayHeld)?;
+    }
 
     let state = Arc::new(BotState::new(
         app.clone(),
@@ -220,13 +255,29 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         shutdown_rx.clone(),
         definitions,
     ));
-    let mut client = bot::build_client(state, token)
-        .await
-        .map_err(RunError::Discord)?;
-    let shard_manager = Arc::clone(&client.shard_manager);
+    // The transport: a gateway client, or the REST client and the verifier of /interactions.
+    let (mut client, verifier) = match &app.settings.discord.interactions {
+        Interactions::Gateway => {
+            let client = bot::build_client(Arc::clone(&state), token)
+                .await
+                .map_err(RunError::Discord)?;
+            (Some(client), None)
+        }
+        Interactions::Http { public_key } => (
+            None,
+            Some(Verifier::new(public_key).ok_or(RunError::PublicKey)?),
+        ),
+    };
+    let rest = match &client {
+        Some(client) => Arc::clone(&client.http),
+        None => Arc::new(bot::http_client(
+            app.settings.discord.api_base.as_deref(),
+            token,
+        )),
+    };
 
     // The outbox subscribes before anything can send a notice.
-    let outbox = Outbox::new(app.clone(), Arc::clone(&client.http)).with_escalation_interval(
+    let outbox = Outbox::new(app.clone(), Arc::clone(&rest)).with_escalation_interval(
         options
             .sweep_interval
             .min(crate::discord::outbox::ESCALATION_INTERVAL),
@@ -237,8 +288,19 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         .with_retry_base(options.investigate_retry_base);
     let investigator = tokio::spawn(investigator.run(app.notices.subscribe(), shutdown_rx.clone()));
 
-    let router = crate::http::router(app.clone());
+    let mut router = crate::http::router(app.clone());
+    // Over the gateway the server stops with the shutdown signal; serving /interactions, it
+    // stops when shutdown closes the transport.
+    let (stop_interactions, stop_interactions_rx) = watch::channel(false);
     let mut stop_http = shutdown_rx.clone();
+    if let Some(verifier) = verifier {
+        router = router.merge(endpoint::router(
+            Arc::clone(&state),
+            Arc::clone(&rest),
+            verifier,
+        ));
+        stop_http = stop_interactions_rx;
+    }
     let server = tokio::spawn(async move {
         let stopped = async move {
             let _ = stop_http.wait_for(|stop| *stop).await;
@@ -250,7 +312,11 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
             tracing::error!(error = %e, "the HTTP server failed");
         }
     });
-    tracing::info!(%http_addr, "serving /healthz and /metrics");
+    if client.is_some() {
+        tracing::info!(%http_addr, "serving /healthz and /metrics");
+    } else {
+        tracing::info!(%http_addr, "serving /healthz, /metrics and POST /interactions (no gateway)");
+    }
 
     // Expiry at start-up, before the first click can meet a request whose time is up; then
     // every minute, and `/resume`, in the lifecycle task.
@@ -279,7 +345,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
 
     // Without Security Hub ingest the scores never change: nothing to post a digest of.
     let digest = (options.posture_digest && app.settings.ingest.securityhub).then(|| {
-        let digest = Digest::new(app.clone(), Arc::clone(&client.http));
+        let digest = Digest::new(app.clone(), Arc::clone(&rest));
         tokio::spawn(digest.run(shutdown_rx.clone()))
     });
 
@@ -291,11 +357,21 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         None => None,
     };
 
-    let bot = tokio::spawn(async move {
-        if let Err(e) = client.start().await {
-            tracing::error!(error = %crate::discord::redact::chain(&e), "the Discord client stopped with an error");
+    let (bot, transport) = match client.take() {
+        Some(mut client) => {
+            let shards = Arc::clone(&client.shard_manager);
+            let bot = tokio::spawn(async move {
+                if let Err(e) = client.start().await {
+                    tracing::error!(error = %crate::discord::redact::chain(&e), "the Discord client stopped with an error");
+                }
+            });
+            (bot, Transport::Gateway(shards))
         }
-    });
+        None => {
+            let bot = tokio::spawn(endpoint::prepare(rest, state, shutdown_rx.clone()));
+            (bot, Transport::Http(stop_interactions))
+        }
+    };
 
     Ok(Running {
         app,
@@ -303,7 +379,7 @@ pub async fn start(app: App, token: &Secret, options: Options) -> Result<Running
         shutdown,
         tasks,
         grace: options.shutdown_grace,
-        shard_manager,
+        transport,
         bot,
         outbox,
         server,
@@ -378,7 +454,7 @@ impl Running {
             );
         }
         self.app.store.flush()?;
-        self.shard_manager.shutdown_all().await;
+        self.transport.close().await;
         self.app.metrics.set_gateway_connected(false);
         for (name, task) in [
             ("replica", self.replica_loop),

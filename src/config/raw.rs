@@ -36,6 +36,8 @@ pub(super) struct RawDiscord {
     pub(super) guild_id: Option<String>,
     pub(super) channel_id: Option<String>,
     pub(super) api_base: Option<String>,
+    pub(super) interactions: Option<String>,
+    pub(super) public_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -43,6 +43,39 @@ pub struct DiscordSettings {
     pub channel_id: u64,
     /// A Discord-compatible endpoint instead of discord.com (tests); [`API_BASE_ENV`] overrides.
     pub api_base: Option<String>,
+    /// How interactions reach hanko (`discord.interactions`, with `discord.public_key`).
+    pub interactions: Interactions,
+}
+
+/// How Discord delivers interactions (clicks, modal submits, slash commands) to hanko.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Interactions {
+    /// Over the gateway websocket hanko opens (`interactions = "gateway"`, the default).
+    #[default]
+    Gateway,
+    /// Discord POSTs each one, signed, to hanko's `/interactions` (`interactions = "http"`);
+    /// hanko opens no gateway connection.
+    Http {
+        /// The application's public key, which Discord's signatures are checked against.
+        public_key: DiscordPublicKey,
+    },
+}
+
+impl Interactions {
+    pub fn is_http(&self) -> bool {
+        matches!(self, Interactions::Http { .. })
+    }
+}
+
+/// A Discord application's public key (`discord.public_key`): 32 bytes of an Ed25519 key that
+/// decompresses to a curve point. Not a secret; shown as the Developer Portal shows it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DiscordPublicKey(pub [u8; 32]);
+
+impl fmt::Debug for DiscordPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DiscordPublicKey({})", hex::encode(self.0))
+    }
 }
 
 /// Who may do what in Discord. Ids are canonical decimal snowflakes, as the interaction's

@@ -48,6 +48,7 @@ fn minimal_config_gets_the_defaults() {
     assert_eq!(s.discord.guild_id, 123_456_789_012_345_678);
     assert_eq!(s.discord.channel_id, 223_456_789_012_345_678);
     assert_eq!(s.discord.api_base, None);
+    assert_eq!(s.discord.interactions, Interactions::Gateway);
     assert_eq!(s.policy.approvals, Approvals::default());
     assert_eq!(s.policy.ttl, Duration::hours(4));
     assert!(!s.policy.allow_self_approval);
@@ -81,6 +82,8 @@ token_file = "secrets/discord"
 guild_id = "123456789012345678"
 channel_id = "223456789012345678"
 api_base = "http://127.0.0.1:8080"
+interactions = "http"
+public_key = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
 
 [responders]
 approver_roles = ["323456789012345678"]
@@ -129,6 +132,7 @@ iam3_max_key_age = "45d"
         TokenSource::File("/etc/hanko/secrets/discord".into())
     );
     assert_eq!(s.discord.api_base.as_deref(), Some("http://127.0.0.1:8080"));
+    assert!(s.discord.interactions.is_http());
     assert_eq!(s.responders.admin_roles.len(), 1);
     assert_eq!(
         s.policy.approver_users,
@@ -581,6 +585,115 @@ fn no_message_echoes_a_token() {
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("secretsecret"), "{shown}");
         assert!(shown.contains("token_env"), "{shown}");
+    }
+}
+
+/// The public key of a fixed Ed25519 key pair, as the Developer Portal shows one.
+fn a_public_key() -> String {
+    hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+            .verifying_key()
+            .to_bytes(),
+    )
+}
+
+/// 32 bytes that are not an Ed25519 public key (no curve point has this y).
+fn not_a_curve_point() -> String {
+    let bytes = (0u8..=255)
+        .map(|b| [b; 32])
+        .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+        .expect("some constant 32 bytes are not a point");
+    hex::encode(bytes)
+}
+
+fn with_discord(lines: &str) -> String {
+    BASE.replacen("[discord]", &format!("[discord]\n{lines}"), 1)
+}
+
+#[test]
+fn http_interactions_read_the_public_key() {
+    let key = a_public_key();
+    for (lines, want) in [
+        (
+            "interactions = \"gateway\"".to_string(),
+            Interactions::Gateway,
+        ),
+        (
+            format!("public_key = \"{key}\""),
+            // Checked, but unused at the gateway.
+            Interactions::Gateway,
+        ),
+        (
+            format!(
+                "interactions = \"http\"\npublic_key = \"{}\"",
+                key.to_uppercase()
+            ),
+            Interactions::Http {
+                public_key: DiscordPublicKey(hex::decode(&key).unwrap().try_into().unwrap()),
+            },
+        ),
+    ] {
+        let s = parse(&with_discord(&lines), Path::new(ORIGIN)).unwrap();
+        assert_eq!(s.discord.interactions, want, "{lines}");
+    }
+}
+
+#[test]
+fn http_interactions_refuse_a_missing_or_malformed_public_key() {
+    let token_like = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.secretsecretsecret";
+    let cases: &[(String, &str, &str)] = &[
+        (
+            "interactions = \"http\"".into(),
+            "discord.public_key",
+            "missing: with discord.interactions = \"http\" hanko checks every request's signature with the application's public key; copy PUBLIC KEY from the Discord Developer Portal (your application, General Information), 64 hex characters",
+        ),
+        (
+            format!("interactions = \"http\"\npublic_key = \"{token_like}\""),
+            "discord.public_key",
+            "is not a Discord public key (50 characters): it is 64 hex characters; copy PUBLIC KEY from the Discord Developer Portal (your application, General Information), not the bot token",
+        ),
+        (
+            // 64 characters, not all hex.
+            format!("interactions = \"http\"\npublic_key = \"{}\"", "g".repeat(64)),
+            "discord.public_key",
+            "is not a Discord public key (64 characters): it is 64 hex characters; copy PUBLIC KEY from the Discord Developer Portal (your application, General Information), not the bot token",
+        ),
+        (
+            format!("interactions = \"http\"\npublic_key = \"{}\"", &a_public_key()[..62]),
+            "discord.public_key",
+            "is not a Discord public key (62 characters): it is 64 hex characters; copy PUBLIC KEY from the Discord Developer Portal (your application, General Information), not the bot token",
+        ),
+        (
+            format!("interactions = \"http\"\npublic_key = \"{}\"", not_a_curve_point()),
+            "discord.public_key",
+            "is 64 hex characters but not an Ed25519 public key: copy PUBLIC KEY again from the Discord Developer Portal (your application, General Information)",
+        ),
+        (
+            // A bad key is reported at the gateway too: it would bite when the mode changes.
+            "public_key = \"abc\"".into(),
+            "discord.public_key",
+            "is not a Discord public key (3 characters): it is 64 hex characters; copy PUBLIC KEY from the Discord Developer Portal (your application, General Information), not the bot token",
+        ),
+        (
+            format!("interactions = \"webhook\"\npublic_key = \"{}\"", a_public_key()),
+            "discord.interactions",
+            "`webhook` is not a way to receive interactions: use \"gateway\" (hanko connects to Discord; the default) or \"http\" (Discord POSTs them to hanko's /interactions; set discord.public_key too)",
+        ),
+        (
+            "interactions = true".into(),
+            "discord.interactions",
+            "",
+        ),
+    ];
+    for (lines, key, message) in cases {
+        let p = problems(&with_discord(lines));
+        assert_eq!(p.len(), 1, "{lines}: {p:?}");
+        assert_eq!(p[0].key, *key, "{lines}");
+        if !message.is_empty() {
+            assert_eq!(p[0].message, *message, "{lines}");
+        }
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("secretsecret"), "{shown}");
     }
 }
 

@@ -161,12 +161,47 @@ impl Validator<'_> {
         let api_base = self.checked("discord.api_base", raw.api_base, |u| {
             check_http_url(&u).map(|()| u)
         });
+        let interactions = self.interactions(raw.interactions, raw.public_key);
         Some(DiscordSettings {
             token_source: token_source?,
             guild_id: guild_id?,
             channel_id: channel_id?,
             api_base: api_base?,
+            interactions: interactions?,
         })
+    }
+
+    /// `discord.interactions` and `discord.public_key`: the key is required in `http` mode, and
+    /// checked in either mode (a bad key would bite when the mode is switched).
+    fn interactions(
+        &mut self,
+        mode: Option<String>,
+        public_key: Option<String>,
+    ) -> Option<Interactions> {
+        let key = self.checked("discord.public_key", public_key, |k| parse_public_key(&k));
+        match mode.as_deref().map(str::trim) {
+            None | Some("gateway") => {
+                key?;
+                Some(Interactions::Gateway)
+            }
+            Some("http") => match key? {
+                Some(public_key) => Some(Interactions::Http { public_key }),
+                None => {
+                    self.problem(
+                        "discord.public_key",
+                        "missing: with discord.interactions = \"http\" hanko checks every request's signature with the application's public key; copy PUBLIC KEY from the Discord Developer Portal (your application, General Information), 64 hex characters",
+                    );
+                    None
+                }
+            },
+            Some(other) => {
+                self.problem(
+                    "discord.interactions",
+                    format!("`{other}` is not a way to receive interactions: use \"gateway\" (hanko connects to Discord; the default) or \"http\" (Discord POSTs them to hanko's /interactions; set discord.public_key too)"),
+                );
+                None
+            }
+        }
     }
 
     pub(super) fn required_snowflake(
@@ -792,6 +827,23 @@ pub(super) fn parse_snowflake(s: &str) -> Result<u64, String> {
     }
     s.parse::<u64>()
         .map_err(|_| format!("`{s}` is too large for a Discord id"))
+}
+
+/// A Discord application's public key: 64 hex characters of an Ed25519 public key. The value
+/// is never echoed: it may be the bot token pasted into the wrong key.
+pub(super) fn parse_public_key(s: &str) -> Result<DiscordPublicKey, String> {
+    let s = s.trim();
+    let mut bytes = [0u8; 32];
+    if s.len() != 64 || hex::decode_to_slice(s, &mut bytes).is_err() {
+        return Err(format!(
+            "is not a Discord public key ({} characters): it is 64 hex characters; copy PUBLIC KEY from the Discord Developer Portal (your application, General Information), not the bot token",
+            s.chars().count()
+        ));
+    }
+    if ed25519_dalek::VerifyingKey::from_bytes(&bytes).is_err() {
+        return Err("is 64 hex characters but not an Ed25519 public key: copy PUBLIC KEY again from the Discord Developer Portal (your application, General Information)".to_owned());
+    }
+    Ok(DiscordPublicKey(bytes))
 }
 
 pub(super) fn is_env_var_name(s: &str) -> bool {

@@ -5,7 +5,12 @@
 //!   serenity's proxy, with its ratelimiter off, since serenity ignores the proxy otherwise),
 //!   else to discord.com with serenity's ratelimiter. Intents: `GUILDS` only.
 //! * **READY**: the guild's commands are bulk-overwritten from `commands/*.json` (so removed
-//!   commands disappear) and the gateway gauge behind `/healthz` turns on.
+//!   commands disappear; [`register_commands`], which the HTTP transport calls at start-up)
+//!   and the gateway gauge behind `/healthz` turns on.
+//! * **Two transports, one handler**: [`Handler::on_interaction`] routes every interaction,
+//!   from the gateway (the serenity event handler) or from Discord's POST to `/interactions`
+//!   ([`super::endpoint`]); the answer goes back through [`super::answer`], which knows the
+//!   difference.
 //! * **Interactions**: refused first when hanko is shutting down, when they come from a DM,
 //!   another guild or another channel than the configured one (ephemeral, each refusal
 //!   audited: `VoteRefused` for clicks, `CommandInvoked` for commands); then buttons
@@ -14,7 +19,8 @@
 //! * **Answers within 3 s**: a command handler that answers within
 //!   [`DIRECT_ANSWER_BUDGET`] is answered directly, ephemeral or public as its reply says;
 //!   a slower one is deferred (ephemerally) and its answer edited in (a public answer then goes
-//!   out as a followup). Buttons defer as [`super::interactions`] describes.
+//!   out as a followup). Buttons defer as [`super::interactions`] describes. Over HTTP a reply
+//!   with a file is deferred and edited in (the response body is JSON only).
 //! * **Errors have two audiences**: the person sees one safe sentence with an error id
 //!   ([`crate::util::error_id`], the scheme the slash commands use too); the log
 //!   gets the whole chain under that id. No AWS or serde text reaches Discord.
@@ -43,6 +49,7 @@ use crate::actions::execute::Tasks;
 use crate::app::App;
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::config::Secret;
+use crate::discord::answer::{Answerable, Asked, Via};
 use crate::discord::cards::{self, Card};
 use crate::discord::commands::{self, Invocation, Invoker, Reply};
 use crate::discord::custom_id::PostureId;
@@ -100,45 +107,6 @@ pub fn error_sentence(error_id: &str) -> String {
     format!("hanko could not finish this because of an internal error (error id `{error_id}`); the details are in hanko's log.")
 }
 
-/// The interactions hanko answers with a message: buttons, modal submits and slash commands.
-/// The refusal, deferral and error paths are written once, over this.
-pub(crate) trait Answerable {
-    async fn respond(
-        &self,
-        http: &Http,
-        response: CreateInteractionResponse,
-    ) -> serenity::Result<()>;
-    async fn follow_up(
-        &self,
-        http: &Http,
-        followup: CreateInteractionResponseFollowup,
-    ) -> serenity::Result<()>;
-}
-
-macro_rules! answerable {
-    ($($kind:ty),*) => {$(
-        impl Answerable for $kind {
-            async fn respond(
-                &self,
-                http: &Http,
-                response: CreateInteractionResponse,
-            ) -> serenity::Result<()> {
-                self.create_response(http, response).await
-            }
-
-            async fn follow_up(
-                &self,
-                http: &Http,
-                followup: CreateInteractionResponseFollowup,
-            ) -> serenity::Result<()> {
-                self.create_followup(http, followup).await.map(|_| ())
-            }
-        }
-    )*};
-}
-
-answerable!(ComponentInteraction, ModalInteraction, CommandInteraction);
-
 /// One ephemeral sentence, as an interaction's first answer.
 fn ephemeral_message(text: &str) -> CreateInteractionResponse {
     CreateInteractionResponse::Message(
@@ -176,9 +144,20 @@ pub(crate) async fn defer_ephemeral(http: &Http, to: &impl Answerable) -> Result
 
 /// Tells the person about an internal error, whether or not the interaction was answered yet:
 /// a first answer, else a followup (which works after a deferral). `false` when neither went.
+/// Over HTTP, an error before the first answer is told in the response body.
 async fn tell_error(http: &Http, to: &impl Answerable, text: &str) -> bool {
     to.respond(http, ephemeral_message(text)).await.is_ok()
         || to.follow_up(http, ephemeral_followup(text)).await.is_ok()
+}
+
+/// Logs a handler's error under an error id and tells the person ([`tell_error`]).
+async fn answer_error(http: &Http, to: &impl Answerable, result: Result<(), BotError>) {
+    if let Err(e) = result {
+        let error_id = log_error(&e, "answering an interaction failed");
+        if !tell_error(http, to, &error_sentence(&error_id)).await {
+            tracing::warn!(error_id = %error_id, "could not tell the user about the error");
+        }
+    }
 }
 
 /// What the event handler needs. Shared by every event task.
@@ -245,6 +224,25 @@ pub async fn build_client(state: Arc<BotState>, token: &Secret) -> Result<Client
         .await
 }
 
+/// Bulk-overwrites the guild's slash commands with `state.commands` (removed commands
+/// disappear); logged, never fatal. Needs the application id on `http` (READY sets it at the
+/// gateway; [`super::endpoint::prepare`] over HTTP).
+pub(crate) async fn register_commands(http: &Http, state: &BotState) {
+    match http
+        .create_guild_commands(state.guild, &state.commands)
+        .await
+    {
+        Ok(registered) => tracing::info!(
+            commands = registered.len(),
+            guild_id = state.guild.get(),
+            "slash commands registered (bulk overwrite)"
+        ),
+        Err(e) => {
+            log_error(&e, "registering the slash commands failed");
+        }
+    }
+}
+
 /// Where an interaction came from, when hanko does not answer there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Elsewhere {
@@ -275,11 +273,18 @@ impl Elsewhere {
     }
 }
 
-struct Handler {
+/// Routes and answers interactions; the event handler of the gateway client, and what the HTTP
+/// endpoint ([`super::endpoint`]) hands each verified interaction to.
+#[derive(Clone)]
+pub(crate) struct Handler {
     state: Arc<BotState>,
 }
 
 impl Handler {
+    pub(crate) fn new(state: Arc<BotState>) -> Self {
+        Handler { state }
+    }
+
     fn elsewhere(&self, guild: Option<GuildId>, channel: ChannelId) -> Option<Elsewhere> {
         match guild {
             None => Some(Elsewhere::DirectMessage),
@@ -297,27 +302,37 @@ impl Handler {
         }
     }
 
-    async fn on_interaction(&self, ctx: &Context, interaction: &Interaction) {
-        let http = &ctx.http;
-        let result = match interaction {
-            Interaction::Component(click) => self.on_component(http, click).await,
-            Interaction::Modal(submit) => self.on_modal(http, submit).await,
-            Interaction::Command(command) => self.on_command(http, command).await,
-            Interaction::Autocomplete(command) => self.on_autocomplete(http, command).await,
-            _ => Ok(()),
-        };
-        if let Err(e) = result {
-            let error_id = log_error(&e, "answering an interaction failed");
-            let text = error_sentence(&error_id);
-            let told = match interaction {
-                Interaction::Component(i) => tell_error(http, i, &text).await,
-                Interaction::Modal(i) => tell_error(http, i, &text).await,
-                Interaction::Command(i) => tell_error(http, i, &text).await,
-                _ => true,
-            };
-            if !told {
-                tracing::warn!(error_id = %error_id, "could not tell the user about the error");
+    /// Routes one interaction, whichever transport brought it (`via` says how its first answer
+    /// goes back), and tells the person about an error the handler returned.
+    pub(crate) async fn on_interaction(
+        &self,
+        http: &Arc<Http>,
+        interaction: Interaction,
+        via: Via,
+    ) {
+        match interaction {
+            Interaction::Component(click) => {
+                let click = Asked::new(click, via);
+                let result = self.on_component(http, &click).await;
+                answer_error(http, &click, result).await;
             }
+            Interaction::Modal(submit) => {
+                let submit = Asked::new(submit, via);
+                let result = self.on_modal(http, &submit).await;
+                answer_error(http, &submit, result).await;
+            }
+            Interaction::Command(command) => {
+                let command = Asked::new(command, via);
+                let result = self.on_command(http, &command).await;
+                answer_error(http, &command, result).await;
+            }
+            Interaction::Autocomplete(command) => {
+                let command = Asked::new(command, via);
+                if let Err(e) = self.on_autocomplete(http, &command).await {
+                    log_error(&e, "answering an interaction failed");
+                }
+            }
+            _ => {}
         }
     }
 
@@ -362,7 +377,7 @@ impl Handler {
     async fn on_component(
         &self,
         http: &Arc<Http>,
-        click: &ComponentInteraction,
+        click: &Asked<ComponentInteraction>,
     ) -> Result<(), BotError> {
         let refusal = self.click_refusal(
             &click.user,
@@ -379,7 +394,11 @@ impl Handler {
         interactions::component(&self.state, http, click).await
     }
 
-    async fn on_modal(&self, http: &Arc<Http>, submit: &ModalInteraction) -> Result<(), BotError> {
+    async fn on_modal(
+        &self,
+        http: &Arc<Http>,
+        submit: &Asked<ModalInteraction>,
+    ) -> Result<(), BotError> {
         let refusal = self.click_refusal(
             &submit.user,
             submit.guild_id,
@@ -398,7 +417,7 @@ impl Handler {
     async fn on_command(
         &self,
         http: &Arc<Http>,
-        command: &CommandInteraction,
+        command: &Asked<CommandInteraction>,
     ) -> Result<(), BotError> {
         if self.state.shutting_down() {
             self.audit_elsewhere(
@@ -436,7 +455,20 @@ impl Handler {
         let reply = match early {
             Ok(joined) => {
                 let reply = joined_reply(joined, &command.data.name);
-                return Ok(command.create_response(http, first_answer(&reply)).await?);
+                let has_file = matches!(
+                    reply,
+                    Reply::Message {
+                        attachment: Some(_),
+                        ..
+                    }
+                );
+                if has_file && !command.files_in_first_answer() {
+                    // Over HTTP the first answer is a JSON body: defer (as ephemeral or public
+                    // as the reply), then edit the reply and its file in.
+                    command.respond(http, deferral_for(&reply)).await?;
+                    return Ok(command.edit(http, edit_answer(&reply)).await?);
+                }
+                return Ok(command.respond(http, first_answer(&reply)).await?);
             }
             Err(_) => {
                 defer_ephemeral(http, command).await?;
@@ -449,19 +481,17 @@ impl Handler {
             } => {
                 // Deferred ephemerally: the public answer goes out as a followup.
                 command
-                    .edit_response(
+                    .edit(
                         http,
                         EditInteractionResponse::new()
                             .content("Done; the answer is posted below.")
                             .allowed_mentions(no_pings()),
                     )
                     .await?;
-                command
-                    .create_followup(http, followup_answer(&reply))
-                    .await?;
+                command.follow_up(http, followup_answer(&reply)).await?;
             }
             _ => {
-                command.edit_response(http, edit_answer(&reply)).await?;
+                command.edit(http, edit_answer(&reply)).await?;
             }
         }
         Ok(())
@@ -470,7 +500,7 @@ impl Handler {
     async fn on_autocomplete(
         &self,
         http: &Arc<Http>,
-        command: &CommandInteraction,
+        command: &Asked<CommandInteraction>,
     ) -> Result<(), BotError> {
         let empty = CreateInteractionResponse::Autocomplete(CreateAutocompleteResponse::new());
         if self.state.shutting_down()
@@ -478,7 +508,7 @@ impl Handler {
                 .elsewhere(command.guild_id, command.channel_id)
                 .is_some()
         {
-            return Ok(command.create_response(http, empty).await?);
+            return Ok(command.respond(http, empty).await?);
         }
         let focused = command.data.autocomplete().map(|o| o.name.to_string());
         let invocation = invocation_of(command, focused);
@@ -504,7 +534,7 @@ impl Handler {
             );
         }
         Ok(command
-            .create_response(http, CreateInteractionResponse::Autocomplete(response))
+            .respond(http, CreateInteractionResponse::Autocomplete(response))
             .await?)
     }
 }
@@ -643,6 +673,18 @@ fn first_answer(reply: &Reply) -> CreateInteractionResponse {
     CreateInteractionResponse::Message(message)
 }
 
+/// A deferral as ephemeral or public as the reply that will be edited into it.
+fn deferral_for(reply: &Reply) -> CreateInteractionResponse {
+    let ephemeral = !matches!(
+        reply,
+        Reply::Message {
+            ephemeral: false,
+            ..
+        }
+    );
+    CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(ephemeral))
+}
+
 /// The reply edited into a deferred answer.
 fn edit_answer(reply: &Reply) -> EditInteractionResponse {
     let p = parts(reply);
@@ -678,20 +720,7 @@ fn followup_answer(reply: &Reply) -> CreateInteractionResponseFollowup {
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         tracing::info!(user = %ready.user.name, "Discord gateway ready");
-        match ctx
-            .http
-            .create_guild_commands(self.state.guild, &self.state.commands)
-            .await
-        {
-            Ok(registered) => tracing::info!(
-                commands = registered.len(),
-                guild_id = self.state.guild.get(),
-                "slash commands registered (bulk overwrite)"
-            ),
-            Err(e) => {
-                log_error(&e, "registering the slash commands failed");
-            }
-        }
+        register_commands(&ctx.http, &self.state).await;
         self.state.app.metrics.set_gateway_connected(true);
     }
 
@@ -708,7 +737,8 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
-        self.on_interaction(&ctx, &interaction).await;
+        self.on_interaction(&ctx.http, interaction, Via::Gateway)
+            .await;
     }
 }
 

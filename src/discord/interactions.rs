@@ -42,6 +42,7 @@ use crate::actions::{refuse, Refused, Subject};
 use crate::app::App;
 use crate::approval::{Request, RequestState, Voter};
 use crate::audit::{Actor, EventKind};
+use crate::discord::answer::{Answerable, Asked};
 use crate::discord::bot::{
     self, defer_ephemeral, ephemeral_followup, no_pings, say_ephemeral, BotError, BotState,
 };
@@ -145,10 +146,10 @@ fn clicked(
 // ---------------------------------------------------------------------------------------------
 
 /// Routes a button click.
-pub async fn component(
+pub(crate) async fn component(
     state: &BotState,
     http: &Arc<Http>,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
 ) -> Result<(), BotError> {
     let app = &state.app;
     let voter = voter_of(&click.user, click.member.as_ref());
@@ -174,7 +175,7 @@ pub async fn component(
 async fn approve(
     state: &BotState,
     http: &Arc<Http>,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
     id: &ButtonId,
     request: &Request,
     voter: Voter,
@@ -187,7 +188,7 @@ async fn approve(
     // announces its end only after that edit (`shown`), so a late edit cannot overwrite it.
     let (shown, shown_rx) = tokio::sync::oneshot::channel();
     let (acked, voted) = tokio::join!(
-        click.create_response(http, CreateInteractionResponse::Acknowledge),
+        click.respond(http, CreateInteractionResponse::Acknowledge),
         async {
             let approval = vote::approve_unflushed(app, voter, request, plan_hash).await?;
             Ok::<_, BotError>(approval.map(|approval| match approval {
@@ -221,9 +222,7 @@ async fn approve(
                 VoteRefused::OutsideReach(r) => format!("Vote refused: {}.", r.message),
                 VoteRefused::Policy(r) => r.message,
             };
-            click
-                .create_followup(http, ephemeral_followup(&text))
-                .await?;
+            click.follow_up(http, ephemeral_followup(&text)).await?;
             return Ok(());
         }
     };
@@ -238,10 +237,10 @@ async fn approve(
 }
 
 /// Approved while paused: expected, not an error. It runs on /resume.
-async fn tell_paused(http: &Http, click: &ComponentInteraction) {
+async fn tell_paused(http: &Http, click: &Asked<ComponentInteraction>) {
     let text =
         "Approved; it has not run yet: execution is paused; /resume starts it again (admins).";
-    if let Err(e) = click.create_followup(http, ephemeral_followup(text)).await {
+    if let Err(e) = click.follow_up(http, ephemeral_followup(text)).await {
         tracing::warn!(error = %crate::discord::redact::chain(&e), "could not tell the clicker the run waits for /resume");
     }
 }
@@ -250,11 +249,11 @@ async fn tell_paused(http: &Http, click: &ComponentInteraction) {
 async fn edit_clicked_card(
     app: &App,
     http: &Http,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
     request_id: Uuid,
 ) -> Result<(), BotError> {
     if let Some(card) = outbox::request_card(app, request_id)? {
-        click.edit_response(http, card_edit(&card)).await?;
+        click.edit(http, card_edit(&card)).await?;
     }
     Ok(())
 }
@@ -264,7 +263,7 @@ async fn edit_clicked_card(
 async fn after_execution(
     app: App,
     http: Arc<Http>,
-    click: ComponentInteraction,
+    click: Asked<ComponentInteraction>,
     request_id: Uuid,
     result: Result<crate::engine::ExecutionReport, crate::engine::EngineError>,
 ) {
@@ -280,10 +279,7 @@ async fn after_execution(
                 "The approved request could not run: {} (error id {error_id}).",
                 engine_error_sentence(&e)
             );
-            if let Err(e) = click
-                .create_followup(&http, ephemeral_followup(&text))
-                .await
-            {
+            if let Err(e) = click.follow_up(&http, ephemeral_followup(&text)).await {
                 tracing::warn!(error_id = %error_id, error = %crate::discord::redact::chain(&e), "could not tell the clicker the run failed");
             }
         }
@@ -295,7 +291,7 @@ async fn after_execution(
     );
     if !is_channel_card {
         if let Ok(Some(card)) = outbox::request_card(&app, request_id) {
-            if let Err(e) = click.edit_response(&http, card_edit(&card)).await {
+            if let Err(e) = click.edit(&http, card_edit(&card)).await {
                 tracing::warn!(error = %crate::discord::redact::chain(&e), "could not edit the clicked card after execution");
             }
         }
@@ -305,7 +301,7 @@ async fn after_execution(
 async fn open_reject_modal(
     app: &App,
     http: &Http,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
     id: &ButtonId,
     request: &Request,
     voter: Voter,
@@ -327,7 +323,7 @@ async fn open_reject_modal(
     let modal = CreateModal::new(modal_id.encode(), MODAL_TITLE)
         .components(vec![CreateActionRow::InputText(input)]);
     click
-        .create_response(http, CreateInteractionResponse::Modal(modal))
+        .respond(http, CreateInteractionResponse::Modal(modal))
         .await?;
     Ok(())
 }
@@ -335,7 +331,7 @@ async fn open_reject_modal(
 async fn dry_run(
     app: &App,
     http: &Http,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
     request: &Request,
     voter: Voter,
 ) -> Result<(), BotError> {
@@ -362,7 +358,7 @@ async fn dry_run(
     let edit = EditInteractionResponse::new()
         .content(text::truncate(&text, MAX_CONTENT))
         .allowed_mentions(no_pings());
-    click.edit_response(http, edit).await?;
+    click.edit(http, edit).await?;
     Ok(())
 }
 
@@ -420,7 +416,7 @@ fn refuse_revert(
 async fn revert(
     app: &App,
     http: &Http,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
     request: &Request,
     voter: Voter,
 ) -> Result<(), BotError> {
@@ -483,7 +479,7 @@ async fn revert(
             text
         }
     };
-    click.edit_response(http, answer(text)).await?;
+    click.edit(http, answer(text)).await?;
     Ok(())
 }
 
@@ -512,10 +508,10 @@ pub(crate) fn text_input(submit: &ModalInteraction, custom_id: &str) -> Option<S
 }
 
 /// Handles the reject modal's submit.
-pub async fn modal(
+pub(crate) async fn modal(
     state: &BotState,
     http: &Arc<Http>,
-    submit: &ModalInteraction,
+    submit: &Asked<ModalInteraction>,
 ) -> Result<(), BotError> {
     let app = &state.app;
     let voter = voter_of(&submit.user, submit.member.as_ref());
@@ -527,7 +523,7 @@ pub async fn modal(
     let on_card = submit.message.is_some();
     if on_card {
         submit
-            .create_response(http, CreateInteractionResponse::Acknowledge)
+            .respond(http, CreateInteractionResponse::Acknowledge)
             .await?;
     } else {
         defer_ephemeral(http, submit).await?;
@@ -536,7 +532,7 @@ pub async fn modal(
     match vote::reject(app, voter, &request, voted_hash(&id, &request), reason)? {
         Err(refused) => {
             submit
-                .create_followup(http, ephemeral_followup(&refused.message))
+                .follow_up(http, ephemeral_followup(&refused.message))
                 .await?;
         }
         Ok(_) => {
@@ -552,7 +548,7 @@ pub async fn modal(
                         .content("Rejected; the reason is in the audit log.")
                         .allowed_mentions(no_pings())
                 };
-                submit.edit_response(http, edit).await?;
+                submit.edit(http, edit).await?;
                 Ok::<_, BotError>(())
             }
             .await;

@@ -9,12 +9,19 @@
 //! * [`cards`]: [`cards::Card`], plain data rendered from a finding, its request and the step
 //!   records (request, posture, finding and digest cards), always within Discord's limits;
 //! * [`redact`]: keeps interaction and webhook tokens out of every logged error, and the one
-//!   error-id scheme ([`crate::util::error_id`]).
+//!   error-id scheme ([`crate::util::error_id`]);
+//! * [`signature`]: Discord's Ed25519 signature on a POST to `/interactions`, and the age of
+//!   its timestamp.
 //!
 //! Serenity-facing:
 //!
 //! * [`convert`]: the one thin place that turns a card into serenity 0.12 builders;
 //! * [`bot`]: the serenity client, command registration, routing and answering interactions;
+//! * [`answer`]: how an interaction is answered, over the gateway (the callback POST) or over
+//!   HTTP (the response body, a deferral when the handler is slow);
+//! * [`endpoint`]: `POST /interactions`, Discord's HTTP interactions endpoint (with
+//!   `discord.interactions = "http"`): verified, parsed into serenity's `Interaction`, handed to
+//!   the same handler as the gateway's;
 //! * [`interactions`]: the card buttons and the reject modal, translated into
 //!   [`crate::actions::vote`] and [`crate::actions::revert`];
 //! * [`posture_actions`]: the posture card's buttons and modals (suppress, lift, acknowledge,
@@ -32,15 +39,18 @@
 //! May use the application layer, the app, the core types, the store's typed operations and
 //! serenity. No file here imports the AWS SDK, `crate::run`, or sled.
 
+pub mod answer;
 pub mod bot;
 pub mod cards;
 pub mod commands;
 pub mod convert;
 pub mod custom_id;
 pub mod digest;
+pub mod endpoint;
 pub mod interactions;
 pub mod outbox;
 pub mod posture_actions;
 pub mod ratelimit;
 pub mod redact;
+pub mod signature;
 pub mod text;

@@ -31,9 +31,8 @@ use crate::actions::posture::{self, Acknowledged, Outcome, PostureError};
 use crate::actions::Refused;
 use crate::app::App;
 use crate::approval::Voter;
-use crate::discord::bot::{
-    defer_ephemeral, no_pings, say_ephemeral, Answerable, BotError, BotState,
-};
+use crate::discord::answer::{Answerable, Asked};
+use crate::discord::bot::{defer_ephemeral, no_pings, say_ephemeral, BotError, BotState};
 use crate::discord::custom_id::{PostureAction, PostureId, SUPPRESS_REASON_INPUT};
 use crate::discord::interactions::{text_input, voter_of, NOT_OURS};
 use crate::discord::text;
@@ -53,10 +52,10 @@ impl From<PostureError> for BotError {
 }
 
 /// Routes a click on a posture card.
-pub async fn component(
+pub(crate) async fn component(
     state: &BotState,
     http: &Arc<Http>,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
 ) -> Result<(), BotError> {
     let app = &state.app;
     let asker = (&click.user, click.member.as_ref());
@@ -112,7 +111,7 @@ fn parsed(app: &App, voter: &Voter, custom_id: &str, on_modal: bool) -> Result<P
 
 async fn open_suppress_modal(
     http: &Http,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
     key: &GroupKey,
     group: &Group,
 ) -> Result<(), BotError> {
@@ -132,16 +131,16 @@ async fn open_suppress_modal(
     let modal = CreateModal::new(modal_id.encode(), MODAL_TITLE)
         .components(vec![CreateActionRow::InputText(input)]);
     click
-        .create_response(http, CreateInteractionResponse::Modal(modal))
+        .respond(http, CreateInteractionResponse::Modal(modal))
         .await?;
     Ok(())
 }
 
 /// Handles the suppression modal's submit: proposes the suppression.
-pub async fn modal(
+pub(crate) async fn modal(
     state: &BotState,
     http: &Arc<Http>,
-    submit: &ModalInteraction,
+    submit: &Asked<ModalInteraction>,
 ) -> Result<(), BotError> {
     let app = &state.app;
     let asker = (&submit.user, submit.member.as_ref());
@@ -162,7 +161,7 @@ pub async fn modal(
         proposed.request.simple(),
         proposed.needed,
     );
-    submit.edit_response(http, answer(text)).await?;
+    submit.edit(http, answer(text)).await?;
     Ok(())
 }
 
@@ -207,7 +206,7 @@ async fn unless_refused<T>(
 async fn acknowledge(
     app: &App,
     http: &Http,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
     key: &GroupKey,
     voter: &Voter,
 ) -> Result<(), BotError> {
@@ -238,14 +237,14 @@ async fn acknowledge(
              nothing changed on the card."
         ),
     };
-    click.edit_response(http, answer(text)).await?;
+    click.edit(http, answer(text)).await?;
     Ok(())
 }
 
 async fn remediate(
     app: &App,
     http: &Http,
-    click: &ComponentInteraction,
+    click: &Asked<ComponentInteraction>,
     key: &GroupKey,
     voter: &Voter,
 ) -> Result<(), BotError> {
@@ -263,6 +262,6 @@ async fn remediate(
         ),
         Err(refused) => refused.message,
     };
-    click.edit_response(http, answer(text)).await?;
+    click.edit(http, answer(text)).await?;
     Ok(())
 }

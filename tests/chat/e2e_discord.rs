@@ -37,7 +37,7 @@ const FIXTURE: &str = "api/UnauthorizedAccess_IAMUser_TorIPCaller.json";
 
 /// The leaked-key fixture with its placeholders replaced: a real key id and user name, and a
 /// distinct finding id.
-fn leaked_key_finding(finding_id: &str, key_id: &str, user: &str) -> Finding {
+pub(crate) fn leaked_key_finding(finding_id: &str, key_id: &str, user: &str) -> Finding {
     let text = fixtures::read(FIXTURE)
         .replace("GeneratedFindingAccessKeyId", key_id)
         .replace("GeneratedFindingUserName", user);

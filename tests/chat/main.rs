@@ -1,6 +1,6 @@
 //! End-to-end tests through Discord: the real serenity client against the local Discord fake,
 //! AWS in moto. The bot, its commands and cards, posture, lifecycle, accounts, the audit anchor,
-//! Discord's rate limit, and the fake's own self-test.
+//! Discord's rate limit, Discord's HTTP interactions endpoint, and the fake's own self-test.
 
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]
@@ -14,6 +14,7 @@ mod discord_fake_selftest;
 mod e2e_discord;
 mod e2e_investigate;
 mod e2e_posture;
+mod http_interactions;
 mod lifecycle;
 mod notify;
 mod posture_digest;

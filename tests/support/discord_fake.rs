@@ -32,6 +32,14 @@
 //!   [`DiscordFake::rate_limit_next_posts`] the next N messages created are answered so, with a
 //!   chosen `retry_after`.
 //!
+//! Discord's HTTP interactions endpoint: [`DiscordFake::http_button`] and
+//! [`DiscordFake::http_slash_command`] build an interaction without putting it on the gateway;
+//! [`DiscordFake::deliver`] POSTs it, signed with an Ed25519 key the test made, to the bot's
+//! `/interactions` and applies the HTTP answer as the callback (checked like one, so a type not
+//! valid for the interaction fails), after which followups and `@original` edits work.
+//! [`post_signed`] and [`post_raw`] send anything else (a PING, a forgery).
+//! [`DiscordFake::gateway_connections`] counts websocket connections, to show none was opened.
+//!
 //! Synchronisation: every change (request recorded, frame exchanged) bumps a `watch` counter, and
 //! the `wait_for_*` helpers re-check their condition on each bump until a deadline. Nothing here
 //! sleeps. Injected events that arrive before the bot is connected are queued and dispatched once
@@ -239,6 +247,102 @@ impl InjectedInteraction {
             .strip_prefix("/webhooks/")
             .and_then(|rest| rest.split('/').nth(1))
             .is_some_and(|token| token == self.token)
+    }
+}
+
+/// The header marking a recorded callback that was the HTTP response to a delivered interaction
+/// ([`DiscordFake::deliver`]) rather than a callback POST.
+pub const HTTP_RESPONSE_HEADER: &str = "x-fake-delivered-over-http";
+
+/// An interaction built for delivery over HTTP, registered with the fake.
+#[derive(Clone, Debug)]
+pub struct HttpInteraction {
+    pub interaction: InjectedInteraction,
+    /// The JSON Discord POSTs.
+    pub payload: Value,
+}
+
+/// What an interactions endpoint answered.
+#[derive(Clone, Debug)]
+pub struct EndpointAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// The body as JSON, when it is JSON.
+    pub body: Option<Value>,
+    pub text: String,
+    /// From sending the request to the whole answer.
+    pub elapsed: Duration,
+}
+
+/// Discord's signature (`X-Signature-Ed25519`, hex) of `body` at `timestamp`.
+pub fn sign(key: &ed25519_dalek::SigningKey, timestamp: &str, body: &[u8]) -> String {
+    use ed25519_dalek::Signer;
+    let mut message = timestamp.as_bytes().to_vec();
+    message.extend_from_slice(body);
+    hex::encode(key.sign(&message).to_bytes())
+}
+
+/// POSTs `body` to an interactions endpoint signed with `key` at the current time, as Discord
+/// does (a PING, say); nothing is applied to the fake.
+pub async fn post_signed(
+    endpoint: &str,
+    key: &ed25519_dalek::SigningKey,
+    body: &[u8],
+) -> EndpointAnswer {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+        .to_string();
+    let signature = sign(key, &timestamp, body);
+    post_raw(
+        endpoint,
+        &[
+            ("x-signature-ed25519", signature.as_str()),
+            ("x-signature-timestamp", timestamp.as_str()),
+        ],
+        body,
+    )
+    .await
+}
+
+/// POSTs `body` with exactly `headers` (and a JSON content type), for forged or malformed
+/// requests.
+pub async fn post_raw(endpoint: &str, headers: &[(&str, &str)], body: &[u8]) -> EndpointAnswer {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(endpoint)
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            "Discord-Interactions/1.0 (+https://discord.com)",
+        )
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let started = Instant::now();
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {endpoint}: {e}"));
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = response
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("POST {endpoint}: reading the answer: {e}"));
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    EndpointAnswer {
+        status,
+        content_type,
+        body: serde_json::from_slice(&bytes).ok(),
+        text,
+        elapsed: started.elapsed(),
     }
 }
 
@@ -952,7 +1056,7 @@ impl DiscordFake {
             channel_id,
             guild_id,
             source_message,
-            payload,
+            Some(payload),
         )
     }
 
@@ -964,6 +1068,20 @@ impl DiscordFake {
         data: Value,
         message: Option<Value>,
     ) -> InjectedInteraction {
+        self.build(kind, origin, member, data, message, true).0
+    }
+
+    /// Builds an interaction payload as Discord sends it and registers it; `dispatch` queues it
+    /// on the gateway too (otherwise it is delivered over HTTP with [`DiscordFake::deliver`]).
+    fn build(
+        &self,
+        kind: u8,
+        origin: Origin,
+        member: &FakeMember,
+        data: Value,
+        message: Option<Value>,
+        dispatch: bool,
+    ) -> (InjectedInteraction, Value) {
         let opts = &self.shared.options;
         let id = self.shared.new_id();
         let token = interaction_token(id);
@@ -1006,15 +1124,16 @@ impl DiscordFake {
         if let Some(message) = message {
             payload["message"] = message;
         }
-        self.register_and_dispatch(
+        let injected = self.register_and_dispatch(
             id,
             token,
             kind,
             channel_id,
             guild_id,
             source_message,
-            payload,
-        )
+            dispatch.then(|| payload.clone()),
+        );
+        (injected, payload)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1026,7 +1145,7 @@ impl DiscordFake {
         channel_id: u64,
         guild_id: Option<u64>,
         source_message: Option<u64>,
-        payload: Value,
+        payload: Option<Value>,
     ) -> InjectedInteraction {
         let injected_at = Instant::now();
         {
@@ -1046,13 +1165,15 @@ impl DiscordFake {
                     messages: Vec::new(),
                 },
             );
-            state.gateway.pending.push_back(PendingEvent {
-                t: "INTERACTION_CREATE".to_string(),
-                d: payload,
-                interaction_token: Some(token.clone()),
-            });
-            if let Some((_, tx)) = &state.gateway.live {
-                let _ = tx.send(ConnCommand::Flush);
+            if let Some(payload) = payload {
+                state.gateway.pending.push_back(PendingEvent {
+                    t: "INTERACTION_CREATE".to_string(),
+                    d: payload,
+                    interaction_token: Some(token.clone()),
+                });
+                if let Some((_, tx)) = &state.gateway.live {
+                    let _ = tx.send(ConnCommand::Flush);
+                }
             }
         }
         self.shared.bump();
@@ -1118,6 +1239,118 @@ impl DiscordFake {
             data["guild_id"] = json!(g.to_string());
         }
         data
+    }
+
+    // ---- HTTP interactions ----------------------------------------------------------------
+
+    /// A click on button `custom_id` of message `message_id` in the home channel, to deliver
+    /// over HTTP ([`DiscordFake::deliver`]); nothing goes on the gateway.
+    pub fn http_button(
+        &self,
+        custom_id: &str,
+        message_id: u64,
+        member: &FakeMember,
+    ) -> HttpInteraction {
+        let (_, channel_id, _) = self.shared.resolve(&Origin::Home);
+        let message = self.shared.message_json_or_stub(message_id, channel_id);
+        let data = json!({"custom_id": custom_id, "component_type": 2});
+        let (interaction, payload) = self.build(
+            INTERACTION_MESSAGE_COMPONENT,
+            Origin::Home,
+            member,
+            data,
+            Some(message),
+            false,
+        );
+        HttpInteraction {
+            interaction,
+            payload,
+        }
+    }
+
+    /// A slash command in the home channel, to deliver over HTTP (options as for
+    /// [`DiscordFake::inject_slash_command`]).
+    pub fn http_slash_command(
+        &self,
+        name: &str,
+        options: Value,
+        member: &FakeMember,
+    ) -> HttpInteraction {
+        let data = self.command_data(&Origin::Home, name, options, None);
+        let (interaction, payload) = self.build(
+            INTERACTION_APPLICATION_COMMAND,
+            Origin::Home,
+            member,
+            data,
+            None,
+            false,
+        );
+        HttpInteraction {
+            interaction,
+            payload,
+        }
+    }
+
+    /// Delivers `interaction` as Discord does to an Interactions Endpoint URL: POSTs its JSON to
+    /// `endpoint`, signed with `key` at the current time. A 200 JSON answer is then applied as
+    /// the interaction's callback (validated, recorded as `POST /interactions/{id}/{token}/callback`
+    /// with the header [`HTTP_RESPONSE_HEADER`], so the waits on callbacks work), after which the
+    /// interaction's webhook (followups, `@original`) answers, as on Discord.
+    pub async fn deliver(
+        &self,
+        endpoint: &str,
+        key: &ed25519_dalek::SigningKey,
+        interaction: &HttpInteraction,
+    ) -> EndpointAnswer {
+        let body = interaction.payload.to_string();
+        {
+            let mut state = self.shared.lock();
+            if let Some(stored) = state.interactions.get_mut(&interaction.interaction.token) {
+                stored.delivered_at = Some(Instant::now());
+            }
+        }
+        let answer = post_signed(endpoint, key, body.as_bytes()).await;
+        if answer.status == 200 {
+            let received_at = Instant::now();
+            let parsed = ParsedBody {
+                json: answer.body.clone(),
+                files: Vec::new(),
+                error: None,
+            };
+            let injected = &interaction.interaction;
+            let path = format!("/api/v10{}", injected.callback_path());
+            {
+                let mut state = self.shared.lock();
+                let reply = interaction_callback(
+                    &self.shared,
+                    &mut state,
+                    &injected.id.to_string(),
+                    &injected.token,
+                    &parsed,
+                    received_at,
+                );
+                let seq = state.requests.len();
+                state.requests.push(RecordedRequest {
+                    seq,
+                    method: "POST".to_string(),
+                    path,
+                    query: None,
+                    headers: BTreeMap::from([(HTTP_RESPONSE_HEADER.to_string(), "1".to_string())]),
+                    body: answer.body.clone(),
+                    files: Vec::new(),
+                    status: reply.status.as_u16(),
+                    response: reply.body.clone(),
+                    received_at,
+                });
+            }
+            self.shared.bump();
+        }
+        answer
+    }
+
+    /// How many gateway (websocket) connections were opened to the fake.
+    pub fn gateway_connections(&self) -> u64 {
+        self.shared.lock().gateway.connections
     }
 
     // ---- shutdown -----------------------------------------------------------------------
