@@ -7,3 +7,4 @@ mod support;
 
 mod e2e_binary;
 mod replicas;
+mod two_replicas;

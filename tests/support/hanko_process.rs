@@ -1,6 +1,7 @@
 //! hanko's own binary as a child process, for the tests that run it as an operator would:
 //! the command line ([`hanko_run`]), the start (the HTTP address read from its log, then
-//! `/healthz`), its stderr kept for failure messages, and the stop (SIGTERM, exit 0).
+//! `/healthz`), its stderr kept for failure messages, and the stop (SIGTERM, exit 0) or the
+//! kill (SIGKILL).
 
 #![allow(dead_code)]
 
@@ -100,6 +101,14 @@ impl HankoProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id().unwrap()
+    }
+
+    /// SIGKILL, as a machine that dies: no shutdown, no lease handed over. Returns its whole
+    /// stderr.
+    pub async fn kill(mut self) -> String {
+        self.child.kill().await.expect("SIGKILL hanko run");
+        let _ = tokio::time::timeout(WAIT, &mut self.reader).await;
+        self.stderr()
     }
 
     /// SIGTERM; hanko exits 0 within 30 s. Returns its whole stderr.
