@@ -313,7 +313,15 @@ impl DynamoKv {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv().map_err(|_| StoreError::Io {
+        // The store's API is synchronous and its callers are often async tasks: on a worker of
+        // a multi-thread runtime, the worker's other tasks (a click's acknowledgement, the
+        // lease renewals) move to another thread while this one waits for DynamoDB.
+        let wait = || rx.recv();
+        let got = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+            _ => wait(),
+        };
+        got.map_err(|_| StoreError::Io {
             path: self.target.display(),
             message: "the DynamoDB runtime stopped".into(),
         })
