@@ -55,6 +55,25 @@ impl Moto {
         Self::start_with_env(&[])
     }
 
+    /// Starts moto with `TransactWriteItems` copying only the items a transaction names
+    /// instead of whole tables (`benches/support/moto_transactions/sitecustomize.py`, same
+    /// semantics): for the benches whose DynamoDB tables grow to thousands of items, where
+    /// moto's copy would make every transaction cost time in proportion to the table.
+    pub fn start_with_item_rollback() -> Moto {
+        let patch = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/support/moto_transactions"
+        );
+        let path = match std::env::var("PYTHONPATH") {
+            Ok(more) if !more.is_empty() => format!("{patch}:{more}"),
+            _ => patch.to_string(),
+        };
+        Self::start_with_env(&[
+            ("PYTHONPATH", path.as_str()),
+            ("HANKO_MOTO_ITEM_ROLLBACK", "1"),
+        ])
+    }
+
     /// Starts moto with extra environment variables (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`).
     ///
     /// The port is picked free, then handed to moto: another server of the same test binary
