@@ -91,7 +91,14 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let all = ["approval", "burst", "audit", "footprint", "scale"];
+    let all = [
+        "approval",
+        "approval-dynamodb",
+        "burst",
+        "audit",
+        "footprint",
+        "scale",
+    ];
     let parts: Vec<&str> = if parts.is_empty() {
         all.to_vec()
     } else {
@@ -109,7 +116,19 @@ fn main() {
             "approval" => {
                 system::section(1);
                 smoke_note(&counts);
-                rt.block_on(approval(&counts))
+                rt.block_on(approval(&counts, On::Sled))
+            }
+            "approval-dynamodb" => {
+                system::section(12);
+                smoke_note(&counts);
+                md("§1 and §2 again, with the store on DynamoDB (moto, `[store] backend = \"dynamodb\"`, \
+                    one replica, the table made by `hanko store init`); every store operation is \
+                    then a request to moto through the same proxy, which the figures include. moto \
+                    runs with the item-level transaction rollback of §11 (as shipped, its whole-table \
+                    copy per transaction slows every store write as the table grows, until a click's \
+                    acknowledgement misses Discord's 3 s after some 30 approvals).");
+                md("");
+                rt.block_on(approval(&counts, On::DynamoDb))
             }
             "burst" => {
                 system::section(3);
@@ -160,6 +179,18 @@ fn write_config(
     http: SocketAddr,
     ingest: &str,
 ) -> std::path::PathBuf {
+    let store = format!("path = \"{}\"", dir.join("store").display());
+    write_config_on(fake, dir, http, ingest, &store)
+}
+
+/// [`write_config`] with `store` as the `[store]` table.
+fn write_config_on(
+    fake: &DiscordFake,
+    dir: &Path,
+    http: SocketAddr,
+    ingest: &str,
+    store: &str,
+) -> std::path::PathBuf {
     let token_file = dir.join("token");
     std::fs::write(&token_file, fake.token()).unwrap();
     let text = format!(
@@ -183,7 +214,7 @@ regions = ["us-east-1"]
 {ingest}
 
 [store]
-path = "{store}"
+{store}
 
 [http]
 listen = "{http}"
@@ -192,7 +223,6 @@ listen = "{http}"
         guild = fake.guild_id(),
         channel = fake.channel_id(),
         base = fake.base_url(),
-        store = dir.join("store").display(),
     );
     let path = dir.join("hanko.toml");
     std::fs::write(&path, text).unwrap();
@@ -280,14 +310,59 @@ fn message_id(r: &RecordedRequest) -> u64 {
         .expect("the fake answers a created message with its id")
 }
 
+/// A call of the containment: not ingest, not the investigation's CloudTrail reads (it starts
+/// when a finding arrives and may still run at the click), not the DynamoDB store.
 fn aws_call(e: &Exchange) -> bool {
-    !matches!(e.service.as_str(), "sqs" | "guardduty")
+    !matches!(
+        e.service.as_str(),
+        "sqs" | "guardduty" | "cloudtrail" | "dynamodb"
+    )
+}
+
+/// How many requests went to the DynamoDB store from `from` to `to`.
+fn store_requests(exchanges: &[Exchange], from: Instant, to: Instant) -> f64 {
+    exchanges
+        .iter()
+        .filter(|e| e.service == "dynamodb" && e.sent >= from && e.sent <= to)
+        .count() as f64
+}
+
+/// Where §1/§2's bot keeps its store, and the sections its figures go to.
+#[derive(Clone, Copy, PartialEq)]
+enum On {
+    /// sled, the default: §1 and §2.
+    Sled,
+    /// DynamoDB in moto (one replica): §12 and §13.
+    DynamoDb,
+}
+
+impl On {
+    fn sections(self) -> (u8, u8) {
+        match self {
+            On::Sled => (1, 2),
+            On::DynamoDb => (12, 13),
+        }
+    }
+
+    /// What the summary's figures say after their number.
+    fn label(self) -> &'static str {
+        match self {
+            On::Sled => "",
+            On::DynamoDb => " on DynamoDB (moto)",
+        }
+    }
 }
 
 // ---- §1 and §2: approval to containment, finding to card ----------------------------------
 
-async fn approval(c: &Counts) {
-    let moto = moto::Moto::start();
+async fn approval(c: &Counts, on: On) {
+    let (first_section, second_section) = on.sections();
+    let label = on.label();
+    // On DynamoDB, moto copies only the items of a transaction, not the whole table (see §11).
+    let moto = match on {
+        On::Sled => moto::Moto::start(),
+        On::DynamoDb => moto::Moto::start_with_item_rollback(),
+    };
     let conf = moto.sdk_config().await;
     let iam = aws_sdk_iam::Client::new(&conf);
     let sqs = aws_sdk_sqs::Client::new(&conf);
@@ -319,14 +394,27 @@ async fn approval(c: &Counts) {
     let fake = DiscordFake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let http = free_addr();
-    let config = write_config(
-        &fake,
-        dir.path(),
-        http,
-        &format!(
-            "guardduty = true\npoll_interval = \"10s\"\nmin_severity = 1.0\nsqs_queue_url = \"{queue}\""
-        ),
+    let ingest = format!(
+        "guardduty = true\npoll_interval = \"10s\"\nmin_severity = 1.0\nsqs_queue_url = \"{queue}\""
     );
+    let config = match on {
+        On::Sled => write_config(&fake, dir.path(), http, &ingest),
+        On::DynamoDb => {
+            let config = write_config_on(
+                &fake,
+                dir.path(),
+                http,
+                &ingest,
+                "backend = \"dynamodb\"\ntable = \"hanko-bench\"",
+            );
+            system::hanko_cli(
+                &["store", "init", "--config"],
+                &config,
+                &aws_proxy.endpoint(),
+            );
+            config
+        }
+    };
     let mut bot = Hanko::spawn(
         &config,
         http,
@@ -344,6 +432,8 @@ async fn approval(c: &Counts) {
     let (mut first_call, mut inactive, mut ack, mut decided, mut outcome, mut to_card) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut first_actions = std::collections::BTreeMap::<String, usize>::new();
+    // DynamoDB requests (0 on sled): click → outcome edit, and SQS sent → card.
+    let (mut store_per_approval, mut store_per_card) = (vec![], vec![]);
     for (i, (user, key)) in keys.iter().enumerate() {
         if let Some(t) = last_post {
             tokio::time::sleep_until((t + CARD_SPACING).into()).await;
@@ -434,6 +524,8 @@ async fn approval(c: &Counts) {
         decided.push(ms_between(arrival, edit.received_at));
         outcome.push(ms_between(arrival, done.received_at));
         to_card.push(ms_between(sent, post.received_at));
+        store_per_approval.push(store_requests(&exchanges, arrival, done.received_at));
+        store_per_card.push(store_requests(&exchanges, sent, post.received_at));
     }
 
     // The end state, read back from moto: every key of the measured rounds Inactive.
@@ -455,6 +547,7 @@ async fn approval(c: &Counts) {
     tokio::time::sleep(Duration::from_millis(6_000)).await;
     let per_batch = 4;
     let (mut served_to_card, mut added_to_card) = (vec![], vec![]);
+    let mut store_per_gd_finding = vec![];
     for b in 0..c.gd_batches {
         let mut batch = vec![];
         for j in 0..per_batch {
@@ -465,6 +558,7 @@ async fn approval(c: &Counts) {
             batch.push((id, key));
         }
         let added = Instant::now();
+        let mut last_card = added;
         for (id, key) in &batch {
             let post = card_post(&fake, key).await;
             let served = gd_proxy
@@ -475,7 +569,10 @@ async fn approval(c: &Counts) {
                 .unwrap_or_else(|| panic!("the stand-in never served {id}"));
             served_to_card.push(ms_between(served, post.received_at));
             added_to_card.push(ms_between(added, post.received_at));
+            last_card = post.received_at;
         }
+        let store = store_requests(&aws_proxy.exchanges(), added, last_card);
+        store_per_gd_finding.push(store / per_batch as f64);
     }
     let metrics = bot.metrics().await;
     let stopped = bot.stop();
@@ -518,6 +615,20 @@ async fn approval(c: &Counts) {
         md(r);
     }
     md("");
+    if on == On::DynamoDb {
+        store_per_approval.sort_by(f64::total_cmp);
+        store_per_card.sort_by(f64::total_cmp);
+        md(format!(
+            "Requests to DynamoDB (at the proxy), p50 / max: {} / {} from the click to the outcome \
+             edit (the vote, the run's start, lease, step records and end, the card's renders), \
+             {} / {} from the SQS message to its card (the finding, its request, the card claim).",
+            system::pct(&store_per_approval, 0.5),
+            store_per_approval.last().copied().unwrap_or(0.0),
+            system::pct(&store_per_card, 0.5),
+            store_per_card.last().copied().unwrap_or(0.0),
+        ));
+        md("");
+    }
     md(format!(
         "First AWS call after the click: {}. Keys Inactive in moto afterwards (read back): \
          {inactive_keys}/{} (warm-up included). hanko's own histogram: `hanko_approval_to_contained_seconds_count` \
@@ -535,16 +646,16 @@ async fn approval(c: &Counts) {
     md("");
     summary(
         format!(
-            "1. (a) Approve on gateway → first AWS call (hanko's overhead), p50 / p99 over {n}"
+            "{first_section}. (a) Approve on gateway → first AWS call (hanko's overhead){label}, p50 / p99 over {n}"
         ),
         format!("{} ms / {} ms", fmt_ms(first_p50), fmt_ms(first_p99)),
     );
     summary(
-        format!("1. (b) Approve on gateway → key Inactive in moto, p50 / p99 over {n}"),
+        format!("{first_section}. (b) Approve on gateway → key Inactive in moto{label}, p50 / p99 over {n}"),
         format!("{} ms / {} ms", fmt_ms(in_p50), fmt_ms(in_p99)),
     );
     summary(
-        format!("1. (c) Approve on gateway → card edit at the fake, p50 / p99 over {n}"),
+        format!("{first_section}. (c) Approve on gateway → card edit at the fake{label}, p50 / p99 over {n}"),
         format!(
             "{} ms / {} ms (outcome edit: {} ms / {} ms)",
             fmt_ms(dec_p50),
@@ -554,7 +665,7 @@ async fn approval(c: &Counts) {
         ),
     );
 
-    system::section(2);
+    system::section(second_section);
     smoke_note(c);
     md("The same bot. Through SQS: from `SendMessage` returning (the finding is in the queue) to the \
         card's create-message request reaching the fake; hanko long-polls the queue (20 s wait), \
@@ -578,16 +689,28 @@ async fn approval(c: &Counts) {
         md(r);
     }
     md("");
+    if on == On::DynamoDb {
+        store_per_gd_finding.sort_by(f64::total_cmp);
+        md(format!(
+            "Requests to DynamoDB per GuardDuty finding, from the batch's addition to its last card \
+             (the poll's cursor and source status, the findings, their requests, the card claims, \
+             and whatever else ran meanwhile), p50 / max over {} batches: {:.0} / {:.0}.",
+            store_per_gd_finding.len(),
+            system::pct(&store_per_gd_finding, 0.5),
+            store_per_gd_finding.last().copied().unwrap_or(0.0),
+        ));
+        md("");
+    }
     summary(
         format!(
-            "2. finding → card: SQS sent → card, p50 / p99 over {}",
+            "{second_section}. finding → card{label}: SQS sent → card, p50 / p99 over {}",
             to_card.len()
         ),
         format!("{} ms / {} ms", fmt_ms(sqs_p50), fmt_ms(sqs_p99)),
     );
     summary(
         format!(
-            "2. finding → card: GuardDuty stand-in served → card, p50 / p99 over {}",
+            "{second_section}. finding → card{label}: GuardDuty stand-in served → card, p50 / p99 over {}",
             served_to_card.len()
         ),
         format!("{} ms / {} ms", fmt_ms(gd_p50), fmt_ms(gd_p99)),

@@ -146,7 +146,8 @@ start_moto() {
 # Discord fake, moto and the GuardDuty stand-in. The bench prints `md<TAB>N<TAB>line` (section
 # N's Markdown) and `summary<TAB>N<TAB>figure<TAB>value`; a part that fails or overruns its
 # bound leaves its sections marked, and the rest of the run goes on.
-SYSTEM_TITLES=([1]="Approval to containment" [2]="Finding to card" [3]="Burst" [4]="Audit" [5]="Footprint" [10]="Scale curve")
+SYSTEM_TITLES=([1]="Approval to containment" [2]="Finding to card" [3]="Burst" [4]="Audit" [5]="Footprint" [10]="Scale curve"
+    [12]="Approval to containment on DynamoDB" [13]="Finding to card on DynamoDB")
 SYSTEM_CMD="cargo bench --locked --bench system -- PART"
 
 system_part() { # part, time bound in seconds, section numbers...
@@ -226,6 +227,11 @@ section_dynamodb() {
 
 section_footprint() {
     system_part footprint 900 5
+}
+
+section_approval_dynamodb() {
+    # §1 and §2 with the store on DynamoDB (moto), one replica.
+    system_part approval-dynamodb 1500 12 13
 }
 
 section_side_by_side() {
@@ -421,6 +427,7 @@ main() {
     section_core
     section_floor
     section_dynamodb
+    section_approval_dynamodb
     reproduce
     assemble
 }

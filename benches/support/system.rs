@@ -21,6 +21,36 @@ pub fn hanko_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hanko")))
 }
 
+/// The hanko binary with moto's static credentials, in `us-east-1`, without the instance
+/// metadata service or the caller's AWS profile.
+fn hanko_command() -> Command {
+    let mut cmd = Command::new(hanko_bin());
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+    cmd
+}
+
+/// `hanko ARGS… CONFIG` (a one-shot command such as `store init --config`) with AWS at
+/// `aws_endpoint`; panics with its output when it fails.
+pub fn hanko_cli(args: &[&str], config: &Path, aws_endpoint: &str) {
+    let out = hanko_command()
+        .args(args)
+        .arg(config)
+        .env("AWS_ENDPOINT_URL", aws_endpoint)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", hanko_bin().display()));
+    assert!(
+        out.status.success(),
+        "hanko {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running `hanko run`; SIGKILLed when dropped if still alive.
 pub struct Hanko {
     child: Child,
@@ -34,7 +64,7 @@ impl Hanko {
     /// `hanko run --config CONFIG` with `env` added, stderr to `log`.
     pub fn spawn(config: &Path, http: SocketAddr, env: &[(&str, String)], log: &Path) -> Hanko {
         let err = std::fs::File::create(log).expect("log file");
-        let mut cmd = Command::new(hanko_bin());
+        let mut cmd = hanko_command();
         cmd.args(["run", "--config"])
             .arg(config)
             .env(
@@ -42,12 +72,6 @@ impl Hanko {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("commands"),
             )
             .env("HANKO_LOG", "warn")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
             .stdout(Stdio::null())
             .stderr(err);
         for (k, v) in env {
