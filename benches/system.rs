@@ -124,9 +124,10 @@ fn main() {
                 md("§1 and §2 again, with the store on DynamoDB (moto, `[store] backend = \"dynamodb\"`, \
                     one replica, the table made by `hanko store init`); every store operation is \
                     then a request to moto through the same proxy, which the figures include. moto \
-                    runs with the item-level transaction rollback of §11 (as shipped, its whole-table \
-                    copy per transaction slows every store write as the table grows, until a click's \
-                    acknowledgement misses Discord's 3 s after some 30 approvals).");
+                    runs with the item-level transaction rollback of §11: as shipped, its whole-table \
+                    copy per transaction makes every store write slower as the table grows (two runs \
+                    on stock moto stopped after some 30 approvals, a click's acknowledgement past \
+                    Discord's 3 s).");
                 md("");
                 rt.block_on(approval(&counts, On::DynamoDb))
             }
