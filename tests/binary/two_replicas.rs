@@ -10,6 +10,8 @@
 //!   `hang:after-capture:isolate_instance` failpoint) and is killed with SIGKILL; the other
 //!   takes the lapsed execution lease over and finishes: every interface isolated, one
 //!   snapshot per volume.
+//! * The frozen replica also led ingest: the survivor takes the GuardDuty poll over and a
+//!   finding reported after the kill gets its card.
 //! * `hanko audit verify --config` passes on the table afterwards.
 
 use crate::support::discord_fake::{DiscordFake, FakeMember, FakeMessage, MessageSource};
@@ -274,13 +276,30 @@ async fn two_replicas_over_http_post_each_card_once_and_one_finishes_the_isolati
     let (ok, said) = hanko(&["store", "init"], &config, &moto, &guardduty).await;
     assert!(ok, "{said}");
 
-    // Replica a, and replica b, which freezes in the isolation it runs.
-    let a = start_replica(&config, &moto, &guardduty, None).await;
+    // Replica b, which freezes in the isolation it will run, starts first and leads ingest;
+    // then replica a, on standby.
     let b = start_replica(&config, &moto, &guardduty, Some(FREEZE)).await;
-    for replica in [&a, &b] {
+    let deadline = Instant::now() + WAIT;
+    while !http_get(b.http_addr, "/healthz")
+        .await
+        .1
+        .contains("roles: ingest leader")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "b never led ingest: {}",
+            b.stderr()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let a = start_replica(&config, &moto, &guardduty, None).await;
+    for (replica, role) in [(&a, "ingest standby"), (&b, "ingest leader")] {
         let (status, health) = http_get(replica.http_addr, "/healthz").await;
         assert!(
-            status == 200 && health.contains("backend: dynamodb") && !health.contains("gateway"),
+            status == 200
+                && health.contains("backend: dynamodb")
+                && health.contains(role)
+                && !health.contains("gateway"),
             "{health}"
         );
     }
@@ -340,7 +359,16 @@ async fn two_replicas_over_http_post_each_card_once_and_one_finishes_the_isolati
     assert_eq!(world.snapshots(&target.id).await.len(), volumes.len());
     let a_log_before = a.stderr();
     let b_log = b.kill().await;
+    let killed = Instant::now();
     assert!(!a_log_before.contains(&frozen), "a never froze");
+    // A finding GuardDuty reports after b died: only a poll by a, once it took the ingest
+    // lease over, can bring it.
+    let late = leaked_key(
+        "e2e2a0000000000000000000000000c4",
+        access_keys[0].0,
+        &access_keys[0].1,
+    );
+    guardduty.add(late.clone());
 
     // a's sweep takes the lapsed lease over and finishes the plan.
     let deadline = Instant::now() + TAKEOVER_WAIT;
@@ -378,6 +406,20 @@ async fn two_replicas_over_http_post_each_card_once_and_one_finishes_the_isolati
         volumes.len(),
         "exactly one snapshot per volume"
     );
+    // Ingest: a leads now, and the late finding has its card, within about a minute.
+    let late_id = late["id"].as_str().unwrap().to_string();
+    while cards_of(&fake, &late_id).is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(120),
+            "a did not take GuardDuty polling over; replica a:\n{}",
+            a.stderr()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let took = killed.elapsed();
+    let (_, health) = http_get(a.http_addr, "/healthz").await;
+    assert!(health.contains("roles: ingest leader"), "{health}");
+    eprintln!("the late finding's card came {took:?} after b was killed");
     let (_, metrics) = http_get(a.http_addr, "/metrics").await;
     assert!(
         counter(&metrics, "hanko_lease_takeovers_total") >= 1.0,
@@ -394,7 +436,7 @@ async fn two_replicas_over_http_post_each_card_once_and_one_finishes_the_isolati
 
     // Still one card per finding after the takeover's half minute, long enough for a message
     // b received and never deleted to come back to a.
-    for id in &ids {
+    for id in ids.iter().chain([&late_id]) {
         assert_eq!(cards_of(&fake, id).len(), 1, "finding {id}: {}", a.stderr());
     }
 
