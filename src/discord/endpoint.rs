@@ -82,11 +82,15 @@ pub fn router(state: Arc<BotState>, http: Arc<Http>, verifier: Verifier) -> Rout
 
 /// At start-up over HTTP, what READY does at the gateway: reads the application id (the
 /// webhook routes of edits and followups need it) and registers the slash commands. Tries
-/// again with a growing wait until Discord answers or shutdown begins; a failure is logged,
-/// never fatal.
+/// again with a growing wait until Discord answers, a verified interaction has brought the id,
+/// or shutdown begins; a failure is logged, never fatal.
 pub async fn prepare(http: Arc<Http>, state: Arc<BotState>, mut shutdown: watch::Receiver<bool>) {
     let mut wait = PREPARE_RETRY_FIRST;
     loop {
+        // An interaction may have told it meanwhile (every one carries `application_id`).
+        if http.application_id().is_some() {
+            break;
+        }
         match http.get_current_application_info().await {
             Ok(application) => {
                 http.set_application_id(application.id);

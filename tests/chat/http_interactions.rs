@@ -362,3 +362,58 @@ async fn unsigned_forged_stale_and_malformed_requests_are_refused_and_change_not
     assert_eq!(events[0].detail["code"], "not_authorized");
     bot.stop().await;
 }
+
+/// Over HTTP there is no READY to name the application: hanko asks Discord for it at start.
+/// When that route fails, the application id of the first verified interaction stands in, and
+/// the slash commands are registered all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_application_route_the_first_interaction_names_the_application() {
+    let fake = discord_fake::DiscordFake::start_with(discord_fake::FakeOptions {
+        application_info: false,
+        ..discord_fake::FakeOptions::default()
+    })
+    .await;
+    let key = key_pair();
+    let bot = Bot::start_full_on(
+        fake,
+        2,
+        unreachable_aws(),
+        |_| {},
+        |t| over_http(t, &key),
+        |_| {},
+    )
+    .await;
+    let fake = &bot.fake;
+    let endpoint = format!(
+        "http://{}/interactions",
+        bot.running.as_ref().unwrap().http_addr
+    );
+    fake.wait_for_request(
+        |r| r.matches("GET", "/oauth2/applications/@me") && r.status == 500,
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(fake
+        .requests_matching("PUT", "/applications/*/guilds/*/commands")
+        .is_empty());
+
+    let cmd = fake.http_slash_command("status", json!({}), &alice());
+    let body = body_of(&fake.deliver(&endpoint, &key, &cmd).await);
+    assert_eq!(body["type"], 4, "{body}");
+    let registered = fake
+        .wait_for_request(
+            |r| r.matches("PUT", "/applications/*/guilds/*/commands") && r.status == 200,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert!(
+        registered
+            .api_path()
+            .contains(&format!("/applications/{}/", fake.application_id())),
+        "{}",
+        registered.path
+    );
+    bot.stop().await;
+}

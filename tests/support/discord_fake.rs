@@ -123,6 +123,9 @@ pub struct FakeOptions {
     pub heartbeat_interval: Duration,
     /// How long after dispatch an interaction may still be answered (`None`: forever).
     pub interaction_deadline: Option<Duration>,
+    /// Whether `GET /oauth2/applications/@me` (and `/applications/@me`) answers; `false`: 500,
+    /// as during an outage of that route.
+    pub application_info: bool,
 }
 
 impl Default for FakeOptions {
@@ -139,6 +142,7 @@ impl Default for FakeOptions {
             dm_channel_id: 1_180_000_000_000_000_300,
             heartbeat_interval: Duration::from_millis(41_250),
             interaction_deadline: Some(Duration::from_secs(3)),
+            application_info: true,
         }
     }
 }
@@ -1891,7 +1895,15 @@ fn route(
         })),
         ("GET", ["users", "@me"]) => Reply::ok(shared.bot_user()),
         ("GET", ["oauth2", "applications", "@me"]) | ("GET", ["applications", "@me"]) => {
-            Reply::ok(application_json(shared))
+            if shared.options.application_info {
+                Reply::ok(application_json(shared))
+            } else {
+                Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    0,
+                    "500: Internal Server Error",
+                )
+            }
         }
         ("GET", ["channels", channel]) => match id(channel) {
             Some(c) => match shared.channel_guild(c) {

@@ -190,6 +190,18 @@ impl Bot {
         configure: impl FnOnce(&mut run::Options),
     ) -> Bot {
         let fake = DiscordFake::start().await;
+        Bot::start_full_on(fake, contain_approvals, clients, prepare, edit, configure).await
+    }
+
+    /// [`Bot::start_full`] against `fake` (one started with options of its own).
+    pub async fn start_full_on(
+        fake: DiscordFake,
+        contain_approvals: u32,
+        clients: ClientFactory,
+        prepare: impl FnOnce(&Store),
+        edit: impl FnOnce(String) -> String,
+        configure: impl FnOnce(&mut run::Options),
+    ) -> Bot {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hanko.toml");
         let text = edit(config_text(&fake, dir.path(), contain_approvals, 0));
