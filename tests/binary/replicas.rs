@@ -61,28 +61,18 @@ listen = "127.0.0.1:0"
     )
 }
 
-/// `hanko ARGS…` against moto, as an operator's shell would run it.
+/// `hanko ARGS… --config CONFIG` against moto, as an operator's shell would run it.
 async fn hanko(args: &[&str], config: &Path) -> (bool, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hanko"))
-        .args(args)
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hanko"));
+    cmd.args(args)
         .arg("--config")
         .arg(config)
         .env("AWS_ENDPOINT_URL", moto::shared().endpoint())
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+        .env_remove("AWS_PROFILE");
+    hanko_process::finish(cmd).await
 }
 
 async fn start(config: &Path) -> HankoProcess {

@@ -19,7 +19,7 @@ use crate::support::e2e_bot::{self, alice, bob, http_get, POLL, RESPONDER_ROLE, 
 use crate::support::ec2_world::{World, QUARANTINE};
 use crate::support::fixtures;
 use crate::support::guardduty_standin::Standin;
-use crate::support::hanko_process::{hanko_run, HankoProcess};
+use crate::support::hanko_process::{self, hanko_run, HankoProcess};
 use crate::support::moto::Moto;
 use crate::support::sqs_events;
 
@@ -131,15 +131,7 @@ async fn hanko(args: &[&str], config: &Path, moto: &Moto, guardduty: &Standin) -
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hanko"));
     cmd.args(args).arg("--config").arg(config);
     aws_env(&mut cmd, moto, guardduty);
-    let out = cmd.output().await.unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    hanko_process::finish(cmd).await
 }
 
 async fn start_replica(

@@ -38,6 +38,20 @@ pub fn hanko_run(bin: &Path, config: &Path, aws_endpoint: &str) -> tokio::proces
     cmd
 }
 
+/// Runs `cmd` (a one-shot `hanko` command, such as `bin audit verify --config FILE`, with its
+/// environment set) to its end: (success, stdout then stderr).
+pub async fn finish(mut cmd: tokio::process::Command) -> (bool, String) {
+    let out = cmd.output().await.expect("run hanko");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// A running `hanko run`; killed when dropped.
 pub struct HankoProcess {
     child: tokio::process::Child,
