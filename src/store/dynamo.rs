@@ -170,6 +170,18 @@ fn item_key(tree: &str, key: &[u8]) -> Item {
     ])
 }
 
+/// Runs `wait` (a blocking wait: DynamoDB's answer, a backoff) so that it stalls no other task:
+/// the store's API is synchronous and its callers are often async tasks, and on a worker of a
+/// multi-thread runtime the worker's other tasks (a click's acknowledgement, lease renewals)
+/// move to another thread first. Elsewhere (a plain thread, a current-thread runtime) it just
+/// runs.
+fn off_the_worker<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
+    }
+}
+
 fn new_version() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
@@ -313,15 +325,7 @@ impl DynamoKv {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        // The store's API is synchronous and its callers are often async tasks: on a worker of
-        // a multi-thread runtime, the worker's other tasks (a click's acknowledgement, the
-        // lease renewals) move to another thread while this one waits for DynamoDB.
-        let wait = || rx.recv();
-        let got = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
-            _ => wait(),
-        };
-        got.map_err(|_| StoreError::Io {
+        off_the_worker(|| rx.recv()).map_err(|_| StoreError::Io {
             path: self.target.display(),
             message: "the DynamoDB runtime stopped".into(),
         })
@@ -628,7 +632,7 @@ impl DynamoKv {
         }
         let ceiling = (BACKOFF_FIRST_MS << attempt.min(10)).min(BACKOFF_MAX_MS);
         let ms = fastrand::u64(ceiling / 2..=ceiling);
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+        off_the_worker(|| std::thread::sleep(std::time::Duration::from_millis(ms)));
         Ok(())
     }
 
