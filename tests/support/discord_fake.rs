@@ -3079,6 +3079,8 @@ impl Connection {
                 seq: 1,
                 log: vec![(1, frame.clone())],
             });
+            // Live before READY can be seen (see `resume`).
+            state.gateway.live = Some((self.id, self.tx.clone()));
         }
         self.send_text(frame).await?;
         self.go_live().await?;
@@ -3108,6 +3110,12 @@ impl Connection {
                         json!({"op": 0, "t": "RESUMED", "s": session.seq, "d": {}}).to_string();
                     session.log.push((session.seq, resumed.clone()));
                     frames.push(resumed);
+                    // This connection receives dispatches from now on, before RESUMED can be
+                    // seen: a test that injects an event on seeing it would otherwise have it
+                    // flushed by the old connection, still live while it closes, onto its dead
+                    // socket. Pending events go out after the replay (`go_live`), as this
+                    // connection's task handles its flush commands after this.
+                    state.gateway.live = Some((self.id, self.tx.clone()));
                     Some(frames)
                 }
                 _ => None,
