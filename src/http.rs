@@ -86,7 +86,7 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::ClientFactory;
     use crate::playbooks::Playbooks;
@@ -124,15 +124,22 @@ path = "/nonexistent/hanko-http-test"
     }
 
     async fn get(router: Router, path: &str) -> (u16, String, String) {
+        exchange(
+            router,
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        )
+        .await
+    }
+
+    /// Serves `router` on a free local port for one connection, sends `request` (a whole
+    /// HTTP/1.1 request) and reads the answer to its end: (status, content type, body). For the
+    /// tests of this module and of `discord::endpoint`, which share the server.
+    pub(crate) async fn exchange(router: Router, request: String) -> (u16, String, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        conn.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
+        conn.write_all(request.as_bytes()).await.unwrap();
         let mut raw = String::new();
         conn.read_to_string(&mut raw).await.unwrap();
         server.abort();

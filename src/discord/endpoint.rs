@@ -251,7 +251,6 @@ mod tests {
     use crate::store::Store;
     use ed25519_dalek::{Signer, SigningKey};
     use std::path::Path;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn key() -> SigningKey {
         SigningKey::from_bytes(&[9; 32])
@@ -306,29 +305,11 @@ regions = ["us-east-1"]
 
     /// POSTs `body` with `headers` (CRLF-terminated lines): (status, content type, body).
     async fn post(router: Router, headers: &str, body: &str) -> (u16, String, String) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         let request = format!(
             "POST {PATH} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}\r\n{body}",
             body.len()
         );
-        conn.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).await.unwrap();
-        server.abort();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let content_type = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-type: ")
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        (status, content_type, body.to_string())
+        crate::http::tests::exchange(router, request).await
     }
 
     const PING_BODY: &str = r#"{"type":1,"id":"1180000000000000900","application_id":"1180000000000000010","token":"t","version":1}"#;
