@@ -1156,15 +1156,11 @@ fn failpoint(point: &str, step: &Step) {
         }
         if spec.strip_prefix("hang:") == Some(here.as_str()) {
             tracing::error!("failpoint {spec} reached: hanging");
-            let hang = || loop {
+            // Only this run freezes: its worker's other tasks (an HTTP answer just woken, say)
+            // move to another thread first.
+            crate::util::off_the_worker(|| loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
-            };
-            // On a worker of the multi-thread runtime, its other tasks (an HTTP answer just
-            // woken, say) move to another thread first: only this run freezes.
-            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(hang),
-                _ => hang(),
-            }
+            })
         }
     }
 }

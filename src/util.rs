@@ -2,15 +2,28 @@
 //! and the CLI), an error on one line ([`one_line`]: AWS errors, ingest status, Security Hub
 //! notes), exponential backoff ([`backoff`]: the AWS retry loop and the ingest loops), the one
 //! error-id scheme ([`error_id`], [`error_chain`]: what a person is shown and what the log
-//! holds under it), and, in [`deep_stack`], the one launcher of a thread with a deep stack.
+//! holds under it), in [`deep_stack`], the one launcher of a thread with a deep stack, and
+//! [`off_the_worker`], the one way to wait on a blocking call from an async task.
 //!
-//! Pure but for [`deep_stack`] (threads, tokio); imports nothing of hanko.
+//! Pure but for [`deep_stack`] and [`off_the_worker`] (threads, tokio); imports nothing of
+//! hanko.
 
 use chrono::{DateTime, Duration, Utc};
 
 pub mod deep_stack;
 
 pub use deep_stack::{on_deep_stack, DeepStackError, Driver, DEEP_STACK};
+
+/// Runs `wait`, a blocking wait (a DynamoDB answer, a backoff, a frozen test run), so that it
+/// stalls no other task: on a worker of a multi-thread tokio runtime the worker's other tasks
+/// (a click's acknowledgement, lease renewals) move to another thread first. Elsewhere (a plain
+/// thread, a current-thread runtime, where `block_in_place` would panic) it just runs.
+pub fn off_the_worker<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
+    }
+}
 
 /// Parses a human duration: a whole number followed by `s`, `m`, `h` or `d`
 /// (`"60s"`, `"4h"`, `"7d"`). Returns a message suitable for a config error otherwise.
@@ -136,6 +149,21 @@ pub fn backoff(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_wait_off_the_worker_lets_the_workers_other_tasks_run() {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let waiter = tokio::spawn(async move {
+            let _ = started_tx.send(());
+            super::off_the_worker(|| rx.recv_timeout(std::time::Duration::from_secs(5)))
+        });
+        started_rx.await.unwrap();
+        // The only worker is in the wait: this task runs only if the wait handed it over.
+        let other = tokio::spawn(async move { tx.send(()).unwrap() });
+        assert!(waiter.await.unwrap().is_ok(), "the other task never ran");
+        other.await.unwrap();
+    }
+
     use super::*;
     use chrono::TimeZone;
 

@@ -170,18 +170,6 @@ fn item_key(tree: &str, key: &[u8]) -> Item {
     ])
 }
 
-/// Runs `wait` (a blocking wait: DynamoDB's answer, a backoff) so that it stalls no other task:
-/// the store's API is synchronous and its callers are often async tasks, and on a worker of a
-/// multi-thread runtime the worker's other tasks (a click's acknowledgement, lease renewals)
-/// move to another thread first. Elsewhere (a plain thread, a current-thread runtime) it just
-/// runs.
-fn off_the_worker<T>(wait: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
-        _ => wait(),
-    }
-}
-
 fn new_version() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
@@ -325,7 +313,7 @@ impl DynamoKv {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        off_the_worker(|| rx.recv()).map_err(|_| StoreError::Io {
+        crate::util::off_the_worker(|| rx.recv()).map_err(|_| StoreError::Io {
             path: self.target.display(),
             message: "the DynamoDB runtime stopped".into(),
         })
@@ -632,7 +620,7 @@ impl DynamoKv {
         }
         let ceiling = (BACKOFF_FIRST_MS << attempt.min(10)).min(BACKOFF_MAX_MS);
         let ms = fastrand::u64(ceiling / 2..=ceiling);
-        off_the_worker(|| std::thread::sleep(std::time::Duration::from_millis(ms)));
+        crate::util::off_the_worker(|| std::thread::sleep(std::time::Duration::from_millis(ms)));
         Ok(())
     }
 
