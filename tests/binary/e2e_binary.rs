@@ -168,17 +168,6 @@ async fn key_status(iam: &aws_sdk_iam::Client, user: &str, key: &str) -> StatusT
         .unwrap()
 }
 
-async fn new_user_with_key(iam: &aws_sdk_iam::Client, user: &str) -> String {
-    iam.create_user().user_name(user).send().await.unwrap();
-    let out = iam
-        .create_access_key()
-        .user_name(user)
-        .send()
-        .await
-        .unwrap();
-    out.access_key().unwrap().access_key_id().to_string()
-}
-
 /// The newest channel post whose embed mentions `needle`, once there are `count` of them.
 async fn card_mentioning(fake: &DiscordFake, needle: &str, count: usize) -> FakeMessage {
     let deadline = Instant::now() + WAIT;
@@ -216,9 +205,9 @@ async fn the_morning_after_five_hours_expire_cards_contain_works_and_other_accou
         .unwrap()
         .queue_url
         .unwrap();
-    let dave_key = new_user_with_key(&iam, "dave").await;
+    let dave_key = moto::user_with_key(&iam, "dave").await;
     // `erin` in hanko's own account: the namesake of the other account's `erin`.
-    let erin_key = new_user_with_key(&iam, "erin").await;
+    let erin_key = moto::user_with_key(&iam, "erin").await;
 
     let fake = DiscordFake::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -102,16 +102,7 @@ async fn on_dynamodb_the_binary_inits_its_table_contains_a_key_and_the_audit_ver
         .unwrap()
         .queue_url
         .unwrap();
-    iam.create_user().user_name("frank").send().await.unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name("frank")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap()
-        .access_key_id;
+    let key = moto::user_with_key(&iam, "frank").await;
 
     let fake = DiscordFake::start().await;
     let dir = tempfile::tempdir().unwrap();

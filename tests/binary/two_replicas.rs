@@ -20,7 +20,7 @@ use crate::support::ec2_world::{World, QUARANTINE};
 use crate::support::fixtures;
 use crate::support::guardduty_standin::Standin;
 use crate::support::hanko_process::{self, hanko_run, HankoProcess};
-use crate::support::moto::Moto;
+use crate::support::moto::{self, Moto};
 use crate::support::sqs_events;
 
 use std::path::Path;
@@ -240,17 +240,7 @@ async fn two_replicas_over_http_post_each_card_once_and_one_finishes_the_isolati
     assert_eq!(volumes.len(), 2);
     let mut access_keys = Vec::new();
     for user in ["grace", "heidi"] {
-        iam.create_user().user_name(user).send().await.unwrap();
-        let key = iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap()
-            .access_key
-            .unwrap()
-            .access_key_id;
-        access_keys.push((user, key));
+        access_keys.push((user, moto::user_with_key(&iam, user).await));
     }
     let queue = sqs_events::queue(&sqs, "hanko-two-replicas", 30).await;
     let guardduty = Standin::start(DETECTOR, Vec::new()).await;

@@ -28,15 +28,7 @@ use e2e_bot::*;
 
 /// A moto user with one access key; returns the key id.
 async fn user_with_key(moto: &moto::Moto, user: &str) -> String {
-    let iam = moto.iam().await;
-    iam.create_user().user_name(user).send().await.unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name(user)
-        .send()
-        .await
-        .unwrap();
-    key.access_key().unwrap().access_key_id().to_string()
+    moto::user_with_key(&moto.iam().await, user).await
 }
 
 async fn key_status(moto: &moto::Moto, user: &str, key_id: &str) -> Option<StatusType> {

@@ -326,6 +326,19 @@ impl Drop for Moto {
     }
 }
 
+/// Creates IAM user `user` with one access key, as a leaked-key finding names them; the key's id.
+pub async fn user_with_key(iam: &aws_sdk_iam::Client, user: &str) -> String {
+    iam.create_user().user_name(user).send().await.unwrap();
+    iam.create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap()
+        .access_key_id
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
