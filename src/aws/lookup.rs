@@ -37,7 +37,7 @@ pub enum Looked {
 pub async fn access_key(clients: &AwsClients, key: &str) -> Result<Looked, AwsError> {
     const OP: &str = "iam:GetAccessKeyLastUsed";
     let out = clients
-        .iam
+        .iam()
         .get_access_key_last_used()
         .access_key_id(key)
         .send()
@@ -69,7 +69,7 @@ pub async fn access_key(clients: &AwsClients, key: &str) -> Result<Looked, AwsEr
 pub async fn instance(clients: &AwsClients, id: &str) -> Result<Looked, AwsError> {
     const OP: &str = "ec2:DescribeInstances";
     let out = clients
-        .ec2
+        .ec2()
         .describe_instances()
         .instance_ids(id)
         .send()
@@ -154,7 +154,7 @@ pub async fn instance(clients: &AwsClients, id: &str) -> Result<Looked, AwsError
 pub async fn bucket(clients: &AwsClients, bucket: &str, region: &str) -> Result<Looked, AwsError> {
     const OP: &str = "s3:HeadBucket";
     let out = clients
-        .s3
+        .s3()
         .head_bucket()
         .bucket(bucket)
         .send()
@@ -193,7 +193,7 @@ pub async fn access_keys_of(clients: &AwsClients, user: &str) -> Result<Vec<KeyI
     let mut marker: Option<String> = None;
     loop {
         let out = clients
-            .iam
+            .iam()
             .list_access_keys()
             .user_name(user)
             .set_marker(marker.take())
