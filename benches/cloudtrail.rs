@@ -58,7 +58,9 @@ async fn main() {
         ))
         .load()
         .await;
-    let ct = AwsClients::from_sdk_config(&standin.sdk_config(&conf, REGION), false).cloudtrail().clone();
+    let ct = AwsClients::from_sdk_config(&standin.sdk_config(&conf, REGION), false)
+        .cloudtrail()
+        .clone();
     let window = Window::back_from(now, chrono::Duration::hours(24));
 
     let mut secs = Vec::new();

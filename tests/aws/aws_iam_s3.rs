@@ -443,7 +443,8 @@ async fn dry_run_makes_no_mutating_call() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
     let keys = create_user_with_keys(&c.iam(), "carol", 1).await;
-    c.s3().create_bucket()
+    c.s3()
+        .create_bucket()
         .bucket("dry-bucket")
         .send()
         .await
@@ -670,7 +671,8 @@ async fn quarantine_user_denies_everything_and_reverts() {
 async fn block_public_access_without_prior_block_and_revert_deletes_it() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    c.s3().create_bucket()
+    c.s3()
+        .create_bucket()
         .bucket("open-bucket")
         .send()
         .await
@@ -695,7 +697,8 @@ async fn block_public_access_without_prior_block_and_revert_deletes_it() {
 async fn block_public_access_revert_restores_a_partial_block_exactly() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    c.s3().create_bucket()
+    c.s3()
+        .create_bucket()
         .bucket("half-open")
         .send()
         .await
@@ -721,7 +724,12 @@ async fn block_public_access_revert_restores_a_partial_block_exactly() {
 async fn block_public_access_revert_reports_drift() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    c.s3().create_bucket().bucket("drifty").send().await.unwrap();
+    c.s3()
+        .create_bucket()
+        .bucket("drifty")
+        .send()
+        .await
+        .unwrap();
     let step = block_bucket("drifty");
     let done = run(&c, &step, &ctx()).await;
     put_pab(&c.s3(), "drifty", [true, true, false, true]).await;
@@ -729,19 +737,24 @@ async fn block_public_access_revert_reports_drift() {
         RevertOutcome::Drifted { reason } => assert!(reason.contains("drifty"), "{reason}"),
         other => panic!("expected drift, got {other:?}"),
     }
-    assert_eq!(pab(&c.s3(), "drifty").await, Some([true, true, false, true]));
+    assert_eq!(
+        pab(&c.s3(), "drifty").await,
+        Some([true, true, false, true])
+    );
 }
 
 #[tokio::test]
 async fn enforce_bucket_ownership_and_revert_restores_or_deletes() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    c.s3().create_bucket()
+    c.s3()
+        .create_bucket()
         .bucket("acl-none")
         .send()
         .await
         .unwrap();
-    c.s3().create_bucket()
+    c.s3()
+        .create_bucket()
         .bucket("acl-writer")
         .send()
         .await
@@ -850,7 +863,10 @@ async fn access_denied_is_forbidden_and_names_the_permission() {
         "{}",
         err.message
     );
-    assert_eq!(key_statuses(&admin.iam(), "henry").await[&keys[0]], "Active");
+    assert_eq!(
+        key_statuses(&admin.iam(), "henry").await[&keys[0]],
+        "Active"
+    );
 
     // S3 denies too, with its own error shape.
     admin
@@ -1098,7 +1114,10 @@ async fn least_privilege_policy_is_enough_for_the_iam_and_s3_steps() {
     for step in &steps {
         done.push(run(&hanko, step, &ctx()).await);
     }
-    assert_eq!(key_statuses(&admin.iam(), "ivan").await[&keys[0]], "Inactive");
+    assert_eq!(
+        key_statuses(&admin.iam(), "ivan").await[&keys[0]],
+        "Inactive"
+    );
     assert_eq!(key_statuses(&admin.iam(), "ivan").await[&keys[1]], "Active");
     assert_eq!(pab(&admin.s3(), "public-one").await, Some([true; 4]));
 

@@ -21,7 +21,9 @@ const ACCOUNT: &str = events::ACCOUNT;
 /// The client hanko would use in `region`, pointed at the stand-in.
 async fn cloudtrail(standin: &Standin, region: &str) -> aws_sdk_cloudtrail::Client {
     let conf = standin.sdk_config(&test_sdk_config().await, region);
-    AwsClients::from_sdk_config(&conf, false).cloudtrail().clone()
+    AwsClients::from_sdk_config(&conf, false)
+        .cloudtrail()
+        .clone()
 }
 
 fn window(now: DateTime<Utc>) -> Window {

@@ -330,7 +330,8 @@ async fn s3_8_remediation_blocks_exactly_the_three_failing_buckets_and_leaves_a_
     let c = clients(&moto).await;
     let failing = ["open-one", "open-two", "open-three"];
     for b in failing.iter().chain(&["bystander"]) {
-        c.s3().create_bucket()
+        c.s3()
+            .create_bucket()
             .bucket(*b)
             .send()
             .await
