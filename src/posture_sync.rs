@@ -206,7 +206,7 @@ async fn reread(
         .await
         .map_err(|e| e.to_string())?;
     let docs = securityhub::read_findings(
-        &clients.securityhub(),
+        clients.securityhub(),
         identifiers,
         crate::ingest::securityhub::asff_to_json,
     )

@@ -167,7 +167,7 @@ pub async fn investigate(
             let result = async {
                 let clients = app.clients.clients(&account, region).await?;
                 lookup_key_events(
-                    &clients.cloudtrail(),
+                    clients.cloudtrail(),
                     &app.lookup_rate,
                     &account,
                     region,

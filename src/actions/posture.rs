@@ -352,8 +352,7 @@ pub async fn acknowledge(
     let by = voter.actor.display_name().to_string();
     let result = match app.clients.clients(&key.account_id, &key.region).await {
         Ok(clients) => {
-            crate::aws::securityhub::acknowledge_new(&clients.securityhub(), &identifiers, &by)
-                .await
+            crate::aws::securityhub::acknowledge_new(clients.securityhub(), &identifiers, &by).await
         }
         Err(e) => Err(e),
     };

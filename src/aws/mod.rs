@@ -157,11 +157,11 @@ pub async fn capture(
     ctx: &StepCtx,
 ) -> Result<Captured, AwsError> {
     match step.action.service() {
-        "iam" => iam::capture(&clients.iam(), step, ctx).await,
-        "s3control" => s3control::capture(&clients.s3control(), step, ctx).await,
-        "s3" => s3::capture(&clients.s3(), step, ctx).await,
-        "securityhub" => securityhub::capture(&clients.securityhub(), step, ctx).await,
-        _ => ec2::capture(&clients.ec2(), step, ctx).await,
+        "iam" => iam::capture(clients.iam(), step, ctx).await,
+        "s3control" => s3control::capture(clients.s3control(), step, ctx).await,
+        "s3" => s3::capture(clients.s3(), step, ctx).await,
+        "securityhub" => securityhub::capture(clients.securityhub(), step, ctx).await,
+        _ => ec2::capture(clients.ec2(), step, ctx).await,
     }
 }
 
@@ -173,11 +173,11 @@ pub async fn apply(
     ctx: &StepCtx,
 ) -> Result<serde_json::Value, AwsError> {
     match step.action.service() {
-        "iam" => iam::apply(&clients.iam(), step, captured, ctx).await,
-        "s3control" => s3control::apply(&clients.s3control(), step, captured, ctx).await,
-        "s3" => s3::apply(&clients.s3(), step, captured, ctx).await,
-        "securityhub" => securityhub::apply(&clients.securityhub(), step, captured, ctx).await,
-        _ => ec2::apply(&clients.ec2(), step, captured, ctx).await,
+        "iam" => iam::apply(clients.iam(), step, captured, ctx).await,
+        "s3control" => s3control::apply(clients.s3control(), step, captured, ctx).await,
+        "s3" => s3::apply(clients.s3(), step, captured, ctx).await,
+        "securityhub" => securityhub::apply(clients.securityhub(), step, captured, ctx).await,
+        _ => ec2::apply(clients.ec2(), step, captured, ctx).await,
     }
 }
 
@@ -189,11 +189,11 @@ pub async fn verify(
     ctx: &StepCtx,
 ) -> Result<(), AwsError> {
     match step.action.service() {
-        "iam" => iam::verify(&clients.iam(), step, result, ctx).await,
-        "s3control" => s3control::verify(&clients.s3control(), step, result, ctx).await,
-        "s3" => s3::verify(&clients.s3(), step, result, ctx).await,
-        "securityhub" => securityhub::verify(&clients.securityhub(), step, result, ctx).await,
-        _ => ec2::verify(&clients.ec2(), step, result, ctx).await,
+        "iam" => iam::verify(clients.iam(), step, result, ctx).await,
+        "s3control" => s3control::verify(clients.s3control(), step, result, ctx).await,
+        "s3" => s3::verify(clients.s3(), step, result, ctx).await,
+        "securityhub" => securityhub::verify(clients.securityhub(), step, result, ctx).await,
+        _ => ec2::verify(clients.ec2(), step, result, ctx).await,
     }
 }
 
@@ -206,13 +206,13 @@ pub async fn revert(
     ctx: &StepCtx,
 ) -> Result<RevertOutcome, AwsError> {
     match step.action.service() {
-        "iam" => iam::revert(&clients.iam(), step, captured, result, ctx).await,
-        "s3control" => s3control::revert(&clients.s3control(), step, captured, result, ctx).await,
-        "s3" => s3::revert(&clients.s3(), step, captured, result, ctx).await,
+        "iam" => iam::revert(clients.iam(), step, captured, result, ctx).await,
+        "s3control" => s3control::revert(clients.s3control(), step, captured, result, ctx).await,
+        "s3" => s3::revert(clients.s3(), step, captured, result, ctx).await,
         "securityhub" => {
-            securityhub::revert(&clients.securityhub(), step, captured, result, ctx).await
+            securityhub::revert(clients.securityhub(), step, captured, result, ctx).await
         }
-        _ => ec2::revert(&clients.ec2(), step, captured, result, ctx).await,
+        _ => ec2::revert(clients.ec2(), step, captured, result, ctx).await,
     }
 }
 

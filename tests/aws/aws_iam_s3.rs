@@ -371,7 +371,7 @@ async fn user_holding(moto: &Moto, admin: &AwsClients, user: &str, policy: &Valu
 async fn deactivate_access_key_touches_only_that_key_and_revert_restores_it() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    let keys = create_user_with_keys(&c.iam(), "alice", 2).await;
+    let keys = create_user_with_keys(c.iam(), "alice", 2).await;
     let (leaked, other) = (&keys[0], &keys[1]);
     let step = deactivate_key("alice", leaked);
 
@@ -386,7 +386,7 @@ async fn deactivate_access_key_touches_only_that_key_and_revert_restores_it() {
         .as_str()
         .unwrap()
         .contains("few minutes to propagate"));
-    let statuses = key_statuses(&c.iam(), "alice").await;
+    let statuses = key_statuses(c.iam(), "alice").await;
     assert_eq!(statuses[leaked], "Inactive");
     assert_eq!(statuses[other], "Active");
 
@@ -396,7 +396,7 @@ async fn deactivate_access_key_touches_only_that_key_and_revert_restores_it() {
     assert_eq!(again.prior["Status"], "Inactive");
 
     assert_eq!(revert(&c, &step, &done).await, RevertOutcome::Restored);
-    let statuses = key_statuses(&c.iam(), "alice").await;
+    let statuses = key_statuses(c.iam(), "alice").await;
     assert_eq!(statuses[leaked], "Active");
     assert_eq!(statuses[other], "Active");
 }
@@ -405,12 +405,12 @@ async fn deactivate_access_key_touches_only_that_key_and_revert_restores_it() {
 async fn deactivate_access_key_revert_reports_drift() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    let keys = create_user_with_keys(&c.iam(), "bob", 2).await;
+    let keys = create_user_with_keys(c.iam(), "bob", 2).await;
 
     // Someone re-activated the key by hand: hanko does not touch it.
     let step = deactivate_key("bob", &keys[0]);
     let done = run(&c, &step, &ctx()).await;
-    set_key(&c.iam(), "bob", &keys[0], "Active").await;
+    set_key(c.iam(), "bob", &keys[0], "Active").await;
     match revert(&c, &step, &done).await {
         RevertOutcome::Drifted { reason } => assert!(reason.contains("is Active now"), "{reason}"),
         other => panic!("expected drift, got {other:?}"),
@@ -433,7 +433,7 @@ async fn deactivate_access_key_revert_reports_drift() {
         other => panic!("expected drift, got {other:?}"),
     }
     assert_eq!(
-        key_statuses(&c.iam(), "bob").await,
+        key_statuses(c.iam(), "bob").await,
         BTreeMap::from([(keys[0].clone(), "Active".to_string())])
     );
 }
@@ -442,7 +442,7 @@ async fn deactivate_access_key_revert_reports_drift() {
 async fn dry_run_makes_no_mutating_call() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    let keys = create_user_with_keys(&c.iam(), "carol", 1).await;
+    let keys = create_user_with_keys(c.iam(), "carol", 1).await;
     c.s3()
         .create_bucket()
         .bucket("dry-bucket")
@@ -459,7 +459,7 @@ async fn dry_run_makes_no_mutating_call() {
         json!({"dry_run": true, "would_call": "iam:UpdateAccessKey",
                "parameters": {"UserName": "carol", "AccessKeyId": keys[0], "Status": "Inactive"}})
     );
-    assert_eq!(key_statuses(&c.iam(), "carol").await[&keys[0]], "Active");
+    assert_eq!(key_statuses(c.iam(), "carol").await[&keys[0]], "Active");
 
     let step = revoke_user("carol");
     let captured = aws::capture(&c, &step, &ctx).await.unwrap();
@@ -467,7 +467,7 @@ async fn dry_run_makes_no_mutating_call() {
     assert_eq!(result["would_call"], "iam:PutUserPolicy");
     assert_eq!(result["parameters"]["PolicyName"], SESSION_REVOKE_POLICY);
     assert_eq!(
-        user_policy(&c.iam(), "carol", SESSION_REVOKE_POLICY).await,
+        user_policy(c.iam(), "carol", SESSION_REVOKE_POLICY).await,
         None
     );
 
@@ -475,7 +475,7 @@ async fn dry_run_makes_no_mutating_call() {
     let captured = aws::capture(&c, &step, &ctx).await.unwrap();
     let result = aws::apply(&c, &step, &captured, &ctx).await.unwrap();
     assert_eq!(result["would_call"], "s3:PutBucketPublicAccessBlock");
-    assert_eq!(pab(&c.s3(), "dry-bucket").await, None);
+    assert_eq!(pab(c.s3(), "dry-bucket").await, None);
     assert_eq!(
         aws::revert(
             &c,
@@ -499,7 +499,7 @@ async fn dry_run_makes_no_mutating_call() {
 async fn revoke_user_sessions_puts_the_cutoff_and_revert_removes_it() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    create_user_with_keys(&c.iam(), "dave", 1).await;
+    create_user_with_keys(c.iam(), "dave", 1).await;
     let step = revoke_user("dave");
     let ctx = ctx();
     let cutoff = ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -511,7 +511,7 @@ async fn revoke_user_sessions_puts_the_cutoff_and_revert_removes_it() {
         .as_str()
         .unwrap()
         .contains("few minutes to propagate"));
-    let doc = user_policy(&c.iam(), "dave", SESSION_REVOKE_POLICY)
+    let doc = user_policy(c.iam(), "dave", SESSION_REVOKE_POLICY)
         .await
         .unwrap();
     let statement = &doc["Statement"][0];
@@ -542,7 +542,7 @@ async fn revoke_user_sessions_puts_the_cutoff_and_revert_removes_it() {
 
     assert_eq!(revert(&c, &step, &done).await, RevertOutcome::Restored);
     assert_eq!(
-        user_policy(&c.iam(), "dave", SESSION_REVOKE_POLICY).await,
+        user_policy(c.iam(), "dave", SESSION_REVOKE_POLICY).await,
         None
     );
 }
@@ -551,7 +551,7 @@ async fn revoke_user_sessions_puts_the_cutoff_and_revert_removes_it() {
 async fn revoke_user_sessions_revert_restores_a_prior_policy_of_the_same_name() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    create_user_with_keys(&c.iam(), "erin", 0).await;
+    create_user_with_keys(c.iam(), "erin", 0).await;
     c.iam()
         .put_user_policy()
         .user_name("erin")
@@ -566,14 +566,14 @@ async fn revoke_user_sessions_revert_restores_a_prior_policy_of_the_same_name() 
     assert_eq!(done.0.prior["exists"], true);
     let prior: Value = serde_json::from_str(done.0.prior["document"].as_str().unwrap()).unwrap();
     assert_eq!(prior, serde_json::from_str::<Value>(KEEP_DOC).unwrap());
-    let now = user_policy(&c.iam(), "erin", SESSION_REVOKE_POLICY)
+    let now = user_policy(c.iam(), "erin", SESSION_REVOKE_POLICY)
         .await
         .unwrap();
     assert_eq!(now["Statement"][0]["Effect"], "Deny");
 
     assert_eq!(revert(&c, &step, &done).await, RevertOutcome::Restored);
     assert_eq!(
-        user_policy(&c.iam(), "erin", SESSION_REVOKE_POLICY).await,
+        user_policy(c.iam(), "erin", SESSION_REVOKE_POLICY).await,
         Some(serde_json::from_str::<Value>(KEEP_DOC).unwrap())
     );
 }
@@ -583,7 +583,7 @@ async fn revoke_role_sessions_changes_only_that_role_and_reports_drift() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
     for role in ["web", "worker"] {
-        create_role(&c.iam(), role).await;
+        create_role(c.iam(), role).await;
         c.iam()
             .put_role_policy()
             .role_name(role)
@@ -597,17 +597,17 @@ async fn revoke_role_sessions_changes_only_that_role_and_reports_drift() {
     let ctx = ctx();
     let done = run(&c, &step, &ctx).await;
     assert_eq!(
-        role_policy_names(&c.iam(), "web").await,
+        role_policy_names(c.iam(), "web").await,
         vec![
             "hanko-revoke-older-sessions".to_string(),
             "keep".to_string()
         ]
     );
     assert_eq!(
-        role_policy_names(&c.iam(), "worker").await,
+        role_policy_names(c.iam(), "worker").await,
         vec!["keep".to_string()]
     );
-    let doc = role_policy(&c.iam(), "web", SESSION_REVOKE_POLICY)
+    let doc = role_policy(c.iam(), "web", SESSION_REVOKE_POLICY)
         .await
         .unwrap();
     assert_eq!(
@@ -629,7 +629,7 @@ async fn revoke_role_sessions_changes_only_that_role_and_reports_drift() {
         other => panic!("expected drift, got {other:?}"),
     }
     assert_eq!(
-        role_policy(&c.iam(), "web", SESSION_REVOKE_POLICY).await,
+        role_policy(c.iam(), "web", SESSION_REVOKE_POLICY).await,
         Some(serde_json::from_str::<Value>(KEEP_DOC).unwrap())
     );
 }
@@ -638,10 +638,10 @@ async fn revoke_role_sessions_changes_only_that_role_and_reports_drift() {
 async fn quarantine_user_denies_everything_and_reverts() {
     let moto = moto::shared();
     let c = default_clients(&moto).await;
-    create_user_with_keys(&c.iam(), "frank", 0).await;
+    create_user_with_keys(c.iam(), "frank", 0).await;
     let step = quarantine_user("frank");
     let done = run(&c, &step, &ctx()).await;
-    let doc = user_policy(&c.iam(), "frank", QUARANTINE_USER_POLICY)
+    let doc = user_policy(c.iam(), "frank", QUARANTINE_USER_POLICY)
         .await
         .unwrap();
     assert_eq!(
@@ -659,7 +659,7 @@ async fn quarantine_user_denies_everything_and_reverts() {
     );
     assert_eq!(revert(&c, &step, &done).await, RevertOutcome::Restored);
     assert_eq!(
-        user_policy(&c.iam(), "frank", QUARANTINE_USER_POLICY).await,
+        user_policy(c.iam(), "frank", QUARANTINE_USER_POLICY).await,
         None
     );
 }
@@ -681,7 +681,7 @@ async fn block_public_access_without_prior_block_and_revert_deletes_it() {
 
     let done = run(&c, &step, &ctx()).await;
     assert_eq!(done.0.prior, json!({"configured": false}));
-    assert_eq!(pab(&c.s3(), "open-bucket").await, Some([true; 4]));
+    assert_eq!(pab(c.s3(), "open-bucket").await, Some([true; 4]));
     assert!(
         aws::capture(&c, &step, &ctx())
             .await
@@ -690,7 +690,7 @@ async fn block_public_access_without_prior_block_and_revert_deletes_it() {
     );
 
     assert_eq!(revert(&c, &step, &done).await, RevertOutcome::Restored);
-    assert_eq!(pab(&c.s3(), "open-bucket").await, None);
+    assert_eq!(pab(c.s3(), "open-bucket").await, None);
 }
 
 #[tokio::test]
@@ -703,7 +703,7 @@ async fn block_public_access_revert_restores_a_partial_block_exactly() {
         .send()
         .await
         .unwrap();
-    put_pab(&c.s3(), "half-open", [true, false, true, false]).await;
+    put_pab(c.s3(), "half-open", [true, false, true, false]).await;
     let step = block_bucket("half-open");
 
     let done = run(&c, &step, &ctx()).await;
@@ -712,10 +712,10 @@ async fn block_public_access_revert_restores_a_partial_block_exactly() {
         json!({"configured": true, "BlockPublicAcls": true, "IgnorePublicAcls": false,
                "BlockPublicPolicy": true, "RestrictPublicBuckets": false})
     );
-    assert_eq!(pab(&c.s3(), "half-open").await, Some([true; 4]));
+    assert_eq!(pab(c.s3(), "half-open").await, Some([true; 4]));
     assert_eq!(revert(&c, &step, &done).await, RevertOutcome::Restored);
     assert_eq!(
-        pab(&c.s3(), "half-open").await,
+        pab(c.s3(), "half-open").await,
         Some([true, false, true, false])
     );
 }
@@ -732,15 +732,12 @@ async fn block_public_access_revert_reports_drift() {
         .unwrap();
     let step = block_bucket("drifty");
     let done = run(&c, &step, &ctx()).await;
-    put_pab(&c.s3(), "drifty", [true, true, false, true]).await;
+    put_pab(c.s3(), "drifty", [true, true, false, true]).await;
     match revert(&c, &step, &done).await {
         RevertOutcome::Drifted { reason } => assert!(reason.contains("drifty"), "{reason}"),
         other => panic!("expected drift, got {other:?}"),
     }
-    assert_eq!(
-        pab(&c.s3(), "drifty").await,
-        Some([true, true, false, true])
-    );
+    assert_eq!(pab(c.s3(), "drifty").await, Some([true, true, false, true]));
 }
 
 #[tokio::test]
@@ -759,7 +756,7 @@ async fn enforce_bucket_ownership_and_revert_restores_or_deletes() {
         .send()
         .await
         .unwrap();
-    put_ownership(&c.s3(), "acl-writer", "ObjectWriter").await;
+    put_ownership(c.s3(), "acl-writer", "ObjectWriter").await;
 
     let none = enforce_ownership("acl-none");
     let done_none = run(&c, &none, &ctx()).await;
@@ -772,19 +769,19 @@ async fn enforce_bucket_ownership_and_revert_restores_or_deletes() {
     );
     for b in ["acl-none", "acl-writer"] {
         assert_eq!(
-            ownership(&c.s3(), b).await,
+            ownership(c.s3(), b).await,
             Some(vec!["BucketOwnerEnforced".to_string()])
         );
     }
 
     assert_eq!(revert(&c, &none, &done_none).await, RevertOutcome::Restored);
-    assert_eq!(ownership(&c.s3(), "acl-none").await, None);
+    assert_eq!(ownership(c.s3(), "acl-none").await, None);
     assert_eq!(
         revert(&c, &writer, &done_writer).await,
         RevertOutcome::Restored
     );
     assert_eq!(
-        ownership(&c.s3(), "acl-writer").await,
+        ownership(c.s3(), "acl-writer").await,
         Some(vec!["ObjectWriter".to_string()])
     );
 }
@@ -820,7 +817,7 @@ async fn missing_user_and_bucket_are_not_found() {
     assert_not_found(&err, "NoSuchEntity", "iam:ListAccessKeys");
 
     // A user that exists but does not have that key.
-    create_user_with_keys(&c.iam(), "gina", 1).await;
+    create_user_with_keys(c.iam(), "gina", 1).await;
     let err = aws::capture(&c, &deactivate_key("gina", "AKIANOTHERS"), &ctx())
         .await
         .unwrap_err();
@@ -841,7 +838,7 @@ async fn missing_user_and_bucket_are_not_found() {
 #[tokio::test]
 async fn access_denied_is_forbidden_and_names_the_permission() {
     let (moto, admin) = moto_with_auth().await;
-    let keys = create_user_with_keys(&admin.iam(), "henry", 2).await;
+    let keys = create_user_with_keys(admin.iam(), "henry", 2).await;
     let narrow = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iam:ListAccessKeys", "Resource": "*"}]});
     let limited = user_holding(&moto, &admin, "hanko-narrow", &narrow).await;
@@ -863,10 +860,7 @@ async fn access_denied_is_forbidden_and_names_the_permission() {
         "{}",
         err.message
     );
-    assert_eq!(
-        key_statuses(&admin.iam(), "henry").await[&keys[0]],
-        "Active"
-    );
+    assert_eq!(key_statuses(admin.iam(), "henry").await[&keys[0]], "Active");
 
     // S3 denies too, with its own error shape.
     admin
@@ -1091,8 +1085,8 @@ async fn least_privilege_policy_is_enough_for_the_iam_and_s3_steps() {
     .await;
 
     // Targets, made by the admin.
-    let keys = create_user_with_keys(&admin.iam(), "ivan", 2).await;
-    create_role(&admin.iam(), "web").await;
+    let keys = create_user_with_keys(admin.iam(), "ivan", 2).await;
+    create_role(admin.iam(), "web").await;
     admin
         .s3()
         .create_bucket()
@@ -1100,7 +1094,7 @@ async fn least_privilege_policy_is_enough_for_the_iam_and_s3_steps() {
         .send()
         .await
         .unwrap();
-    put_pab(&admin.s3(), "public-one", [false, false, true, true]).await;
+    put_pab(admin.s3(), "public-one", [false, false, true, true]).await;
 
     let steps = [
         deactivate_key("ivan", &keys[0]),
@@ -1115,11 +1109,11 @@ async fn least_privilege_policy_is_enough_for_the_iam_and_s3_steps() {
         done.push(run(&hanko, step, &ctx()).await);
     }
     assert_eq!(
-        key_statuses(&admin.iam(), "ivan").await[&keys[0]],
+        key_statuses(admin.iam(), "ivan").await[&keys[0]],
         "Inactive"
     );
-    assert_eq!(key_statuses(&admin.iam(), "ivan").await[&keys[1]], "Active");
-    assert_eq!(pab(&admin.s3(), "public-one").await, Some([true; 4]));
+    assert_eq!(key_statuses(admin.iam(), "ivan").await[&keys[1]], "Active");
+    assert_eq!(pab(admin.s3(), "public-one").await, Some([true; 4]));
 
     for (step, d) in steps.iter().zip(&done).rev() {
         assert_eq!(
@@ -1129,20 +1123,20 @@ async fn least_privilege_policy_is_enough_for_the_iam_and_s3_steps() {
             step.action
         );
     }
-    assert_eq!(key_statuses(&admin.iam(), "ivan").await[&keys[0]], "Active");
+    assert_eq!(key_statuses(admin.iam(), "ivan").await[&keys[0]], "Active");
     assert_eq!(
-        user_policy(&admin.iam(), "ivan", SESSION_REVOKE_POLICY).await,
+        user_policy(admin.iam(), "ivan", SESSION_REVOKE_POLICY).await,
         None
     );
     assert_eq!(
-        role_policy_names(&admin.iam(), "web").await,
+        role_policy_names(admin.iam(), "web").await,
         Vec::<String>::new()
     );
     assert_eq!(
-        pab(&admin.s3(), "public-one").await,
+        pab(admin.s3(), "public-one").await,
         Some([false, false, true, true])
     );
-    assert_eq!(ownership(&admin.s3(), "public-one").await, None);
+    assert_eq!(ownership(admin.s3(), "public-one").await, None);
 
     // And the policy is not "allow everything": an action hanko never calls is denied.
     let err = hanko
@@ -1200,8 +1194,8 @@ async fn member_account_steps_run_through_the_assumed_role() {
     );
 
     // The same user name in both accounts.
-    let member_keys = create_user_with_keys(&member.iam(), "mallory", 2).await;
-    let own_keys = create_user_with_keys(&own.iam(), "mallory", 2).await;
+    let member_keys = create_user_with_keys(member.iam(), "mallory", 2).await;
+    let own_keys = create_user_with_keys(own.iam(), "mallory", 2).await;
     let arn = member
         .iam()
         .get_user()
@@ -1217,10 +1211,10 @@ async fn member_account_steps_run_through_the_assumed_role() {
 
     let step = deactivate_key("mallory", &member_keys[0]);
     run(&member, &step, &ctx()).await;
-    let m = key_statuses(&member.iam(), "mallory").await;
+    let m = key_statuses(member.iam(), "mallory").await;
     assert_eq!(m[&member_keys[0]], "Inactive");
     assert_eq!(m[&member_keys[1]], "Active");
-    let o = key_statuses(&own.iam(), "mallory").await;
+    let o = key_statuses(own.iam(), "mallory").await;
     assert_eq!(o.len(), 2);
     assert!(
         o.values().all(|s| s == "Active"),

@@ -376,10 +376,10 @@ async fn s3_8_remediation_blocks_exactly_the_three_failing_buckets_and_leaves_a_
     );
     assert_eq!(report.finding_id, g.key.encode());
     for b in failing {
-        assert_eq!(bucket_pab(&c.s3(), b).await, Some([true; 4]), "{b}");
+        assert_eq!(bucket_pab(c.s3(), b).await, Some([true; 4]), "{b}");
     }
     assert_eq!(
-        bucket_pab(&c.s3(), "bystander").await,
+        bucket_pab(c.s3(), "bystander").await,
         None,
         "bystander touched"
     );
@@ -393,7 +393,7 @@ async fn s3_8_remediation_blocks_exactly_the_three_failing_buckets_and_leaves_a_
 async fn iam_3_plans_only_the_old_key_when_the_user_has_a_new_one_too_without_a_warning() {
     let moto = moto::shared();
     let c = clients(&moto).await;
-    let keys = user_with_keys(&c.iam(), "amara", 2).await;
+    let keys = user_with_keys(c.iam(), "amara", 2).await;
     let (old, new) = (&keys[0], &keys[1]);
     assert!(old.1 < new.1, "moto gave both keys the same CreateDate");
     // "Now" is 90 days after the older key plus half the gap: the older key is over the age,
@@ -425,15 +425,15 @@ async fn iam_3_plans_only_the_old_key_when_the_user_has_a_new_one_too_without_a_
         "{:?}",
         outcomes(&report)
     );
-    assert_eq!(key_status(&c.iam(), "amara", &old.0).await, "Inactive");
-    assert_eq!(key_status(&c.iam(), "amara", &new.0).await, "Active");
+    assert_eq!(key_status(c.iam(), "amara", &old.0).await, "Inactive");
+    assert_eq!(key_status(c.iam(), "amara", &new.0).await, "Active");
 }
 
 #[tokio::test]
 async fn iam_3_plans_a_users_only_active_key_with_a_loud_warning() {
     let moto = moto::shared();
     let c = clients(&moto).await;
-    let keys = user_with_keys(&c.iam(), "bruno", 2).await;
+    let keys = user_with_keys(c.iam(), "bruno", 2).await;
     // bruno's older key is already Inactive: his newer key is his only active one.
     c.iam()
         .update_access_key()
@@ -470,7 +470,7 @@ async fn iam_3_plans_a_users_only_active_key_with_a_loud_warning() {
 async fn iam_3_without_an_old_key_or_with_a_deleted_user_is_not_offered() {
     let moto = moto::shared();
     let c = clients(&moto).await;
-    let keys = user_with_keys(&c.iam(), "cleo", 1).await;
+    let keys = user_with_keys(c.iam(), "cleo", 1).await;
     let now = keys[0].1 + Duration::days(10);
     let g = group(
         "IAM.3",
@@ -488,7 +488,7 @@ async fn iam_3_without_an_old_key_or_with_a_deleted_user_is_not_offered() {
     ] {
         assert!(reason.contains(want), "{want:?} not in {reason}");
     }
-    assert_eq!(key_status(&c.iam(), "cleo", &keys[0].0).await, "Active");
+    assert_eq!(key_status(c.iam(), "cleo", &keys[0].0).await, "Active");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,7 +502,7 @@ async fn s3_1_remediation_blocks_the_account_and_revert_restores_the_prior_setti
     let g = group("S3.1", &[("AwsAccount", "AWS::::Account:123456789012")]);
 
     // No account-level configuration at all: applied, then revert deletes it again.
-    assert_eq!(account_pab(&c.s3control()).await, None);
+    assert_eq!(account_pab(c.s3control()).await, None);
     let plan = plan_of(&c, &g, Utc::now()).await.expect("a plan");
     assert_eq!(plan.finding_id, format!("{ACCOUNT}/{REGION}/S3.1"));
     assert_eq!(plan.steps, vec![block_account_public_access_step(ACCOUNT)]);
@@ -514,7 +514,7 @@ async fn s3_1_remediation_blocks_the_account_and_revert_restores_the_prior_setti
         "{:?}",
         outcomes(&report)
     );
-    assert_eq!(account_pab(&c.s3control()).await, Some([true; 4]));
+    assert_eq!(account_pab(c.s3control()).await, Some([true; 4]));
     let reverted = world.revert(report.request_id).await;
     assert_eq!(
         reverted.state,
@@ -522,10 +522,10 @@ async fn s3_1_remediation_blocks_the_account_and_revert_restores_the_prior_setti
         "{:?}",
         outcomes(&reverted)
     );
-    assert_eq!(account_pab(&c.s3control()).await, None);
+    assert_eq!(account_pab(c.s3control()).await, None);
 
     // A partial prior setting: revert puts exactly that back.
-    put_account_pab(&c.s3control(), [true, false, true, false]).await;
+    put_account_pab(c.s3control(), [true, false, true, false]).await;
     let report = world.approve_and_run(plan).await;
     assert_eq!(
         report.state,
@@ -533,7 +533,7 @@ async fn s3_1_remediation_blocks_the_account_and_revert_restores_the_prior_setti
         "{:?}",
         outcomes(&report)
     );
-    assert_eq!(account_pab(&c.s3control()).await, Some([true; 4]));
+    assert_eq!(account_pab(c.s3control()).await, Some([true; 4]));
     let reverted = world.revert(report.request_id).await;
     assert_eq!(
         reverted.state,
@@ -542,7 +542,7 @@ async fn s3_1_remediation_blocks_the_account_and_revert_restores_the_prior_setti
         outcomes(&reverted)
     );
     assert_eq!(
-        account_pab(&c.s3control()).await,
+        account_pab(c.s3control()).await,
         Some([true, false, true, false])
     );
     world.store.verify_audit().expect("audit chain");
